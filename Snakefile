@@ -1,0 +1,20 @@
+# The workflow: simulate -> (train, infer, evaluate as their stages land). Run: snakemake --cores 8
+from snakemake.utils import min_version, validate
+
+min_version("8.0")
+
+
+configfile: "configs/default.yaml"
+
+
+validate(config, "configs/schema.yaml")
+
+
+include: "rules/common.smk"
+include: "rules/simulate.smk"
+
+
+rule all:
+    input:
+        expand("data/sim/{name}.h5", name=config["simulate"]["datasets"]),
+    default_target: True

@@ -1,0 +1,349 @@
+"""Particle sources and charge transport in silicon, for the simulator.
+
+Owns the Monte Carlo of what each source deposits in a fully depleted CCD: tritium betas from a
+sample on the back surface, X-ray conversions, cosmic muons, Compton electrons and alphas. Every
+source returns `Segments`: straight pieces of track, each with the energy it deposits in silicon.
+`simulate` turns segments into electrons, diffuses them and bins them into pixels.
+
+Coordinates are in micrometres: x along columns, y along rows, z the depth from the collection
+(front) side, so the back surface, where the sample sits, is at z = thickness.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from pipeline.config import (
+    AlphaConfig,
+    DetectorConfig,
+    ElectronConfig,
+    MuonConfig,
+    PhysicsConfig,
+    TritiumConfig,
+    XrayConfig,
+)
+
+ELECTRON_MASS_KEV = 510.99895  # CODATA 2018
+FINE_STRUCTURE = 7.2973525693e-3  # CODATA 2018
+HIGHLAND_MEV = (
+    13.6  # Highland multiple-scattering constant (PDG, Passage of particles through matter)
+)
+HIGHLAND_LOG = 0.038
+
+
+@dataclass
+class Segments:
+    """Straight track pieces from (x0, y0, z0) to (x1, y1, z1), um, depositing `energy_kev`."""
+
+    start: np.ndarray  # (n, 3)
+    end: np.ndarray  # (n, 3)
+    energy_kev: np.ndarray  # (n,)
+    event: np.ndarray  # (n,) index of the event within the frame
+    extra_sigma_um: np.ndarray  # (n,) lateral spread added to diffusion (plasma)
+
+    @classmethod
+    def empty(cls) -> Segments:
+        return cls(np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0), np.zeros(0, int), np.zeros(0))
+
+    @classmethod
+    def concat(cls, parts: list[Segments]) -> Segments:
+        if not parts:
+            return cls.empty()
+        return cls(
+            *(np.concatenate([getattr(p, f) for p in parts]) for f in cls.__dataclass_fields__)
+        )
+
+    def shifted(self, event_offset: int) -> Segments:
+        return Segments(
+            self.start, self.end, self.energy_kev, self.event + event_offset, self.extra_sigma_um
+        )
+
+
+# ---------------------------------------------------------------- spectra and ranges
+
+
+def beta_spectrum(kinetic_kev: np.ndarray, endpoint_kev: float, daughter_z: int) -> np.ndarray:
+    """Allowed beta spectrum dN/dT with the non-relativistic Fermi function (unnormalised)."""
+    t = np.clip(kinetic_kev, 1e-9, endpoint_kev)
+    total = t + ELECTRON_MASS_KEV
+    momentum = np.sqrt(total**2 - ELECTRON_MASS_KEV**2)
+    eta = daughter_z * FINE_STRUCTURE * total / momentum
+    fermi = 2 * np.pi * eta / (1 - np.exp(-2 * np.pi * eta))
+    return fermi * momentum * total * (endpoint_kev - t) ** 2
+
+
+def sample_beta_energies(n: int, cfg: TritiumConfig, rng: np.random.Generator) -> np.ndarray:
+    grid = np.linspace(0.0, cfg.endpoint_kev, 4097)
+    density = beta_spectrum(grid, cfg.endpoint_kev, cfg.daughter_z)
+    cdf = np.concatenate([[0.0], np.cumsum((density[1:] + density[:-1]) / 2)])
+    return np.interp(rng.random(n) * cdf[-1], cdf, grid)
+
+
+def electron_range_um(energy_kev: np.ndarray, physics: PhysicsConfig) -> np.ndarray:
+    """CSDA range, log-log interpolation of the configured table (power law outside it)."""
+    return _loglog(energy_kev, physics.electron_range_kev, physics.electron_range_um)
+
+
+def electron_energy_kev(range_um: np.ndarray, physics: PhysicsConfig) -> np.ndarray:
+    """Inverse of `electron_range_um`: the kinetic energy whose residual range is `range_um`."""
+    return _loglog(range_um, physics.electron_range_um, physics.electron_range_kev)
+
+
+def _loglog(x: np.ndarray, xs: list[float], ys: list[float]) -> np.ndarray:
+    x = np.asarray(x, dtype=float)
+    lx, ly = np.log(xs), np.log(ys)
+    safe = np.log(np.maximum(x, 1e-300))
+    inner = np.interp(safe, lx, ly)
+    low = ly[0] + (safe - lx[0]) * (ly[1] - ly[0]) / (lx[1] - lx[0])
+    high = ly[-1] + (safe - lx[-1]) * (ly[-1] - ly[-2]) / (lx[-1] - lx[-2])
+    out = np.exp(np.where(safe < lx[0], low, np.where(safe > lx[-1], high, inner)))
+    return np.where(x > 0, out, 0.0)
+
+
+def diffusion_sigma_um(depth_um: np.ndarray, physics: PhysicsConfig) -> np.ndarray:
+    """Lateral diffusion of charge created at depth z (DAMIC model, sigma^2 = -A ln|1 - b z|)."""
+    arg = np.abs(1.0 - physics.diffusion_b_per_um * np.asarray(depth_um, dtype=float))
+    return np.sqrt(np.maximum(-physics.diffusion_a_um2 * np.log(np.maximum(arg, 1e-12)), 0.0))
+
+
+# ---------------------------------------------------------------- directions
+
+
+def _isotropic_into_bulk(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Directions of particles emitted isotropically from the back surface into the bulk."""
+    cos = rng.random(n)
+    phi = rng.uniform(0, 2 * np.pi, n)
+    sin = np.sqrt(1 - cos**2)
+    return np.stack([sin * np.cos(phi), sin * np.sin(phi), -cos], axis=1)
+
+
+def _isotropic(n: int, rng: np.random.Generator) -> np.ndarray:
+    d = rng.normal(size=(n, 3))
+    return d / np.linalg.norm(d, axis=1, keepdims=True)
+
+
+def _deflect(direction: np.ndarray, theta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Rotate unit vectors by polar angles `theta` about a uniform azimuth."""
+    helper = np.where(np.abs(direction[:, :1]) < 0.9, [[1.0, 0, 0]], [[0, 1.0, 0]])
+    u = np.cross(direction, helper)
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    v = np.cross(direction, u)
+    phi = rng.uniform(0, 2 * np.pi, len(direction))[:, None]
+    t = theta[:, None]
+    new = np.cos(t) * direction + np.sin(t) * (np.cos(phi) * u + np.sin(phi) * v)
+    return new / np.linalg.norm(new, axis=1, keepdims=True)
+
+
+def _highland_theta0(energy_kev: np.ndarray, step_um: np.ndarray, x0_um: float) -> np.ndarray:
+    total = energy_kev + ELECTRON_MASS_KEV
+    pc = np.sqrt(np.maximum(total**2 - ELECTRON_MASS_KEV**2, 1e-12))
+    beta_pc_mev = pc * (pc / total) / 1000.0
+    t = np.maximum(step_um / x0_um, 1e-12)
+    return HIGHLAND_MEV / beta_pc_mev * np.sqrt(t) * np.maximum(1 + HIGHLAND_LOG * np.log(t), 0.1)
+
+
+# ---------------------------------------------------------------- transport
+
+
+def transport_electrons(
+    start: np.ndarray,
+    direction: np.ndarray,
+    energy_kev: np.ndarray,
+    physics: PhysicsConfig,
+    thickness_um: float,
+    rng: np.random.Generator,
+) -> Segments:
+    """Multiple-scattering random walk with continuous slowing down (CSDA), vectorised.
+
+    Each electron takes `electron_steps` steps of equal path length; the energy left after a step
+    is the one whose residual range matches. An electron that leaves the silicon deposits nothing
+    more (backscatter out of the back surface, or through the front).
+    """
+    n, k = len(energy_kev), physics.electron_steps
+    if n == 0:
+        return Segments.empty()
+    range0 = electron_range_um(energy_kev, physics)
+    step = range0 / k
+    residual = range0[:, None] * (1 - np.arange(k + 1) / k)[None, :]
+    node_energy = electron_energy_kev(residual, physics)
+    node_energy[:, 0], node_energy[:, -1] = energy_kev, 0.0
+    positions = np.empty((n, k + 1, 3))
+    positions[:, 0] = start
+    d = direction.copy()
+    for i in range(k):
+        positions[:, i + 1] = positions[:, i] + step[:, None] * d
+        theta = _highland_theta0(node_energy[:, i + 1], step, physics.radiation_length_um)
+        # space angle of a 2-D Gaussian with rms theta0 per projection: Rayleigh
+        d = _deflect(d, theta * np.sqrt(-2 * np.log(1 - rng.random(n))), rng)
+    inside = (positions[..., 2] >= 0) & (positions[..., 2] <= thickness_um)
+    alive = np.cumprod(inside, axis=1).astype(bool)[:, 1:]
+    deposit = (node_energy[:, :-1] - node_energy[:, 1:]) * alive
+    keep = deposit > 0
+    event = np.broadcast_to(np.arange(n)[:, None], (n, k))
+    return Segments(
+        positions[:, :-1][keep],
+        positions[:, 1:][keep],
+        deposit[keep],
+        event[keep],
+        np.zeros(int(keep.sum())),
+    )
+
+
+# ---------------------------------------------------------------- sources
+
+
+def _uniform_xy(n: int, det: DetectorConfig, rng: np.random.Generator) -> np.ndarray:
+    return np.stack(
+        [
+            rng.uniform(0, det.width * det.pixel_size_um, n),
+            rng.uniform(0, det.height * det.pixel_size_um, n),
+        ],
+        axis=1,
+    )
+
+
+def tritium_segments(
+    n: int,
+    cfg: TritiumConfig,
+    det: DetectorConfig,
+    physics: PhysicsConfig,
+    rng: np.random.Generator,
+) -> Segments:
+    """Betas from a sample on the back surface, entering the bulk isotropically."""
+    energy = sample_beta_energies(n, cfg, rng)
+    start = np.column_stack([_uniform_xy(n, det, rng), np.full(n, det.thickness_um)])
+    return transport_electrons(
+        start, _isotropic_into_bulk(n, rng), energy, physics, det.thickness_um, rng
+    )
+
+
+def electron_segments(
+    n: int,
+    cfg: ElectronConfig,
+    det: DetectorConfig,
+    physics: PhysicsConfig,
+    rng: np.random.Generator,
+) -> Segments:
+    """Compton electrons and betas: log-uniform energy, anywhere in the bulk, isotropic."""
+    low, high = np.log(cfg.energy_kev[0]), np.log(cfg.energy_kev[1])
+    energy = np.exp(rng.uniform(low, high, n))
+    start = np.column_stack([_uniform_xy(n, det, rng), rng.uniform(0, det.thickness_um, n)])
+    return transport_electrons(start, _isotropic(n, rng), energy, physics, det.thickness_um, rng)
+
+
+def xray_energies_and_depths(
+    n: int, cfg: XrayConfig, thickness_um: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Photon energy and conversion depth (um from the back surface) for X-rays from the back."""
+    weights = np.array([line.weight for line in cfg.lines] + [cfg.continuum_weight])
+    choice = rng.choice(len(weights), size=n, p=weights / weights.sum())
+    lines_kev = np.array([line.energy_kev for line in cfg.lines])
+    lines_att = np.array([line.attenuation_um for line in cfg.lines])
+    continuum = rng.uniform(*cfg.continuum_kev, n)
+    is_line = choice < len(cfg.lines)
+    line_index = np.minimum(choice, len(cfg.lines) - 1)
+    energy = np.where(is_line, lines_kev[line_index], continuum)
+    att_continuum = cfg.continuum_ref_attenuation_um * (continuum / cfg.continuum_ref_kev) ** 3
+    attenuation = np.where(is_line, lines_att[line_index], att_continuum)
+    # exponential conversion depth, truncated to the thickness (rate counts conversions in bulk)
+    survive = 1 - np.exp(-thickness_um / attenuation)
+    depth = -attenuation * np.log(1 - rng.random(n) * survive)
+    return energy, depth
+
+
+def xray_segments(
+    n: int, cfg: XrayConfig, det: DetectorConfig, rng: np.random.Generator
+) -> Segments:
+    """Point-like conversions (the photoelectron range is far below a pixel)."""
+    energy, depth = xray_energies_and_depths(n, cfg, det.thickness_um, rng)
+    point = np.column_stack([_uniform_xy(n, det, rng), det.thickness_um - depth])
+    return Segments(point, point.copy(), energy, np.arange(n), np.zeros(n))
+
+
+def muon_segments(
+    n: int,
+    cfg: MuonConfig,
+    det: DetectorConfig,
+    physics: PhysicsConfig,
+    rng: np.random.Generator,
+) -> Segments:
+    """Straight minimum-ionising tracks through the whole thickness.
+
+    Flux per solid angle ~ cos^2(zenith) through a horizontal sensor (one more cos for the
+    projected area): pdf(cos) ~ cos^3. Tracks longer than the frame diagonal add no pixels, so the
+    zenith angle is capped there. The total charge follows a Moyal (Landau-like) law with the
+    configured most probable value per um; segments share it by their own Moyal fluctuations.
+    """
+    if n == 0:
+        return Segments.empty()
+    diag = np.hypot(det.width, det.height) * det.pixel_size_um
+    cos_min = np.cos(np.arctan(diag / det.thickness_um))
+    u = rng.random(n)
+    cos = (cos_min**4 + u * (1 - cos_min**4)) ** 0.25
+    sin, phi = np.sqrt(1 - cos**2), rng.uniform(0, 2 * np.pi, n)
+    direction = np.stack([sin * np.cos(phi), sin * np.sin(phi), -cos], axis=1)
+    length = det.thickness_um / cos
+    centre = _uniform_xy(n, det, rng)
+    start = (
+        np.column_stack([centre, np.full(n, det.thickness_um / 2)])
+        - direction * length[:, None] / 2
+    )
+    pairs = stats.moyal.rvs(
+        loc=cfg.mpv_e_per_um * length,
+        scale=cfg.landau_width_e_per_um * length,
+        size=n,
+        random_state=rng,
+    )
+    n_seg = np.maximum(np.ceil(length / cfg.step_um).astype(int), 1)
+    event = np.repeat(np.arange(n), n_seg)
+    index = np.arange(n_seg.sum()) - np.repeat(np.cumsum(n_seg) - n_seg, n_seg)
+    seg_len = (length / n_seg)[event]
+    share = stats.moyal.rvs(
+        loc=cfg.mpv_e_per_um * seg_len,
+        scale=cfg.landau_width_e_per_um * seg_len,
+        size=len(event),
+        random_state=rng,
+    )
+    share = np.maximum(share, 0)
+    share /= np.bincount(event, share, minlength=n)[event]
+    seg_start = start[event] + direction[event] * (index * seg_len)[:, None]
+    seg_end = seg_start + direction[event] * seg_len[:, None]
+    energy = np.maximum(pairs, 0)[event] * share * physics.pair_energy_ev / 1000.0
+    return Segments(seg_start, seg_end, energy, event, np.zeros(len(event)))
+
+
+def alpha_range_um(energy_kev: np.ndarray, cfg: AlphaConfig) -> np.ndarray:
+    return cfg.range_ref_um * (np.asarray(energy_kev) / cfg.range_ref_kev) ** cfg.range_exponent
+
+
+def alpha_segments(
+    n: int, cfg: AlphaConfig, det: DetectorConfig, rng: np.random.Generator
+) -> Segments:
+    """Alphas from the back surface: straight tracks with a Bragg-curve energy profile.
+
+    With R = R_ref (E/E_ref)^p the energy left after path s is E0 (1 - s/R)^(1/p), so each of the
+    equal-length segments deposits the drop of that curve across it (most at the end).
+    """
+    if n == 0:
+        return Segments.empty()
+    energy = rng.uniform(*cfg.energy_kev, n)
+    total_range = alpha_range_um(energy, cfg)
+    direction = _isotropic_into_bulk(n, rng)
+    start = np.column_stack([_uniform_xy(n, det, rng), np.full(n, det.thickness_um)])
+    fractions = np.arange(cfg.steps + 1) / cfg.steps
+    node_energy = energy[:, None] * (1 - fractions[None, :]) ** (1 / cfg.range_exponent)
+    nodes = (
+        start[:, None, :] + direction[:, None, :] * (total_range[:, None] * fractions)[..., None]
+    )
+    event = np.repeat(np.arange(n), cfg.steps)
+    deposit = (node_energy[:, :-1] - node_energy[:, 1:]).ravel()
+    return Segments(
+        nodes[:, :-1].reshape(-1, 3),
+        nodes[:, 1:].reshape(-1, 3),
+        deposit,
+        event,
+        np.full(len(event), cfg.plasma_sigma_um),
+    )

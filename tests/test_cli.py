@@ -1,0 +1,122 @@
+"""`python -m pipeline <stage>`: flags map to config keys, help says what a stage reads and
+writes, bad input ends in one line on stderr and exit status 2 with no output file."""
+
+import subprocess
+import sys
+
+import pytest
+from pydantic import BaseModel
+
+from pipeline.cli import STAGES, build_parser, main
+from pipeline.config import Config
+
+
+def _has_key(model: type[BaseModel], dotted: str) -> bool:
+    for part in dotted.split("."):
+        field = model.model_fields.get(part)
+        if field is None:
+            return False
+        model = field.annotation
+    return True
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_flag_maps_to_a_config_key(stage):
+    for flag in STAGES[stage].flags:
+        assert _has_key(Config, flag.key), f"{stage} {flag.name} -> {flag.key}"
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_help_says_what_the_stage_reads_and_writes(stage, capsys):
+    with pytest.raises(SystemExit) as info:
+        build_parser().parse_args([stage, "--help"])
+    assert info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "Reads:" in text and "Writes:" in text
+    for flag in STAGES[stage].flags:
+        assert f"[config: {flag.key}]" in text
+
+
+def test_simulate_command_writes_hdf5_and_root(tmp_path, capsys):
+    out = tmp_path / "s.h5"
+    code = main(
+        [
+            "simulate",
+            "--out",
+            str(out),
+            "--frames",
+            "1",
+            "--seed",
+            "3",
+            "--root",
+            "--height",
+            "48",
+            "--width",
+            "40",
+        ]
+    )
+    assert code == 0
+    assert out.is_file() and out.with_suffix(".root").is_file()
+    assert code == main(["inspect", "--input", str(out.with_suffix(".root"))])
+    summary = capsys.readouterr().out
+    assert "format: root" in summary and "- 48" in summary and "- 40" in summary
+
+
+def test_set_overrides_any_key(tmp_path):
+    out = tmp_path / "s.h5"
+    assert (
+        main(
+            [
+                "simulate",
+                "--out",
+                str(out),
+                "--frames",
+                "1",
+                "--set",
+                "detector.height=16",
+                "--set",
+                "detector.width=24",
+            ]
+        )
+        == 0
+    )
+    assert out.is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "pattern"),
+    [
+        (["--set", "detector.hieght=5"], "unknown config key 'detector.hieght'"),
+        (["--height", "-4"], "config key 'detector.height'"),
+        (["--set", "simulate.frames=0"], "config key 'simulate.frames'"),
+    ],
+)
+def test_bad_config_through_cli_is_one_line_and_writes_nothing(tmp_path, capsys, args, pattern):
+    out = tmp_path / "s.h5"
+    assert main(["simulate", "--out", str(out), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and pattern in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unwritable_output_directory_is_one_line(tmp_path, capsys):
+    blocker = tmp_path / "not_a_dir"
+    blocker.write_text("a file where the output directory should be")
+    out = blocker / "sub" / "s.h5"
+    code = main(["simulate", "--out", str(out), "--frames", "1", "--height", "16", "--width", "16"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and str(blocker) in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["not_a_dir"]
+
+
+def test_inspect_missing_file_through_python_m(tmp_path):
+    missing = tmp_path / "absent.h5"
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", "inspect", "--input", str(missing)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and str(missing) in result.stderr
+    assert "Traceback" not in result.stderr

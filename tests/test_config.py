@@ -1,0 +1,81 @@
+"""The one config system: defaults, merging, one-line errors, and the schema kept in sync."""
+
+import jsonschema
+import pytest
+import yaml
+
+from pipeline.config import (
+    DEFAULT_CONFIG,
+    SCHEMA_PATH,
+    Config,
+    ConfigError,
+    json_schema,
+    load_config,
+)
+
+
+def test_default_config_loads_into_typed_models():
+    cfg = load_config()
+    assert isinstance(cfg, Config)
+    assert cfg.classes == ["background", "muon", "electron", "tritium", "xray", "alpha"]
+    assert cfg.physics.pair_energy_ev == 3.75
+    assert cfg.detector.thickness_um == 675.0
+
+
+def test_committed_schema_is_generated_from_the_models():
+    assert yaml.safe_load(SCHEMA_PATH.read_text()) == json_schema()
+
+
+def test_schema_accepts_default_and_rejects_unknown_keys():
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    default = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    jsonschema.validate(default, schema)
+    default["detector"]["hieght"] = 5
+    with pytest.raises(jsonschema.ValidationError, match="hieght"):
+        jsonschema.validate(default, schema)
+
+
+def test_user_file_is_merged_over_the_default(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("detector:\n  readout_noise_e: 0.15\nsimulate:\n  frames: 7\n")
+    cfg = load_config(path)
+    assert cfg.detector.readout_noise_e == 0.15
+    assert cfg.simulate.frames == 7
+    assert cfg.detector.thickness_um == 675.0  # untouched keys keep their default
+
+
+@pytest.mark.parametrize(
+    ("text", "pattern"),
+    [
+        (
+            "detector:\n  hieght: 5\n",
+            r"unknown config key 'detector\.hieght' \(valid keys here: .*height",
+        ),
+        ("detector:\n  height: -5\n", r"config key 'detector\.height': .*greater than 0"),
+        ("detector:\n  height: lots\n", r"config key 'detector\.height': .*integer"),
+        ("physics:\n  electron_range_um: [3, 2]\n", r"config key 'physics'.*same length"),
+        ("classes: [a, a]\n", r"class names must be unique"),
+        ("- just\n- a list\n", r"top level must be a mapping"),
+        ("detector: [unclosed\n", r"not valid YAML"),
+    ],
+)
+def test_bad_config_is_one_line_naming_file_and_key(tmp_path, text, pattern):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=pattern) as info:
+        load_config(path)
+    message = str(info.value)
+    assert message.startswith(str(path))
+    assert "\n" not in message
+
+
+def test_missing_config_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match=r"nope\.yaml: config file not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_overrides_use_dotted_keys_and_are_validated():
+    cfg = load_config(overrides={"detector.height": 64, "sources.alpha.rate_per_frame": 0})
+    assert cfg.detector.height == 64 and cfg.sources.alpha.rate_per_frame == 0
+    with pytest.raises(ConfigError, match=r"unknown config key 'sources\.alfa'"):
+        load_config(overrides={"sources.alfa.rate_per_frame": 1})
