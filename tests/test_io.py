@@ -17,6 +17,7 @@ from astropy.io import fits
 from pipeline import io as pio
 from pipeline.config import load_config
 from pipeline.io import FrameFileError, FrameWriter, atomic_output, open_frames, write_map
+from pipeline.io import write as pio_write
 
 CFG = load_config()
 IO = CFG.io
@@ -264,7 +265,7 @@ def test_write_map_round_trip_and_atomicity(tmp_path: Path, monkeypatch) -> None
         write_map(tmp_path / "m2.h5", labels, CLASSES, "in.h5", probs[:, :5])
     with pytest.raises(ValueError, match="labels must be"):
         write_map(tmp_path / "m2.h5", labels[0], CLASSES, "in.h5")
-    monkeypatch.setattr(pio, "_h5_names", lambda *a: 1 / 0)
+    monkeypatch.setattr(pio_write, "_h5_class_names", lambda *a: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         write_map(tmp_path / "m2.h5", labels, CLASSES, "in.h5")
     assert [p.name for p in tmp_path.iterdir()] == ["map.h5"]

@@ -1,0 +1,26 @@
+"""Frame and map files: reading, writing and checking them (the contract of FRAME_FORMAT.md).
+
+This module owns every byte the pipeline reads or writes for frames and maps:
+- format detection by magic bytes (HDF5, ROOT, FITS including fpack ``.fz``);
+- lazy readers that expose a frame stack as a dask array (`open_frames` -> `FrameFile`);
+- class matching by name: labels and event classes are remapped to the caller's class order;
+- input validation at open time, every problem a one-line `FrameFileError` naming the file;
+- atomic writers (`FrameWriter` for HDF5/ROOT frame files, `write_map` for map files), built on
+  `atomic_output`: a temporary file in the same directory, renamed into place only on success.
+"""
+
+from pipeline.io.base import EVENT_COLUMNS, FORMATS, FrameFile, FrameFileError
+from pipeline.io.read import detect_format, open_frames
+from pipeline.io.write import FrameWriter, atomic_output, write_map
+
+__all__ = [
+    "EVENT_COLUMNS",
+    "FORMATS",
+    "FrameFile",
+    "FrameFileError",
+    "FrameWriter",
+    "atomic_output",
+    "detect_format",
+    "open_frames",
+    "write_map",
+]

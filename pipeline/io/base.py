@@ -1,0 +1,83 @@
+"""Shared pieces of frame-file I/O: the error type, the open-file record, small helpers."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import h5py
+import numpy as np
+
+FORMATS = ("hdf5", "root", "fits")
+EVENT_COLUMNS = {
+    "frame": "int32",
+    "instance": "int32",
+    "class": "uint8",
+    "energy_kev": "float64",
+    "x": "float64",
+    "y": "float64",
+    "depth_um": "float64",
+}
+DEFAULT_ATTRS = {"gain_adu_per_e": 1.0, "pixel_size_um": 15.0}
+ROOT_BLOCK = 16
+
+
+class FrameFileError(Exception):
+    """Bad input file. str(e) is ONE line that starts with the file path, says what is wrong and,
+    where relevant, what exists instead."""
+
+    def __init__(self, path: str | Path, message: str) -> None:
+        super().__init__(f"{path}: {' '.join(str(message).split())}")
+
+
+def one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def is_numeric(dtype: np.dtype) -> bool:
+    return dtype.kind in "iuf"
+
+
+def dtype_name(dtype: np.dtype) -> str:
+    if h5py.check_string_dtype(dtype):
+        return f"string ({'variable-length' if dtype.kind == 'O' else dtype.str})"
+    return str(dtype)
+
+
+@dataclass
+class FrameFile:
+    """An open frame file: lazy arrays plus the truth and attributes it carries."""
+
+    path: Path
+    format: str
+    frames: da.Array
+    labels: da.Array | None = None
+    instances: da.Array | None = None
+    events: dict[str, np.ndarray] | None = None
+    class_names: list[str] | None = None
+    attrs: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_ATTRS))
+    overscan: da.Array | None = None
+    _handles: list[Any] = field(default_factory=list, repr=False)
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.frames.shape[0])
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        n, h, w = self.frames.shape
+        return int(n), int(h), int(w)
+
+    def close(self) -> None:
+        while self._handles:
+            with contextlib.suppress(Exception):
+                self._handles.pop().close()
+
+    def __enter__(self) -> FrameFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

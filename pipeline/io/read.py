@@ -1,0 +1,142 @@
+"""Opening a frame file: format detection, validation and class matching by name."""
+
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+
+from pipeline.config import IOConfig
+from pipeline.io.base import FORMATS, FrameFile, FrameFileError, one_line
+from pipeline.io.formats import open_fits, open_hdf5, open_root
+
+_HDF5_MAGIC, _ROOT_MAGIC, _FITS_MAGIC = b"\x89HDF\r\n\x1a\n", b"root", b"SIMPLE  ="
+
+
+def detect_format(path: Path) -> str:
+    """'hdf5', 'root' or 'fits', from the file's magic bytes (never from its extension)."""
+    path = Path(path)
+    if not path.exists():
+        raise FrameFileError(path, "no such file")
+    if path.is_dir():
+        raise FrameFileError(path, "is a directory, not a frame file")
+    size = path.stat().st_size
+    if size == 0:
+        raise FrameFileError(path, "file is empty (0 bytes)")
+    with path.open("rb") as fh:
+        head = fh.read(16)
+        offset = 512
+        while head[:8] != _HDF5_MAGIC and offset + 8 <= size:  # HDF5 user block: 512, 1024, ...
+            fh.seek(offset)
+            if fh.read(8) == _HDF5_MAGIC:
+                return "hdf5"
+            offset *= 2
+    for fmt, magic in (("hdf5", _HDF5_MAGIC), ("root", _ROOT_MAGIC), ("fits", _FITS_MAGIC)):
+        if head.startswith(magic):
+            return fmt
+    raise FrameFileError(
+        path, f"unknown file format (supported: {', '.join(FORMATS)}); first bytes {head!r}"
+    )
+
+
+def open_frames(path: str | Path, io: IOConfig, classes: Sequence[str] | None = None) -> FrameFile:
+    """Open a frame file of any supported format lazily, validate it and match its classes."""
+    path = Path(path)
+    fmt = detect_format(path)
+    handles: list[Any] = []
+    opener = {"hdf5": open_hdf5, "root": open_root, "fits": open_fits}[fmt]
+    try:
+        ff = opener(path, io, handles)
+        _validate(ff, io, classes)
+        return ff
+    except BaseException as exc:
+        for handle in handles:
+            with contextlib.suppress(Exception):
+                handle.close()
+        if isinstance(exc, FrameFileError) or not isinstance(exc, Exception):
+            raise
+        raise FrameFileError(
+            path,
+            f"cannot read {fmt} file (truncated or corrupt?): "
+            f"{type(exc).__name__}: {one_line(exc)}",
+        ) from None
+
+
+def _scan(arr: da.Array, is_bad: Callable[[np.ndarray], np.ndarray]) -> tuple[int, Any, Counter]:
+    """Stream over `arr` one chunk row at a time: how many bad values, where the first is, which."""
+    count, first, values, start = 0, None, Counter(), 0
+    for n in arr.chunks[0]:
+        block = np.asarray(arr[start : start + n].compute())
+        mask = is_bad(block)
+        if mask.any():
+            if first is None:
+                f, r, c = np.argwhere(mask)[0]
+                first = f"frame {start + f}, row {r}, column {c}"
+            vals, counts = np.unique(block[mask], return_counts=True)
+            values.update({str(v): int(k) for v, k in zip(vals.tolist(), counts, strict=True)})
+            count += int(mask.sum())
+        start += n
+    return count, first, values
+
+
+def _validate(ff: FrameFile, io: IOConfig, classes: Sequence[str] | None) -> None:
+    path, names = ff.path, ff.class_names
+    if ff.labels is not None and ff.labels.shape != ff.frames.shape:
+        raise FrameFileError(
+            path, f"labels shape {ff.labels.shape} differs from frames shape {ff.frames.shape}"
+        )
+    if ff.instances is not None and ff.instances.dtype.kind not in "iu":
+        raise FrameFileError(path, f"instances dtype {ff.instances.dtype} is not integer")
+    for what, present in (("labels", ff.labels is not None), ("events", ff.events is not None)):
+        if present and names is None:
+            raise FrameFileError(path, f"{what} present but attr class_names missing")
+    if io.check_finite and ff.frames.dtype.kind == "f":
+        count, first, values = _scan(ff.frames, lambda b: ~np.isfinite(b))
+        if count:
+            kinds = ", ".join(f"{k} {v}" for k, v in sorted(values.items()))
+            raise FrameFileError(
+                path, f"{count} non-finite pixel values ({kinds}); first at {first}"
+            )
+    if names is None:
+        return
+    if ff.labels is not None:
+        if ff.labels.dtype.kind not in "iu":
+            raise FrameFileError(path, f"labels dtype {ff.labels.dtype} is not integer")
+        count, first, values = _scan(ff.labels, lambda b: (b < 0) | (b >= len(names)))
+        if count:
+            bad = sorted(int(v) for v in values)[:10]
+            raise FrameFileError(
+                path,
+                f"{count} label values outside the class list "
+                f"(0..{len(names) - 1}, {names}): values {bad}; "
+                f"first at {first}",
+            )
+    _match_classes(ff, names, classes)
+
+
+def _match_classes(ff: FrameFile, names: list[str], classes: Sequence[str] | None) -> None:
+    if ff.events is not None and "class" in ff.events:
+        ecls = ff.events["class"]
+        if ecls.size and (ecls.min() < 0 or ecls.max() >= len(names)):
+            raise FrameFileError(ff.path, f"event class values outside the class list {names}")
+    if classes is None:
+        if ff.labels is not None:
+            ff.labels = ff.labels.astype(np.uint8)
+        return
+    unknown = [n for n in names if n not in classes]
+    if unknown:
+        raise FrameFileError(
+            ff.path,
+            f"class names {unknown} of the file are not in the expected classes {list(classes)}",
+        )
+    lut = np.array([list(classes).index(n) for n in names], dtype=np.uint8)
+    if ff.labels is not None:
+        ff.labels = ff.labels.map_blocks(lambda b: lut[b], dtype=np.uint8)
+    if ff.events is not None and "class" in ff.events:
+        ff.events["class"] = lut[ff.events["class"]]
+    ff.class_names = list(classes)

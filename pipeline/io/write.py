@@ -1,0 +1,256 @@
+"""Atomic writers: frame files (HDF5, ROOT) and map files (HDF5)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import h5py
+import numpy as np
+import uproot
+
+from pipeline.config import IOConfig
+from pipeline.io.base import DEFAULT_ATTRS, EVENT_COLUMNS, ROOT_BLOCK
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to `path`; rename it over `path` on success, delete on error."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        yield tmp
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)
+
+
+def _h5_dataset(parent: h5py.Group, name: str, data: Any = None, **kw: Any) -> h5py.Dataset:
+    if kw.get("chunks"):
+        kw.update(compression="gzip", compression_opts=1, shuffle=True)
+    return parent.create_dataset(name, data=data, track_times=False, **kw)
+
+
+def _h5_group(parent: h5py.Group, name: str) -> h5py.Group:
+    gcpl = h5py.h5p.create(h5py.h5p.GROUP_CREATE)
+    gcpl.set_obj_track_times(False)
+    return h5py.Group(h5py.h5g.create(parent.id, name.encode(), gcpl=gcpl))
+
+
+def _h5_class_names(obj: h5py.File, names: Sequence[str]) -> None:
+    obj.attrs.create("class_names", list(names), dtype=h5py.string_dtype("utf-8"))
+
+
+class FrameWriter:
+    """Append-only writer of a frame file, HDF5 or ROOT (chosen from the suffix: .h5/.hdf5 or
+    .root; anything else is a ValueError naming the path). Atomic: writes to a temporary name in
+    the same directory and renames it over the final path on successful close; on any exception
+    inside the with-block, or if abort() is called, the temporary file is deleted."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        io: IOConfig,
+        height: int,
+        width: int,
+        frame_dtype: str = "float32",
+        class_names: Sequence[str] | None = None,
+        attrs: Mapping[str, Any] | None = None,
+        with_truth: bool = False,
+    ) -> None:
+        self.path, self.io, self.hw = Path(path), io, (int(height), int(width))
+        suffix = self.path.suffix.lower()
+        if suffix not in (".h5", ".hdf5", ".root"):
+            raise ValueError(f"{self.path}: unsupported output suffix (use .h5, .hdf5 or .root)")
+        if with_truth and not class_names:
+            raise ValueError(f"{self.path}: with_truth=True needs class_names")
+        self.kind = "root" if suffix == ".root" else "hdf5"
+        self.dtype, self.with_truth, self.n = np.dtype(frame_dtype), with_truth, 0
+        self.class_names = list(class_names) if class_names else None
+        self._events: list[dict[str, np.ndarray]] = []
+        self._batch: list[tuple[np.ndarray, np.ndarray | None]] = []
+        self._atomic = atomic_output(self.path)
+        tmp = self._atomic.__enter__()
+        try:
+            hdf5 = self.kind == "hdf5"
+            self._file = self.open_hdf5(tmp, attrs) if hdf5 else self.open_root(tmp)
+        except BaseException as exc:
+            self._atomic.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+
+    def open_hdf5(self, tmp: Path, attrs: Mapping[str, Any] | None) -> h5py.File:
+        f = h5py.File(tmp, "w", libver="earliest")
+        meta = {**DEFAULT_ATTRS, "readout_noise_e": 0.0, "units": "ADU", **(attrs or {})}
+        for key, value in meta.items():
+            f.attrs[key] = value
+        if self.class_names:
+            _h5_class_names(f, self.class_names)
+        shape, chunks = (0, *self.hw), (1, *self.hw)
+        names = [(self.io.frames_dataset, self.dtype)]
+        if self.with_truth:
+            names += [(self.io.labels_dataset, "uint8"), (self.io.instances_dataset, "int32")]
+        for name, dtype in names:
+            _h5_dataset(f, name, shape=shape, maxshape=(None, *self.hw), chunks=chunks, dtype=dtype)
+        return f
+
+    def open_root(self, tmp: Path) -> Any:
+        f = uproot.recreate(tmp)
+        if self.class_names:
+            f["class_names"] = ",".join(self.class_names)
+        image = "var * float64" if self.dtype == np.float64 else "var * float32"
+        types = {"image": image, "height": "int32", "width": "int32"}
+        if self.with_truth:
+            types["labels"] = "var * uint8"
+        f.mktree(self.io.root_tree, types)
+        return f
+
+    def append(
+        self,
+        frame: np.ndarray,
+        labels: np.ndarray | None = None,
+        instances: np.ndarray | None = None,
+        events: Mapping[str, np.ndarray] | None = None,
+    ) -> None:
+        """Append one (H, W) frame and, with truth, its labels, instances and event rows."""
+        arrays = {"frame": frame, "labels": labels, "instances": instances}
+        for what, arr in arrays.items():
+            if arr is not None and np.shape(arr) != self.hw:
+                raise ValueError(f"{self.path}: {what} shape {np.shape(arr)} != {self.hw}")
+        if self.with_truth and labels is None:
+            raise ValueError(f"{self.path}: with_truth=True needs labels for every frame")
+        n_cls = len(self.class_names or [])
+        if labels is not None and n_cls and not 0 <= np.min(labels) <= np.max(labels) < n_cls:
+            raise ValueError(f"{self.path}: label values outside class_names {self.class_names}")
+        if events is not None:
+            unknown = set(events) - set(EVENT_COLUMNS)
+            missing = set(EVENT_COLUMNS) - {"frame"} - set(events)
+            if unknown or missing:
+                raise ValueError(
+                    f"{self.path}: event columns: unknown {sorted(unknown)}, "
+                    f"missing {sorted(missing)}"
+                )
+            cols = {
+                c: np.asarray(events[c], dtype=t) for c, t in EVENT_COLUMNS.items() if c != "frame"
+            }
+            if len({len(v) for v in cols.values()}) > 1:
+                raise ValueError(f"{self.path}: event columns differ in length")
+            cols["frame"] = np.full(len(cols["class"]), self.n, np.int32)
+            self._events.append(cols)
+        if self.kind == "root":
+            self._batch.append((np.array(frame), None if labels is None else np.array(labels)))
+            if len(self._batch) >= ROOT_BLOCK:
+                self._flush_root()
+        else:
+            self._append_hdf5(frame, labels, instances)
+        self.n += 1
+
+    def _append_hdf5(
+        self, frame: np.ndarray, labels: np.ndarray | None, instances: np.ndarray | None
+    ) -> None:
+        items = [(self.io.frames_dataset, frame)]
+        if self.with_truth:
+            inst = np.zeros(self.hw, np.int32) if instances is None else instances
+            items += [(self.io.labels_dataset, labels), (self.io.instances_dataset, inst)]
+        for name, arr in items:
+            ds = self._file[name]
+            ds.resize(self.n + 1, axis=0)
+            ds[self.n] = np.asarray(arr).astype(ds.dtype)
+
+    def _flush_root(self) -> None:
+        if not self._batch:
+            return
+        size, n = self.hw[0] * self.hw[1], len(self._batch)
+        image_dtype = np.float64 if self.dtype == np.float64 else np.float32
+        data = {
+            "image": ak.unflatten(
+                np.concatenate([f.ravel() for f, _ in self._batch]).astype(image_dtype),
+                np.full(n, size),
+            ),
+            "height": np.full(n, self.hw[0], np.int32),
+            "width": np.full(n, self.hw[1], np.int32),
+        }
+        if self.with_truth:
+            flat = np.concatenate([lab.ravel() for _, lab in self._batch]).astype(np.uint8)
+            data["labels"] = ak.unflatten(flat, np.full(n, size))
+        self._file[self.io.root_tree].extend(data)
+        self._batch = []
+
+    def close(self) -> None:
+        """Finish the file and move it into place."""
+        if self._file is None:
+            return
+        try:
+            if self.kind == "root":
+                self._flush_root()
+            elif self.with_truth or self._events:
+                group = _h5_group(self._file, self.io.events_group)
+                for col, dtype in EVENT_COLUMNS.items():
+                    parts = [e[col] for e in self._events]
+                    _h5_dataset(group, col, np.concatenate(parts) if parts else np.zeros(0, dtype))
+            self._file.close()
+        except BaseException as exc:
+            self._file = None
+            self._atomic.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        self._file = None
+        self._atomic.__exit__(None, None, None)
+
+    def abort(self) -> None:
+        """Drop everything written so far; no output file appears."""
+        if self._file is None:
+            return
+        with contextlib.suppress(Exception):
+            self._file.close()
+        self._file = None
+        exc = RuntimeError("aborted")
+        self._atomic.__exit__(RuntimeError, exc, None)
+
+    def __enter__(self) -> FrameWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def write_map(
+    path: str | Path,
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    source: str | Path,
+    probabilities: np.ndarray | None = None,
+) -> None:
+    """Write a map file (labels, optional float16 probabilities, class_names, source) atomically."""
+    labels = np.asarray(labels)
+    if labels.ndim != 3:
+        raise ValueError(f"{path}: labels must be (N, H, W), got shape {labels.shape}")
+    if labels.size and (labels.min() < 0 or labels.max() >= len(class_names)):
+        raise ValueError(
+            f"{path}: label values {labels.min()}..{labels.max()} outside "
+            f"class_names {list(class_names)}"
+        )
+    n, h, w = labels.shape
+    if probabilities is not None and np.shape(probabilities) != (n, len(class_names), h, w):
+        raise ValueError(
+            f"{path}: probabilities shape {np.shape(probabilities)} != (N, C, H, W) = "
+            f"{(n, len(class_names), h, w)}"
+        )
+    with atomic_output(path) as tmp, h5py.File(tmp, "w", libver="earliest") as f:
+        _h5_dataset(f, "labels", labels.astype(np.uint8), chunks=(1, h, w) if n else None)
+        if probabilities is not None:
+            _h5_dataset(
+                f,
+                "probabilities",
+                np.asarray(probabilities, dtype=np.float16),
+                chunks=(1, len(class_names), h, w) if n else None,
+            )
+        _h5_class_names(f, class_names)
+        f.attrs["source"] = str(source)
