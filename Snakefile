@@ -1,4 +1,4 @@
-# The workflow: simulate -> (train, infer, evaluate as their stages land). Run: snakemake --cores 8
+# The workflow: simulate -> train (infer, evaluate as their stages land). Run: snakemake --cores 8
 from snakemake.utils import min_version, validate
 
 min_version("8.0")
@@ -12,9 +12,11 @@ validate(config, "configs/schema.yaml")
 
 include: "rules/common.smk"
 include: "rules/simulate.smk"
+include: "rules/train.smk"
 
 
 rule all:
     input:
         expand("data/sim/{name}.h5", name=config["simulate"]["datasets"]),
+        "results/model/best.pt",
     default_target: True

@@ -19,6 +19,7 @@ import yaml
 
 from pipeline.config import Config, ConfigError, load_config
 from pipeline.io import FrameFileError
+from pipeline.model import CheckpointError
 
 EXIT_BAD_INPUT = 2
 
@@ -30,6 +31,7 @@ class Flag:
     help: str
     type: Callable[[str], Any] = str
     action: str | None = None
+    nargs: str | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,22 @@ def _run_inspect(config: Config) -> None:
         raise ConfigError("config key 'inspect.input' is not set (give --input FILE)")
     with open_frames(config.inspect.input, config.io, config.classes) as frames:
         print(yaml.safe_dump(describe(frames), sort_keys=False), end="")
+
+
+def _run_train(config: Config) -> None:
+    from pipeline.train import train
+
+    result = train(config)
+    state = result.state
+    print(
+        f"best macro IoU {state.best_metric:.4f} at epoch {state.best_epoch}; "
+        f"model: {result.out / 'best.pt'}"
+    )
+    if config.tracking.enabled and state.run_id:
+        print(
+            f"MLflow run {state.run_id} in {config.tracking.uri} "
+            f"(mlflow ui --backend-store-uri {config.tracking.uri})"
+        )
 
 
 def describe(frames: Any) -> dict[str, Any]:
@@ -112,6 +130,25 @@ STAGES: dict[str, Stage] = {
         run=_run_inspect,
         flags=(Flag("--input", "inspect.input", "frame file to open"),),
     ),
+    "train": Stage(
+        help="train the U-Net on labelled frame files",
+        description=(
+            "Reads: labelled frame files (HDF5, ROOT or FITS), calibrated to electrons. Writes: "
+            "OUT/last.pt (every epoch, with the state to resume), OUT/best.pt (weights and model "
+            "card), OUT/model_card.json, OUT/training_curves.png, and an MLflow run."
+        ),
+        run=_run_train,
+        flags=(
+            Flag("--frames", "train.frames", "training frame files", nargs="+"),
+            Flag("--val-frames", "train.val_frames", "validation frame files", nargs="*"),
+            Flag("--out", "train.out", "output directory"),
+            Flag("--resume", "train.resume", "continue from OUT/last.pt", action="store_true"),
+            Flag("--epochs", "train.epochs", "number of epochs", int),
+            Flag("--seed", "train.seed", "random seed", int),
+            Flag("--device", "train.device", "auto, cpu or cuda"),
+            Flag("--tracking-uri", "tracking.uri", "MLflow tracking URI"),
+        ),
+    ),
 }
 
 
@@ -142,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
                 kwargs["action"] = flag.action
             else:
                 kwargs["type"] = flag.type
+            if flag.nargs:
+                kwargs["nargs"] = flag.nargs
             p.add_argument(flag.name, dest=flag.key, **kwargs)
     return parser
 
@@ -160,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(args.config, overrides_from(args))
         STAGES[args.stage].run(config)
-    except (ConfigError, FrameFileError, OSError) as exc:
+    except (ConfigError, FrameFileError, CheckpointError, OSError) as exc:
         message = " ".join(str(exc).split())
         print(f"pipeline {args.stage}: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -127,6 +127,7 @@ class SourcesConfig(Section):
 class SimDataset(Section):
     frames: int = Field(gt=0)
     seed: int = Field(ge=0)
+    overrides: dict[str, Any] = Field(default_factory=dict)
 
 
 class SimulateConfig(Section):
@@ -159,6 +160,93 @@ class InspectConfig(Section):
     input: str | None
 
 
+class CalibrateConfig(Section):
+    pedestal: Literal["rows", "overscan"]
+    gain: Literal["file", "config", "fe55"]
+    gain_adu_per_e: float = Field(gt=0)
+    fe55_kev: float = Field(gt=0)
+    noise_clip_sigma: float = Field(gt=0)
+    hot_pixel_sigma: float = Field(gt=0)
+    hot_column_sigma: float = Field(gt=0)
+
+
+class NormaliseConfig(Section):
+    kind: Literal["asinh_noise"]
+    noise_multiple: float = Field(gt=0)
+    divisor: float = Field(gt=0)
+
+
+class TilesConfig(Section):
+    size: int = Field(gt=0)
+    overlap: int = Field(ge=0)
+    val_fraction: float = Field(ge=0, lt=1)
+    rare_classes: list[str]
+    rare_oversample: float = Field(ge=1)
+    position_jitter: bool
+    cache_frames: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _overlap(self) -> TilesConfig:
+        if self.overlap >= self.size:
+            raise ValueError(f"overlap {self.overlap} must be smaller than size {self.size}")
+        return self
+
+
+class AugmentConfig(Section):
+    enabled: bool
+    dihedral: bool
+    gain_jitter: float = Field(ge=0)
+    extra_noise_e: tuple[float, float]
+    pedestal_offset_e: float = Field(ge=0)
+    hot_pixels_per_tile: float = Field(ge=0)
+    hot_pixel_charge_e: tuple[float, float]
+
+
+class ModelConfig(Section):
+    encoder: str
+    depth: int = Field(ge=1, le=5)
+    decoder_channels: list[int] = Field(min_length=1)
+    in_channels: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _depth(self) -> ModelConfig:
+        if len(self.decoder_channels) != self.depth:
+            raise ValueError(
+                f"decoder_channels has {len(self.decoder_channels)} entries, depth is {self.depth}"
+            )
+        return self
+
+
+class TrainConfig(Section):
+    frames: list[str]
+    val_frames: list[str]
+    out: str
+    resume: bool
+    seed: int = Field(ge=0)
+    epochs: int = Field(gt=0)
+    steps_per_epoch: int = Field(gt=0)
+    val_tiles: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    lr: float = Field(gt=0)
+    weight_decay: float = Field(ge=0)
+    warmup_fraction: float = Field(ge=0, lt=1)
+    loss: Literal["dice_ce", "dice_focal"]
+    class_weights: list[float]
+    patience: int = Field(ge=1)
+    max_minutes: float | None = Field(default=None, gt=0)
+    workers: int = Field(ge=0)
+    device: Literal["auto", "cpu", "cuda"]
+    amp: Literal["auto", "bf16", "fp16", "off"]
+    channels_last: bool
+    threads: int = Field(ge=0)
+
+
+class TrackingConfig(Section):
+    enabled: bool
+    uri: str
+    experiment: str
+
+
 class Config(Section):
     classes: list[str] = Field(min_length=2)
     detector: DetectorConfig
@@ -167,11 +255,31 @@ class Config(Section):
     simulate: SimulateConfig
     io: IOConfig
     inspect: InspectConfig
+    calibrate: CalibrateConfig
+    normalise: NormaliseConfig
+    tiles: TilesConfig
+    augment: AugmentConfig
+    model: ModelConfig
+    train: TrainConfig
+    tracking: TrackingConfig
 
     @model_validator(mode="after")
-    def _classes_unique(self) -> Config:
+    def _classes(self) -> Config:
         if len(set(self.classes)) != len(self.classes):
             raise ValueError("class names must be unique")
+        if len(self.train.class_weights) != len(self.classes):
+            raise ValueError(
+                f"train.class_weights has {len(self.train.class_weights)} entries for "
+                f"{len(self.classes)} classes"
+            )
+        if self.io.fits.pedestal_from_overscan and self.calibrate.pedestal == "overscan":
+            raise ValueError(
+                "io.fits.pedestal_from_overscan and calibrate.pedestal: overscan both subtract "
+                "the overscan pedestal; choose one"
+            )
+        unknown = [c for c in self.tiles.rare_classes if c not in self.classes]
+        if unknown:
+            raise ValueError(f"tiles.rare_classes {unknown} are not in classes {self.classes}")
         return self
 
 

@@ -4,6 +4,10 @@ from pipeline.config import write_config_sections
 
 STAGE_SECTIONS = {
     "simulate": ["classes", "detector", "physics", "sources", "io"],
+    "train": [
+        "classes", "io", "calibrate", "normalise", "tiles", "augment", "model", "train",
+        "tracking", "physics",
+    ],
 }
 
 

@@ -13,10 +13,13 @@ rule simulate:
     params:
         frames=lambda w: sim_dataset(w)["frames"],
         seed=lambda w: sim_dataset(w)["seed"],
+        overrides=lambda w: " ".join(
+            f"--set {key}={value}" for key, value in sim_dataset(w).get("overrides", {}).items()
+        ),
     log:
         "logs/simulate/{name}.log",
     benchmark:
         "benchmarks/simulate/{name}.tsv"
     shell:
         "python -m pipeline simulate --config {input.config} --out {output}"
-        " --frames {params.frames} --seed {params.seed} > {log} 2>&1"
+        " --frames {params.frames} --seed {params.seed} {params.overrides} > {log} 2>&1"

@@ -1,5 +1,5 @@
-"""The Snakemake workflow: the default config dry-runs, the schema guards it, and editing a
-physics key reruns the simulation."""
+"""The Snakemake workflow: the default config dry-runs, the schema guards it, it runs end to
+end on tiny settings, and editing a key reruns exactly the stages that read it."""
 
 import shutil
 import subprocess
@@ -14,10 +14,18 @@ pytestmark = pytest.mark.skipif(shutil.which("snakemake") is None, reason="snake
 def snakemake(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     work = tmp_path / "wf"
     if not work.exists():
-        shutil.copytree(REPO, work, ignore=shutil.ignore_patterns(
-            ".git", ".snakemake", "data", "results", "logs", "benchmarks", "__pycache__"))
+        shutil.copytree(
+            REPO,
+            work,
+            ignore=shutil.ignore_patterns(
+                ".git", ".snakemake", "data", "results", "logs", "benchmarks", "__pycache__"
+            ),
+        )
     return subprocess.run(
-        ["snakemake", "--cores", "2", *args], cwd=work, capture_output=True, text=True,
+        ["snakemake", "--cores", "2", *args],
+        cwd=work,
+        capture_output=True,
+        text=True,
         check=False,
     )
 
@@ -40,14 +48,23 @@ def test_workflow_runs_and_reruns_only_on_relevant_change(tmp_path):
     small = tmp_path / "small.yaml"
     small.write_text(
         "detector: {height: 64, width: 64}\n"
-        "simulate: {datasets: {train: {frames: 1, seed: 1}, heldout: {frames: 1, seed: 2}}}\n"
+        "simulate: {datasets: {train: {frames: 2, seed: 1}, heldout: {frames: 1, seed: 2}}}\n"
+        "tiles: {size: 64}\n"
+        "model: {depth: 2, decoder_channels: [16, 8]}\n"
+        "train: {epochs: 1, steps_per_epoch: 2, batch_size: 2, val_tiles: 2, threads: 1}\n"
     )
     first = snakemake(tmp_path, "--configfile", str(small))
     assert first.returncode == 0, first.stderr
     work = tmp_path / "wf"
     assert (work / "data/sim/train.h5").is_file() and (work / "logs/simulate/train.log").is_file()
+    assert (work / "results/model/best.pt").is_file() and (work / "mlruns.db").is_file()
+    assert (work / "benchmarks/train.tsv").is_file()
     again = snakemake(tmp_path, "-n", "--configfile", str(small))
     assert "Nothing to be done" in again.stdout + again.stderr
     small.write_text(small.read_text() + "physics: {fano_factor: 0.12}\n")
     changed = snakemake(tmp_path, "-n", "--configfile", str(small))
     assert "simulate" in changed.stdout and "Nothing to be done" not in changed.stdout
+    small.write_text(small.read_text().replace("physics: {fano_factor: 0.12}\n", "")
+                     + "train: {epochs: 2, steps_per_epoch: 2, batch_size: 2, val_tiles: 2}\n")
+    retrain = snakemake(tmp_path, "-n", "--configfile", str(small))
+    assert "rule train" in retrain.stdout and "rule simulate" not in retrain.stdout

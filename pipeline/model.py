@@ -1,0 +1,129 @@
+"""The U-Net and its checkpoint format (the `model` stage).
+
+Owns building the segmentation-models-pytorch `Unet` from the config (never downloading weights)
+and the checkpoint file: weights plus a JSON model card (architecture, classes, normalisation,
+calibration, tile size, training data hash, metrics) so that inference needs nothing else, and
+optionally the full training state for resuming. Checkpoints are written atomically and read with
+`torch.load(weights_only=True)`: nothing in them is unpickled as code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import segmentation_models_pytorch as smp
+import torch
+from torch import nn
+
+from pipeline import __version__
+from pipeline.config import Config, ModelConfig, config_to_dict
+
+CARD_FORMAT = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message names the file and the problem."""
+
+
+def build_model(cfg: ModelConfig, n_classes: int) -> nn.Module:
+    return smp.Unet(
+        encoder_name=cfg.encoder,
+        encoder_depth=cfg.depth,
+        encoder_weights=None,
+        decoder_channels=list(cfg.decoder_channels),
+        in_channels=cfg.in_channels,
+        classes=n_classes,
+    )
+
+
+def model_card(config: Config, data_hash: str, metrics: dict[str, float]) -> dict[str, Any]:
+    """Everything inference needs to use the weights, and where they came from."""
+    full = config_to_dict(config)
+    return {
+        "format": CARD_FORMAT,
+        "pipeline_version": __version__,
+        "architecture": {"name": "segmentation_models_pytorch.Unet", **full["model"]},
+        "classes": list(config.classes),
+        "normalise": full["normalise"],
+        "calibrate": full["calibrate"],
+        "tile_size": config.tiles.size,
+        "training_data_hash": data_hash,
+        "training_seed": config.train.seed,
+        "metrics": metrics,
+    }
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The plain model under a DistributedDataParallel (or compiled) wrapper."""
+    return getattr(model, "module", model)
+
+
+def save_checkpoint(
+    path: str | Path, model: nn.Module, card: dict[str, Any], training: dict[str, Any] | None = None
+) -> None:
+    """Write weights, card and (optionally) training state atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"state_dict": unwrap(model).state_dict(), "card": json.dumps(card)}
+    if training is not None:
+        payload["training"] = training
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint safely (weights_only); one-line CheckpointError on any problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt or foreign files
+        message = " ".join(str(exc).split())[:200]
+        raise CheckpointError(f"{path}: not a readable checkpoint ({message})") from None
+    if not isinstance(payload, dict) or not {"state_dict", "card"} <= payload.keys():
+        raise CheckpointError(f"{path}: not a pipeline checkpoint (no state_dict and card)")
+    try:
+        payload["card"] = json.loads(payload["card"])
+    except (TypeError, json.JSONDecodeError):
+        raise CheckpointError(f"{path}: model card is not valid JSON") from None
+    return payload
+
+
+def model_config_from_card(card: dict[str, Any]) -> ModelConfig:
+    arch = {k: v for k, v in card["architecture"].items() if k != "name"}
+    return ModelConfig(**arch)
+
+
+def load_model(
+    path: str | Path, classes: list[str] | None = None, in_channels: int | None = None
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Build the model a checkpoint describes, load its weights, check classes and inputs."""
+    payload = load_checkpoint(path)
+    card = payload["card"]
+    if classes is not None and list(card.get("classes", [])) != list(classes):
+        raise CheckpointError(
+            f"{path}: model classes {card.get('classes')} do not match expected {list(classes)}"
+        )
+    try:
+        arch = model_config_from_card(card)
+    except Exception as exc:
+        raise CheckpointError(f"{path}: model card architecture is invalid ({exc})") from None
+    if in_channels is not None and arch.in_channels != in_channels:
+        raise CheckpointError(
+            f"{path}: model takes {arch.in_channels} input channels, data has {in_channels}"
+        )
+    model = build_model(arch, len(card["classes"]))
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        message = " ".join(str(exc).split())[:200]
+        raise CheckpointError(f"{path}: weights do not fit the architecture ({message})") from None
+    return model, card

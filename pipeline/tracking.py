@@ -1,0 +1,117 @@
+"""Experiment tracking with MLflow (the `tracking` stage).
+
+Owns what every run records: the flattened config as params; seed, git commit and a hash of the
+input frame files as tags; per-epoch metrics; the model card, the checkpoint and plots as
+artefacts. The default store is the embedded sqlite database `sqlite:///mlruns.db`; a server URI
+is the config key `tracking.uri`. Artefacts are written and read as plain files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import REPO_ROOT, Config, config_to_dict
+
+HASH_BLOCK = 1 << 20
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested config -> {"a.b.c": "value"} for MLflow params."""
+    flat: dict[str, str] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+def git_commit(repo: Path = REPO_ROOT) -> str:
+    """The checked-out commit, with '-dirty' when tracked files changed; 'unknown' outside git."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=repo, capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{commit}-dirty" if dirty else commit
+
+
+def data_hash(paths: Iterable[str | Path]) -> str:
+    """SHA-256 over the names and bytes of the input files (streamed)."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(p) for p in paths):
+        digest.update(path.name.encode())
+        with path.open("rb") as fh:
+            while block := fh.read(HASH_BLOCK):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def artifact_root(uri: str) -> str | None:
+    """Artefacts of an embedded sqlite store live beside it, in `mlartifacts/`."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix):
+        return None  # a tracking server decides
+    return (Path(uri[len(prefix) :]).resolve().parent / "mlartifacts").as_uri()
+
+
+class Tracker:
+    """One MLflow run; every method is a no-op when tracking is disabled (or not rank 0)."""
+
+    def __init__(self, config: Config, active: bool = True) -> None:
+        self.config = config
+        self.active = active and config.tracking.enabled
+        self.run_id: str | None = None
+
+    def start(self, tags: Mapping[str, str], run_id: str | None = None) -> str | None:
+        """Start a new run, or reopen `run_id` when resuming; returns the run id."""
+        if not self.active:
+            return None
+        import mlflow
+
+        uri, name = self.config.tracking.uri, self.config.tracking.experiment
+        mlflow.set_tracking_uri(uri)
+        if mlflow.get_experiment_by_name(name) is None:
+            mlflow.create_experiment(name, artifact_location=artifact_root(uri))
+        mlflow.set_experiment(name)
+        run = mlflow.start_run(run_id=run_id)
+        self.run_id = run.info.run_id
+        if run_id is None:
+            mlflow.log_params(flatten(config_to_dict(self.config)))
+        mlflow.set_tags(dict(tags))
+        return self.run_id
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        if self.active:
+            import mlflow
+
+            mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+
+    def log_dict(self, data: Mapping[str, Any], name: str) -> None:
+        if self.active:
+            import mlflow
+
+            mlflow.log_dict(dict(data), name)
+
+    def log_artifact(self, path: str | Path, folder: str | None = None) -> None:
+        if self.active:
+            import mlflow
+
+            mlflow.log_artifact(str(path), folder)
+
+    def end(self, status: str = "FINISHED") -> None:
+        if self.active and self.run_id is not None:
+            import mlflow
+
+            mlflow.end_run(status=status)

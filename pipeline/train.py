@@ -1,0 +1,412 @@
+"""Training of the U-Net (the `train` stage).
+
+Owns the training loop: smp Dice plus cross-entropy (or focal) loss for very sparse classes,
+AdamW with a one-cycle schedule, early stopping on the validation macro IoU of the signal classes,
+automatic device choice with bf16/fp16 autocast and channels_last on GPU, a checkpoint every
+epoch holding everything needed to resume exactly (`--resume`), DDP under `torchrun` (gloo on CPU,
+NCCL on GPU; only rank 0 validates, logs and writes), and the MLflow record of the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import segmentation_models_pytorch as smp
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from pipeline import tiles, tracking
+from pipeline.config import Config, ConfigError, TrainConfig
+from pipeline.io import atomic_output
+from pipeline.model import build_model, load_checkpoint, model_card, save_checkpoint, unwrap
+
+
+@dataclass
+class TrainState:
+    """What a checkpoint must carry, beyond weights and optimiser, to resume exactly."""
+
+    epoch: int = 0  # next epoch to run
+    best_metric: float = -1.0
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    elapsed_s: float = 0.0
+    run_id: str | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Distributed:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+# ---------------------------------------------------------------- set-up
+
+
+def init_distributed(use_cuda: bool) -> Distributed:
+    """Join the process group torchrun describes in the environment (a no-op for one process)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Distributed()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    return Distributed(dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def pick_device(cfg: TrainConfig, local_rank: int = 0) -> torch.device:
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("config key 'train.device' is 'cuda' but no CUDA device is available")
+    if cfg.device == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda", local_rank)
+
+
+def autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
+    if device.type != "cuda" or cfg.amp == "off":
+        return None
+    if cfg.amp == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}[cfg.amp]
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)  # numpy draws all use explicit, seeded Generators
+    torch.manual_seed(seed)
+
+
+class SegmentationLoss(nn.Module):
+    """smp Dice (multiclass, from logits) plus weighted cross-entropy or focal loss."""
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        super().__init__()
+        self.dice = smp.losses.DiceLoss(mode="multiclass", ignore_index=tiles.IGNORE)
+        if cfg.loss == "dice_ce":
+            weight = torch.tensor(cfg.class_weights, dtype=torch.float32)
+            self.pixel = nn.CrossEntropyLoss(weight=weight, ignore_index=tiles.IGNORE)
+        else:
+            self.pixel = smp.losses.FocalLoss(mode="multiclass", ignore_index=tiles.IGNORE)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.dice(logits, target) + self.pixel(logits, target)
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def pixel_stats(pred: torch.Tensor, target: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """Summed (tp, fp, fn, tn) per class, shape (4, C), skipping IGNORE pixels."""
+    stats = smp.metrics.get_stats(
+        pred.long(),
+        target.long(),
+        mode="multiclass",
+        num_classes=n_classes,
+        ignore_index=tiles.IGNORE,
+    )
+    return torch.stack([s.sum(dim=0) for s in stats])
+
+
+def class_metrics(stats: torch.Tensor, classes: list[str]) -> dict[str, float]:
+    """Per-class IoU, precision and recall, and the macro IoU over the signal classes."""
+    tp, fp, fn, tn = (s[None] for s in stats)
+    scores = {
+        "iou": smp.metrics.iou_score(tp, fp, fn, tn, reduction="none", zero_division=1.0)[0],
+        "precision": smp.metrics.precision(tp, fp, fn, tn, reduction="none", zero_division=1.0)[0],
+        "recall": smp.metrics.recall(tp, fp, fn, tn, reduction="none", zero_division=1.0)[0],
+    }
+    out = {f"{k}_{c}": float(v[i]) for k, v in scores.items() for i, c in enumerate(classes)}
+    out["macro_iou"] = float(scores["iou"][1:].mean())
+    return out
+
+
+# ---------------------------------------------------------------- data
+
+
+@dataclass
+class Data:
+    train: DataLoader
+    val: DataLoader
+    sampler: tiles.TileSampler
+    data_hash: str
+
+
+def build_data(config: Config, world: Distributed) -> Data:
+    cfg = config.train
+    train_source = tiles.FrameSource(cfg.frames, config)
+    all_frames = [(f, i) for f, shape in enumerate(train_source.shapes) for i in range(shape[0])]
+    if cfg.val_frames:
+        val_source = tiles.FrameSource(cfg.val_frames, config)
+        train_frames = all_frames
+        val_frames = [(f, i) for f, shape in enumerate(val_source.shapes) for i in range(shape[0])]
+    else:
+        train_idx, val_idx = tiles.split_frames(
+            len(all_frames), config.tiles.val_fraction, cfg.seed
+        )
+        val_source, train_frames = train_source, [all_frames[i] for i in train_idx]
+        val_frames = [all_frames[i] for i in val_idx]
+    train_tiles = train_source.grid(train_frames)
+    sampler = tiles.TileSampler(
+        train_source.rare_weights(train_tiles),
+        cfg.steps_per_epoch * cfg.batch_size * world.world,
+        cfg.seed,
+        world.rank,
+        world.world,
+    )
+    val_tiles = val_source.grid(val_frames)
+    keep = np.random.default_rng(cfg.seed).permutation(len(val_tiles))[: cfg.val_tiles]
+    val_tiles = [val_tiles[i] for i in sorted(keep)]
+    loader = dict(num_workers=cfg.workers, persistent_workers=cfg.workers > 0)
+    train = DataLoader(
+        tiles.TileDataset(train_source, train_tiles, config, train=True, seed=cfg.seed),
+        batch_size=cfg.batch_size,
+        sampler=sampler,
+        drop_last=True,
+        **loader,
+    )
+    val = DataLoader(
+        tiles.TileDataset(val_source, val_tiles, config, train=False, seed=cfg.seed),
+        batch_size=cfg.batch_size,
+        shuffle=False,
+        **loader,
+    )
+    files = [*cfg.frames, *cfg.val_frames]
+    return Data(train, val, sampler, tracking.data_hash(files))
+
+
+# ---------------------------------------------------------------- loop
+
+
+class Trainer:
+    def __init__(self, config: Config, world: Distributed, device: torch.device) -> None:
+        cfg = config.train
+        self.config, self.world, self.device = config, world, device
+        self.amp = autocast_dtype(cfg, device)
+        model = build_model(config.model, len(config.classes)).to(device)
+        if device.type == "cuda" and cfg.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        if world.world > 1:
+            ids = [device.index] if device.type == "cuda" else None
+            if device.type == "cuda":
+                model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            # smp builds the whole encoder; stages deeper than `depth` get no gradient
+            model = nn.parallel.DistributedDataParallel(
+                model, device_ids=ids, find_unused_parameters=config.model.depth < 5
+            )
+        self.model = model
+        self.loss = SegmentationLoss(cfg).to(device)
+        self.optimizer = torch.optim.AdamW(
+            model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
+        )
+        self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            self.optimizer,
+            max_lr=cfg.lr,
+            total_steps=cfg.epochs * cfg.steps_per_epoch,
+            pct_start=max(cfg.warmup_fraction, 1e-3),
+        )
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp == torch.float16)
+
+    def _inputs(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, non_blocking=True)
+        if self.device.type == "cuda" and self.config.train.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None)
+
+    def train_epoch(self, loader: DataLoader, epoch: int, progress: bool) -> dict[str, float]:
+        self.model.train()
+        total, steps, n_tiles, start = 0.0, 0, 0, time.perf_counter()
+        bar = tqdm(loader, desc=f"epoch {epoch}", disable=not (progress and self.world.main))
+        for x, y in bar:
+            x, y = self._inputs(x), y.to(self.device, non_blocking=True)
+            with self._autocast():
+                loss = self.loss(self.model(x), y)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.scheduler.step()
+            total, steps, n_tiles = total + float(loss.detach()), steps + 1, n_tiles + len(x)
+            rate = n_tiles * self.world.world / (time.perf_counter() - start)
+            bar.set_postfix(loss=f"{total / steps:.4f}", tiles_s=f"{rate:.1f}")
+        elapsed = time.perf_counter() - start
+        return {
+            "train_loss": total / max(steps, 1),
+            "tiles_per_s": n_tiles * self.world.world / elapsed,
+        }
+
+    @torch.inference_mode()
+    def validate(self, loader: DataLoader) -> dict[str, float]:
+        model = unwrap(self.model)
+        model.eval()
+        n_classes = len(self.config.classes)
+        stats, total, batches = torch.zeros(4, n_classes, dtype=torch.long), 0.0, 0
+        for x, y in loader:
+            x, y = self._inputs(x), y.to(self.device)
+            with self._autocast():
+                logits = model(x)
+            total, batches = total + float(self.loss(logits.float(), y)), batches + 1
+            stats += pixel_stats(logits.argmax(dim=1).cpu(), y.cpu(), n_classes)
+        return {"val_loss": total / max(batches, 1), **class_metrics(stats, self.config.classes)}
+
+    def state_dicts(self) -> dict[str, Any]:
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+        }
+
+    def load_state_dicts(self, training: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(training["optimizer"])
+        self.scheduler.load_state_dict(training["scheduler"])
+        self.scaler.load_state_dict(training["scaler"])
+
+
+def _rng_states() -> dict[str, Any]:
+    return {
+        "torch": torch.get_rng_state(),
+        "python": json.dumps(random.getstate()),
+    }
+
+
+def _restore_rng(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    version, internal, gauss = json.loads(states["python"])
+    random.setstate((version, tuple(internal), gauss))
+
+
+def _resume(trainer: Trainer, path: Path) -> TrainState:
+    payload = load_checkpoint(path)
+    unwrap(trainer.model).load_state_dict(payload["state_dict"])
+    training = payload.get("training")
+    if training is None:
+        raise ConfigError(f"{path}: checkpoint has no training state to resume from")
+    trainer.load_state_dicts(training)
+    _restore_rng(training["rng"])
+    return TrainState(**json.loads(training["state"]))
+
+
+def _sync_buffers(model: nn.Module, world: Distributed) -> None:
+    """BatchNorm statistics as rank 0 has them: DDP syncs buffers only before each forward."""
+    if world.world > 1:
+        for buffer in unwrap(model).buffers():
+            dist.broadcast(buffer, src=0)
+
+
+def _stop_everywhere(stop: bool, world: Distributed) -> bool:
+    """Rank 0 decides (early stopping, time budget); every rank follows."""
+    if world.world == 1:
+        return stop
+    flag = torch.tensor([int(stop)])
+    dist.broadcast(flag, src=0)
+    return bool(flag.item())
+
+
+@dataclass
+class TrainResult:
+    out: Path
+    state: TrainState
+    model: nn.Module
+
+
+def train(config: Config, progress: bool = True) -> TrainResult:
+    """Train from `config.train`; resumable; returns the final model and state."""
+    cfg = config.train
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    world = init_distributed(cfg.device != "cpu" and torch.cuda.is_available())
+    device = pick_device(cfg, world.local_rank)
+    seed_everything(cfg.seed)
+    data = build_data(config, world)
+    trainer = Trainer(config, world, device)
+    out = Path(cfg.out)
+    last = out / "last.pt"
+    state = _resume(trainer, last) if cfg.resume and last.is_file() else TrainState()
+    tracker = tracking.Tracker(config, active=world.main)
+    tags = {
+        "git_commit": tracking.git_commit(),
+        "data_hash": data.data_hash,
+        "seed": str(cfg.seed),
+        "device": str(device),
+        "world_size": str(world.world),
+    }
+    state.run_id = tracker.start(tags, run_id=state.run_id)
+    status = "FAILED"
+    try:
+        state = _loop(config, trainer, data, state, tracker, progress)
+        status = "FINISHED"
+    finally:
+        if world.main:
+            _finish(config, out, state, tracker, data.data_hash)
+        tracker.end(status)
+    return TrainResult(out, state, unwrap(trainer.model))
+
+
+def _loop(config, trainer: Trainer, data: Data, state: TrainState, tracker, progress) -> TrainState:
+    cfg, world = config.train, trainer.world
+    out = Path(cfg.out)
+    for epoch in range(state.epoch, cfg.epochs):
+        started = time.monotonic()
+        data.sampler.set_epoch(epoch)
+        metrics = trainer.train_epoch(data.train, epoch, progress)
+        _sync_buffers(trainer.model, world)
+        stop = False
+        if world.main:
+            metrics.update(trainer.validate(data.val))
+            state.history.append({"epoch": epoch, **metrics})
+            improved = metrics["macro_iou"] > state.best_metric
+            state.bad_epochs = 0 if improved else state.bad_epochs + 1
+            state.epoch, state.elapsed_s = epoch + 1, state.elapsed_s + time.monotonic() - started
+            if improved:
+                state.best_metric, state.best_epoch = metrics["macro_iou"], epoch
+                card = model_card(config, data.data_hash, _card_metrics(metrics))
+                save_checkpoint(out / "best.pt", trainer.model, card)
+            training = {
+                **trainer.state_dicts(),
+                "rng": _rng_states(),
+                "state": json.dumps(asdict(state)),
+            }
+            card = model_card(config, data.data_hash, _card_metrics(metrics))
+            save_checkpoint(out / "last.pt", trainer.model, card, training)
+            tracker.log_metrics(metrics, step=epoch)
+            over_time = cfg.max_minutes is not None and state.elapsed_s > 60 * cfg.max_minutes
+            stop = state.bad_epochs >= cfg.patience or over_time
+        if _stop_everywhere(stop, world):
+            break
+    return state
+
+
+def _card_metrics(metrics: dict[str, float]) -> dict[str, float]:
+    keep = ("macro_iou", "val_loss")
+    return {k: round(v, 5) for k, v in metrics.items() if k in keep or k.startswith("iou_")}
+
+
+def _finish(config: Config, out: Path, state: TrainState, tracker, data_hash: str) -> None:
+    """Model card, curves and the best checkpoint, next to the weights and in MLflow."""
+    from pipeline.plots import training_curves
+
+    if not (out / "best.pt").is_file():
+        return
+    card = load_checkpoint(out / "best.pt")["card"]
+    with atomic_output(out / "model_card.json") as tmp:
+        tmp.write_text(json.dumps(card, indent=2))
+    if state.history:
+        training_curves(state.history, config.classes, out / "training_curves.png")
+        tracker.log_artifact(out / "training_curves.png", "plots")
+    tracker.log_dict(card, "model_card.json")
+    tracker.log_artifact(out / "best.pt", "checkpoint")

@@ -1,0 +1,65 @@
+"""Shared fixtures: tiny simulated frame files and a config that trains on them in seconds."""
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import Config, load_config
+from pipeline.simulate import simulate_file
+
+TINY = {
+    "detector.height": 96,
+    "detector.width": 80,  # not a multiple of 32: padded, never rejected
+    "sources.tritium.rate_per_frame": 6.0,
+    "sources.xray.rate_per_frame": 4.0,
+    "sources.muon.rate_per_frame": 1.0,
+    "sources.electron.rate_per_frame": 1.0,
+    "sources.alpha.rate_per_frame": 0.5,
+    "tiles.size": 64,
+    "tiles.cache_frames": 8,
+    "model.encoder": "resnet18",
+    "model.depth": 2,
+    "model.decoder_channels": [16, 8],
+    "train.epochs": 3,
+    "train.steps_per_epoch": 3,
+    "train.batch_size": 4,
+    "train.val_tiles": 8,
+    "train.max_minutes": None,
+    "train.threads": 1,
+    "train.lr": 1.0e-2,
+}
+
+
+def tiny_config(tmp_path: Path, **overrides) -> Config:
+    return load_config(
+        overrides={
+            **TINY,
+            "train.out": str(tmp_path / "model"),
+            "tracking.uri": f"sqlite:///{tmp_path / 'mlruns.db'}",
+            **overrides,
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_files(tmp_path_factory) -> dict[str, Path]:
+    """Three training frames and two validation frames (another seed and detector)."""
+    folder = tmp_path_factory.mktemp("tiny")
+    config = load_config(overrides=TINY)
+    train = simulate_file(config, folder / "train.h5", 3, seed=11, progress=False)[0]
+    shifted = load_config(
+        overrides={**TINY, "detector.gain_adu_per_e": 6.5, "detector.readout_noise_e": 2.5}
+    )
+    val = simulate_file(shifted, folder / "val.h5", 2, seed=12, progress=False)[0]
+    return {"train": train, "val": val}
+
+
+@pytest.fixture
+def tiny(tmp_path, tiny_files) -> Config:
+    return tiny_config(
+        tmp_path,
+        **{
+            "train.frames": [str(tiny_files["train"])],
+            "train.val_frames": [str(tiny_files["val"])],
+        },
+    )

@@ -1,0 +1,218 @@
+"""Calibration: pedestal, gain, noise, hot pixels, normalisation: recovered numbers, not runs."""
+
+import math
+
+import dask.array as da
+import numpy as np
+import pytest
+
+from pipeline import calibrate
+from pipeline.config import load_config
+from pipeline.simulate import make_detector, simulate_frame
+
+GAIN, NOISE_E, PEDESTAL = 7.3, 2.5, 1234.0
+SIGNAL_SOURCES = ("tritium", "xray", "muon", "electron", "alpha")
+QUIET = {f"sources.{s}.rate_per_frame": 0.0 for s in SIGNAL_SOURCES}
+SPARSE = {**QUIET, "sources.tritium.rate_per_frame": 3.0, "sources.xray.rate_per_frame": 3.0}
+FE55_ONLY = {
+    **QUIET,
+    "sources.xray.rate_per_frame": 100.0,
+    "sources.xray.lines": [
+        {"energy_kev": 5.899, "weight": 0.55, "attenuation_um": 29.0},  # Mn K-alpha
+        {"energy_kev": 6.490, "weight": 0.08, "attenuation_um": 38.0},  # Mn K-beta
+    ],
+    "sources.xray.continuum_weight": 0.0,
+}
+
+
+def sim_config(**overrides):
+    base = {
+        "detector.height": 256,
+        "detector.width": 256,
+        "detector.gain_adu_per_e": GAIN,
+        "detector.readout_noise_e": NOISE_E,
+        "detector.pedestal_adu": PEDESTAL,
+    }
+    return load_config(overrides={**base, **overrides})
+
+
+def sim_frames(config, n, seed=0):
+    detector = make_detector(config.detector)
+    rngs = [np.random.default_rng([seed, i]) for i in range(n)]
+    return [simulate_frame(config, detector, rng) for rng in rngs]
+
+
+def calib_config(**overrides):
+    return load_config(overrides=overrides).calibrate
+
+
+# ------------------------------------------------------------------ pedestal, gain, noise
+
+
+def test_known_row_pedestal_is_recovered():
+    config = sim_config(**SPARSE)
+    frame = sim_frames(config, 1)[0]
+    rng = np.random.default_rng(5)
+    h, w = frame.signal_e.shape
+    pedestal = PEDESTAL + np.cumsum(rng.normal(0.0, 3.0, h))  # drifting, known row pedestal
+    adu = GAIN * (frame.signal_e + rng.normal(0.0, NOISE_E, (h, w))) + pedestal[:, None]
+    _, cal = calibrate.calibrate_frame(adu, GAIN, calib_config())
+    error = (cal.pedestal_adu - pedestal) / (GAIN * NOISE_E)  # in units of the noise
+    expected = calibrate.MEDIAN_SPREAD / math.sqrt(w)  # std of a row median of w pixels: 0.078
+    assert abs(error.mean()) < 0.02  # no bias from the sparse signal
+    assert np.sqrt(np.mean(error**2)) < 1.2 * expected
+    assert np.abs(error).max() < 5 * expected
+
+
+def test_noise_and_charge_of_simulated_frames():
+    config = sim_config(**SPARSE)
+    frame = sim_frames(config, 1)[0]
+    charge, cal = calibrate.calibrate_frame(frame.adu, GAIN, calib_config())
+    assert charge.dtype == np.float32
+    assert cal.noise_e == pytest.approx(NOISE_E, rel=0.03)
+    hit = frame.signal_e > 200  # charge of clear signal pixels comes back in electrons
+    assert np.median(charge[hit] / frame.signal_e[hit]) == pytest.approx(1.0, abs=0.01)
+
+
+def test_gain_from_file_attrs_is_exact_and_defaults_to_one():
+    frames = np.stack([f.adu for f in sim_frames(sim_config(**SPARSE), 2)])
+    run = calibrate.calibrate_run(frames, {"gain_adu_per_e": GAIN}, calib_config(), 3.75)
+    assert run.gain_adu_per_e == GAIN
+    assert all(f.gain_adu_per_e == GAIN for f in run.frames)
+    assert run.noise_e == pytest.approx(NOISE_E, rel=0.03)
+    assert calibrate.resolve_gain({}, calib_config()) == 1.0
+    config_gain = calib_config(**{"calibrate.gain": "config", "calibrate.gain_adu_per_e": 4.2})
+    assert calibrate.resolve_gain({"gain_adu_per_e": GAIN}, config_gain) == 4.2
+
+
+def test_fe55_gain_within_two_percent():
+    config = sim_config(**FE55_ONLY)
+    frames = np.stack([f.adu for f in sim_frames(config, 4, seed=3)])
+    cfg = calib_config(**{"calibrate.gain": "fe55"})
+    gain = calibrate.resolve_gain({}, cfg, frames, config.physics.pair_energy_ev)
+    assert gain == pytest.approx(GAIN, rel=0.02)
+    run = calibrate.calibrate_run(da.from_array(frames, chunks=(1, 256, 256)), {}, cfg, 3.75)
+    assert run.gain_adu_per_e == pytest.approx(gain, rel=1e-9)  # streaming gives the same
+    assert run.noise_e == pytest.approx(NOISE_E, rel=0.03)
+
+
+def test_noise_is_robust_to_signal():
+    rng = np.random.default_rng(11)
+    noise = rng.normal(0.0, NOISE_E, (256, 256))
+    clean = calibrate.measure_noise_e(noise, 4.0)
+    hit = rng.random(noise.shape) < 0.01
+    noisy = noise + np.where(hit, 1e4, 0.0)
+    noisy[0, :3] = [np.nan, np.inf, -np.inf]  # ignored
+    assert clean == pytest.approx(NOISE_E, rel=0.02)
+    assert calibrate.measure_noise_e(noisy, 4.0) == pytest.approx(clean, rel=0.02)
+
+
+def test_overscan_pedestal_ignores_dense_signal():
+    rng = np.random.default_rng(4)
+    h, w, n_over = 256, 256, 64
+    pedestal = PEDESTAL + np.cumsum(rng.normal(0.0, 3.0, h))
+    signal = np.zeros((h, w))
+    signal[:128, :160] = rng.exponential(50.0, (128, 160))  # dense region: most of those rows
+    adu = GAIN * (signal + rng.normal(0.0, NOISE_E, (h, w))) + pedestal[:, None]
+    overscan = GAIN * rng.normal(0.0, NOISE_E, (h, n_over)) + pedestal[:, None]
+    noise_adu = GAIN * NOISE_E
+    cfg = calib_config(**{"calibrate.pedestal": "overscan"})
+    charge, cal = calibrate.calibrate_frame(adu, GAIN, cfg, overscan)
+    error = (cal.pedestal_adu - pedestal) / noise_adu
+    assert np.abs(error).max() < 5 * calibrate.MEDIAN_SPREAD / math.sqrt(n_over)
+    quiet = charge[128:]  # rows without signal: zero-centred noise
+    assert calibrate.measure_noise_e(quiet, 4.0) == pytest.approx(NOISE_E, rel=0.03)
+    assert abs(np.median(quiet)) < 0.02 * NOISE_E
+    rows = calibrate.row_pedestal_adu(adu)  # a plain row median is pulled up by the signal
+    assert np.median((rows[:128] - pedestal[:128]) / noise_adu) > 3
+    run = calibrate.calibrate_run(
+        da.from_array(adu[None]), {"gain_adu_per_e": GAIN}, cfg, 3.75, overscan[None]
+    )
+    np.testing.assert_allclose(run.frames[0].pedestal_adu, cal.pedestal_adu)
+
+
+# ------------------------------------------------------------------ hot pixels and columns
+
+
+def hot_config():
+    return sim_config(
+        **{
+            **SPARSE,
+            "detector.hot_pixel_fraction": 0.002,
+            "detector.hot_pixel_charge_e": 15.0,
+            "detector.hot_columns": 2,
+            "detector.hot_column_charge_e": 3.0,
+            "sources.tritium.rate_per_frame": 10.0,
+            "sources.muon.rate_per_frame": 1.0,
+        },
+    )
+
+
+def test_hot_pixels_and_columns_found_across_frames():
+    config = hot_config()
+    detector = make_detector(config.detector)
+    frames = sim_frames(config, 6, seed=7)
+    cfg = calib_config()
+    charges = [calibrate.calibrate_frame(f.adu, GAIN, cfg)[0] for f in frames]
+    mask = calibrate.find_hot_pixels(charges, NOISE_E, cfg)
+    threshold = cfg.hot_pixel_sigma * calibrate.MEDIAN_SPREAD * NOISE_E / math.sqrt(6)  # 6.4 e-
+    findable = detector.hot_pixels & (detector.dark_map_e > threshold)
+    assert findable.sum() > 100
+    assert mask[findable].mean() >= 0.9
+    assert mask[:, detector.hot_columns].all()
+    true_columns = np.zeros_like(mask)
+    true_columns[:, detector.hot_columns] = True
+    assert (mask & ~detector.hot_pixels & ~true_columns).sum() <= 5
+    run = calibrate.calibrate_run((f.adu for f in frames), {"gain_adu_per_e": GAIN}, cfg, 3.75)
+    np.testing.assert_array_equal(run.hot_mask, mask)  # ADU stream, same rule
+
+
+def test_single_frame_finds_columns_and_keeps_tracks():
+    config = hot_config()
+    detector = make_detector(config.detector)
+    frame = sim_frames(config, 1, seed=8)[0]
+    charge, cal = calibrate.calibrate_frame(frame.adu, GAIN, calib_config())
+    mask = calibrate.find_hot_pixels([charge], cal.noise_e, calib_config())
+    assert mask.shape == charge.shape
+    assert mask[:, detector.hot_columns].all()
+    assert mask.sum() == 256 * len(detector.hot_columns)  # no track is masked as a hot pixel
+    masked = calibrate.apply_mask(charge, mask)
+    assert (masked[mask] == 0).all() and (masked[~mask] == charge[~mask]).all()
+    assert masked is not charge and (charge[mask] != 0).any()
+
+
+# ------------------------------------------------------------------ normalisation
+
+
+def test_normalise_round_trip_and_invariance():
+    cfg = load_config().normalise
+    q = np.array([-20.0, -1.0, 0.0, 0.5, 3.0, 100.0, 4e4, 1e6])
+    x = calibrate.normalise(q, NOISE_E, cfg)
+    assert x.dtype == np.float32
+    np.testing.assert_allclose(calibrate.denormalise(x, NOISE_E, cfg), q, rtol=1e-5, atol=1e-5)
+    # the same charge in noise units gives the same input, whatever the gain and noise
+    for scale in (0.3, 1.7):
+        np.testing.assert_allclose(calibrate.normalise(q * scale, NOISE_E * scale, cfg), x)
+    assert x[-1] == pytest.approx(math.asinh(1e6 / NOISE_E) / cfg.divisor, rel=1e-6)
+
+
+# ------------------------------------------------------------------ bad inputs
+
+
+def test_bad_inputs_raise_value_errors():
+    frame = sim_frames(sim_config(**QUIET), 1)[0].adu
+    with pytest.raises(ValueError, match="overscan"):
+        calibrate.calibrate_frame(frame, GAIN, calib_config(**{"calibrate.pedestal": "overscan"}))
+    fe55 = calib_config(**{"calibrate.gain": "fe55"})
+    with pytest.raises(ValueError, match="no Fe-55 frames"):
+        calibrate.resolve_gain({}, fe55)
+    noise_frames = np.stack([f.adu for f in sim_frames(sim_config(**QUIET), 3)])
+    with pytest.raises(ValueError, match="no Fe-55 peak"):
+        calibrate.resolve_gain({}, fe55, noise_frames)
+    with pytest.raises(ValueError, match="no Fe-55 peak"):
+        calibrate.calibrate_run(noise_frames, {}, fe55, 3.75)
+    with pytest.raises(ValueError, match="positive"):
+        calibrate.resolve_gain({"gain_adu_per_e": 0.0}, calib_config())
+    with pytest.raises(ValueError, match="kind"):
+        bad = load_config().normalise.model_copy(update={"kind": "log"})
+        calibrate.normalise(np.zeros(3), NOISE_E, bad)

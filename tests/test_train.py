@@ -1,0 +1,139 @@
+"""Training: the loss falls, a killed run resumes to the same weights, DDP ranks agree, and the
+MLflow run holds what a colleague needs to compare and reproduce it."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import mlflow
+import pytest
+import torch
+import torch.multiprocessing as mp
+import yaml
+
+from pipeline.config import config_to_dict
+from pipeline.model import load_checkpoint
+from pipeline.train import class_metrics, pixel_stats, train
+
+
+def test_metrics_from_pixel_stats():
+    target = torch.tensor([[[0, 1, 1, 2]]])
+    pred = torch.tensor([[[0, 1, 2, 2]]])
+    metrics = class_metrics(pixel_stats(pred, target, 3), ["background", "a", "b"])
+    assert metrics["iou_a"] == pytest.approx(0.5) and metrics["iou_b"] == pytest.approx(0.5)
+    assert metrics["precision_a"] == 1.0 and metrics["recall_b"] == 1.0
+    assert metrics["macro_iou"] == pytest.approx(0.5)
+    ignored = torch.tensor([[[0, 255, 255, 2]]])
+    assert class_metrics(pixel_stats(pred, ignored, 3), ["background", "a", "b"])["iou_b"] == 1.0
+
+
+def test_loss_falls_and_mlflow_run_holds_the_record(tiny, tmp_path):
+    config = tiny.model_copy(
+        update={
+            "train": tiny.train.model_copy(
+                update={"epochs": 4, "steps_per_epoch": 8, "patience": 10}
+            )
+        }
+    )
+    result = train(config, progress=False)
+    losses = [h["train_loss"] for h in result.state.history]
+    assert len(losses) == 4 and losses[-1] < 0.8 * losses[0]
+    out = result.out
+    assert {"best.pt", "last.pt", "model_card.json", "training_curves.png"} <= {
+        p.name for p in out.iterdir()
+    }
+    mlflow.set_tracking_uri(config.tracking.uri)
+    run = mlflow.get_run(result.state.run_id)
+    assert run.data.params["train.seed"] == str(config.train.seed)
+    assert run.data.params["model.encoder"] == "resnet18"
+    assert {"macro_iou", "iou_tritium", "train_loss", "tiles_per_s"} <= set(run.data.metrics)
+    assert len(run.data.tags["git_commit"].removesuffix("-dirty")) == 40
+    assert len(run.data.tags["data_hash"]) == 64 and run.data.tags["seed"] == "1"
+    artifacts = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, dst_path=tmp_path / "a")
+    names = {
+        p.relative_to(artifacts).as_posix()
+        for p in __import__("pathlib").Path(artifacts).rglob("*")
+        if p.is_file()
+    }
+    assert {"model_card.json", "checkpoint/best.pt", "plots/training_curves.png"} <= names
+    history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "train_loss")
+    assert [m.step for m in history] == [0, 1, 2, 3]
+
+
+def _weights(path):
+    return load_checkpoint(path)["state_dict"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_killed_training_resumes_to_the_same_weights(tiny, tmp_path):
+    overrides = {"train.epochs": 4, "train.steps_per_epoch": 4, "tracking.enabled": False}
+    straight = tiny.model_copy(
+        update={
+            "train": tiny.train.model_copy(
+                update={"epochs": 4, "steps_per_epoch": 4, "out": str(tmp_path / "straight")}
+            )
+        }
+    )
+    straight = straight.model_copy(
+        update={"tracking": tiny.tracking.model_copy(update={"enabled": False})}
+    )
+    train(straight, progress=False)
+    killed_cfg = config_to_dict(tiny)
+    for key, value in {**overrides, "train.out": str(tmp_path / "killed")}.items():
+        section, name = key.split(".")
+        killed_cfg[section][name] = value
+    cfg_path = tmp_path / "killed.yaml"
+    cfg_path.write_text(yaml.safe_dump(killed_cfg))
+    command = [sys.executable, "-m", "pipeline", "train", "--config", str(cfg_path)]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = tmp_path / "killed" / "last.pt"
+    deadline = time.monotonic() + 120
+    while not last.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert last.exists(), "the run died before its first checkpoint"
+    done = subprocess.run([*command, "--resume"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    a, b = _weights(tmp_path / "straight" / "last.pt"), _weights(last)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def _ddp_worker(rank: int, world: int, port: int, config, out_dir: str) -> None:
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+    )
+    result = train(config, progress=False)
+    torch.save(result.model.state_dict(), f"{out_dir}/rank{rank}.pt")
+    torch.distributed.destroy_process_group()
+
+
+def test_two_process_gloo_ddp_ends_with_identical_weights(tiny, tmp_path):
+    config = tiny.model_copy(
+        update={
+            "train": tiny.train.model_copy(
+                update={"epochs": 2, "steps_per_epoch": 2, "device": "cpu"}
+            ),
+            "tracking": tiny.tracking.model_copy(update={"enabled": False}),
+        }
+    )
+    mp.spawn(_ddp_worker, args=(2, _free_port(), config, str(tmp_path)), nprocs=2, join=True)
+    rank0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    rank1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    for key in rank0:
+        assert torch.equal(rank0[key], rank1[key]), key
+    assert (tmp_path / "model" / "best.pt").is_file()  # only rank 0 writes
