@@ -207,6 +207,8 @@ class ModelConfig(Section):
     depth: int = Field(ge=1, le=5)
     decoder_channels: list[int] = Field(min_length=1)
     in_channels: int = Field(ge=1)
+    head: Literal["plain", "full_resolution"]
+    head_channels: int = Field(ge=1)
 
     @model_validator(mode="after")
     def _depth(self) -> ModelConfig:

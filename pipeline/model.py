@@ -28,8 +28,31 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used; the message names the file and the problem."""
 
 
+class FullResolutionHead(nn.Module):
+    """smp's Unet with a segmentation head that also sees the input at full resolution.
+
+    smp's encoders start with a stride-2 stem and its decoder drops the full-resolution skip, so
+    the last decoder stage only has upsampled features; tritium clusters are a few pixels wide.
+    The head convolves the decoder output concatenated with the input image."""
+
+    def __init__(self, unet: smp.Unet, cfg: ModelConfig, n_classes: int) -> None:
+        super().__init__()
+        unet.segmentation_head = nn.Identity()
+        self.unet = unet
+        width = cfg.head_channels
+        self.head = nn.Sequential(
+            nn.Conv2d(cfg.decoder_channels[-1] + cfg.in_channels, width, 3, padding=1),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(width, n_classes, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.cat([self.unet(x), x], dim=1))
+
+
 def build_model(cfg: ModelConfig, n_classes: int) -> nn.Module:
-    return smp.Unet(
+    unet = smp.Unet(
         encoder_name=cfg.encoder,
         encoder_depth=cfg.depth,
         encoder_weights=None,
@@ -37,6 +60,7 @@ def build_model(cfg: ModelConfig, n_classes: int) -> nn.Module:
         in_channels=cfg.in_channels,
         classes=n_classes,
     )
+    return FullResolutionHead(unet, cfg, n_classes) if cfg.head == "full_resolution" else unet
 
 
 def model_card(config: Config, data_hash: str, metrics: dict[str, float]) -> dict[str, Any]:

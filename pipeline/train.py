@@ -28,6 +28,7 @@ from tqdm import tqdm
 from pipeline import tiles, tracking
 from pipeline.config import Config, ConfigError, TrainConfig
 from pipeline.io import atomic_output
+from pipeline.metrics import class_metrics, pixel_stats
 from pipeline.model import build_model, load_checkpoint, model_card, save_checkpoint, unwrap
 
 
@@ -103,34 +104,6 @@ class SegmentationLoss(nn.Module):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return self.dice(logits, target) + self.pixel(logits, target)
-
-
-# ---------------------------------------------------------------- metrics
-
-
-def pixel_stats(pred: torch.Tensor, target: torch.Tensor, n_classes: int) -> torch.Tensor:
-    """Summed (tp, fp, fn, tn) per class, shape (4, C), skipping IGNORE pixels."""
-    stats = smp.metrics.get_stats(
-        pred.long(),
-        target.long(),
-        mode="multiclass",
-        num_classes=n_classes,
-        ignore_index=tiles.IGNORE,
-    )
-    return torch.stack([s.sum(dim=0) for s in stats])
-
-
-def class_metrics(stats: torch.Tensor, classes: list[str]) -> dict[str, float]:
-    """Per-class IoU, precision and recall, and the macro IoU over the signal classes."""
-    tp, fp, fn, tn = (s[None] for s in stats)
-    scores = {
-        "iou": smp.metrics.iou_score(tp, fp, fn, tn, reduction="none", zero_division=1.0)[0],
-        "precision": smp.metrics.precision(tp, fp, fn, tn, reduction="none", zero_division=1.0)[0],
-        "recall": smp.metrics.recall(tp, fp, fn, tn, reduction="none", zero_division=1.0)[0],
-    }
-    out = {f"{k}_{c}": float(v[i]) for k, v in scores.items() for i, c in enumerate(classes)}
-    out["macro_iou"] = float(scores["iou"][1:].mean())
-    return out
 
 
 # ---------------------------------------------------------------- data
@@ -384,11 +357,22 @@ def _loop(config, trainer: Trainer, data: Data, state: TrainState, tracker, prog
             card = model_card(config, data.data_hash, _card_metrics(metrics))
             save_checkpoint(out / "last.pt", trainer.model, card, training)
             tracker.log_metrics(metrics, step=epoch)
+            if progress:
+                tqdm.write(_summary(epoch, metrics, config.classes))
             over_time = cfg.max_minutes is not None and state.elapsed_s > 60 * cfg.max_minutes
             stop = state.bad_epochs >= cfg.patience or over_time
         if _stop_everywhere(stop, world):
             break
     return state
+
+
+def _summary(epoch: int, metrics: dict[str, float], classes: list[str]) -> str:
+    ious = " ".join(f"{c} {metrics[f'iou_{c}']:.3f}" for c in classes[1:])
+    return (
+        f"epoch {epoch}: train loss {metrics['train_loss']:.4f}, val loss "
+        f"{metrics['val_loss']:.4f}, macro IoU {metrics['macro_iou']:.3f} ({ious}), "
+        f"{metrics['tiles_per_s']:.1f} tiles/s"
+    )
 
 
 def _card_metrics(metrics: dict[str, float]) -> dict[str, float]:

@@ -13,10 +13,17 @@ from pipeline.model import (
 )
 
 
-def test_model_maps_tiles_to_per_class_logits(tiny):
-    model = build_model(tiny.model, len(tiny.classes))
-    logits = model(torch.zeros(2, tiny.model.in_channels, 64, 64))
+@pytest.mark.parametrize("head", ["plain", "full_resolution"])
+def test_model_maps_tiles_to_per_class_logits(tiny, head):
+    cfg = tiny.model.model_copy(update={"head": head})
+    model = build_model(cfg, len(tiny.classes))
+    x = torch.zeros(2, cfg.in_channels, 64, 64)
+    x[:, :, 10, 20] = 5.0  # one bright pixel
+    logits = model.eval()(x)
     assert logits.shape == (2, len(tiny.classes), 64, 64)
+    # the head sees full resolution: a single pixel changes the logits at that pixel
+    changed = (logits - model(torch.zeros_like(x))).abs().sum(dim=(0, 1))
+    assert changed[10, 20] > 0
 
 
 def test_checkpoint_round_trip_holds_everything_inference_needs(tiny, tmp_path):
