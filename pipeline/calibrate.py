@@ -362,3 +362,10 @@ def calibrate_run(
         gain = resolve_gain(attrs, cfg)
     frames = [FrameCalibration(gain, p, n / gain) for p, n in zip(pedestals, noises, strict=True)]
     return RunCalibration(gain, frames, _hot_mask(stack, noise_adu, cfg))
+
+
+def frame_charge(frame_adu: np.ndarray, run: RunCalibration, index: int) -> np.ndarray:
+    """Calibrated charge (electrons, float32) of frame `index` of a run, hot pixels masked."""
+    cal = run.frames[index]
+    charge = (np.asarray(frame_adu, np.float32) - cal.pedestal_adu[:, None]) / cal.gain_adu_per_e
+    return apply_mask(charge.astype(np.float32), run.hot_mask)

@@ -76,6 +76,17 @@ def _run_train(config: Config) -> None:
         )
 
 
+def _run_infer(config: Config) -> None:
+    from pipeline.infer import infer_file
+
+    for key in ("input", "output"):
+        if getattr(config.infer, key) is None:
+            raise ConfigError(f"config key 'infer.{key}' is not set (give --{key})")
+    result = infer_file(config)
+    print(f"wrote {result.output}: {result.frames} frames, "
+          f"{result.megapixels_per_s:.2f} megapixels/s end to end")
+
+
 def describe(frames: Any) -> dict[str, Any]:
     """A short, YAML-friendly summary of an opened frame file."""
     summary: dict[str, Any] = {
@@ -147,6 +158,24 @@ STAGES: dict[str, Stage] = {
             Flag("--seed", "train.seed", "random seed", int),
             Flag("--device", "train.device", "auto, cpu or cuda"),
             Flag("--tracking-uri", "tracking.uri", "MLflow tracking URI"),
+        ),
+    ),
+    "infer": Stage(
+        help="per-pixel class maps of frames with a trained model",
+        description=(
+            "Reads: a checkpoint (weights and model card) and a frame file (HDF5, ROOT or FITS), "
+            "calibrated to electrons. Writes: a map file (docs/frame_format.md: labels, optional "
+            "float16 probabilities, class_names, source), atomically, frame by frame."
+        ),
+        run=_run_infer,
+        flags=(
+            Flag("--model", "infer.model", "checkpoint (best.pt)"),
+            Flag("--input", "infer.input", "frame file"),
+            Flag("--output", "infer.output", "map file to write (.h5)"),
+            Flag("--probabilities", "infer.probabilities", "also write class probabilities",
+                 action="store_true"),
+            Flag("--tta", "infer.tta", "average over flips", action="store_true"),
+            Flag("--device", "infer.device", "auto, cpu or cuda"),
         ),
     ),
 }

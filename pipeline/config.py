@@ -243,6 +243,19 @@ class TrainConfig(Section):
     threads: int = Field(ge=0)
 
 
+class InferConfig(Section):
+    model: str
+    input: str | None
+    output: str | None
+    overlap: float = Field(ge=0, lt=1)
+    batch_size: int = Field(gt=0)
+    tta: bool
+    probabilities: bool
+    gaussian_sigma_scale: float = Field(gt=0)
+    device: Literal["auto", "cpu", "cuda"]
+    amp: Literal["auto", "bf16", "fp16", "off"]
+
+
 class TrackingConfig(Section):
     enabled: bool
     uri: str
@@ -263,6 +276,7 @@ class Config(Section):
     augment: AugmentConfig
     model: ModelConfig
     train: TrainConfig
+    infer: InferConfig
     tracking: TrackingConfig
 
     @model_validator(mode="after")

@@ -115,11 +115,8 @@ class FrameSource:
         key = (file, frame)
         if key not in self._cache:
             ff = self._file(file)
-            run = self.calibrations[file]
-            cal = run.frames[frame]
-            adu = np.asarray(ff.frames[frame].compute(), dtype=np.float32)
-            charge = (adu - cal.pedestal_adu[:, None]) / cal.gain_adu_per_e
-            charge = calibrate.apply_mask(charge.astype(np.float32), run.hot_mask)
+            adu = ff.frames[frame].compute()
+            charge = calibrate.frame_charge(adu, self.calibrations[file], frame)
             labels = np.asarray(ff.labels[frame].compute(), dtype=np.uint8)
             self._cache[key] = (charge, labels)
             while len(self._cache) > self.config.tiles.cache_frames:

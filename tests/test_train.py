@@ -9,6 +9,7 @@ import sys
 import time
 
 import mlflow
+import pytest
 import torch
 import torch.multiprocessing as mp
 import yaml
@@ -125,3 +126,23 @@ def test_two_process_gloo_ddp_ends_with_identical_weights(tiny, tmp_path):
     for key in rank0:
         assert torch.equal(rank0[key], rank1[key]), key
     assert (tmp_path / "model" / "best.pt").is_file()  # only rank 0 writes
+
+
+def test_device_and_precision_choices_without_a_gpu(tiny, monkeypatch):
+    from pipeline.config import ConfigError
+    from pipeline.train import autocast_dtype, pick_device
+
+    cfg = tiny.train
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert pick_device(cfg.model_copy(update={"device": "auto"})) == torch.device("cpu")
+    with pytest.raises(ConfigError, match=r"train\.device"):
+        pick_device(cfg.model_copy(update={"device": "cuda"}))
+    assert autocast_dtype(cfg, torch.device("cpu")) is None
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert pick_device(cfg.model_copy(update={"device": "auto"}), 3) == torch.device("cuda", 3)
+    cuda = torch.device("cuda", 0)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert autocast_dtype(cfg.model_copy(update={"amp": "auto"}), cuda) == torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    assert autocast_dtype(cfg.model_copy(update={"amp": "auto"}), cuda) == torch.float16
+    assert autocast_dtype(cfg.model_copy(update={"amp": "off"}), cuda) is None

@@ -11,7 +11,7 @@ This module owns every byte the pipeline reads or writes for frames and maps:
 
 from pipeline.io.base import EVENT_COLUMNS, FORMATS, FrameFile, FrameFileError
 from pipeline.io.read import detect_format, open_frames
-from pipeline.io.write import FrameWriter, atomic_output, write_map
+from pipeline.io.write import FrameWriter, MapWriter, atomic_output, write_map
 
 __all__ = [
     "EVENT_COLUMNS",
@@ -19,6 +19,7 @@ __all__ = [
     "FrameFile",
     "FrameFileError",
     "FrameWriter",
+    "MapWriter",
     "atomic_output",
     "detect_format",
     "open_frames",

@@ -221,6 +221,85 @@ class FrameWriter:
             self.abort()
 
 
+class MapWriter:
+    """Append-only map file of the contract, frame by frame: `labels` (N, H, W) uint8, optional
+    `probabilities` (N, C, H, W) float16, attrs `class_names` and `source`. Atomic like
+    FrameWriter: the file appears only when the writer closes without error."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        height: int,
+        width: int,
+        class_names: Sequence[str],
+        source: str | Path,
+        probabilities: bool = False,
+    ) -> None:
+        self.path, self.hw, self.n = Path(path), (int(height), int(width)), 0
+        self.class_names = list(class_names)
+        self._atomic = atomic_output(self.path)
+        tmp = self._atomic.__enter__()
+        self._file = h5py.File(tmp, "w", libver="earliest")
+        _h5_class_names(self._file, self.class_names)
+        self._file.attrs["source"] = str(source)
+        c, (h, w) = len(self.class_names), self.hw
+        _h5_dataset(self._file, "labels", shape=(0, h, w), maxshape=(None, h, w),
+                    chunks=(1, h, w), dtype="uint8")
+        if probabilities:
+            _h5_dataset(self._file, "probabilities", shape=(0, c, h, w),
+                        maxshape=(None, c, h, w), chunks=(1, c, h, w), dtype="float16")
+
+    def append(self, labels: np.ndarray, probabilities: np.ndarray | None = None) -> None:
+        labels = np.asarray(labels)
+        if labels.shape != self.hw:
+            raise ValueError(f"{self.path}: labels shape {labels.shape} != {self.hw}")
+        if labels.size and (labels.min() < 0 or labels.max() >= len(self.class_names)):
+            raise ValueError(
+                f"{self.path}: label values {labels.min()}..{labels.max()} outside "
+                f"class_names {self.class_names}"
+            )
+        items = [("labels", labels.astype(np.uint8))]
+        if "probabilities" in self._file:
+            expected = (len(self.class_names), *self.hw)
+            if probabilities is None or np.shape(probabilities) != expected:
+                raise ValueError(
+                    f"{self.path}: probabilities shape {np.shape(probabilities)} != (C, H, W) "
+                    f"= {expected}"
+                )
+            items.append(("probabilities", np.asarray(probabilities, dtype=np.float16)))
+        for name, arr in items:
+            ds = self._file[name]
+            ds.resize(self.n + 1, axis=0)
+            ds[self.n] = arr
+        self.n += 1
+
+    def close(self) -> None:
+        if self._file is None:
+            return
+        self._file.close()
+        self._file = None
+        self._atomic.__exit__(None, None, None)
+
+    def abort(self) -> None:
+        if self._file is None:
+            return
+        with contextlib.suppress(Exception):
+            self._file.close()
+        self._file = None
+        exc = RuntimeError("aborted")
+        self._atomic.__exit__(RuntimeError, exc, None)
+
+    def __enter__(self) -> MapWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
 def write_map(
     path: str | Path,
     labels: np.ndarray,
@@ -228,29 +307,17 @@ def write_map(
     source: str | Path,
     probabilities: np.ndarray | None = None,
 ) -> None:
-    """Write a map file (labels, optional float16 probabilities, class_names, source) atomically."""
+    """Write a whole map file (labels, optional float16 probabilities) atomically."""
     labels = np.asarray(labels)
     if labels.ndim != 3:
         raise ValueError(f"{path}: labels must be (N, H, W), got shape {labels.shape}")
-    if labels.size and (labels.min() < 0 or labels.max() >= len(class_names)):
-        raise ValueError(
-            f"{path}: label values {labels.min()}..{labels.max()} outside "
-            f"class_names {list(class_names)}"
-        )
     n, h, w = labels.shape
     if probabilities is not None and np.shape(probabilities) != (n, len(class_names), h, w):
         raise ValueError(
             f"{path}: probabilities shape {np.shape(probabilities)} != (N, C, H, W) = "
             f"{(n, len(class_names), h, w)}"
         )
-    with atomic_output(path) as tmp, h5py.File(tmp, "w", libver="earliest") as f:
-        _h5_dataset(f, "labels", labels.astype(np.uint8), chunks=(1, h, w) if n else None)
-        if probabilities is not None:
-            _h5_dataset(
-                f,
-                "probabilities",
-                np.asarray(probabilities, dtype=np.float16),
-                chunks=(1, len(class_names), h, w) if n else None,
-            )
-        _h5_class_names(f, class_names)
-        f.attrs["source"] = str(source)
+    with MapWriter(path, height=h, width=w, class_names=class_names, source=source,
+                   probabilities=probabilities is not None) as writer:
+        for i in range(n):
+            writer.append(labels[i], None if probabilities is None else probabilities[i])

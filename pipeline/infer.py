@@ -1,0 +1,123 @@
+"""Full-frame inference (the `infer` stage).
+
+Owns turning frames of any size and format into per-pixel class maps: calibration with the user's
+calibration config, the network input defined by the model card, overlapping sliding windows
+blended with Gaussian importance weights (as nnU-Net does), batched, optional flip test-time
+augmentation, autocast on GPU, and a map file written frame by frame, atomically. Memory is bounded
+by one frame and its probabilities, whatever the size of the file.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from pipeline import calibrate, tiles
+from pipeline.config import Config, InferConfig, NormaliseConfig
+from pipeline.io import MapWriter, open_frames
+from pipeline.model import load_model
+from pipeline.train import autocast_dtype, pick_device
+
+FLIPS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))
+
+
+def gaussian_importance(size: int, sigma_scale: float) -> np.ndarray:
+    """Window weights: a Gaussian of sigma = size * sigma_scale, 1 at the centre, never 0."""
+    centre = (size - 1) / 2
+    axis = np.exp(-0.5 * ((np.arange(size) - centre) / (size * sigma_scale)) ** 2)
+    weights = np.outer(axis, axis).astype(np.float32)
+    return np.maximum(weights, weights[weights > 0].min())
+
+
+def window_starts(length: int, tile: int, overlap: float) -> list[int]:
+    return tiles.tile_starts(length, tile, min(round(tile * overlap), tile - 1))
+
+
+class Predictor:
+    """Class probabilities of whole frames with a trained model."""
+
+    def __init__(
+        self, model: nn.Module, tile: int, normalise: NormaliseConfig, cfg: InferConfig,
+        device: torch.device, amp: torch.dtype | None = None,
+    ) -> None:
+        self.model = model.to(device).eval()
+        self.tile, self.normalise, self.cfg = tiles.padded(tile), normalise, cfg
+        self.device, self.amp = device, amp
+        weights = gaussian_importance(self.tile, cfg.gaussian_sigma_scale)
+        self.weights = torch.from_numpy(weights).to(device)
+
+    @torch.inference_mode()
+    def probabilities(self, charge_e: np.ndarray, noise_e: float) -> np.ndarray:
+        """(C, H, W) float32 class probabilities of one calibrated frame."""
+        height, width = charge_e.shape
+        x = calibrate.normalise(charge_e, noise_e, self.normalise)
+        ph, pw = max(height, self.tile), max(width, self.tile)
+        image = torch.zeros(1, 1, ph, pw, device=self.device)
+        image[0, 0, :height, :width] = torch.from_numpy(x).to(self.device)
+        starts = [(y, xx) for y in window_starts(ph, self.tile, self.cfg.overlap)
+                  for xx in window_starts(pw, self.tile, self.cfg.overlap)]
+        total, norm = None, torch.zeros(ph, pw, device=self.device)
+        for first in range(0, len(starts), self.cfg.batch_size):
+            batch = starts[first : first + self.cfg.batch_size]
+            windows = torch.cat([image[..., y : y + self.tile, xx : xx + self.tile]
+                                 for y, xx in batch])
+            probs = self._predict(windows) * self.weights
+            if total is None:
+                total = torch.zeros(probs.shape[1], ph, pw, device=self.device)
+            for (y, xx), p in zip(batch, probs, strict=True):
+                total[:, y : y + self.tile, xx : xx + self.tile] += p
+                norm[y : y + self.tile, xx : xx + self.tile] += self.weights
+        return (total / norm)[:, :height, :width].float().cpu().numpy()
+
+    def _predict(self, windows: torch.Tensor) -> torch.Tensor:
+        flips = FLIPS if self.cfg.tta else FLIPS[:1]
+        out = 0
+        for dims in flips:
+            inputs = windows.flip(dims) if dims else windows
+            with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
+                logits = self.model(inputs).float()
+            probs = logits.softmax(dim=1)
+            out = out + (probs.flip(dims) if dims else probs)
+        return out / len(flips)
+
+
+@dataclass
+class InferResult:
+    output: Path
+    frames: int
+    pixels: int
+    seconds: float
+
+    @property
+    def megapixels_per_s(self) -> float:
+        return self.pixels / 1e6 / self.seconds
+
+
+def infer_file(config: Config, progress: bool = True) -> InferResult:
+    """Read `infer.input`, write the map file `infer.output` (atomically)."""
+    cfg = config.infer
+    start = time.perf_counter()
+    model, card = load_model(cfg.model, classes=config.classes, in_channels=1)
+    device = pick_device(config.train.model_copy(update={"device": cfg.device}))
+    amp = autocast_dtype(config.train.model_copy(update={"amp": cfg.amp}), device)
+    predictor = Predictor(model, card["tile_size"], NormaliseConfig(**card["normalise"]), cfg,
+                          device, amp)
+    with open_frames(cfg.input, config.io) as ff:
+        run = calibrate.calibrate_run(ff.frames, ff.attrs, config.calibrate,
+                                      config.physics.pair_energy_ev, overscan=ff.overscan)
+        n, height, width = ff.shape
+        with MapWriter(cfg.output, height=height, width=width, class_names=config.classes,
+                       source=Path(cfg.input).name, probabilities=cfg.probabilities) as writer:
+            for i in tqdm(range(n), desc=f"infer {Path(cfg.input).name}", disable=not progress):
+                charge = calibrate.frame_charge(np.asarray(ff.frames[i].compute()), run, i)
+                probs = predictor.probabilities(charge, run.frames[i].noise_e)
+                labels = probs.argmax(axis=0).astype(np.uint8)
+                writer.append(labels, probs if cfg.probabilities else None)
+    return InferResult(Path(cfg.output), n, n * height * width, time.perf_counter() - start)
+

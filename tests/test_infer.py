@@ -1,0 +1,133 @@
+"""Full-frame inference: exact window blending, any frame size, every input format, atomic
+map files, and one-line refusals of bad inputs."""
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from astropy.io import fits
+from torch import nn
+
+from pipeline.cli import main
+from pipeline.config import load_config
+from pipeline.infer import Predictor, gaussian_importance, infer_file, window_starts
+from pipeline.io import FrameWriter, open_frames
+from pipeline.model import build_model, model_card, save_checkpoint
+
+
+class Pointwise(nn.Module):
+    """A 1x1 convolution: its output at a pixel depends on that pixel only."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(1, 6, 1)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+def test_gaussian_weights_peak_in_the_centre_and_never_vanish():
+    w = gaussian_importance(64, 0.125)
+    assert w.max() == pytest.approx(w[31:33, 31:33].max()) and w.min() > 0
+    np.testing.assert_allclose(w, w.T)
+    np.testing.assert_allclose(w, w[::-1, ::-1])
+
+
+@pytest.mark.parametrize("shape", [(70, 45), (64, 64), (20, 100), (33, 129)])
+@pytest.mark.parametrize("tta", [False, True])
+def test_blending_reproduces_a_pointwise_model_for_any_frame_size(tiny, shape, tta):
+    cfg = tiny.infer.model_copy(update={"overlap": 0.5, "batch_size": 3, "tta": tta})
+    predictor = Predictor(Pointwise(), 32, tiny.normalise, cfg, torch.device("cpu"))
+    charge = np.random.default_rng(1).normal(0, 50, shape).astype(np.float32)
+    probs = predictor.probabilities(charge, 2.0)
+    x = torch.from_numpy(np.arcsinh(charge / 2.0) / tiny.normalise.divisor)[None, None]
+    expected = Pointwise()(x).softmax(dim=1)[0].detach().numpy()
+    assert probs.shape == (6, *shape)
+    np.testing.assert_allclose(probs, expected, atol=1e-5)
+
+
+def test_windows_overlap_as_configured():
+    assert window_starts(128, 64, 0.5) == [0, 32, 64]
+    assert window_starts(100, 64, 0.5) == [0, 32, 36]
+    assert window_starts(40, 64, 0.5) == [0]
+
+
+@pytest.fixture
+def checkpoint(tiny, tmp_path):
+    torch.manual_seed(0)
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, build_model(tiny.model, 6), model_card(tiny, "h", {}))
+    return path
+
+
+def _fits_copy(h5_path, out):
+    with h5py.File(h5_path) as f:
+        frames = f["frames"][()]
+    hdus = [fits.PrimaryHDU()] + [fits.ImageHDU(frame) for frame in frames]
+    fits.HDUList(hdus).writeto(out)
+    return out
+
+
+def test_infer_writes_the_same_map_from_hdf5_root_and_fits(tiny, tiny_files, checkpoint, tmp_path):
+    from pipeline.simulate import simulate_file
+
+    h5, root = simulate_file(tiny, tmp_path / "f.h5", 3, seed=5, root=True, progress=False)
+    inputs = {"h5": h5, "root": root, "fits": _fits_copy(h5, tmp_path / "f.fits")}
+    maps = {}
+    for name, path in inputs.items():
+        out = tmp_path / f"map_{name}.h5"
+        config = tiny.model_copy(update={"infer": tiny.infer.model_copy(update={
+            "model": str(checkpoint), "input": str(path), "output": str(out),
+            "probabilities": True})})
+        result = infer_file(config, progress=False)
+        assert result.frames == 3 and result.megapixels_per_s > 0
+        with h5py.File(out) as f:
+            assert f["labels"].shape == (3, 96, 80) and f["labels"].dtype == np.uint8
+            assert f["probabilities"].shape == (3, 6, 96, 80)
+            assert f["probabilities"].dtype == np.float16
+            np.testing.assert_allclose(f["probabilities"][()].astype(float).sum(axis=1), 1,
+                                       atol=1e-2)
+            assert list(f.attrs["class_names"]) == tiny.classes
+            assert f.attrs["source"] == path.name
+            maps[name] = f["labels"][()]
+    np.testing.assert_array_equal(maps["h5"], maps["root"])
+    np.testing.assert_array_equal(maps["h5"], maps["fits"])
+    with open_frames(tmp_path / "map_h5.h5", tiny.io.model_copy(update={"frames_dataset":
+                                                                       "labels"})) as ff:
+        assert ff.shape == (3, 96, 80)
+
+
+def _cli_infer(model, frames, out):
+    return main(["infer", "--model", str(model), "--input", str(frames), "--output", str(out),
+                 "--set", "tiles.size=64"])
+
+
+def test_bad_inputs_are_refused_in_one_line_with_no_output(tiny, tiny_files, checkpoint,
+                                                           tmp_path, capsys):
+    other = tmp_path / "other.pt"
+    cfg = load_config(overrides={"classes": ["background", "tritium"],
+                                 "train.class_weights": [1, 1], "tiles.rare_classes": []})
+    save_checkpoint(other, build_model(tiny.model, 2), model_card(cfg, "h", {}))
+    nan_frames = tmp_path / "nan.h5"
+    with FrameWriter(nan_frames, io=tiny.io, height=32, width=32) as writer:
+        frame = np.zeros((32, 32), np.float32)
+        frame[3, 4] = np.nan
+        writer.append(frame)
+    flat = tmp_path / "flat.h5"
+    with h5py.File(flat, "w") as f:
+        f["frames"] = np.zeros(10, np.float32)
+    cases = [
+        (tmp_path / "absent.pt", tiny_files["val"], "no such checkpoint"),
+        (other, tiny_files["val"], "do not match"),
+        (checkpoint, nan_frames, "non-finite"),
+        (checkpoint, flat, "rank 1"),
+        (checkpoint, tmp_path / "absent.h5", "no such file"),
+    ]
+    for model, frames, pattern in cases:
+        out = tmp_path / "out" / "map.h5"
+        out.parent.mkdir(exist_ok=True)
+        assert _cli_infer(model, frames, out) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and pattern in err, err
+        assert list(out.parent.iterdir()) == []
