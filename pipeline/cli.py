@@ -83,8 +83,44 @@ def _run_infer(config: Config) -> None:
         if getattr(config.infer, key) is None:
             raise ConfigError(f"config key 'infer.{key}' is not set (give --{key})")
     result = infer_file(config)
-    print(f"wrote {result.output}: {result.frames} frames, "
-          f"{result.megapixels_per_s:.2f} megapixels/s end to end")
+    print(
+        f"wrote {result.output}: {result.frames} frames, "
+        f"{result.megapixels_per_s:.2f} megapixels/s end to end"
+    )
+
+
+def _run_classical(config: Config) -> None:
+    from pipeline.classical import classical_file
+
+    cfg = config.infer
+    for key in ("input", "output"):
+        if getattr(cfg, key) is None:
+            raise ConfigError(f"config key 'infer.{key}' is not set (give --{key})")
+    result = classical_file(config, cfg.input, cfg.output, cfg.catalogue)
+    print(
+        f"wrote {result.output}: {result.frames} frames, "
+        f"{result.megapixels_per_s:.2f} megapixels/s end to end"
+    )
+
+
+def _run_evaluate(config: Config) -> None:
+    from pipeline.evaluate import comparison_table, evaluate_files, log_evaluation
+
+    cfg = config.evaluate
+    if cfg.truth is None or not cfg.pred:
+        raise ConfigError(
+            "config keys 'evaluate.truth' and 'evaluate.pred' must be set "
+            "(give --truth FRAMES --pred MAP.h5)"
+        )
+    if cfg.names and len(cfg.names) != len(cfg.pred):
+        raise ConfigError(
+            f"config key 'evaluate.names' has {len(cfg.names)} names for {len(cfg.pred)} map files"
+        )
+    names = cfg.names or [Path(p).stem for p in cfg.pred]
+    summary = evaluate_files(config, cfg.truth, dict(zip(names, cfg.pred, strict=True)), cfg.out)
+    log_evaluation(config, summary, Path(cfg.out))
+    print(comparison_table(summary, config.classes), end="")
+    print(f"wrote {cfg.out}/summary.json, comparison.md and plots")
 
 
 def describe(frames: Any) -> dict[str, Any]:
@@ -165,17 +201,51 @@ STAGES: dict[str, Stage] = {
         description=(
             "Reads: a checkpoint (weights and model card) and a frame file (HDF5, ROOT or FITS), "
             "calibrated to electrons. Writes: a map file (docs/frame_format.md: labels, optional "
-            "float16 probabilities, class_names, source), atomically, frame by frame."
+            "float16 probabilities, class_names, source), atomically, frame by frame, and with "
+            "--catalogue the cluster catalogue as Parquet and CSV."
         ),
         run=_run_infer,
         flags=(
             Flag("--model", "infer.model", "checkpoint (best.pt)"),
             Flag("--input", "infer.input", "frame file"),
             Flag("--output", "infer.output", "map file to write (.h5)"),
-            Flag("--probabilities", "infer.probabilities", "also write class probabilities",
-                 action="store_true"),
+            Flag("--catalogue", "infer.catalogue", "cluster catalogue to write (.parquet)"),
+            Flag(
+                "--probabilities",
+                "infer.probabilities",
+                "also write class probabilities",
+                action="store_true",
+            ),
             Flag("--tta", "infer.tta", "average over flips", action="store_true"),
             Flag("--device", "infer.device", "auto, cpu or cuda"),
+        ),
+    ),
+    "classical": Stage(
+        help="the classical reconstruction (seeded clustering and shape cuts), as a map",
+        description=(
+            "Reads: a frame file (HDF5, ROOT or FITS), calibrated to electrons. Writes: a map "
+            "file in the same format as `infer` and, with --catalogue, the cluster catalogue."
+        ),
+        run=_run_classical,
+        flags=(
+            Flag("--input", "infer.input", "frame file"),
+            Flag("--output", "infer.output", "map file to write (.h5)"),
+            Flag("--catalogue", "infer.catalogue", "cluster catalogue to write (.parquet)"),
+        ),
+    ),
+    "evaluate": Stage(
+        help="score map files against truth, side by side",
+        description=(
+            "Reads: a labelled frame file (truth) and one or more map files. Writes: OUT/"
+            "summary.json, OUT/comparison.md, confusion, spectra and example-frame plots, and "
+            "an MLflow run."
+        ),
+        run=_run_evaluate,
+        flags=(
+            Flag("--truth", "evaluate.truth", "labelled frame file"),
+            Flag("--pred", "evaluate.pred", "map files", nargs="+"),
+            Flag("--names", "evaluate.names", "a name per map file", nargs="+"),
+            Flag("--out", "evaluate.out", "output directory"),
         ),
     ),
 }

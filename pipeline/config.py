@@ -247,6 +247,7 @@ class InferConfig(Section):
     model: str
     input: str | None
     output: str | None
+    catalogue: str | None
     overlap: float = Field(ge=0, lt=1)
     batch_size: int = Field(gt=0)
     tta: bool
@@ -254,6 +255,36 @@ class InferConfig(Section):
     gaussian_sigma_scale: float = Field(gt=0)
     device: Literal["auto", "cpu", "cuda"]
     amp: Literal["auto", "bf16", "fp16", "off"]
+
+
+class ClassicalConfig(Section):
+    neighbour_sigma: float = Field(gt=0)
+    seed_sigma: float = Field(gt=0)
+    alpha_min_kev: float = Field(gt=0)
+    muon_min_length_px: float = Field(gt=0)
+    muon_min_elongation: float = Field(gt=1)
+    electron_min_kev: float = Field(gt=0)
+    point_max_pixels: int = Field(gt=0)
+    tritium_max_kev: float = Field(gt=0)
+    tritium_min_sigma_px: float = Field(ge=0)
+    xray_windows_kev: list[tuple[float, float]]
+
+
+class ActivityConfig(Section):
+    exposure_s: float = Field(gt=0)
+    confidence: float = Field(gt=0, lt=1)
+    energy_range_kev: tuple[float, float]
+    bin_kev: float = Field(gt=0)
+    efficiency: float | None = Field(default=None, gt=0, le=1)
+    template_events: int = Field(gt=0)
+    seed: int = Field(ge=0)
+
+
+class EvaluateConfig(Section):
+    truth: str | None
+    pred: list[str]
+    names: list[str]
+    out: str
 
 
 class TrackingConfig(Section):
@@ -277,6 +308,9 @@ class Config(Section):
     model: ModelConfig
     train: TrainConfig
     infer: InferConfig
+    classical: ClassicalConfig
+    evaluate: EvaluateConfig
+    activity: ActivityConfig
     tracking: TrackingConfig
 
     @model_validator(mode="after")

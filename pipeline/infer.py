@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from pipeline import calibrate, tiles
+from pipeline import calibrate, clusters, tiles
 from pipeline.config import Config, InferConfig, NormaliseConfig
 from pipeline.io import MapWriter, open_frames
 from pipeline.model import load_model
@@ -43,8 +44,13 @@ class Predictor:
     """Class probabilities of whole frames with a trained model."""
 
     def __init__(
-        self, model: nn.Module, tile: int, normalise: NormaliseConfig, cfg: InferConfig,
-        device: torch.device, amp: torch.dtype | None = None,
+        self,
+        model: nn.Module,
+        tile: int,
+        normalise: NormaliseConfig,
+        cfg: InferConfig,
+        device: torch.device,
+        amp: torch.dtype | None = None,
     ) -> None:
         self.model = model.to(device).eval()
         self.tile, self.normalise, self.cfg = tiles.padded(tile), normalise, cfg
@@ -60,13 +66,17 @@ class Predictor:
         ph, pw = max(height, self.tile), max(width, self.tile)
         image = torch.zeros(1, 1, ph, pw, device=self.device)
         image[0, 0, :height, :width] = torch.from_numpy(x).to(self.device)
-        starts = [(y, xx) for y in window_starts(ph, self.tile, self.cfg.overlap)
-                  for xx in window_starts(pw, self.tile, self.cfg.overlap)]
+        starts = [
+            (y, xx)
+            for y in window_starts(ph, self.tile, self.cfg.overlap)
+            for xx in window_starts(pw, self.tile, self.cfg.overlap)
+        ]
         total, norm = None, torch.zeros(ph, pw, device=self.device)
         for first in range(0, len(starts), self.cfg.batch_size):
             batch = starts[first : first + self.cfg.batch_size]
-            windows = torch.cat([image[..., y : y + self.tile, xx : xx + self.tile]
-                                 for y, xx in batch])
+            windows = torch.cat(
+                [image[..., y : y + self.tile, xx : xx + self.tile] for y, xx in batch]
+            )
             probs = self._predict(windows) * self.weights
             if total is None:
                 total = torch.zeros(probs.shape[1], ph, pw, device=self.device)
@@ -106,18 +116,48 @@ def infer_file(config: Config, progress: bool = True) -> InferResult:
     model, card = load_model(cfg.model, classes=config.classes, in_channels=1)
     device = pick_device(config.train.model_copy(update={"device": cfg.device}))
     amp = autocast_dtype(config.train.model_copy(update={"amp": cfg.amp}), device)
-    predictor = Predictor(model, card["tile_size"], NormaliseConfig(**card["normalise"]), cfg,
-                          device, amp)
+    predictor = Predictor(
+        model, card["tile_size"], NormaliseConfig(**card["normalise"]), cfg, device, amp
+    )
     with open_frames(cfg.input, config.io) as ff:
-        run = calibrate.calibrate_run(ff.frames, ff.attrs, config.calibrate,
-                                      config.physics.pair_energy_ev, overscan=ff.overscan)
+        run = calibrate.calibrate_run(
+            ff.frames,
+            ff.attrs,
+            config.calibrate,
+            config.physics.pair_energy_ev,
+            overscan=ff.overscan,
+        )
         n, height, width = ff.shape
-        with MapWriter(cfg.output, height=height, width=width, class_names=config.classes,
-                       source=Path(cfg.input).name, probabilities=cfg.probabilities) as writer:
+        tables = []
+        with MapWriter(
+            cfg.output,
+            height=height,
+            width=width,
+            class_names=config.classes,
+            source=Path(cfg.input).name,
+            probabilities=cfg.probabilities,
+        ) as writer:
             for i in tqdm(range(n), desc=f"infer {Path(cfg.input).name}", disable=not progress):
                 charge = calibrate.frame_charge(np.asarray(ff.frames[i].compute()), run, i)
                 probs = predictor.probabilities(charge, run.frames[i].noise_e)
                 labels = probs.argmax(axis=0).astype(np.uint8)
                 writer.append(labels, probs if cfg.probabilities else None)
+                if cfg.catalogue is not None:
+                    first = 1 + sum(len(t) for t in tables)
+                    tables.append(
+                        clusters.frame_clusters(
+                            labels,
+                            charge,
+                            config.classes,
+                            config.physics.pair_energy_ev,
+                            i,
+                            probs,
+                            first,
+                        )
+                    )
+            if cfg.catalogue is not None:
+                table = pd.concat(tables, ignore_index=True) if tables else None
+                clusters.write_catalogue(
+                    table if table is not None else clusters.empty_catalogue(), cfg.catalogue
+                )
     return InferResult(Path(cfg.output), n, n * height * width, time.perf_counter() - start)
-

@@ -8,6 +8,9 @@ STAGE_SECTIONS = {
         "classes", "io", "calibrate", "normalise", "tiles", "augment", "model", "train",
         "tracking", "physics",
     ],
+    "infer": ["classes", "io", "calibrate", "physics", "infer"],
+    "classical": ["classes", "io", "calibrate", "physics", "classical"],
+    "evaluate": ["classes", "io", "calibrate", "physics", "evaluate", "tracking"],
 }
 
 

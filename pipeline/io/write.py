@@ -244,11 +244,23 @@ class MapWriter:
         _h5_class_names(self._file, self.class_names)
         self._file.attrs["source"] = str(source)
         c, (h, w) = len(self.class_names), self.hw
-        _h5_dataset(self._file, "labels", shape=(0, h, w), maxshape=(None, h, w),
-                    chunks=(1, h, w), dtype="uint8")
+        _h5_dataset(
+            self._file,
+            "labels",
+            shape=(0, h, w),
+            maxshape=(None, h, w),
+            chunks=(1, h, w),
+            dtype="uint8",
+        )
         if probabilities:
-            _h5_dataset(self._file, "probabilities", shape=(0, c, h, w),
-                        maxshape=(None, c, h, w), chunks=(1, c, h, w), dtype="float16")
+            _h5_dataset(
+                self._file,
+                "probabilities",
+                shape=(0, c, h, w),
+                maxshape=(None, c, h, w),
+                chunks=(1, c, h, w),
+                dtype="float16",
+            )
 
     def append(self, labels: np.ndarray, probabilities: np.ndarray | None = None) -> None:
         labels = np.asarray(labels)
@@ -317,7 +329,13 @@ def write_map(
             f"{path}: probabilities shape {np.shape(probabilities)} != (N, C, H, W) = "
             f"{(n, len(class_names), h, w)}"
         )
-    with MapWriter(path, height=h, width=w, class_names=class_names, source=source,
-                   probabilities=probabilities is not None) as writer:
+    with MapWriter(
+        path,
+        height=h,
+        width=w,
+        class_names=class_names,
+        source=source,
+        probabilities=probabilities is not None,
+    ) as writer:
         for i in range(n):
             writer.append(labels[i], None if probabilities is None else probabilities[i])

@@ -1,0 +1,307 @@
+"""Evaluation against truth (the `evaluate` stage).
+
+Owns the numbers a physicist trusts, computed frame by frame against the truth of a labelled
+frame file, for one or several map files side by side (the U-Net, the classical baseline): the
+pixel confusion matrix with per-class IoU, precision and recall; per-class cluster efficiency
+(true events whose pixels are mostly predicted as their class), purity (predicted 8-connected
+clusters whose pixels are mostly truly of that class) and F1; the tritium count bias per frame;
+reconstructed versus true energy spectra. Metric functions are pure functions on arrays.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+from tqdm import tqdm
+
+from pipeline import calibrate, clusters, tracking
+from pipeline.config import Config
+from pipeline.io import FrameFile, FrameFileError, atomic_output, open_frames
+
+EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
+
+
+# ---------------------------------------------------------------- pure metric functions
+
+
+def confusion_matrix(truth: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """(C, C) pixel counts, rows = truth, columns = prediction."""
+    index = truth.astype(np.int64).ravel() * n_classes + pred.astype(np.int64).ravel()
+    return np.bincount(index, minlength=n_classes**2).reshape(n_classes, n_classes)
+
+
+def pixel_scores(confusion: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-class IoU, precision and recall from a confusion matrix (NaN where undefined)."""
+    tp = np.diag(confusion).astype(float)
+    fp, fn = confusion.sum(axis=0) - tp, confusion.sum(axis=1) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {"iou": tp / (tp + fp + fn), "precision": tp / (tp + fp), "recall": tp / (tp + fn)}
+
+
+def event_efficiency_counts(
+    instances: np.ndarray, truth: np.ndarray, pred: np.ndarray, n_classes: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per class: (true events, events whose labelled pixels are mostly predicted as their class).
+
+    An event's class is the truth label its pixels carry (the labelling convention gives all of
+    an event's labelled pixels its class)."""
+    mask = instances > 0
+    ids, inverse = np.unique(instances[mask], return_inverse=True)
+    if len(ids) == 0:
+        return np.zeros(n_classes, int), np.zeros(n_classes, int)
+    size = np.bincount(inverse, minlength=len(ids))
+    event_class = np.zeros(len(ids), np.int64)
+    event_class[inverse] = truth[mask]
+    right = np.bincount(inverse, weights=pred[mask] == event_class[inverse], minlength=len(ids))
+    found = right > size / 2
+    total = np.bincount(event_class, minlength=n_classes)
+    return total, np.bincount(event_class, weights=found, minlength=n_classes).astype(int)
+
+
+def cluster_purity_counts(
+    truth: np.ndarray, pred: np.ndarray, n_classes: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per class: (predicted clusters, those whose pixels are mostly truly of that class)."""
+    total, pure = np.zeros(n_classes, int), np.zeros(n_classes, int)
+    for cls in range(1, n_classes):
+        components, n = ndimage.label(pred == cls, structure=EIGHT_CONNECTED)
+        if n == 0:
+            continue
+        index = np.arange(1, n + 1)
+        size = ndimage.sum_labels(np.ones_like(truth), components, index)
+        right = ndimage.sum_labels(truth == cls, components, index)
+        total[cls], pure[cls] = n, int((right > size / 2).sum())
+    return total, pure
+
+
+def f1(efficiency: np.ndarray, purity: np.ndarray) -> np.ndarray:
+    """Harmonic mean; 0 when either is 0 (events missed, or only wrong clusters), NaN when the
+    class has neither true events nor predicted clusters."""
+    efficiency, purity = np.asarray(efficiency, float), np.asarray(purity, float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        score = 2 * efficiency * purity / (efficiency + purity)
+    return np.where((efficiency == 0) | (purity == 0), 0.0, score)
+
+
+def count_clusters(pred: np.ndarray, cls: int) -> int:
+    return int(ndimage.label(pred == cls, structure=EIGHT_CONNECTED)[1])
+
+
+# ---------------------------------------------------------------- accumulation
+
+
+@dataclass
+class Scores:
+    """Running totals for one method over the frames of a file."""
+
+    n_classes: int
+    confusion: np.ndarray = field(init=False)
+    events: np.ndarray = field(init=False)
+    found: np.ndarray = field(init=False)
+    clusters: np.ndarray = field(init=False)
+    pure: np.ndarray = field(init=False)
+    count_pairs: list[tuple[int, int]] = field(default_factory=list)  # tritium (true, predicted)
+    energies: dict[int, list[float]] = field(default_factory=dict)  # predicted cluster energies
+
+    def __post_init__(self) -> None:
+        c = self.n_classes
+        self.confusion = np.zeros((c, c), np.int64)
+        self.events, self.found = np.zeros(c, int), np.zeros(c, int)
+        self.clusters, self.pure = np.zeros(c, int), np.zeros(c, int)
+
+    def add(self, truth: np.ndarray, instances: np.ndarray, pred: np.ndarray, tritium: int) -> None:
+        c = self.n_classes
+        self.confusion += confusion_matrix(truth, pred, c)
+        events, found = event_efficiency_counts(instances, truth, pred, c)
+        clusters, pure = cluster_purity_counts(truth, pred, c)
+        self.events += events
+        self.found += found
+        self.clusters += clusters
+        self.pure += pure
+        self.count_pairs.append((int(events[tritium]), count_clusters(pred, tritium)))
+
+    def summary(self, classes: Sequence[str]) -> dict:
+        pixel = pixel_scores(self.confusion)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            efficiency = self.found / self.events
+            purity = self.pure / self.clusters
+        cluster_f1 = f1(efficiency, purity)
+        true, predicted = np.array(self.count_pairs).T if self.count_pairs else ([0], [0])
+        per_class = {
+            name: {
+                "pixel_iou": _num(pixel["iou"][i]),
+                "pixel_precision": _num(pixel["precision"][i]),
+                "pixel_recall": _num(pixel["recall"][i]),
+                "cluster_efficiency": _num(efficiency[i]),
+                "cluster_purity": _num(purity[i]),
+                "cluster_f1": _num(cluster_f1[i]),
+                "true_events": int(self.events[i]),
+                "predicted_clusters": int(self.clusters[i]),
+            }
+            for i, name in enumerate(classes)
+            if i > 0
+        }
+        tritium_bias = float(np.mean(np.asarray(predicted) - np.asarray(true)))
+        return {
+            "per_class": per_class,
+            "macro_pixel_iou": _num(np.nanmean(pixel["iou"][1:])),
+            "macro_cluster_f1": _num(np.nanmean(cluster_f1[1:])),
+            "tritium_count_bias_per_frame": tritium_bias,
+            "tritium_true_per_frame": float(np.mean(true)),
+            "confusion": self.confusion.tolist(),
+        }
+
+
+def _num(value: float) -> float | None:
+    return None if not np.isfinite(value) else round(float(value), 5)
+
+
+# ---------------------------------------------------------------- files
+
+
+def open_map(path: str | Path, config: Config) -> FrameFile:
+    """A map file as a FrameFile whose `labels` are remapped to the config's classes by name."""
+    io = config.io.model_copy(
+        update={
+            "frames_dataset": "labels",
+            "labels_dataset": "labels",
+            "check_finite": False,
+            "instances_dataset": "-",
+            "events_group": "-",
+        }
+    )
+    return open_frames(path, io, config.classes)
+
+
+def evaluate_files(
+    config: Config,
+    truth_path: str | Path,
+    maps: dict[str, str | Path],
+    out_dir: str | Path,
+    progress: bool = True,
+) -> dict:
+    """Score each map file against the truth file; write summary.json, comparison.md, plots."""
+    out, classes = Path(out_dir), config.classes
+    out.mkdir(parents=True, exist_ok=True)
+    tritium = classes.index("tritium")
+    with ExitStack() as stack:
+        truth = stack.enter_context(open_frames(truth_path, config.io, classes))
+        if truth.labels is None or truth.instances is None:
+            raise FrameFileError(truth_path, "evaluation needs truth labels and instances")
+        opened = {name: stack.enter_context(open_map(path, config)) for name, path in maps.items()}
+        for name, ff in opened.items():
+            if ff.shape != truth.shape:
+                raise FrameFileError(maps[name], f"map shape {ff.shape} != frames {truth.shape}")
+        run = calibrate.calibrate_run(
+            truth.frames,
+            truth.attrs,
+            config.calibrate,
+            config.physics.pair_energy_ev,
+            overscan=truth.overscan,
+        )
+        scores = {name: Scores(len(classes)) for name in maps}
+        example = None
+        for i in tqdm(range(truth.n_frames), desc="evaluate", disable=not progress):
+            labels, instances = truth.labels[i].compute(), truth.instances[i].compute()
+            charge = calibrate.frame_charge(truth.frames[i].compute(), run, i)
+            preds = {name: ff.labels[i].compute() for name, ff in opened.items()}
+            for name, pred in preds.items():
+                scores[name].add(labels, instances, pred, tritium)
+                table = clusters.frame_clusters(
+                    pred, charge, classes, config.physics.pair_energy_ev, i
+                )
+                for cls, group in table.groupby("class"):
+                    scores[name].energies.setdefault(int(cls), []).extend(group["energy_kev"])
+            if example is None:
+                example = (charge, labels, preds)
+        true_energy = _true_energies(truth, classes)
+    summary = {name: s.summary(classes) for name, s in scores.items()}
+    _write_outputs(out, summary, scores, true_energy, example, classes)
+    return summary
+
+
+def _true_energies(truth: FrameFile, classes: Sequence[str]) -> dict[int, list[float]]:
+    events = truth.events or {}
+    if "class" not in events:
+        return {}
+    return {
+        int(c): events["energy_kev"][events["class"] == c].tolist() for c in range(1, len(classes))
+    }
+
+
+def comparison_table(summary: dict, classes: Sequence[str]) -> str:
+    """Markdown: cluster F1 and pixel IoU per class, one column pair per method."""
+    names = list(summary)
+    head = "| class | " + " | ".join(f"{n} cluster F1 | {n} pixel IoU" for n in names) + " |"
+    rule = "|---" * (1 + 2 * len(names)) + "|"
+    rows = [head, rule]
+    for cls in classes[1:]:
+        cells = [
+            f"{_fmt(summary[n]['per_class'][cls]['cluster_f1'])} | "
+            f"{_fmt(summary[n]['per_class'][cls]['pixel_iou'])}"
+            for n in names
+        ]
+        rows.append(f"| {cls} | " + " | ".join(cells) + " |")
+    macro = [
+        f"{_fmt(summary[n]['macro_cluster_f1'])} | {_fmt(summary[n]['macro_pixel_iou'])}"
+        for n in names
+    ]
+    rows.append("| **macro (signal)** | " + " | ".join(macro) + " |")
+    bias = [f"{summary[n]['tritium_count_bias_per_frame']:+.2f} | " for n in names]
+    rows.append("| tritium count bias / frame | " + " | ".join(bias) + " |")
+    return "\n".join(rows) + "\n"
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _write_outputs(out: Path, summary, scores, true_energy, example, classes) -> None:
+    from pipeline import plots
+
+    with atomic_output(out / "summary.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=2))
+    with atomic_output(out / "comparison.md") as tmp:
+        tmp.write_text(comparison_table(summary, classes))
+    plots.confusion_matrices(
+        {n: np.array(s["confusion"]) for n, s in summary.items()}, classes, out / "confusion.png"
+    )
+    plots.energy_spectra(
+        {n: s.energies for n, s in scores.items()}, true_energy, classes, out / "spectra.png"
+    )
+    if example is not None:
+        plots.example_frame(*example, classes, out / "example_frame.png")
+
+
+def log_evaluation(config: Config, summary: dict, out: Path) -> None:
+    """One MLflow run per evaluation: metrics prefixed by method, the summary and plots."""
+    tracker = tracking.Tracker(config)
+    tracker.start(
+        {
+            "stage": "evaluate",
+            "git_commit": tracking.git_commit(),
+            "truth": str(config.evaluate.truth),
+        }
+    )
+    try:
+        for name, result in summary.items():
+            metrics = {
+                f"{name}.macro_cluster_f1": result["macro_cluster_f1"],
+                f"{name}.macro_pixel_iou": result["macro_pixel_iou"],
+                f"{name}.tritium_count_bias": result["tritium_count_bias_per_frame"],
+            }
+            for cls, scores in result["per_class"].items():
+                metrics[f"{name}.{cls}.cluster_f1"] = scores["cluster_f1"]
+                metrics[f"{name}.{cls}.pixel_iou"] = scores["pixel_iou"]
+            tracker.log_metrics({k: v for k, v in metrics.items() if v is not None}, step=0)
+        for artefact in sorted(out.glob("*")):
+            if artefact.suffix in (".json", ".md", ".png"):
+                tracker.log_artifact(artefact, "evaluation")
+    finally:
+        tracker.end()

@@ -1,0 +1,23 @@
+# The U-Net and the classical reconstruction scored side by side on the held-out frames.
+
+
+rule evaluate:
+    input:
+        config="results/config/evaluate.yaml",
+        truth="data/sim/heldout.h5",
+        unet="results/maps/heldout.unet.h5",
+        classical="results/maps/heldout.classical.h5",
+    output:
+        summary="results/evaluation/summary.json",
+        table="results/evaluation/comparison.md",
+    params:
+        out=lambda wildcards, output: Path(output.summary).parent,
+        tracking_uri=config["tracking"]["uri"],
+    log:
+        "logs/evaluate.log",
+    benchmark:
+        "benchmarks/evaluate.tsv"
+    shell:
+        "python -m pipeline evaluate --config {input.config} --truth {input.truth}"
+        " --pred {input.unet} {input.classical} --names unet classical --out {params.out}"
+        " --set tracking.uri={params.tracking_uri} > {log} 2>&1"

@@ -1,0 +1,56 @@
+"""Cluster catalogue on hand-made maps: connectivity, charge, energy, centroid, spreads."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.clusters import COLUMNS, frame_clusters, write_catalogue
+
+CLASSES = ["background", "muon", "electron", "tritium", "xray", "alpha"]
+
+
+def test_eight_connected_clusters_with_hand_computed_moments():
+    labels = np.zeros((8, 10), np.uint8)
+    charge = np.zeros((8, 10), np.float32)
+    labels[1, 1], labels[2, 2] = 3, 3  # diagonal neighbours: one 8-connected tritium cluster
+    charge[1, 1], charge[2, 2] = 300.0, 100.0
+    labels[5, 6:9] = 4  # an X-ray cluster in a row
+    charge[5, 6:9] = [100.0, 200.0, 100.0]
+    probs = np.zeros((6, 8, 10), np.float32)
+    probs[3, 1, 1], probs[3, 2, 2] = 0.9, 0.7
+    probs[4, 5, 6:9] = 0.6
+    table = frame_clusters(labels, charge, CLASSES, 3.75, frame=7, probabilities=probs,
+                           first_id=11)
+    assert list(table.columns) == list(COLUMNS)
+    assert table["cluster"].tolist() == [11, 12]
+    tritium, xray = table.iloc[0], table.iloc[1]
+    assert tritium["class_name"] == "tritium" and tritium["pixels"] == 2
+    assert tritium["charge_e"] == pytest.approx(400.0)
+    assert tritium["energy_kev"] == pytest.approx(1.5)  # 400 e- x 3.75 eV
+    assert tritium["x"] == pytest.approx(1.25) and tritium["y"] == pytest.approx(1.25)
+    assert tritium["sigma_x"] == pytest.approx(np.sqrt(0.75 * 0.25**2 + 0.25 * 0.75**2))
+    assert tritium["probability"] == pytest.approx(0.8)
+    assert xray["x"] == pytest.approx(7.0) and xray["y"] == pytest.approx(5.0)
+    assert xray["sigma_x"] == pytest.approx(np.sqrt(0.5)) and xray["sigma_y"] == 0.0
+    assert (table["frame"] == 7).all()
+
+
+def test_negative_noise_pixels_do_not_pull_the_centroid():
+    labels = np.zeros((5, 5), np.uint8)
+    labels[2, 1:4] = 3
+    charge = np.zeros((5, 5), np.float32)
+    charge[2, 1:4] = [-5.0, 100.0, 100.0]
+    row = frame_clusters(labels, charge, CLASSES, 3.75).iloc[0]
+    assert row["x"] == pytest.approx(2.5) and row["charge_e"] == pytest.approx(195.0)
+
+
+def test_empty_map_and_catalogue_files(tmp_path):
+    table = frame_clusters(np.zeros((4, 4), np.uint8), np.zeros((4, 4)), CLASSES, 3.75)
+    assert len(table) == 0 and list(table.columns) == list(COLUMNS)
+    labels = np.zeros((4, 4), np.uint8)
+    labels[1, 1] = 5
+    full = frame_clusters(labels, np.ones((4, 4)), CLASSES, 3.75)
+    parquet, csv = write_catalogue(full, tmp_path / "cat.parquet")
+    pd.testing.assert_frame_equal(pd.read_parquet(parquet), full)
+    assert pd.read_csv(csv)["class_name"].tolist() == ["alpha"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cat.csv", "cat.parquet"]
