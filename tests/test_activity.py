@@ -1,0 +1,228 @@
+"""Activity stage: Poisson intervals, Currie limits, per-frame counts, the spectral templates and
+fit (on energies drawn from the model itself), the efficiency and the activity."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline import activity
+from pipeline.clusters import empty_catalogue
+from pipeline.config import load_config
+from pipeline.physics import sample_beta_energies
+
+N_TRITIUM, N_BACKGROUND = 600, 40
+LINE_YIELDS = np.array([300.0, 45.0, 70.0, 55.0, 80.0])  # the 4 default lines, then continuum
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return load_config()
+
+
+def draw_spectrum(cfg, rng, n_tritium: int, line_yields: np.ndarray, n_flat: int) -> dict:
+    """Energies by origin, in the fitted range: simulated betas (another seed than the
+    template's), Gaussian lines with the fit's widths, the uniform continuum and a flat
+    background. Yields are Poisson-fluctuated around the given means."""
+    low, high = cfg.activity.energy_range_kev
+    betas = activity.collected_beta_energies(cfg, 4 * n_tritium, int(rng.integers(1000, 10**6)))
+    betas = betas[(betas >= low) & (betas < high)]
+    tritium = rng.choice(betas, rng.poisson(n_tritium), replace=False)
+    xray, phys = cfg.sources.xray, cfg.physics
+    lines = []
+    for line, mean in zip(xray.lines, line_yields[:-1], strict=True):
+        sigma = np.hypot(
+            activity.resolution_kev(cfg),
+            np.sqrt(phys.fano_factor * line.energy_kev * phys.pair_energy_ev / 1000),
+        )
+        lines.append(rng.normal(line.energy_kev, sigma, rng.poisson(mean)))
+    lines.append(rng.uniform(*xray.continuum_kev, rng.poisson(line_yields[-1])))
+    flat = rng.uniform(low, high, rng.poisson(n_flat))
+    return {"tritium": tritium, "xray": np.concatenate(lines), "flat": flat}
+
+
+# ---------------------------------------------------------------- counting statistics
+
+
+@pytest.mark.parametrize(
+    ("n", "confidence", "expected"),
+    [(0, 0.95, (0.0, 3.689)), (10, 0.95, (4.795, 18.39)), (5, 0.90, (1.970, 10.51))],
+)
+def test_garwood_interval(n, confidence, expected):
+    assert activity.poisson_interval(n, confidence) == pytest.approx(expected, rel=1e-3, abs=1e-9)
+
+
+def test_currie_detection_limit():
+    assert activity.currie_detection_limit(0) == pytest.approx(2.71)
+    assert activity.currie_detection_limit(100) == pytest.approx(2.71 + 46.5)
+
+
+def test_counts_per_frame_includes_empty_frames():
+    catalogue = pd.DataFrame(
+        {
+            "frame": [0, 0, 0, 2, 2, 3],
+            "class_name": ["tritium", "xray", "tritium", "muon", "xray", "alpha"],
+            "energy_kev": [1.0, 5.9, 2.0, 500.0, 8.0, 5000.0],
+        }
+    )
+    table = activity.counts_per_frame(catalogue, ["muon", "tritium", "xray", "electron"], 5)
+    assert list(table.index) == [0, 1, 2, 3, 4] and table.index.name == "frame"
+    assert table["tritium"].tolist() == [2, 0, 0, 0, 0]
+    assert table["xray"].tolist() == [1, 0, 1, 0, 0]
+    assert table["muon"].tolist() == [0, 0, 1, 0, 0]
+    assert table["electron"].tolist() == [0] * 5
+    with pytest.raises(ValueError, match="exceed"):
+        activity.counts_per_frame(catalogue, ["tritium"], 3)
+
+
+# ---------------------------------------------------------------- templates
+
+
+def test_template_is_degraded_beta_spectrum(cfg):
+    edges = activity.fit_edges(cfg)
+    template = activity.tritium_template(cfg, edges)
+    assert template.sum() == pytest.approx(1.0) and (template >= 0).all()
+    centres = (edges[1:] + edges[:-1]) / 2
+    emitted = sample_beta_energies(100_000, cfg.sources.tritium, np.random.default_rng(0))
+    assert emitted.mean() == pytest.approx(5.69, abs=0.05)
+    # backscatter and the partially collecting back layer lower the collected energy
+    assert (template * centres).sum() < emitted.mean() - 1.0
+    collected = activity.collected_beta_energies(cfg, 4000, 3)
+    assert collected.mean() < 0.5 * emitted.mean()
+    assert template[centres > cfg.sources.tritium.endpoint_kev].sum() == 0
+
+
+def test_line_shapes_are_normalised_and_centred(cfg):
+    edges = activity.fit_edges(cfg)
+    shapes = activity.line_shapes(cfg, edges, resolution_kev=0.05)
+    assert shapes.shape == (len(cfg.sources.xray.lines) + 1, len(edges) - 1)
+    assert shapes.sum(axis=1) == pytest.approx(1.0)
+    k_alpha = np.argmax(shapes[0])
+    assert edges[k_alpha] <= 5.899 < edges[k_alpha + 1]
+    continuum = shapes[-1][shapes[-1] > 0]
+    assert continuum.max() == pytest.approx(continuum.min())
+
+
+# ---------------------------------------------------------------- spectral fit
+
+
+def test_fit_recovers_tritium_with_lines_and_background(cfg):
+    """The fitted yield estimates the Poisson mean of the in-range tritium clusters."""
+    pulls = []
+    for seed in range(5):
+        parts = draw_spectrum(cfg, np.random.default_rng(seed), N_TRITIUM, LINE_YIELDS, 40)
+        fit = activity.fit_spectrum(np.concatenate(list(parts.values())), cfg)
+        assert fit.interval[0] <= N_TRITIUM <= fit.interval[1]
+        assert fit.interval[0] < fit.tritium < fit.interval[1]
+        assert fit.tritium_error == pytest.approx(np.sqrt(N_TRITIUM), rel=0.5)
+        assert fit.lines[0] == pytest.approx(LINE_YIELDS[0], rel=0.2)
+        pulls.append((fit.tritium - N_TRITIUM) / fit.tritium_error)
+    assert np.abs(pulls).max() < 3
+    assert abs(np.mean(pulls)) < 3 / np.sqrt(len(pulls))  # unbiased
+
+
+def test_fit_without_tritium_is_compatible_with_zero(cfg):
+    for seed in range(3):
+        parts = draw_spectrum(cfg, np.random.default_rng(100 + seed), 0, LINE_YIELDS, 20)
+        fit = activity.fit_spectrum(np.concatenate([parts["xray"], parts["flat"]]), cfg)
+        assert fit.tritium < 2 * fit.tritium_error
+        assert fit.interval[0] == pytest.approx(0.0, abs=1e-6)
+        assert fit.lines[0] == pytest.approx(LINE_YIELDS[0], rel=0.2)
+
+
+def test_fit_of_empty_input(cfg):
+    fit = activity.fit_spectrum(np.array([]), cfg)
+    assert fit.tritium == 0.0 and fit.interval[0] == 0.0
+    assert fit.interval[1] == pytest.approx(1.92, abs=0.01)  # chi2_1(0.95) / 2 counts
+    assert fit.counts.sum() == 0
+
+
+def test_confidence_widens_the_interval(cfg):
+    energies = np.concatenate(
+        list(draw_spectrum(cfg, np.random.default_rng(7), 300, LINE_YIELDS, 20).values())
+    )
+    narrow = activity.fit_spectrum(energies, load_config(overrides={"activity.confidence": 0.68}))
+    wide = activity.fit_spectrum(energies, cfg)
+    assert wide.interval[0] < narrow.interval[0] and narrow.interval[1] < wide.interval[1]
+
+
+# ---------------------------------------------------------------- efficiency and activity
+
+
+def synthetic_catalogue(cfg, rng, n_tritium: int, line_yields: np.ndarray, n_frames: int):
+    parts = draw_spectrum(cfg, rng, n_tritium, line_yields, N_BACKGROUND)
+    names = ["tritium"] * len(parts["tritium"]) + ["xray"] * len(parts["xray"])
+    names += ["electron"] * len(parts["flat"])  # not tritium-like: left out of the fit
+    energies = np.concatenate([parts["tritium"], parts["xray"], parts["flat"]])
+    # labels leak: 10 % of each population carries the other label
+    swap = rng.random(len(names)) < 0.1
+    names = [
+        {"tritium": "xray", "xray": "tritium"}.get(n, n) if s else n
+        for n, s in zip(names, swap, strict=True)
+    ]
+    catalogue = pd.DataFrame(
+        {
+            "frame": rng.integers(0, n_frames, len(names)),
+            "class_name": names,
+            "energy_kev": energies,
+        }
+    )
+    return catalogue
+
+
+def test_activity_from_synthetic_catalogue(cfg):
+    n_frames, exposure, efficiency = 10, 300.0, 0.35
+    catalogue = synthetic_catalogue(
+        cfg, np.random.default_rng(11), N_TRITIUM, LINE_YIELDS, n_frames
+    )
+    result = activity.estimate_activity(catalogue, n_frames, cfg, exposure, efficiency)
+    expected = N_TRITIUM / (efficiency * n_frames * exposure)
+    assert result.live_time_s == n_frames * exposure
+    assert result.interval_bq[0] <= expected <= result.interval_bq[1]
+    assert result.activity_bq == pytest.approx(result.tritium_counts / (efficiency * 3000.0))
+    assert 0 < result.mda_bq < result.activity_bq
+    summary = activity.activity_summary(result)
+    assert json.loads(json.dumps(summary))["activity_bq"] == pytest.approx(result.activity_bq)
+    # an uncertain efficiency widens the interval
+    shaky = activity.estimate_activity(catalogue, n_frames, cfg, exposure, efficiency, 0.05)
+    assert shaky.interval_bq[0] < result.interval_bq[0]
+    assert shaky.interval_bq[1] > result.interval_bq[1]
+
+
+def test_mda_grows_with_background(cfg):
+    mdas = []
+    for scale in (1.0, 6.0):
+        catalogue = synthetic_catalogue(
+            cfg, np.random.default_rng(5), 50, LINE_YIELDS * scale, n_frames=4
+        )
+        result = activity.estimate_activity(catalogue, 4, cfg, efficiency=0.35)
+        assert result.live_time_s == 4 * cfg.activity.exposure_s
+        mdas.append(result.mda_bq)
+    assert 0 < mdas[0] < mdas[1]
+
+
+def test_measured_efficiency_matches_collected_fraction(cfg):
+    eff, error = activity.efficiency_with_error(cfg, n_frames=4)
+    low, high = cfg.activity.energy_range_kev
+    collected = activity.collected_beta_energies(cfg, 20000, 99)
+    accepted = np.mean((collected >= low) & (collected < high))
+    assert 0 < error < 0.2 * eff
+    assert abs(eff - accepted) < 3 * error + 0.02
+
+    def xray_as_tritium(frame):  # label leak between the two fitted classes changes nothing
+        labels = frame.labels.copy()
+        labels[labels == cfg.classes.index("xray")] = cfg.classes.index("tritium")
+        return labels
+
+    # (clusters of the two classes that touch now merge: a shift well inside the error)
+    assert abs(activity.measure_efficiency(cfg, 4, xray_as_tritium) - eff) < 0.3 * error
+
+
+def test_empty_catalogue_gives_zero_activity_and_an_upper_edge(cfg):
+    table = activity.counts_per_frame(empty_catalogue(), ["tritium"], 3)
+    assert table["tritium"].tolist() == [0, 0, 0]
+    result = activity.estimate_activity(empty_catalogue(), 3, cfg, 100.0, 0.5)
+    assert result.activity_bq == 0.0 and result.interval_bq[0] == 0.0
+    assert result.interval_bq[1] == pytest.approx(1.92 / 150.0, rel=0.01)
+    assert result.mda_bq == pytest.approx(2.71 / 150.0)
