@@ -22,4 +22,5 @@ rule all:
         expand("data/sim/{name}.h5", name=config["simulate"]["datasets"]),
         "results/model/best.pt",
         "results/evaluation/summary.json",
+        "results/activity.json",
     default_target: True

@@ -271,6 +271,9 @@ class ClassicalConfig(Section):
 
 
 class ActivityConfig(Section):
+    catalogue: str | None
+    frames: str | None
+    out: str
     exposure_s: float = Field(gt=0)
     confidence: float = Field(gt=0, lt=1)
     energy_range_kev: tuple[float, float]

@@ -11,6 +11,7 @@ STAGE_SECTIONS = {
     "infer": ["classes", "io", "calibrate", "physics", "infer"],
     "classical": ["classes", "io", "calibrate", "physics", "classical"],
     "evaluate": ["classes", "io", "calibrate", "physics", "evaluate", "tracking"],
+    "activity": ["classes", "io", "physics", "detector", "sources", "activity"],
 }
 
 

@@ -21,3 +21,19 @@ rule evaluate:
         "python -m pipeline evaluate --config {input.config} --truth {input.truth}"
         " --pred {input.unet} {input.classical} --names unet classical --out {params.out}"
         " --set tracking.uri={params.tracking_uri} > {log} 2>&1"
+
+
+rule activity:
+    input:
+        config="results/config/activity.yaml",
+        catalogue="results/catalogues/heldout.unet.parquet",
+        frames="data/sim/heldout.h5",
+    output:
+        "results/activity.json",
+    log:
+        "logs/activity.log",
+    benchmark:
+        "benchmarks/activity.tsv"
+    shell:
+        "python -m pipeline activity --config {input.config} --catalogue {input.catalogue}"
+        " --frames {input.frames} --out {output} > {log} 2>&1"

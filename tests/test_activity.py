@@ -226,3 +226,26 @@ def test_empty_catalogue_gives_zero_activity_and_an_upper_edge(cfg):
     assert result.activity_bq == 0.0 and result.interval_bq[0] == 0.0
     assert result.interval_bq[1] == pytest.approx(1.92 / 150.0, rel=0.01)
     assert result.mda_bq == pytest.approx(2.71 / 150.0)
+
+
+def test_activity_command_writes_json_and_refuses_bad_input(tiny, tiny_files, tmp_path, capsys):
+    import json
+
+    from pipeline.cli import main
+    from pipeline.clusters import frame_clusters, write_catalogue
+    from pipeline.io import open_frames
+
+    with open_frames(tiny_files["train"], tiny.io, tiny.classes) as ff:
+        tables = [frame_clusters(ff.labels[i].compute(), ff.frames[i].compute() / 5.0,
+                                 tiny.classes, 3.75, i) for i in range(ff.n_frames)]
+    catalogue = tmp_path / "cat.parquet"
+    write_catalogue(pd.concat(tables, ignore_index=True), catalogue)
+    out = tmp_path / "activity.json"
+    args = ["activity", "--catalogue", str(catalogue), "--frames", str(tiny_files["train"]),
+            "--out", str(out), "--set", "activity.efficiency=0.3"]
+    assert main(args) == 0
+    summary = json.loads(out.read_text())
+    assert summary["activity_bq"] >= 0 and len(summary["counts_per_frame"]["tritium"]) == 3
+    missing = tmp_path / "absent.parquet"
+    assert main([*args[:1], "--catalogue", str(missing), *args[3:]]) == 2
+    assert "absent.parquet" in capsys.readouterr().err

@@ -54,3 +54,25 @@ def test_empty_map_and_catalogue_files(tmp_path):
     pd.testing.assert_frame_equal(pd.read_parquet(parquet), full)
     assert pd.read_csv(csv)["class_name"].tolist() == ["alpha"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cat.csv", "cat.parquet"]
+
+
+def test_fe55_catalogue_energy_peaks_at_5_9_kev():
+    from pipeline import calibrate
+    from pipeline.config import load_config
+    from pipeline.simulate import make_detector, simulate_frame
+
+    off = {f"sources.{s}.rate_per_frame": 0.0 for s in ("muon", "electron", "tritium", "alpha")}
+    cfg = load_config(overrides={
+        **off, "detector.height": 256, "detector.width": 256,
+        "sources.xray.rate_per_frame": 60.0, "sources.xray.continuum_weight": 0.0,
+        "sources.xray.lines": [{"energy_kev": 5.899, "weight": 1.0, "attenuation_um": 29.0}]})
+    detector = make_detector(cfg.detector)
+    frames = [simulate_frame(cfg, detector, np.random.default_rng(s)) for s in range(4)]
+    run = calibrate.calibrate_run(np.stack([f.adu for f in frames]), {"gain_adu_per_e": 5.0},
+                                  cfg.calibrate, 3.75)
+    energies = np.concatenate([
+        frame_clusters(f.labels, calibrate.frame_charge(f.adu, run, i), CLASSES, 3.75,
+                       i)["energy_kev"].to_numpy() for i, f in enumerate(frames)])
+    counts, edges = np.histogram(energies, bins=np.arange(4.0, 8.0, 0.05))
+    peak = edges[np.argmax(counts)] + 0.025
+    assert abs(peak - 5.899) < 0.2
