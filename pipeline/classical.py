@@ -9,19 +9,15 @@ streaming a frame file into the same map file and cluster catalogue as `pipeline
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import ndimage
-from tqdm import tqdm
 
-from pipeline import calibrate, clusters
 from pipeline.config import ClassicalConfig, Config
-from pipeline.infer import InferResult
-from pipeline.io import MapWriter, open_frames
+from pipeline.maps import MapResult, write_maps
 
 EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 PIXEL_VARIANCE = 1.0 / 12.0  # variance of a uniform charge spread across one pixel (px^2)
@@ -179,43 +175,14 @@ def classical_file(
     output_path: str | Path,
     catalogue_path: str | Path | None = None,
     progress: bool = True,
-) -> InferResult:
+) -> MapResult:
     """Stream a frame file (any readable format) through calibration and `classical_labels`
     into a map file (labels only) and, with `catalogue_path`, the cluster catalogue (probability
     NaN). Both appear only if every frame succeeds."""
-    start, name = time.perf_counter(), Path(input_path).name
-    with open_frames(input_path, config.io) as ff:
-        run = calibrate.calibrate_run(
-            ff.frames,
-            ff.attrs,
-            config.calibrate,
-            config.physics.pair_energy_ev,
-            overscan=ff.overscan,
-        )
-        n, height, width = ff.shape
-        tables: list[pd.DataFrame] = []
-        first = 1
-        with MapWriter(
-            output_path, height=height, width=width, class_names=config.classes, source=name
-        ) as writer:
-            for i in tqdm(range(n), desc=f"classical {name}", disable=not progress):
-                charge = calibrate.frame_charge(np.asarray(ff.frames[i].compute()), run, i)
-                labels = classical_labels(charge, run.frames[i].noise_e, config)
-                writer.append(labels)
-                if catalogue_path is not None:
-                    table = clusters.frame_clusters(
-                        labels,
-                        charge,
-                        config.classes,
-                        config.physics.pair_energy_ev,
-                        i,
-                        None,
-                        first,
-                    )
-                    tables.append(table)
-                    first += len(table)
-            if catalogue_path is not None:
-                found = [t for t in tables if len(t)]
-                table = pd.concat(found, ignore_index=True) if found else clusters.empty_catalogue()
-                clusters.write_catalogue(table, catalogue_path)
-    return InferResult(Path(output_path), n, n * height * width, time.perf_counter() - start)
+
+    def label(charge: np.ndarray, noise_e: float) -> tuple[np.ndarray, None]:
+        return classical_labels(charge, noise_e, config), None
+
+    return write_maps(
+        config, label, input_path, output_path, catalogue_path, progress=progress, desc="classical"
+    )

@@ -9,19 +9,13 @@ by one frame and its probabilities, whatever the size of the file.
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
-from pathlib import Path
-
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
-from tqdm import tqdm
 
-from pipeline import calibrate, clusters, tiles
+from pipeline import calibrate, tiles
 from pipeline.config import Config, InferConfig, NormaliseConfig
-from pipeline.io import MapWriter, open_frames
+from pipeline.maps import MapResult, write_maps
 from pipeline.model import load_model
 from pipeline.train import autocast_dtype, pick_device
 
@@ -97,67 +91,27 @@ class Predictor:
         return out / len(flips)
 
 
-@dataclass
-class InferResult:
-    output: Path
-    frames: int
-    pixels: int
-    seconds: float
-
-    @property
-    def megapixels_per_s(self) -> float:
-        return self.pixels / 1e6 / self.seconds
-
-
-def infer_file(config: Config, progress: bool = True) -> InferResult:
-    """Read `infer.input`, write the map file `infer.output` (atomically)."""
+def infer_file(config: Config, progress: bool = True) -> MapResult:
+    """Read `infer.input`, write the map file `infer.output` (and `infer.catalogue`)."""
     cfg = config.infer
-    start = time.perf_counter()
     model, card = load_model(cfg.model, classes=config.classes, in_channels=1)
     device = pick_device(config.train.model_copy(update={"device": cfg.device}))
     amp = autocast_dtype(config.train.model_copy(update={"amp": cfg.amp}), device)
     predictor = Predictor(
         model, card["tile_size"], NormaliseConfig(**card["normalise"]), cfg, device, amp
     )
-    with open_frames(cfg.input, config.io) as ff:
-        run = calibrate.calibrate_run(
-            ff.frames,
-            ff.attrs,
-            config.calibrate,
-            config.physics.pair_energy_ev,
-            overscan=ff.overscan,
-        )
-        n, height, width = ff.shape
-        tables = []
-        with MapWriter(
-            cfg.output,
-            height=height,
-            width=width,
-            class_names=config.classes,
-            source=Path(cfg.input).name,
-            probabilities=cfg.probabilities,
-        ) as writer:
-            for i in tqdm(range(n), desc=f"infer {Path(cfg.input).name}", disable=not progress):
-                charge = calibrate.frame_charge(np.asarray(ff.frames[i].compute()), run, i)
-                probs = predictor.probabilities(charge, run.frames[i].noise_e)
-                labels = probs.argmax(axis=0).astype(np.uint8)
-                writer.append(labels, probs if cfg.probabilities else None)
-                if cfg.catalogue is not None:
-                    first = 1 + sum(len(t) for t in tables)
-                    tables.append(
-                        clusters.frame_clusters(
-                            labels,
-                            charge,
-                            config.classes,
-                            config.physics.pair_energy_ev,
-                            i,
-                            probs,
-                            first,
-                        )
-                    )
-            if cfg.catalogue is not None:
-                table = pd.concat(tables, ignore_index=True) if tables else None
-                clusters.write_catalogue(
-                    table if table is not None else clusters.empty_catalogue(), cfg.catalogue
-                )
-    return InferResult(Path(cfg.output), n, n * height * width, time.perf_counter() - start)
+
+    def label(charge: np.ndarray, noise_e: float) -> tuple[np.ndarray, np.ndarray]:
+        probs = predictor.probabilities(charge, noise_e)
+        return probs.argmax(axis=0).astype(np.uint8), probs
+
+    return write_maps(
+        config,
+        label,
+        cfg.input,
+        cfg.output,
+        cfg.catalogue,
+        probabilities=cfg.probabilities,
+        progress=progress,
+        desc="infer",
+    )

@@ -6,7 +6,7 @@ import contextlib
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import awkward as ak
 import h5py
@@ -46,7 +46,37 @@ def _h5_class_names(obj: h5py.File, names: Sequence[str]) -> None:
     obj.attrs.create("class_names", list(names), dtype=h5py.string_dtype("utf-8"))
 
 
-class FrameWriter:
+class _AtomicWriter:
+    """Lifecycle of an atomic writer: an open `_file` inside `atomic_output`; a clean exit of
+    the with-block closes and renames it into place, an exception or abort() deletes it."""
+
+    _file: Any
+    _atomic: contextlib.AbstractContextManager[Path]
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        """Drop everything written so far; no output file appears."""
+        if self._file is None:
+            return
+        with contextlib.suppress(Exception):
+            self._file.close()
+        self._file = None
+        exc = RuntimeError("aborted")
+        self._atomic.__exit__(RuntimeError, exc, None)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class FrameWriter(_AtomicWriter):
     """Append-only writer of a frame file, HDF5 or ROOT (chosen from the suffix: .h5/.hdf5 or
     .root; anything else is a ValueError naming the path). Atomic: writes to a temporary name in
     the same directory and renames it over the final path on successful close; on any exception
@@ -201,27 +231,9 @@ class FrameWriter:
         self._file = None
         self._atomic.__exit__(None, None, None)
 
-    def abort(self) -> None:
-        """Drop everything written so far; no output file appears."""
-        if self._file is None:
-            return
-        with contextlib.suppress(Exception):
-            self._file.close()
-        self._file = None
-        exc = RuntimeError("aborted")
-        self._atomic.__exit__(RuntimeError, exc, None)
-
-    def __enter__(self) -> FrameWriter:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
 
-class MapWriter:
+class MapWriter(_AtomicWriter):
     """Append-only map file of the contract, frame by frame: `labels` (N, H, W) uint8, optional
     `probabilities` (N, C, H, W) float16, attrs `class_names` and `source`. Atomic like
     FrameWriter: the file appears only when the writer closes without error."""
@@ -293,23 +305,6 @@ class MapWriter:
         self._file = None
         self._atomic.__exit__(None, None, None)
 
-    def abort(self) -> None:
-        if self._file is None:
-            return
-        with contextlib.suppress(Exception):
-            self._file.close()
-        self._file = None
-        exc = RuntimeError("aborted")
-        self._atomic.__exit__(RuntimeError, exc, None)
-
-    def __enter__(self) -> MapWriter:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
 
 def write_map(
