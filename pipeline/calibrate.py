@@ -14,12 +14,15 @@ import math
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import ndimage, optimize, signal
 
-from pipeline.config import CalibrateConfig, NormaliseConfig
+from pipeline.config import CalibrateConfig, Config, NormaliseConfig
+
+if TYPE_CHECKING:
+    from pipeline.io import FrameFile
 
 MAD_TO_SIGMA = 1.4826  # Gaussian sigma = 1.4826 x median absolute deviation
 # The median of N Gaussian values has std ~ sqrt(pi/2) sigma / sqrt(N).
@@ -369,3 +372,10 @@ def frame_charge(frame_adu: np.ndarray, run: RunCalibration, index: int) -> np.n
     cal = run.frames[index]
     charge = (np.asarray(frame_adu, np.float32) - cal.pedestal_adu[:, None]) / cal.gain_adu_per_e
     return apply_mask(charge.astype(np.float32), run.hot_mask)
+
+
+def calibrate_file(ff: FrameFile, config: Config) -> RunCalibration:
+    """`calibrate_run` over an opened frame file, with the config's calibration and physics."""
+    return calibrate_run(
+        ff.frames, ff.attrs, config.calibrate, config.physics.pair_energy_ev, overscan=ff.overscan
+    )

@@ -198,13 +198,7 @@ def evaluate_files(
         for name, ff in opened.items():
             if ff.shape != truth.shape:
                 raise FrameFileError(maps[name], f"map shape {ff.shape} != frames {truth.shape}")
-        run = calibrate.calibrate_run(
-            truth.frames,
-            truth.attrs,
-            config.calibrate,
-            config.physics.pair_energy_ev,
-            overscan=truth.overscan,
-        )
+        run = calibrate.calibrate_file(truth, config)
         scores = {name: Scores(len(classes)) for name in maps}
         example = None
         for i in tqdm(range(truth.n_frames), desc="evaluate", disable=not progress):

@@ -49,13 +49,7 @@ def write_maps(
     """Label every frame of `input_path` into the map file `output_path` (and the catalogue)."""
     start, name = time.perf_counter(), Path(input_path).name
     with open_frames(input_path, config.io) as ff:
-        run = calibrate.calibrate_run(
-            ff.frames,
-            ff.attrs,
-            config.calibrate,
-            config.physics.pair_energy_ev,
-            overscan=ff.overscan,
-        )
+        run = calibrate.calibrate_file(ff, config)
         n, height, width = ff.shape
         tables: list[pd.DataFrame] = []
         with MapWriter(

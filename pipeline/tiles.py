@@ -86,13 +86,7 @@ class FrameSource:
         self._cache: OrderedDict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = OrderedDict()
 
     def _calibrate(self, ff: FrameFile) -> calibrate.RunCalibration:
-        return calibrate.calibrate_run(
-            ff.frames,
-            ff.attrs,
-            self.config.calibrate,
-            self.config.physics.pair_energy_ev,
-            overscan=ff.overscan,
-        )
+        return calibrate.calibrate_file(ff, self.config)
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)

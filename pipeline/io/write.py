@@ -232,7 +232,6 @@ class FrameWriter(_AtomicWriter):
         self._atomic.__exit__(None, None, None)
 
 
-
 class MapWriter(_AtomicWriter):
     """Append-only map file of the contract, frame by frame: `labels` (N, H, W) uint8, optional
     `probabilities` (N, C, H, W) float16, attrs `class_names` and `source`. Atomic like
@@ -304,7 +303,6 @@ class MapWriter(_AtomicWriter):
         self._file.close()
         self._file = None
         self._atomic.__exit__(None, None, None)
-
 
 
 def write_map(
