@@ -42,6 +42,18 @@ class Stage:
     flags: tuple[Flag, ...] = field(default_factory=tuple)
 
 
+def _require(config: Config, *keys: str) -> None:
+    """Keys a stage cannot run without; the error names the key and the flag that sets it."""
+    for key in keys:
+        section, name = key.split(".")
+        if not getattr(getattr(config, section), name):
+            flag = next(
+                (f.name for stage in STAGES.values() for f in stage.flags if f.key == key),
+                "--set " + key + "=...",
+            )
+            raise ConfigError(f"config key '{key}' is not set (give {flag})")
+
+
 def _run_simulate(config: Config) -> None:
     from pipeline.simulate import simulate_file
 
@@ -54,8 +66,7 @@ def _run_simulate(config: Config) -> None:
 def _run_inspect(config: Config) -> None:
     from pipeline.io import open_frames
 
-    if config.inspect.input is None:
-        raise ConfigError("config key 'inspect.input' is not set (give --input FILE)")
+    _require(config, "inspect.input")
     with open_frames(config.inspect.input, config.io, config.classes) as frames:
         print(yaml.safe_dump(describe(frames), sort_keys=False), end="")
 
@@ -79,9 +90,7 @@ def _run_train(config: Config) -> None:
 def _run_infer(config: Config) -> None:
     from pipeline.infer import infer_file
 
-    for key in ("input", "output"):
-        if getattr(config.infer, key) is None:
-            raise ConfigError(f"config key 'infer.{key}' is not set (give --{key})")
+    _require(config, "infer.input", "infer.output")
     result = infer_file(config)
     print(
         f"wrote {result.output}: {result.frames} frames, "
@@ -93,9 +102,7 @@ def _run_classical(config: Config) -> None:
     from pipeline.classical import classical_file
 
     cfg = config.infer
-    for key in ("input", "output"):
-        if getattr(cfg, key) is None:
-            raise ConfigError(f"config key 'infer.{key}' is not set (give --{key})")
+    _require(config, "infer.input", "infer.output")
     result = classical_file(config, cfg.input, cfg.output, cfg.catalogue)
     print(
         f"wrote {result.output}: {result.frames} frames, "
@@ -107,11 +114,7 @@ def _run_evaluate(config: Config) -> None:
     from pipeline.evaluate import comparison_table, evaluate_files, log_evaluation
 
     cfg = config.evaluate
-    if cfg.truth is None or not cfg.pred:
-        raise ConfigError(
-            "config keys 'evaluate.truth' and 'evaluate.pred' must be set "
-            "(give --truth FRAMES --pred MAP.h5)"
-        )
+    _require(config, "evaluate.truth", "evaluate.pred")
     if cfg.names and len(cfg.names) != len(cfg.pred):
         raise ConfigError(
             f"config key 'evaluate.names' has {len(cfg.names)} names for {len(cfg.pred)} map files"
@@ -132,11 +135,7 @@ def _run_activity(config: Config) -> None:
     from pipeline.io import atomic_output, open_frames
 
     cfg = config.activity
-    if cfg.catalogue is None or cfg.frames is None:
-        raise ConfigError(
-            "config keys 'activity.catalogue' and 'activity.frames' must be set "
-            "(give --catalogue C.parquet --frames FRAMES)"
-        )
+    _require(config, "activity.catalogue", "activity.frames")
     if not Path(cfg.catalogue).is_file():
         raise ConfigError(
             f"{cfg.catalogue}: no such catalogue file (config key 'activity.catalogue')"

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from pipeline import calibrate, clusters, tracking
 from pipeline.config import Config
-from pipeline.io import FrameFile, FrameFileError, atomic_output, open_frames
+from pipeline.io import FrameFile, FrameFileError, atomic_output, open_frames, open_map
 
 EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
@@ -165,20 +165,6 @@ def _num(value: float) -> float | None:
 # ---------------------------------------------------------------- files
 
 
-def open_map(path: str | Path, config: Config) -> FrameFile:
-    """A map file as a FrameFile whose `labels` are remapped to the config's classes by name."""
-    io = config.io.model_copy(
-        update={
-            "frames_dataset": "labels",
-            "labels_dataset": "labels",
-            "check_finite": False,
-            "instances_dataset": "-",
-            "events_group": "-",
-        }
-    )
-    return open_frames(path, io, config.classes)
-
-
 def evaluate_files(
     config: Config,
     truth_path: str | Path,
@@ -194,7 +180,10 @@ def evaluate_files(
         truth = stack.enter_context(open_frames(truth_path, config.io, classes))
         if truth.labels is None or truth.instances is None:
             raise FrameFileError(truth_path, "evaluation needs truth labels and instances")
-        opened = {name: stack.enter_context(open_map(path, config)) for name, path in maps.items()}
+        opened = {
+            name: stack.enter_context(open_map(path, config.io, config.classes))
+            for name, path in maps.items()
+        }
         for name, ff in opened.items():
             if ff.shape != truth.shape:
                 raise FrameFileError(maps[name], f"map shape {ff.shape} != frames {truth.shape}")

@@ -345,16 +345,15 @@ def _loop(config, trainer: Trainer, data: Data, state: TrainState, tracker, prog
             improved = metrics["macro_iou"] > state.best_metric
             state.bad_epochs = 0 if improved else state.bad_epochs + 1
             state.epoch, state.elapsed_s = epoch + 1, state.elapsed_s + time.monotonic() - started
+            card = model_card(config, data.data_hash, _card_metrics(metrics))
             if improved:
                 state.best_metric, state.best_epoch = metrics["macro_iou"], epoch
-                card = model_card(config, data.data_hash, _card_metrics(metrics))
                 save_checkpoint(out / "best.pt", trainer.model, card)
             training = {
                 **trainer.state_dicts(),
                 "rng": _rng_states(),
                 "state": json.dumps(asdict(state)),
             }
-            card = model_card(config, data.data_hash, _card_metrics(metrics))
             save_checkpoint(out / "last.pt", trainer.model, card, training)
             tracker.log_metrics(metrics, step=epoch)
             if progress:

@@ -511,3 +511,16 @@ def test_fits_scaled_data_is_float(tmp_path: Path) -> None:
         data = ff.frames.compute()[0]
         assert ff.frames.dtype == np.float32 and data.dtype == np.float32
         np.testing.assert_allclose(data, np.arange(H * W).reshape(H, W) * 0.5 + 10.0)
+
+
+def test_open_map_matches_classes_by_name(tmp_path: Path) -> None:
+    from pipeline.io import open_map
+
+    file_classes = ["background", "tritium", "muon", "electron", "xray", "alpha"]
+    labels = np.zeros((2, 4, 5), np.uint8)
+    labels[0, 1, 1] = 1  # tritium in the file's order
+    write_map(tmp_path / "m.h5", labels, file_classes, "src.h5")
+    with open_map(tmp_path / "m.h5", CFG.io, CFG.classes) as ff:
+        remapped = ff.labels.compute()
+        assert ff.shape == (2, 4, 5) and ff.class_names == CFG.classes
+    assert remapped[0, 1, 1] == CFG.classes.index("tritium") and remapped.sum() == 3

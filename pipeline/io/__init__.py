@@ -10,7 +10,7 @@ This module owns every byte the pipeline reads or writes for frames and maps:
 """
 
 from pipeline.io.base import EVENT_COLUMNS, FORMATS, FrameFile, FrameFileError
-from pipeline.io.read import detect_format, open_frames
+from pipeline.io.read import detect_format, open_frames, open_map
 from pipeline.io.write import FrameWriter, MapWriter, atomic_output, write_map
 
 __all__ = [
@@ -23,5 +23,6 @@ __all__ = [
     "atomic_output",
     "detect_format",
     "open_frames",
+    "open_map",
     "write_map",
 ]

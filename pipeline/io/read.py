@@ -140,3 +140,18 @@ def _match_classes(ff: FrameFile, names: list[str], classes: Sequence[str] | Non
     if ff.events is not None and "class" in ff.events:
         ff.events["class"] = lut[ff.events["class"]]
     ff.class_names = list(classes)
+
+
+def open_map(path: str | Path, io: IOConfig, classes: Sequence[str] | None = None) -> FrameFile:
+    """A map file (docs/frame_format.md) opened like a frame file: `labels` (remapped to
+    `classes` by name) and, as `frames`, the same labels; no truth datasets are looked for."""
+    map_io = io.model_copy(
+        update={
+            "frames_dataset": "labels",
+            "labels_dataset": "labels",
+            "check_finite": False,
+            "instances_dataset": "",
+            "events_group": "",
+        }
+    )
+    return open_frames(path, map_io, classes)
