@@ -27,12 +27,21 @@ def measure(config_path: str | None, device: str, steps: int, folder: Path) -> d
     if not frames.exists():
         small = load_config(config_path, {"detector.height": 512, "detector.width": 512})
         simulate_file(small, frames, 4, seed=1, progress=False)
-    config = load_config(config_path, {
-        "train.frames": [str(frames)], "train.val_frames": [], "train.epochs": 2,
-        "train.steps_per_epoch": steps, "train.val_tiles": 1, "train.device": device,
-        "train.max_minutes": None, "train.out": str(folder / device), "tracking.enabled": False,
-        "tiles.val_fraction": 0.25,
-    })
+    config = load_config(
+        config_path,
+        {
+            "train.frames": [str(frames)],
+            "train.val_frames": [],
+            "train.epochs": 2,
+            "train.steps_per_epoch": steps,
+            "train.val_tiles": 1,
+            "train.device": device,
+            "train.max_minutes": None,
+            "train.out": str(folder / device),
+            "tracking.enabled": False,
+            "tiles.val_fraction": 0.25,
+        },
+    )
     result = train(config, progress=False)
     return {
         "bench": "train",

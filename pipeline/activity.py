@@ -4,7 +4,8 @@ Owns turning a cluster catalogue into a number of tritium decays and an activity
 per-frame cluster counts, exact Poisson intervals, Currie detection limits, the spectral templates
 (the collected-energy spectrum of simulated tritium betas, the X-ray lines and continuum), a binned
 Poisson-likelihood fit of the tritium-like cluster spectrum, the detection efficiency measured on
-simulated frames, and the activity with its interval and minimum detectable activity (MDA).
+simulated frames (pipeline/efficiency.py), and the activity with its interval and minimum
+detectable activity (MDA).
 
 Why a spectral fit: an X-ray converting near the back surface is diffused like a tritium beta, so
 per-cluster labels confuse the two. The fit takes the clusters labelled tritium AND xray (the two
@@ -16,7 +17,7 @@ misses (threshold losses, clusters labelled as other classes, merged clusters).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,15 +25,11 @@ import pandas as pd
 from scipy import optimize, stats
 
 from pipeline import physics, simulate
-from pipeline.clusters import frame_clusters
 from pipeline.config import Config
 
 FIT_CLASSES = ("tritium", "xray")  # tritium-like clusters entering the spectral fit
 POINT_CLUSTER_PIXELS = 9  # readout noise of a compact cluster adds over ~3 x 3 pixels
 TEMPLATE_CHUNK = 2000  # betas per collect() call (bounds the memory of the carrier arrays)
-EFFICIENCY_FRAME_PX = 512  # edge of the (small) simulated frames of the efficiency measurement
-EFFICIENCY_FRAMES = 16  # frames simulated when estimate_activity measures it (~5 % error)
-EFFICIENCY_TRITIUM_PER_PIXEL = 4e-4  # betas per pixel in efficiency frames (~0.6 % occupancy)
 LINE_SCALE_RANGE = (0.95, 1.02)  # fitted energy scale of the X-ray lines
 TNC = {"ftol": 1e-12, "gtol": 1e-9, "maxfun": 20000}  # tight: profile rises of ~1 are solved
 _TEMPLATES: dict[tuple, np.ndarray] = {}
@@ -257,64 +254,6 @@ def fit_spectrum(energies_kev: np.ndarray, config: Config) -> SpectrumFit:
     )
 
 
-# ---------------------------------------------------------------- efficiency
-
-
-def efficiency_config(config: Config) -> Config:
-    """The config of the efficiency frames: at most EFFICIENCY_FRAME_PX square, muons, electrons
-    and alphas at the configured density per pixel, tritium raised to at least
-    EFFICIENCY_TRITIUM_PER_PIXEL (still sparse) and X-rays kept in their ratio to tritium."""
-    det = config.detector
-    height, width = min(det.height, EFFICIENCY_FRAME_PX), min(det.width, EFFICIENCY_FRAME_PX)
-    area = height * width / (det.height * det.width)
-    src = config.sources
-    scaled = {name: getattr(src, name).rate_per_frame * area for name in simulate.SOURCES}
-    tritium = max(scaled["tritium"], EFFICIENCY_TRITIUM_PER_PIXEL * height * width)
-    boost = tritium / scaled["tritium"] if scaled["tritium"] > 0 else 1.0
-    scaled["tritium"], scaled["xray"] = tritium, scaled["xray"] * boost
-    sources = {
-        name: getattr(src, name).model_copy(update={"rate_per_frame": rate})
-        for name, rate in scaled.items()
-    }
-    detector = det.model_copy(update={"height": height, "width": width})
-    return config.model_copy(
-        update={"detector": detector, "sources": src.model_copy(update=sources)}
-    )
-
-
-def efficiency_with_error(
-    config: Config, n_frames: int = 4, label_fn: Callable | None = None
-) -> tuple[float, float]:
-    """Efficiency and its error (the fit's tritium error over the number of decays). Every
-    simulated beta deposits energy on its first step, so the tritium rows of the frames' event
-    tables count the decays. Clusters take the truth charge (`signal_e`) with either label map."""
-    sim = efficiency_config(config)
-    detector = simulate.make_detector(sim.detector)
-    tritium_class = sim.classes.index("tritium")
-    tables, decays = [], 0
-    for index in range(n_frames):
-        rng = np.random.default_rng(np.random.SeedSequence(sim.activity.seed, spawn_key=(index,)))
-        frame = simulate.simulate_frame(sim, detector, rng)
-        labels = frame.labels if label_fn is None else label_fn(frame)
-        tables.append(
-            frame_clusters(labels, frame.signal_e, sim.classes, sim.physics.pair_energy_ev, index)
-        )
-        decays += int(np.sum(frame.events["class"] == tritium_class))
-    catalogue = pd.concat(tables, ignore_index=True)
-    fit = fit_spectrum(_fit_energies(catalogue), config)
-    if decays == 0 or fit.tritium <= 0:
-        raise ValueError("efficiency: the simulated frames gave no fitted tritium decays")
-    return fit.tritium / decays, fit.tritium_error / decays
-
-
-def measure_efficiency(
-    config: Config, n_frames: int = 4, label_fn: Callable | None = None
-) -> float:
-    """Fraction of simulated tritium decays recovered by the spectral fit (see
-    `efficiency_with_error`); `label_fn(SimulatedFrame) -> labels` replaces the truth labels."""
-    return efficiency_with_error(config, n_frames, label_fn)[0]
-
-
 # ---------------------------------------------------------------- activity
 
 
@@ -330,7 +269,7 @@ class ActivityResult:
     efficiency_error: float = 0.0  # 0 when the efficiency was given without one
 
 
-def _fit_energies(catalogue: pd.DataFrame) -> np.ndarray:
+def fit_energies(catalogue: pd.DataFrame) -> np.ndarray:
     selected = catalogue["class_name"].isin(FIT_CLASSES).to_numpy()
     return catalogue["energy_kev"].to_numpy(dtype=float)[selected]
 
@@ -354,15 +293,15 @@ def estimate_activity(
     efficiency_error: float = 0.0,
 ) -> ActivityResult:
     """Activity = N_t / (efficiency x n_frames x exposure), N_t from the spectral fit of the
-    tritium- and xray-labelled clusters. The efficiency comes from the argument, the config, or
-    is measured on simulated frames (then with its error, folded into the interval). MDA: Currie
+    tritium- and xray-labelled clusters. The efficiency comes from the argument (with its error,
+    folded into the interval; see pipeline.efficiency) or the config. MDA: Currie
     with B = fitted non-tritium counts under the tritium template, over efficiency x live time."""
     if efficiency is None:
         efficiency = config.activity.efficiency
     if efficiency is None:
-        efficiency, efficiency_error = efficiency_with_error(config, EFFICIENCY_FRAMES)
+        raise ValueError("no efficiency: give one, or measure it with pipeline.efficiency")
     live = n_frames * (exposure_s if exposure_s is not None else config.activity.exposure_s)
-    fit = fit_spectrum(_fit_energies(catalogue), config)
+    fit = fit_spectrum(fit_energies(catalogue), config)
     scale = efficiency * live
     activity = fit.tritium / scale
     edges = (fit.interval[0] / scale, fit.interval[1] / scale)

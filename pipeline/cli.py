@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from pipeline.config import Config, ConfigError, load_config
+from pipeline.efficiency import EfficiencyError
 from pipeline.io import FrameFileError
 from pipeline.model import CheckpointError
 
@@ -132,6 +133,7 @@ def _run_activity(config: Config) -> None:
     import pandas as pd
 
     from pipeline.activity import activity_summary, counts_per_frame, estimate_activity
+    from pipeline.efficiency import efficiency_with_error, model_efficiency_with_error
     from pipeline.io import atomic_output, open_frames
 
     cfg = config.activity
@@ -144,7 +146,12 @@ def _run_activity(config: Config) -> None:
     io = config.io.model_copy(update={"check_finite": False})
     with open_frames(cfg.frames, io) as ff:
         n_frames, exposure = ff.n_frames, ff.attrs.get("exposure_s")
-    result = estimate_activity(catalogue, n_frames, config, exposure_s=exposure)
+    efficiency, error = cfg.efficiency, 0.0
+    if efficiency is None and cfg.model is not None:
+        efficiency, error = model_efficiency_with_error(config, cfg.model, cfg.efficiency_frames)
+    elif efficiency is None:
+        efficiency, error = efficiency_with_error(config, cfg.efficiency_frames)
+    result = estimate_activity(catalogue, n_frames, config, exposure, efficiency, error)
     summary = activity_summary(result)
     counts = counts_per_frame(catalogue, config.classes, n_frames)
     summary["counts_per_frame"] = {c: counts[c].tolist() for c in counts.columns}
@@ -294,6 +301,7 @@ STAGES: dict[str, Stage] = {
         flags=(
             Flag("--catalogue", "activity.catalogue", "cluster catalogue (.parquet)"),
             Flag("--frames", "activity.frames", "frame file the catalogue came from"),
+            Flag("--model", "activity.model", "checkpoint that labelled the catalogue"),
             Flag("--out", "activity.out", "JSON file to write"),
         ),
     ),
@@ -347,7 +355,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(args.config, overrides_from(args))
         STAGES[args.stage].run(config)
-    except (ConfigError, FrameFileError, CheckpointError, OSError) as exc:
+    except (ConfigError, FrameFileError, CheckpointError, EfficiencyError, OSError) as exc:
         message = " ".join(str(exc).split())
         print(f"pipeline {args.stage}: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -3,7 +3,8 @@
 Owns turning a per-pixel class map into physics objects: the 8-connected components of each
 signal class (scipy.ndimage), and per cluster its frame, id, class, number of pixels, charge
 (electrons), energy (keV), charge-weighted centroid and spreads (pixels) and mean class
-probability: the catalogue of docs/frame_format.md, written as Parquet and CSV.
+probability: the catalogue of docs/frame_format.md, written as Parquet and CSV. Also the
+component vote that gives every connected deposit of a probability map one class.
 """
 
 from __future__ import annotations
@@ -86,6 +87,23 @@ def frame_clusters(
     table = pd.concat(rows, ignore_index=True) if rows else empty_catalogue()
     table["cluster"] = np.arange(first_id, first_id + len(table))
     return table[list(COLUMNS)]
+
+
+def component_vote(probabilities: np.ndarray) -> np.ndarray:
+    """Labels (H, W) uint8 from class probabilities (C, H, W), one class per deposit.
+
+    The pixels whose most probable class is not background form 8-connected components; each
+    component takes the signal class with the largest summed probability over its pixels. One
+    particle makes one connected deposit, so a track the network labels half muon, half electron
+    becomes one muon instead of a string of fragments of both classes."""
+    labels = probabilities.argmax(axis=0)
+    components, n = ndimage.label(labels > 0, structure=EIGHT_CONNECTED)
+    if n == 0:
+        return labels.astype(np.uint8)
+    index = np.arange(1, n + 1)
+    sums = np.stack([ndimage.sum_labels(p, components, index) for p in probabilities[1:]])
+    component_class = np.concatenate([[0], 1 + sums.argmax(axis=0)])
+    return component_class[components].astype(np.uint8)
 
 
 def empty_catalogue() -> pd.DataFrame:

@@ -251,6 +251,7 @@ class InferConfig(Section):
     overlap: float = Field(ge=0, lt=1)
     batch_size: int = Field(gt=0)
     tta: bool
+    component_vote: bool
     probabilities: bool
     gaussian_sigma_scale: float = Field(gt=0)
     device: Literal["auto", "cpu", "cuda"]
@@ -279,6 +280,8 @@ class ActivityConfig(Section):
     energy_range_kev: tuple[float, float]
     bin_kev: float = Field(gt=0)
     efficiency: float | None = Field(default=None, gt=0, le=1)
+    model: str | None = None
+    efficiency_frames: int = Field(gt=0)
     template_events: int = Field(gt=0)
     seed: int = Field(ge=0)
 

@@ -3,7 +3,8 @@
 Owns turning frames of any size and format into per-pixel class maps: calibration with the user's
 calibration config, the network input defined by the model card, overlapping sliding windows
 blended with Gaussian importance weights (as nnU-Net does), batched, optional flip test-time
-augmentation, autocast on GPU, and a map file written frame by frame, atomically. Memory is bounded
+augmentation, autocast on GPU, an optional component vote (one class per connected deposit), and
+a map file written frame by frame, atomically. Memory is bounded
 by one frame and its probabilities, whatever the size of the file.
 """
 
@@ -13,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline import calibrate, tiles
+from pipeline import calibrate, clusters, tiles
 from pipeline.config import Config, InferConfig, NormaliseConfig
 from pipeline.maps import MapResult, write_maps
 from pipeline.model import load_model
@@ -103,6 +104,8 @@ def infer_file(config: Config, progress: bool = True) -> MapResult:
 
     def label(charge: np.ndarray, noise_e: float) -> tuple[np.ndarray, np.ndarray]:
         probs = predictor.probabilities(charge, noise_e)
+        if cfg.component_vote:
+            return clusters.component_vote(probs), probs
         return probs.argmax(axis=0).astype(np.uint8), probs
 
     return write_maps(

@@ -11,8 +11,17 @@ STAGE_SECTIONS = {
     "infer": ["classes", "io", "calibrate", "physics", "infer"],
     "classical": ["classes", "io", "calibrate", "physics", "classical"],
     "evaluate": ["classes", "io", "calibrate", "physics", "evaluate", "tracking"],
-    "activity": ["classes", "io", "physics", "detector", "sources", "activity"],
+    "activity": [
+        "classes", "io", "physics", "detector", "sources", "activity", "calibrate", "infer",
+        "train",
+    ],
 }
+
+
+def dataset_overrides(name):
+    """`--set key=value` flags of a simulated dataset's config overrides (e.g. its detector)."""
+    overrides = config["simulate"]["datasets"][name].get("overrides", {})
+    return " ".join(f"--set {key}={value}" for key, value in overrides.items())
 
 
 rule stage_config:

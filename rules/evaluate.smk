@@ -28,12 +28,17 @@ rule activity:
         config="results/config/activity.yaml",
         catalogue="results/catalogues/heldout.unet.parquet",
         frames="data/sim/heldout.h5",
+        model="results/model/best.pt",
     output:
         "results/activity.json",
+    params:
+        # the efficiency is measured through the same model, on frames of the same detector
+        detector=lambda wildcards: dataset_overrides("heldout"),
     log:
         "logs/activity.log",
     benchmark:
         "benchmarks/activity.tsv"
     shell:
         "python -m pipeline activity --config {input.config} --catalogue {input.catalogue}"
-        " --frames {input.frames} --out {output} > {log} 2>&1"
+        " --frames {input.frames} --model {input.model} --out {output} {params.detector}"
+        " > {log} 2>&1"

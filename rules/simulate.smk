@@ -13,9 +13,7 @@ rule simulate:
     params:
         frames=lambda w: sim_dataset(w)["frames"],
         seed=lambda w: sim_dataset(w)["seed"],
-        overrides=lambda w: " ".join(
-            f"--set {key}={value}" for key, value in sim_dataset(w).get("overrides", {}).items()
-        ),
+        overrides=lambda w: dataset_overrides(w.name),
     log:
         "logs/simulate/{name}.log",
     benchmark:

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import activity
+from pipeline import activity, efficiency
 from pipeline.clusters import empty_catalogue
 from pipeline.config import load_config
 from pipeline.physics import sample_beta_energies
@@ -203,7 +203,7 @@ def test_mda_grows_with_background(cfg):
 
 
 def test_measured_efficiency_matches_collected_fraction(cfg):
-    eff, error = activity.efficiency_with_error(cfg, n_frames=4)
+    eff, error = efficiency.efficiency_with_error(cfg, n_frames=4)
     low, high = cfg.activity.energy_range_kev
     collected = activity.collected_beta_energies(cfg, 20000, 99)
     accepted = np.mean((collected >= low) & (collected < high))
@@ -216,7 +216,41 @@ def test_measured_efficiency_matches_collected_fraction(cfg):
         return labels
 
     # (clusters of the two classes that touch now merge: a shift well inside the error)
-    assert abs(activity.measure_efficiency(cfg, 4, xray_as_tritium) - eff) < 0.3 * error
+    assert abs(efficiency.measure_efficiency(cfg, 4, xray_as_tritium) - eff) < 0.3 * error
+
+
+def test_model_efficiency_runs_the_data_chain_and_agrees_with_truth(cfg, monkeypatch):
+    """With an oracle in place of the network (it returns the truth labels), the chain through a
+    frame file, calibration, the map writer and the catalogue's measured charge reproduces the
+    truth-label efficiency of the same frames."""
+    from pipeline import infer
+    from pipeline.io import open_frames
+    from pipeline.maps import write_maps
+
+    def oracle_infer(config, progress=False):
+        settings = config.infer
+        with open_frames(settings.input, config.io, config.classes) as ff:
+            truth = iter([ff.labels[i].compute() for i in range(ff.n_frames)])
+        return write_maps(
+            config,
+            lambda charge, noise: (next(truth), None),
+            settings.input,
+            settings.output,
+            settings.catalogue,
+            progress=False,
+        )
+
+    monkeypatch.setattr(infer, "infer_file", oracle_infer)
+    eff, error = efficiency.efficiency_with_error(cfg, n_frames=4)
+    chain, chain_error = efficiency.model_efficiency_with_error(cfg, "oracle.pt", n_frames=4)
+    assert chain_error == pytest.approx(error, rel=0.2)
+    # same frames and labels; only the cluster charge differs (measured, with readout noise)
+    assert abs(chain - eff) < error
+
+
+def test_activity_without_any_efficiency_is_refused(cfg):
+    with pytest.raises(ValueError, match="no efficiency"):
+        activity.estimate_activity(empty_catalogue(), 3, cfg, 100.0)
 
 
 def test_empty_catalogue_gives_zero_activity_and_an_upper_edge(cfg):
@@ -236,16 +270,33 @@ def test_activity_command_writes_json_and_refuses_bad_input(tiny, tiny_files, tm
     from pipeline.io import open_frames
 
     with open_frames(tiny_files["train"], tiny.io, tiny.classes) as ff:
-        tables = [frame_clusters(ff.labels[i].compute(), ff.frames[i].compute() / 5.0,
-                                 tiny.classes, 3.75, i) for i in range(ff.n_frames)]
+        tables = [
+            frame_clusters(
+                ff.labels[i].compute(), ff.frames[i].compute() / 5.0, tiny.classes, 3.75, i
+            )
+            for i in range(ff.n_frames)
+        ]
     catalogue = tmp_path / "cat.parquet"
     write_catalogue(pd.concat(tables, ignore_index=True), catalogue)
     out = tmp_path / "activity.json"
-    args = ["activity", "--catalogue", str(catalogue), "--frames", str(tiny_files["train"]),
-            "--out", str(out), "--set", "activity.efficiency=0.3"]
+    args = [
+        "activity",
+        "--catalogue",
+        str(catalogue),
+        "--frames",
+        str(tiny_files["train"]),
+        "--out",
+        str(out),
+        "--set",
+        "activity.efficiency=0.3",
+    ]
     assert main(args) == 0
     summary = json.loads(out.read_text())
     assert summary["activity_bq"] >= 0 and len(summary["counts_per_frame"]["tritium"]) == 3
+    no_model = [*args[:-2], "--model", str(tmp_path / "absent.pt")]
+    assert main(no_model) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "absent.pt" in err
     missing = tmp_path / "absent.parquet"
     assert main([*args[:1], "--catalogue", str(missing), *args[3:]]) == 2
     assert "absent.parquet" in capsys.readouterr().err

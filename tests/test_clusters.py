@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.clusters import COLUMNS, frame_clusters, write_catalogue
+from pipeline.clusters import COLUMNS, component_vote, frame_clusters, write_catalogue
 
 CLASSES = ["background", "muon", "electron", "tritium", "xray", "alpha"]
 
@@ -19,8 +19,7 @@ def test_eight_connected_clusters_with_hand_computed_moments():
     probs = np.zeros((6, 8, 10), np.float32)
     probs[3, 1, 1], probs[3, 2, 2] = 0.9, 0.7
     probs[4, 5, 6:9] = 0.6
-    table = frame_clusters(labels, charge, CLASSES, 3.75, frame=7, probabilities=probs,
-                           first_id=11)
+    table = frame_clusters(labels, charge, CLASSES, 3.75, frame=7, probabilities=probs, first_id=11)
     assert list(table.columns) == list(COLUMNS)
     assert table["cluster"].tolist() == [11, 12]
     tritium, xray = table.iloc[0], table.iloc[1]
@@ -62,17 +61,57 @@ def test_fe55_catalogue_energy_peaks_at_5_9_kev():
     from pipeline.simulate import make_detector, simulate_frame
 
     off = {f"sources.{s}.rate_per_frame": 0.0 for s in ("muon", "electron", "tritium", "alpha")}
-    cfg = load_config(overrides={
-        **off, "detector.height": 256, "detector.width": 256,
-        "sources.xray.rate_per_frame": 60.0, "sources.xray.continuum_weight": 0.0,
-        "sources.xray.lines": [{"energy_kev": 5.899, "weight": 1.0, "attenuation_um": 29.0}]})
+    cfg = load_config(
+        overrides={
+            **off,
+            "detector.height": 256,
+            "detector.width": 256,
+            "sources.xray.rate_per_frame": 60.0,
+            "sources.xray.continuum_weight": 0.0,
+            "sources.xray.lines": [{"energy_kev": 5.899, "weight": 1.0, "attenuation_um": 29.0}],
+        }
+    )
     detector = make_detector(cfg.detector)
     frames = [simulate_frame(cfg, detector, np.random.default_rng(s)) for s in range(4)]
-    run = calibrate.calibrate_run(np.stack([f.adu for f in frames]), {"gain_adu_per_e": 5.0},
-                                  cfg.calibrate, 3.75)
-    energies = np.concatenate([
-        frame_clusters(f.labels, calibrate.frame_charge(f.adu, run, i), CLASSES, 3.75,
-                       i)["energy_kev"].to_numpy() for i, f in enumerate(frames)])
+    run = calibrate.calibrate_run(
+        np.stack([f.adu for f in frames]), {"gain_adu_per_e": 5.0}, cfg.calibrate, 3.75
+    )
+    energies = np.concatenate(
+        [
+            frame_clusters(f.labels, calibrate.frame_charge(f.adu, run, i), CLASSES, 3.75, i)[
+                "energy_kev"
+            ].to_numpy()
+            for i, f in enumerate(frames)
+        ]
+    )
     counts, edges = np.histogram(energies, bins=np.arange(4.0, 8.0, 0.05))
     peak = edges[np.argmax(counts)] + 0.025
     assert abs(peak - 5.899) < 0.2
+
+
+def test_component_vote_gives_each_deposit_the_class_of_largest_summed_probability():
+    probs = np.zeros((6, 8, 12), np.float32)
+    probs[0] = 1.0
+    # a track along row 2, columns 0-7: 5 pixels lean muon (0.6), 3 lean electron (0.9)
+    probs[:, 2, :8] = 0
+    probs[1, 2, :5], probs[2, 2, :5] = 0.6, 0.4
+    probs[1, 2, 5:8], probs[2, 2, 5:8] = 0.1, 0.9
+    # a separate, diagonal-touching pair of tritium pixels, far from the track
+    for r, c in [(5, 10), (6, 11)]:
+        probs[:, r, c] = 0
+        probs[3, r, c] = 0.8
+        probs[4, r, c] = 0.2
+    labels = component_vote(probs)
+    assert labels.dtype == np.uint8
+    # most pixels lean muon, but the summed probability decides: electron 4.7 > muon 3.3
+    assert (labels[2, :8] == 2).all()
+    assert labels[5, 10] == labels[6, 11] == 3
+    assert (labels == 0).sum() == 8 * 12 - 10
+    # argmax alone would have split the track into a muon and an electron cluster
+    assert set(np.unique(probs.argmax(axis=0)[2, :8])) == {1, 2}
+
+
+def test_component_vote_of_an_empty_frame_is_background():
+    probs = np.zeros((6, 4, 4), np.float32)
+    probs[0] = 1
+    assert (component_vote(probs) == 0).all()

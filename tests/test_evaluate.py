@@ -39,15 +39,14 @@ def test_event_efficiency_needs_most_pixels_right():
 
 
 def test_cluster_purity_counts_connected_predictions():
-    truth = np.array([[3, 3, 0, 0, 4],
-                      [0, 0, 0, 0, 4]])
-    pred = np.array([[3, 3, 0, 3, 3],
-                     [0, 0, 0, 0, 3]])
+    truth = np.array([[3, 3, 0, 0, 4], [0, 0, 0, 0, 4]])
+    pred = np.array([[3, 3, 0, 3, 3], [0, 0, 0, 0, 3]])
     clusters, pure = cluster_purity_counts(truth, pred, 6)
     assert clusters[3] == 2 and pure[3] == 1  # the second cluster is mostly X-ray pixels
     assert f1(np.array([1.0]), np.array([0.5]))[0] == pytest.approx(2 / 3)
-    np.testing.assert_array_equal(f1(np.array([0.0, np.nan, np.nan]), np.array([np.nan, 0.0,
-                                     np.nan])), [0.0, 0.0, np.nan])
+    np.testing.assert_array_equal(
+        f1(np.array([0.0, np.nan, np.nan]), np.array([np.nan, 0.0, np.nan])), [0.0, 0.0, np.nan]
+    )
 
 
 def test_perfect_and_empty_maps_score_one_and_zero(tiny, tiny_files, tmp_path):
@@ -70,8 +69,13 @@ def test_perfect_and_empty_maps_score_one_and_zero(tiny, tiny_files, tmp_path):
     assert empty["tritium_count_bias_per_frame"] == -perfect["tritium_true_per_frame"]
     assert 0 < perfect["tritium_true_per_frame"] <= true_tritium
     written = {p.name for p in (tmp_path / "eval").iterdir()}
-    assert written == {"summary.json", "comparison.md", "confusion.png", "spectra.png",
-                       "example_frame.png"}
+    assert written == {
+        "summary.json",
+        "comparison.md",
+        "confusion.png",
+        "spectra.png",
+        "example_frame.png",
+    }
     assert json.loads((tmp_path / "eval" / "summary.json").read_text())["perfect"]
     table = comparison_table(summary, tiny.classes)
     assert "perfect cluster F1" in table and "| tritium |" in table

@@ -77,37 +77,65 @@ def test_infer_writes_the_same_map_from_hdf5_root_and_fits(tiny, tiny_files, che
     maps = {}
     for name, path in inputs.items():
         out = tmp_path / f"map_{name}.h5"
-        config = tiny.model_copy(update={"infer": tiny.infer.model_copy(update={
-            "model": str(checkpoint), "input": str(path), "output": str(out),
-            "probabilities": True})})
+        config = tiny.model_copy(
+            update={
+                "infer": tiny.infer.model_copy(
+                    update={
+                        "model": str(checkpoint),
+                        "input": str(path),
+                        "output": str(out),
+                        "probabilities": True,
+                    }
+                )
+            }
+        )
         result = infer_file(config, progress=False)
         assert result.frames == 3 and result.megapixels_per_s > 0
         with h5py.File(out) as f:
             assert f["labels"].shape == (3, 96, 80) and f["labels"].dtype == np.uint8
             assert f["probabilities"].shape == (3, 6, 96, 80)
             assert f["probabilities"].dtype == np.float16
-            np.testing.assert_allclose(f["probabilities"][()].astype(float).sum(axis=1), 1,
-                                       atol=1e-2)
+            np.testing.assert_allclose(
+                f["probabilities"][()].astype(float).sum(axis=1), 1, atol=1e-2
+            )
             assert list(f.attrs["class_names"]) == tiny.classes
             assert f.attrs["source"] == path.name
             maps[name] = f["labels"][()]
     np.testing.assert_array_equal(maps["h5"], maps["root"])
     np.testing.assert_array_equal(maps["h5"], maps["fits"])
-    with open_frames(tmp_path / "map_h5.h5", tiny.io.model_copy(update={"frames_dataset":
-                                                                       "labels"})) as ff:
+    with open_frames(
+        tmp_path / "map_h5.h5", tiny.io.model_copy(update={"frames_dataset": "labels"})
+    ) as ff:
         assert ff.shape == (3, 96, 80)
 
 
 def _cli_infer(model, frames, out):
-    return main(["infer", "--model", str(model), "--input", str(frames), "--output", str(out),
-                 "--set", "tiles.size=64"])
+    return main(
+        [
+            "infer",
+            "--model",
+            str(model),
+            "--input",
+            str(frames),
+            "--output",
+            str(out),
+            "--set",
+            "tiles.size=64",
+        ]
+    )
 
 
-def test_bad_inputs_are_refused_in_one_line_with_no_output(tiny, tiny_files, checkpoint,
-                                                           tmp_path, capsys):
+def test_bad_inputs_are_refused_in_one_line_with_no_output(
+    tiny, tiny_files, checkpoint, tmp_path, capsys
+):
     other = tmp_path / "other.pt"
-    cfg = load_config(overrides={"classes": ["background", "tritium"],
-                                 "train.class_weights": [1, 1], "tiles.rare_classes": []})
+    cfg = load_config(
+        overrides={
+            "classes": ["background", "tritium"],
+            "train.class_weights": [1, 1],
+            "tiles.rare_classes": [],
+        }
+    )
     save_checkpoint(other, build_model(tiny.model, 2), model_card(cfg, "h", {}))
     nan_frames = tmp_path / "nan.h5"
     with FrameWriter(nan_frames, io=tiny.io, height=32, width=32) as writer:

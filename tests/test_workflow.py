@@ -52,6 +52,8 @@ def test_workflow_runs_and_reruns_only_on_relevant_change(tmp_path):
         "tiles: {size: 64}\n"
         "model: {depth: 2, decoder_channels: [16, 8]}\n"
         "train: {epochs: 1, steps_per_epoch: 2, batch_size: 2, val_tiles: 2, threads: 1}\n"
+        # a model trained for 2 steps finds no tritium to measure an efficiency with
+        "activity: {efficiency: 0.3}\n"
     )
     first = snakemake(tmp_path, "--configfile", str(small))
     assert first.returncode == 0, first.stderr
@@ -64,7 +66,9 @@ def test_workflow_runs_and_reruns_only_on_relevant_change(tmp_path):
     small.write_text(small.read_text() + "physics: {fano_factor: 0.12}\n")
     changed = snakemake(tmp_path, "-n", "--configfile", str(small))
     assert "simulate" in changed.stdout and "Nothing to be done" not in changed.stdout
-    small.write_text(small.read_text().replace("physics: {fano_factor: 0.12}\n", "")
-                     + "train: {epochs: 2, steps_per_epoch: 2, batch_size: 2, val_tiles: 2}\n")
+    small.write_text(
+        small.read_text().replace("physics: {fano_factor: 0.12}\n", "")
+        + "train: {epochs: 2, steps_per_epoch: 2, batch_size: 2, val_tiles: 2}\n"
+    )
     retrain = snakemake(tmp_path, "-n", "--configfile", str(small))
     assert "rule train" in retrain.stdout and "rule simulate" not in retrain.stdout
