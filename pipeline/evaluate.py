@@ -64,6 +64,18 @@ def event_efficiency_counts(
     return total, np.bincount(event_class, weights=found, minlength=n_classes).astype(int)
 
 
+def instances_from_labels(labels: np.ndarray) -> np.ndarray:
+    """Truth events where a file has labels but no instances (ROOT): each 8-connected cluster
+    of one class is one event. Touching events of one class merge; instances, when present,
+    are always preferred."""
+    instances, offset = np.zeros(labels.shape, np.int64), 0
+    for cls in np.unique(labels[labels > 0]):
+        components, n = ndimage.label(labels == cls, structure=EIGHT_CONNECTED)
+        instances[components > 0] = components[components > 0] + offset
+        offset += n
+    return instances
+
+
 def cluster_purity_counts(
     truth: np.ndarray, pred: np.ndarray, n_classes: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -178,8 +190,8 @@ def evaluate_files(
     tritium = classes.index("tritium")
     with ExitStack() as stack:
         truth = stack.enter_context(open_frames(truth_path, config.io, classes))
-        if truth.labels is None or truth.instances is None:
-            raise FrameFileError(truth_path, "evaluation needs truth labels and instances")
+        if truth.labels is None:
+            raise FrameFileError(truth_path, "evaluation needs truth labels; the file has none")
         opened = {
             name: stack.enter_context(open_map(path, config.io, config.classes))
             for name, path in maps.items()
@@ -191,7 +203,12 @@ def evaluate_files(
         scores = {name: Scores(len(classes)) for name in maps}
         example = None
         for i in tqdm(range(truth.n_frames), desc="evaluate", disable=not progress):
-            labels, instances = truth.labels[i].compute(), truth.instances[i].compute()
+            labels = truth.labels[i].compute()
+            instances = (
+                truth.instances[i].compute()
+                if truth.instances is not None
+                else instances_from_labels(labels)
+            )
             charge = calibrate.frame_charge(truth.frames[i].compute(), run, i)
             preds = {name: ff.labels[i].compute() for name, ff in opened.items()}
             for name, pred in preds.items():

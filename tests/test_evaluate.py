@@ -12,6 +12,7 @@ from pipeline.evaluate import (
     evaluate_files,
     event_efficiency_counts,
     f1,
+    instances_from_labels,
     pixel_scores,
 )
 from pipeline.io import open_frames, write_map
@@ -79,3 +80,15 @@ def test_perfect_and_empty_maps_score_one_and_zero(tiny, tiny_files, tmp_path):
     assert json.loads((tmp_path / "eval" / "summary.json").read_text())["perfect"]
     table = comparison_table(summary, tiny.classes)
     assert "perfect cluster F1" in table and "| tritium |" in table
+
+
+def test_instances_from_labels_number_each_connected_cluster_of_a_class():
+    labels = np.zeros((5, 6), np.uint8)
+    labels[0, 0:2] = 3
+    labels[1, 2] = 3  # diagonal neighbour: the same tritium event
+    labels[1, 3] = 4  # touches it, but another class: its own event
+    labels[4, 5] = 3
+    inst = instances_from_labels(labels)
+    assert inst[0, 0] == inst[0, 1] == inst[1, 2] != inst[1, 3]
+    assert inst[4, 5] not in (0, inst[0, 0], inst[1, 3])
+    assert len(np.unique(inst)) == 4 and (inst[labels == 0] == 0).all()

@@ -159,3 +159,125 @@ def test_bad_inputs_are_refused_in_one_line_with_no_output(
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and pattern in err, err
         assert list(out.parent.iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_files):
+    """A tiny U-Net trained for 12 steps (its weights are no longer the initial ones)."""
+    from pipeline.train import train
+    from tests.conftest import tiny_config
+
+    config = tiny_config(
+        tmp_path_factory.mktemp("trained"),
+        **{
+            "train.frames": [str(tiny_files["train"])],
+            "train.val_frames": [str(tiny_files["val"])],
+            "train.epochs": 2,
+            "train.steps_per_epoch": 6,
+            "tracking.enabled": False,
+        },
+    )
+    return config, train(config, progress=False).model.eval()
+
+
+def test_interior_labels_do_not_depend_on_where_the_tile_grid_falls(trained, tiny_files):
+    """One window over the whole frame versus sliding windows of the model's tile with two
+    overlaps (grids that fall differently), and a frame cropped by 32 pixels (the grid moves
+    against the content by a multiple of the network's stride, so only the tiling changes): the
+    interior agrees. (Shifts that are not multiples of the stride change what the network itself
+    sees; that is the network's property, not the tiling's.)"""
+    config, model = trained
+    with open_frames(tiny_files["val"], config.io, config.classes) as ff:
+        frame = ff.frames[0].compute().astype(np.float32) / ff.attrs["gain_adu_per_e"]
+    charge = frame - np.median(frame)
+    cpu = torch.device("cpu")
+
+    def probabilities(tile, image, overlap=0.5):
+        cfg = config.infer.model_copy(update={"overlap": overlap, "batch_size": 4})
+        return Predictor(model, tile, config.normalise, cfg, cpu).probabilities(image, 2.5)
+
+    whole = probabilities(96, charge)  # the frame is 96 x 80: a single window
+    margin = 16
+    inner = (slice(margin, -margin), slice(margin, -margin))
+    for overlap in (0.5, 0.25):
+        tiled = probabilities(64, charge, overlap)
+        np.testing.assert_allclose(tiled[:, *inner], whole[:, *inner], atol=0.02)
+        assert (tiled.argmax(0)[inner] == whole.argmax(0)[inner]).mean() > 0.999
+    cropped = probabilities(64, charge[32:, :])
+    np.testing.assert_allclose(
+        cropped[:, margin:-margin, margin:-margin],
+        whole[:, 32 + margin : -margin, margin:-margin],
+        atol=0.02,
+    )
+
+
+@pytest.mark.parametrize("fmt", ["h5", "root", "fits"])
+def test_infer_and_evaluate_commands_on_each_format(tiny, checkpoint, tmp_path, fmt, capsys):
+    """`python -m pipeline infer` then `evaluate`, from a frame file of each format. FITS frames
+    carry no truth, so the FITS map is scored against the HDF5 twin, and a FITS truth file is
+    refused in one line."""
+    from pipeline.simulate import simulate_file
+
+    h5, root = simulate_file(tiny, tmp_path / "f.h5", 2, seed=6, root=True, progress=False)
+    frames = {"h5": h5, "root": root, "fits": _fits_copy(h5, tmp_path / "f.fits")}[fmt]
+    out, catalogue = tmp_path / "map.h5", tmp_path / "cat.parquet"
+    assert (
+        main(
+            [
+                "infer",
+                "--model",
+                str(checkpoint),
+                "--input",
+                str(frames),
+                "--output",
+                str(out),
+                "--catalogue",
+                str(catalogue),
+            ]
+        )
+        == 0
+    )
+    assert out.is_file() and catalogue.is_file() and catalogue.with_suffix(".csv").is_file()
+    truth = root if fmt == "root" else h5
+    tracking = ["--set", "tracking.enabled=false"]
+    assert (
+        main(
+            [
+                "evaluate",
+                "--truth",
+                str(truth),
+                "--pred",
+                str(out),
+                "--names",
+                "unet",
+                "--out",
+                str(tmp_path / "eval"),
+                *tracking,
+            ]
+        )
+        == 0
+    )
+    summary = __import__("json").loads((tmp_path / "eval" / "summary.json").read_text())
+    assert 0 <= summary["unet"]["macro_pixel_iou"] <= 1
+    assert "unet" in capsys.readouterr().out
+    if fmt == "fits":
+        assert (
+            main(
+                [
+                    "evaluate",
+                    "--truth",
+                    str(frames),
+                    "--pred",
+                    str(out),
+                    "--names",
+                    "unet",
+                    "--out",
+                    str(tmp_path / "eval2"),
+                    *tracking,
+                ]
+            )
+            == 2
+        )
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "f.fits" in err and "truth labels" in err
+        assert not (tmp_path / "eval2" / "summary.json").exists()
