@@ -1,4 +1,7 @@
-# The workflow: simulate -> train -> infer and classical -> evaluate. Run: snakemake --cores 8
+# The workflow: simulate -> train -> infer and classical -> evaluate, activity.
+#   snakemake --cores 8                         (this machine, embedded default config)
+#   snakemake --profile profiles/slurm          (a SLURM cluster; see README)
+#   snakemake --report report.html              (HTML report of the results)
 from snakemake.utils import min_version, validate
 
 min_version("8.0")
@@ -10,7 +13,11 @@ configfile: "configs/default.yaml"
 validate(config, "configs/schema.yaml")
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
+include: "rules/config.smk"
 include: "rules/simulate.smk"
 include: "rules/train.smk"
 include: "rules/infer.smk"
@@ -19,8 +26,17 @@ include: "rules/evaluate.smk"
 
 rule all:
     input:
-        expand("data/sim/{name}.h5", name=config["simulate"]["datasets"]),
         "results/model/best.pt",
         "results/evaluation/summary.json",
-        "results/activity.json",
+        "results/activity/heldout.json",
+        expand("results/maps/{name}.unet.h5", name=INPUTS),
+        expand("results/activity/{name}.json", name=INPUTS),
     default_target: True
+
+
+onsuccess:
+    print(
+        "Results: results/ (model/best.pt, maps/, catalogues/, evaluation/comparison.md, "
+        f"activity/). MLflow runs: mlflow ui --backend-store-uri {config['tracking']['uri']}. "
+        "Report: snakemake --report report.html"
+    )

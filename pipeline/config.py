@@ -299,6 +299,27 @@ class TrackingConfig(Section):
     experiment: str
 
 
+class JobResources(Section):
+    cpus: int = Field(gt=0)
+    gpus: int = Field(ge=0)
+    mem_mb: int = Field(gt=0)
+    runtime_min: int = Field(gt=0)
+
+
+class WorkflowResources(Section):
+    simulate: JobResources
+    train: JobResources
+    infer: JobResources
+    classical: JobResources
+    evaluate: JobResources
+    activity: JobResources
+
+
+class WorkflowConfig(Section):
+    inputs: list[str]
+    resources: WorkflowResources
+
+
 class Config(Section):
     classes: list[str] = Field(min_length=2)
     detector: DetectorConfig
@@ -318,6 +339,7 @@ class Config(Section):
     evaluate: EvaluateConfig
     activity: ActivityConfig
     tracking: TrackingConfig
+    workflow: WorkflowConfig
 
     @model_validator(mode="after")
     def _classes(self) -> Config:

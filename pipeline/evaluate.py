@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from scipy import ndimage
 from tqdm import tqdm
 
@@ -235,27 +236,42 @@ def _true_energies(truth: FrameFile, classes: Sequence[str]) -> dict[int, list[f
     }
 
 
-def comparison_table(summary: dict, classes: Sequence[str]) -> str:
-    """Markdown: cluster F1 and pixel IoU per class, one column pair per method."""
+def comparison_rows(summary: dict, classes: Sequence[str]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows: cluster F1 and pixel IoU per class, a column pair per method, then the
+    macro averages and the tritium count bias."""
     names = list(summary)
-    head = "| class | " + " | ".join(f"{n} cluster F1 | {n} pixel IoU" for n in names) + " |"
-    rule = "|---" * (1 + 2 * len(names)) + "|"
-    rows = [head, rule]
-    for cls in classes[1:]:
-        cells = [
-            f"{_fmt(summary[n]['per_class'][cls]['cluster_f1'])} | "
-            f"{_fmt(summary[n]['per_class'][cls]['pixel_iou'])}"
+    header = ["class"] + [f"{n} {what}" for n in names for what in ("cluster F1", "pixel IoU")]
+    rows = [
+        [cls]
+        + [
+            _fmt(summary[n]["per_class"][cls][key])
             for n in names
+            for key in ("cluster_f1", "pixel_iou")
         ]
-        rows.append(f"| {cls} | " + " | ".join(cells) + " |")
-    macro = [
-        f"{_fmt(summary[n]['macro_cluster_f1'])} | {_fmt(summary[n]['macro_pixel_iou'])}"
-        for n in names
+        for cls in classes[1:]
     ]
-    rows.append("| **macro (signal)** | " + " | ".join(macro) + " |")
-    bias = [f"{summary[n]['tritium_count_bias_per_frame']:+.2f} | " for n in names]
-    rows.append("| tritium count bias / frame | " + " | ".join(bias) + " |")
-    return "\n".join(rows) + "\n"
+    macro = [
+        _fmt(summary[n][key]) for n in names for key in ("macro_cluster_f1", "macro_pixel_iou")
+    ]
+    rows.append(["**macro (signal)**", *macro])
+    bias = [f"{summary[n]['tritium_count_bias_per_frame']:+.2f}" for n in names]
+    rows.append(["tritium count bias / frame", *[cell for b in bias for cell in (b, "")]])
+    return header, rows
+
+
+def comparison_table(summary: dict, classes: Sequence[str]) -> str:
+    """The comparison as a Markdown table."""
+    header, rows = comparison_rows(summary, classes)
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def comparison_html(summary: dict, classes: Sequence[str]) -> str:
+    """The comparison as an HTML table (for the Snakemake report)."""
+    header, rows = comparison_rows(summary, classes)
+    table = pd.DataFrame([[cell.strip("*") for cell in row] for row in rows], columns=header)
+    return table.to_html(index=False, border=0)
 
 
 def _fmt(value: float | None) -> str:
@@ -269,6 +285,8 @@ def _write_outputs(out: Path, summary, scores, true_energy, example, classes) ->
         tmp.write_text(json.dumps(summary, indent=2))
     with atomic_output(out / "comparison.md") as tmp:
         tmp.write_text(comparison_table(summary, classes))
+    with atomic_output(out / "comparison.html") as tmp:
+        tmp.write_text(comparison_html(summary, classes))
     plots.confusion_matrices(
         {n: np.array(s["confusion"]) for n, s in summary.items()}, classes, out / "confusion.png"
     )

@@ -314,6 +314,7 @@ def train(config: Config, progress: bool = True) -> TrainResult:
     tags = {
         "git_commit": tracking.git_commit(),
         "data_hash": data.data_hash,
+        "stage": "train",
         "seed": str(cfg.seed),
         "device": str(device),
         "world_size": str(world.world),

@@ -1,5 +1,10 @@
-# Shared helpers: each stage reads its own slice of the validated config from
-# results/config/<stage>.yaml, so editing a key reruns only the stages that use it.
+# Shared helpers (functions only, no rules): per-stage config slices, the simulated datasets, the
+# user's own frame files, and each job's resources from the config's `workflow` section.
+import glob
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
 from pipeline.config import write_config_sections
 
 STAGE_SECTIONS = {
@@ -13,29 +18,62 @@ STAGE_SECTIONS = {
     "evaluate": ["classes", "io", "calibrate", "physics", "evaluate", "tracking"],
     "activity": [
         "classes", "io", "physics", "detector", "sources", "activity", "calibrate", "infer",
-        "train",
     ],
 }
+SIMULATED = config["simulate"]["datasets"]
 
 
 def dataset_overrides(name):
     """`--set key=value` flags of a simulated dataset's config overrides (e.g. its detector)."""
-    overrides = config["simulate"]["datasets"][name].get("overrides", {})
+    overrides = SIMULATED.get(name, {}).get("overrides", {})
     return " ".join(f"--set {key}={value}" for key, value in overrides.items())
 
 
-rule stage_config:
-    output:
-        "results/config/{stage}.yaml",
-    params:
-        sections=lambda wildcards: {
-            key: config[key] for key in STAGE_SECTIONS[wildcards.stage]
-        },
-    log:
-        "logs/stage_config/{stage}.log",
-    benchmark:
-        "benchmarks/stage_config/{stage}.tsv"
-    wildcard_constraints:
-        stage="|".join(STAGE_SECTIONS),
-    run:
-        write_config_sections(params.sections, output[0])
+def user_inputs():
+    """name -> path of each of the user's frame files (`workflow.inputs`: paths or globs).
+    A missing file, a glob that matches nothing or two files of one name stop the workflow
+    before any job runs."""
+    found = {}
+    for pattern in config["workflow"]["inputs"]:
+        paths = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+        if not paths:
+            raise WorkflowError(f"workflow.inputs: {pattern!r} matches no file")
+        for path in paths:
+            if not Path(path).is_file():
+                raise WorkflowError(f"workflow.inputs: {path}: no such file")
+            name = Path(path).name.split(".")[0]
+            if name in found or name in SIMULATED:
+                raise WorkflowError(f"workflow.inputs: {path}: a second input named {name!r}")
+            found[name] = path
+    return found
+
+
+INPUTS = user_inputs()
+
+
+def frames_of(wildcards):
+    """The frame file behind a map's name: the user's file, or a simulated dataset."""
+    return INPUTS.get(wildcards.name, f"data/sim/{wildcards.name}.h5")
+
+
+def cpus(stage):
+    return min(config["workflow"]["resources"][stage]["cpus"], workflow.cores)
+
+
+def gpus(stage):
+    return config["workflow"]["resources"][stage]["gpus"]
+
+
+def job_resources(stage):
+    """Scheduler requests (names of the Snakemake SLURM executor: mem_mb, runtime, gpu)."""
+    wanted = config["workflow"]["resources"][stage]
+    return {"mem_mb": wanted["mem_mb"], "runtime": wanted["runtime_min"], "gpu": wanted["gpus"]}
+
+
+def train_launcher():
+    """`python -m pipeline`, or torchrun with one DDP process per GPU when train asks for more
+    than one."""
+    n = gpus("train")
+    if n > 1:
+        return f"torchrun --standalone --nproc_per_node {n} -m pipeline"
+    return "python -m pipeline"

@@ -1,4 +1,6 @@
-# The U-Net and the classical reconstruction scored side by side on the held-out frames.
+# The U-Net and the classical reconstruction scored side by side on the held-out frames, and the
+# tritium activity of each file (held-out and the user's), see pipeline/evaluate.py and
+# pipeline/activity.py.
 
 
 rule evaluate:
@@ -10,13 +12,38 @@ rule evaluate:
     output:
         summary="results/evaluation/summary.json",
         table="results/evaluation/comparison.md",
+        html=report(
+            "results/evaluation/comparison.html",
+            caption="../report/comparison.rst",
+            category="Evaluation",
+        ),
+        confusion=report(
+            "results/evaluation/confusion.png",
+            caption="../report/confusion.rst",
+            category="Evaluation",
+        ),
+        spectra=report(
+            "results/evaluation/spectra.png",
+            caption="../report/spectra.rst",
+            category="Evaluation",
+        ),
+        example=report(
+            "results/evaluation/example_frame.png",
+            caption="../report/example_frame.rst",
+            category="Evaluation",
+        ),
     params:
         out=lambda wildcards, output: Path(output.summary).parent,
         tracking_uri=config["tracking"]["uri"],
+    conda:
+        "../environment.yml"
     log:
         "logs/evaluate.log",
     benchmark:
         "benchmarks/evaluate.tsv"
+    threads: cpus("evaluate")
+    resources:
+        **job_resources("evaluate"),
     shell:
         "python -m pipeline evaluate --config {input.config} --truth {input.truth}"
         " --pred {input.unet} {input.classical} --names unet classical --out {params.out}"
@@ -26,18 +53,23 @@ rule evaluate:
 rule activity:
     input:
         config="results/config/activity.yaml",
-        catalogue="results/catalogues/heldout.unet.parquet",
-        frames="data/sim/heldout.h5",
+        catalogue="results/catalogues/{name}.unet.parquet",
+        frames=frames_of,
         model="results/model/best.pt",
     output:
-        "results/activity.json",
+        "results/activity/{name}.json",
     params:
         # the efficiency is measured through the same model, on frames of the same detector
-        detector=lambda wildcards: dataset_overrides("heldout"),
+        detector=lambda wildcards: dataset_overrides(wildcards.name),
+    conda:
+        "../environment.yml"
     log:
-        "logs/activity.log",
+        "logs/activity/{name}.log",
     benchmark:
-        "benchmarks/activity.tsv"
+        "benchmarks/activity/{name}.tsv"
+    threads: cpus("activity")
+    resources:
+        **job_resources("activity"),
     shell:
         "python -m pipeline activity --config {input.config} --catalogue {input.catalogue}"
         " --frames {input.frames} --model {input.model} --out {output} {params.detector}"

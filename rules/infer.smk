@@ -1,20 +1,26 @@
-# Per-pixel maps and cluster catalogues of the held-out frames, by the U-Net and by the classical
-# reconstruction (same formats), see pipeline/infer.py and pipeline/classical.py.
+# Per-pixel maps and cluster catalogues, by the U-Net (the held-out frames and each of the user's
+# files, one job per file) and by the classical reconstruction (same formats), see
+# pipeline/infer.py and pipeline/classical.py.
 
 
 rule infer:
     input:
         config="results/config/infer.yaml",
         model="results/model/best.pt",
-        frames="data/sim/{name}.h5",
+        frames=frames_of,
     output:
         map="results/maps/{name}.unet.h5",
         catalogue="results/catalogues/{name}.unet.parquet",
         csv="results/catalogues/{name}.unet.csv",
+    conda:
+        "../environment.yml"
     log:
         "logs/infer/{name}.log",
     benchmark:
         "benchmarks/infer/{name}.tsv"
+    threads: cpus("infer")
+    resources:
+        **job_resources("infer"),
     shell:
         "python -m pipeline infer --config {input.config} --model {input.model}"
         " --input {input.frames} --output {output.map} --catalogue {output.catalogue}"
@@ -24,15 +30,20 @@ rule infer:
 rule classical:
     input:
         config="results/config/classical.yaml",
-        frames="data/sim/{name}.h5",
+        frames=frames_of,
     output:
         map="results/maps/{name}.classical.h5",
         catalogue="results/catalogues/{name}.classical.parquet",
         csv="results/catalogues/{name}.classical.csv",
+    conda:
+        "../environment.yml"
     log:
         "logs/classical/{name}.log",
     benchmark:
         "benchmarks/classical/{name}.tsv"
+    threads: cpus("classical")
+    resources:
+        **job_resources("classical"),
     shell:
         "python -m pipeline classical --config {input.config} --input {input.frames}"
         " --output {output.map} --catalogue {output.catalogue} > {log} 2>&1"

@@ -1,23 +1,26 @@
 # Simulated frames with per-pixel truth (training and held-out sets), see pipeline/simulate.py.
 
 
-def sim_dataset(wildcards):
-    return config["simulate"]["datasets"][wildcards.name]
-
-
 rule simulate:
     input:
         config="results/config/simulate.yaml",
     output:
         "data/sim/{name}.h5",
     params:
-        frames=lambda w: sim_dataset(w)["frames"],
-        seed=lambda w: sim_dataset(w)["seed"],
-        overrides=lambda w: dataset_overrides(w.name),
+        frames=lambda wildcards: SIMULATED[wildcards.name]["frames"],
+        seed=lambda wildcards: SIMULATED[wildcards.name]["seed"],
+        overrides=lambda wildcards: dataset_overrides(wildcards.name),
+    conda:
+        "../environment.yml"
     log:
         "logs/simulate/{name}.log",
     benchmark:
         "benchmarks/simulate/{name}.tsv"
+    wildcard_constraints:
+        name="|".join(SIMULATED),
+    threads: cpus("simulate")
+    resources:
+        **job_resources("simulate"),
     shell:
         "python -m pipeline simulate --config {input.config} --out {output}"
         " --frames {params.frames} --seed {params.seed} {params.overrides} > {log} 2>&1"

@@ -1,4 +1,5 @@
 # Training of the U-Net on the simulated (or the user's labelled) frames, see pipeline/train.py.
+# With more than one GPU it launches through torchrun: one DDP process per GPU.
 
 
 rule train:
@@ -9,15 +10,25 @@ rule train:
     output:
         model="results/model/best.pt",
         card="results/model/model_card.json",
+        curves=report(
+            "results/model/training_curves.png",
+            caption="../report/training_curves.rst",
+            category="Training",
+        ),
     params:
         out=lambda wildcards, output: Path(output.model).parent,
         tracking_uri=config["tracking"]["uri"],
+        launcher=train_launcher(),
+    conda:
+        "../environment.yml"
     log:
         "logs/train.log",
     benchmark:
         "benchmarks/train.tsv"
-    threads: workflow.cores
+    threads: cpus("train")
+    resources:
+        **job_resources("train"),
     shell:
-        "python -m pipeline train --config {input.config} --frames {input.frames}"
+        "{params.launcher} train --config {input.config} --frames {input.frames}"
         " --val-frames {input.val_frames} --out {params.out}"
         " --tracking-uri {params.tracking_uri} > {log} 2>&1"

@@ -63,3 +63,24 @@ def tiny(tmp_path, tiny_files) -> Config:
             "train.val_frames": [str(tiny_files["val"])],
         },
     )
+
+
+@pytest.fixture(scope="session")
+def workflow_run(tmp_path_factory):
+    """The whole workflow, run once on tiny settings, with one of the user's own files (ROOT)
+    as an extra input: (work directory, the small config file)."""
+    import shutil
+
+    from tests.workflow_helpers import SMALL, snakemake
+
+    if shutil.which("snakemake") is None:
+        pytest.skip("snakemake not installed")
+    base = tmp_path_factory.mktemp("workflow")
+    own = load_config(overrides={"detector.height": 64, "detector.width": 64})
+    simulate_file(own, base / "own" / "run7.h5", 1, seed=3, root=True, progress=False)
+    small = base / "small.yaml"
+    small.write_text(SMALL + f"workflow: {{inputs: ['{base}/own/*.root']}}\n")
+    work = base / "wf"
+    result = snakemake(work, "--configfile", str(small))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return work, small

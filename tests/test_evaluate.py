@@ -73,6 +73,7 @@ def test_perfect_and_empty_maps_score_one_and_zero(tiny, tiny_files, tmp_path):
     assert written == {
         "summary.json",
         "comparison.md",
+        "comparison.html",
         "confusion.png",
         "spectra.png",
         "example_frame.png",
@@ -80,6 +81,10 @@ def test_perfect_and_empty_maps_score_one_and_zero(tiny, tiny_files, tmp_path):
     assert json.loads((tmp_path / "eval" / "summary.json").read_text())["perfect"]
     table = comparison_table(summary, tiny.classes)
     assert "perfect cluster F1" in table and "| tritium |" in table
+    lines = table.splitlines()
+    assert len({line.count("|") for line in lines}) == 1  # every row has every column
+    html = (tmp_path / "eval" / "comparison.html").read_text()
+    assert html.count("<tr") == len(lines) - 1 and "perfect cluster F1" in html
 
 
 def test_instances_from_labels_number_each_connected_cluster_of_a_class():

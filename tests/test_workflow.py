@@ -1,74 +1,126 @@
-"""The Snakemake workflow: the default config dry-runs, the schema guards it, it runs end to
-end on tiny settings, and editing a key reruns exactly the stages that read it."""
+"""The Snakemake workflow: it lints clean, the default config and both profiles dry-run, the
+schema and the input check stop a bad config before any job, it runs end to end on tiny settings
+(simulated frames and a user's own file), reruns nothing when nothing changed and exactly the
+stages a changed key feeds, and builds its HTML report."""
 
 import shutil
-import subprocess
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.workflow_helpers import snakemake
+
 pytestmark = pytest.mark.skipif(shutil.which("snakemake") is None, reason="snakemake not installed")
 
 
-def snakemake(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    work = tmp_path / "wf"
-    if not work.exists():
-        shutil.copytree(
-            REPO,
-            work,
-            ignore=shutil.ignore_patterns(
-                ".git", ".snakemake", "data", "results", "logs", "benchmarks", "__pycache__"
-            ),
-        )
-    return subprocess.run(
-        ["snakemake", "--cores", "2", *args],
-        cwd=work,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+def test_lint_is_clean(tmp_path):
+    result = snakemake(tmp_path / "wf", "--lint")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Congratulations" in result.stdout + result.stderr
 
 
-def test_default_config_dry_run_plans_the_simulations(tmp_path):
-    result = snakemake(tmp_path, "-n")
+def test_default_config_dry_run_plans_everything(tmp_path):
+    result = snakemake(tmp_path / "wf", "-n")
     assert result.returncode == 0, result.stderr
-    assert "data/sim/train.h5" in result.stdout and "data/sim/heldout.h5" in result.stdout
+    for planned in (
+        "data/sim/train.h5",
+        "data/sim/heldout.h5",
+        "rule train",
+        "rule evaluate",
+        "results/activity/heldout.json",
+    ):
+        assert planned in result.stdout
 
 
-def test_unknown_config_key_is_refused_before_anything_runs(tmp_path):
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--profile", "profiles/local"],
+        ["--profile", "profiles/slurm", "--configfile", "configs/gpu.yaml"],
+    ],
+)
+def test_profiles_dry_run(tmp_path, extra):
+    if "profiles/slurm" in extra:
+        pytest.importorskip("snakemake_executor_plugin_slurm")
+    result = snakemake(tmp_path / "wf", "-n", *extra)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "rule train" in result.stdout
+    if "profiles/slurm" in extra:  # resources from workflow.resources reach the scheduler
+        assert "gpu=1" in result.stdout and "runtime=720" in result.stdout
+
+
+def test_several_gpus_train_through_torchrun(tmp_path):
+    many = tmp_path / "many.yaml"
+    many.write_text(
+        "workflow: {resources: {train: {cpus: 8, gpus: 4, mem_mb: 1000, runtime_min: 10}}}\n"
+    )
+    result = snakemake(tmp_path / "wf", "-n", "-p", "--configfile", str(many))
+    assert result.returncode == 0, result.stderr
+    assert "torchrun --standalone --nproc_per_node 4 -m pipeline train" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "text, named",
+    [
+        ("detector:\n  hieght: 5\n", "hieght"),
+        ("train:\n  epochs: many\n", "epochs"),
+        ("tiles:\n  size: -64\n", "size"),
+        ("workflow:\n  inputs: [/nowhere/run1.fits]\n", "/nowhere/run1.fits"),
+        ("workflow:\n  inputs: ['/nowhere/*.root']\n", "/nowhere/*.root"),
+    ],
+)
+def test_bad_config_stops_before_any_job(tmp_path, text, named):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("detector:\n  hieght: 5\n")
-    result = snakemake(tmp_path, "-n", "--configfile", str(bad))
+    bad.write_text(text)
+    result = snakemake(tmp_path / "wf", "--configfile", str(bad))
     assert result.returncode != 0
-    assert "hieght" in result.stdout + result.stderr
+    assert named in result.stdout + result.stderr
+    assert not (tmp_path / "wf" / "results").exists()
 
 
-def test_workflow_runs_and_reruns_only_on_relevant_change(tmp_path):
-    small = tmp_path / "small.yaml"
-    small.write_text(
-        "detector: {height: 64, width: 64}\n"
-        "simulate: {datasets: {train: {frames: 2, seed: 1}, heldout: {frames: 1, seed: 2}}}\n"
-        "tiles: {size: 64}\n"
-        "model: {depth: 2, decoder_channels: [16, 8]}\n"
-        "train: {epochs: 1, steps_per_epoch: 2, batch_size: 2, val_tiles: 2, threads: 1}\n"
-        # a model trained for 2 steps finds no tritium to measure an efficiency with
-        "activity: {efficiency: 0.3}\n"
-    )
-    first = snakemake(tmp_path, "--configfile", str(small))
-    assert first.returncode == 0, first.stderr
-    work = tmp_path / "wf"
-    assert (work / "data/sim/train.h5").is_file() and (work / "logs/simulate/train.log").is_file()
-    assert (work / "results/model/best.pt").is_file() and (work / "mlruns.db").is_file()
-    assert (work / "benchmarks/train.tsv").is_file()
-    again = snakemake(tmp_path, "-n", "--configfile", str(small))
+def test_workflow_runs_and_reruns_only_on_relevant_change(workflow_run):
+    work, small = workflow_run
+    for made in (
+        "data/sim/train.h5",
+        "logs/simulate/train.log",
+        "results/model/best.pt",
+        "results/model/model_card.json",
+        "mlruns.db",
+        "benchmarks/train.tsv",
+        "results/maps/heldout.unet.h5",
+        "results/maps/heldout.classical.h5",
+        "results/catalogues/heldout.unet.parquet",
+        "results/evaluation/summary.json",
+        "results/activity/heldout.json",
+        # the user's own file: its map, catalogue and activity
+        "results/maps/run7.unet.h5",
+        "results/catalogues/run7.unet.csv",
+        "results/activity/run7.json",
+    ):
+        assert (work / made).is_file(), made
+    again = snakemake(work, "-n", "--configfile", str(small))
     assert "Nothing to be done" in again.stdout + again.stderr
-    small.write_text(small.read_text() + "physics: {fano_factor: 0.12}\n")
-    changed = snakemake(tmp_path, "-n", "--configfile", str(small))
-    assert "simulate" in changed.stdout and "Nothing to be done" not in changed.stdout
-    small.write_text(
-        small.read_text().replace("physics: {fano_factor: 0.12}\n", "")
-        + "train: {epochs: 2, steps_per_epoch: 2, batch_size: 2, val_tiles: 2}\n"
-    )
-    retrain = snakemake(tmp_path, "-n", "--configfile", str(small))
+    text = small.read_text()
+    small.write_text(text + "physics: {fano_factor: 0.12}\n")
+    changed = snakemake(work, "-n", "--configfile", str(small))
+    assert "rule simulate" in changed.stdout and "Nothing to be done" not in changed.stdout
+    small.write_text(text + "train: {epochs: 2, steps_per_epoch: 2, batch_size: 2, val_tiles: 2}\n")
+    retrain = snakemake(work, "-n", "--configfile", str(small))
     assert "rule train" in retrain.stdout and "rule simulate" not in retrain.stdout
+    assert "rule infer" in retrain.stdout and "rule evaluate" in retrain.stdout
+    small.write_text(text)
+
+
+def test_report_builds_with_the_evaluation_plots(workflow_run):
+    work, small = workflow_run
+    result = snakemake(work, "--configfile", str(small), "--report", "report.html")
+    assert result.returncode == 0, result.stderr[-3000:]
+    html = (work / "report.html").read_text(errors="replace")
+    for name in (
+        "confusion.png",
+        "spectra.png",
+        "example_frame.png",
+        "comparison.html",
+        "training_curves.png",
+    ):
+        assert name in html, name
+    assert "harmonic mean" in html  # the rst caption of the comparison table

@@ -1,0 +1,65 @@
+"""The analysts' notebooks run top to bottom on the outputs of the workflow (tiny settings), with
+their paths set in the one parameter cell, as papermill would."""
+
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def execute(name: str, parameters: dict) -> list[str]:
+    """Run a notebook with `parameters` appended to its parameter cell; the text it printed."""
+    book = nbformat.read(NOTEBOOKS / name, as_version=4)
+    tagged = [c for c in book.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, f"{name}: one cell tagged 'parameters'"
+    tagged[0].source += "\n" + "\n".join(f"{k} = {v!r}" for k, v in parameters.items())
+    nbclient.NotebookClient(book, timeout=300, kernel_name="python3").execute()
+    return [
+        str(out.get("text") or out.get("data", {}).get("text/plain", ""))
+        for cell in book.cells
+        for out in cell.get("outputs", [])
+    ]
+
+
+def test_frames_notebook(workflow_run):
+    work, small = workflow_run
+    for frames in ("data/sim/heldout.h5", "results/../data/sim/train.h5"):
+        text = "\n".join(
+            execute(
+                "01_frames.ipynb",
+                {"frames_path": str(work / frames), "config_path": str(small), "frame_index": 0},
+            )
+        )
+        assert "gain" in text and "noise" in text and "background" in text
+
+
+def test_maps_notebook(workflow_run):
+    work, small = workflow_run
+    text = "\n".join(
+        execute(
+            "02_maps.ipynb",
+            {
+                "frames_path": str(work / "data/sim/heldout.h5"),
+                "map_path": str(work / "results/maps/heldout.unet.h5"),
+                "catalogue_path": str(work / "results/catalogues/heldout.unet.parquet"),
+                "config_path": str(small),
+                "frame_index": 0,
+            },
+        )
+    )
+    assert "1 frames of 64 x 64" in text
+
+
+def test_compare_runs_notebook(workflow_run):
+    work, _ = workflow_run
+    text = "\n".join(
+        execute(
+            "03_compare_runs.ipynb",
+            {"tracking_uri": f"sqlite:///{work / 'mlruns.db'}", "experiment": "ccd-decay-unet"},
+        )
+    )
+    assert "2 runs in experiment" in text  # the training run and the evaluation run
