@@ -259,6 +259,8 @@ STAGES: dict[str, Stage] = {
                 action="store_true",
             ),
             Flag("--tta", "infer.tta", "average over flips", action="store_true"),
+            Flag("--window", "infer.window", "window edge in pixels", type=int),
+            Flag("--overlap", "infer.overlap", "fraction shared by neighbouring windows", type=float),
             Flag("--device", "infer.device", "auto, cpu or cuda"),
         ),
     ),

@@ -45,23 +45,29 @@ def frame_clusters(
     first_id: int = 1,
 ) -> pd.DataFrame:
     """The catalogue rows of one frame's map. Centroids and spreads weight pixels by their
-    (positive) charge; x is the column, y the row, pixel centres at integers."""
+    (positive) charge; x is the column, y the row, pixel centres at integers. Sums run over the
+    labelled pixels only (bincount), so the cost after labelling is that of the deposits."""
     rows = []
-    rr, cc = np.indices(labels.shape)
     for cls in range(1, len(classes)):
         components, n = ndimage.label(labels == cls, structure=EIGHT_CONNECTED)
         if n == 0:
             continue
-        index = np.arange(1, n + 1)
-        weight = np.clip(charge_e, 0, None)
-        w = np.maximum(ndimage.sum_labels(weight, components, index), 1e-12)
-        x = ndimage.sum_labels(weight * cc, components, index) / w
-        y = ndimage.sum_labels(weight * rr, components, index) / w
-        xx = ndimage.sum_labels(weight * cc**2, components, index) / w - x**2
-        yy = ndimage.sum_labels(weight * rr**2, components, index) / w - y**2
-        charge = ndimage.sum_labels(charge_e, components, index)
+        rr, cc = np.nonzero(components)
+        ids = components[rr, cc] - 1
+        q = charge_e[rr, cc].astype(np.float64)
+
+        def total(values: np.ndarray, ids: np.ndarray = ids, n: int = n) -> np.ndarray:
+            return np.bincount(ids, weights=values, minlength=n)
+
+        weight = np.clip(q, 0, None)
+        w = np.maximum(total(weight), 1e-12)
+        x, y = total(weight * cc) / w, total(weight * rr) / w
+        xx = total(weight * cc.astype(np.float64) ** 2) / w - x**2
+        yy = total(weight * rr.astype(np.float64) ** 2) / w - y**2
+        charge = total(q)
+        pixels = np.bincount(ids, minlength=n)
         prob = (
-            ndimage.mean(probabilities[cls], components, index)
+            total(probabilities[cls][rr, cc].astype(np.float64)) / pixels
             if probabilities is not None
             else np.full(n, np.nan)
         )
@@ -71,9 +77,7 @@ def frame_clusters(
                     "frame": frame,
                     "class": cls,
                     "class_name": classes[cls],
-                    "pixels": ndimage.sum_labels(np.ones_like(charge_e), components, index).astype(
-                        int
-                    ),
+                    "pixels": pixels.astype(int),
                     "charge_e": charge,
                     "energy_kev": charge * pair_energy_ev / 1000.0,
                     "x": x,
@@ -100,10 +104,13 @@ def component_vote(probabilities: np.ndarray) -> np.ndarray:
     components, n = ndimage.label(labels > 0, structure=EIGHT_CONNECTED)
     if n == 0:
         return labels.astype(np.uint8)
-    index = np.arange(1, n + 1)
-    sums = np.stack([ndimage.sum_labels(p, components, index) for p in probabilities[1:]])
-    component_class = np.concatenate([[0], 1 + sums.argmax(axis=0)])
-    return component_class[components].astype(np.uint8)
+    rr, cc = np.nonzero(components)
+    ids = components[rr, cc] - 1
+    sums = np.stack(
+        [np.bincount(ids, weights=p[rr, cc], minlength=n) for p in probabilities[1:]]
+    )
+    component_class = np.concatenate([[0], 1 + sums.argmax(axis=0)]).astype(np.uint8)
+    return component_class[components]
 
 
 def empty_catalogue() -> pd.DataFrame:

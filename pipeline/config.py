@@ -249,7 +249,10 @@ class InferConfig(Section):
     output: str | None
     catalogue: str | None
     overlap: float = Field(ge=0, lt=1)
+    window: int | None = Field(default=None, gt=0)
     batch_size: int = Field(gt=0)
+    threads: int | None = Field(default=None, gt=0)
+    channels_last: bool
     tta: bool
     component_vote: bool
     probabilities: bool

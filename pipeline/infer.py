@@ -18,7 +18,7 @@ from pipeline import calibrate, clusters, tiles
 from pipeline.config import Config, InferConfig, NormaliseConfig
 from pipeline.maps import MapResult, write_maps
 from pipeline.model import load_model
-from pipeline.train import autocast_dtype, pick_device
+from pipeline.train import pick_device
 
 FLIPS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))
 
@@ -29,6 +29,24 @@ def gaussian_importance(size: int, sigma_scale: float) -> np.ndarray:
     axis = np.exp(-0.5 * ((np.arange(size) - centre) / (size * sigma_scale)) ** 2)
     weights = np.outer(axis, axis).astype(np.float32)
     return np.maximum(weights, weights[weights > 0].min())
+
+
+def cpu_has_native_bf16() -> bool:
+    """AMX or AVX512-BF16: bf16 convolutions run faster than fp32 on this CPU."""
+    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
+def inference_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """Autocast dtype of inference: `auto` is bf16 (fp16 without bf16) on CUDA, and bf16 on
+    CPUs that compute it natively (elsewhere bf16 would be slower than fp32)."""
+    if amp == "off":
+        return None
+    if amp == "auto" and device.type == "cpu":
+        return torch.bfloat16 if cpu_has_native_bf16() else None
+    if amp == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
 
 
 def window_starts(length: int, tile: int, overlap: float) -> list[int]:
@@ -48,6 +66,8 @@ class Predictor:
         amp: torch.dtype | None = None,
     ) -> None:
         self.model = model.to(device).eval()
+        if cfg.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.tile, self.normalise, self.cfg = tiles.padded(tile), normalise, cfg
         self.device, self.amp = device, amp
         weights = gaussian_importance(self.tile, cfg.gaussian_sigma_scale)
@@ -58,7 +78,10 @@ class Predictor:
         """(C, H, W) float32 class probabilities of one calibrated frame."""
         height, width = charge_e.shape
         x = calibrate.normalise(charge_e, noise_e, self.normalise)
-        ph, pw = max(height, self.tile), max(width, self.tile)
+        if tiles.padded(max(height, width)) < self.tile:  # the frame fits one smaller window
+            ph, pw = tiles.padded(height), tiles.padded(width)
+        else:
+            ph, pw = max(height, self.tile), max(width, self.tile)
         image = torch.zeros(1, 1, ph, pw, device=self.device)
         image[0, 0, :height, :width] = torch.from_numpy(x).to(self.device)
         starts = [
@@ -66,6 +89,8 @@ class Predictor:
             for y in window_starts(ph, self.tile, self.cfg.overlap)
             for xx in window_starts(pw, self.tile, self.cfg.overlap)
         ]
+        if len(starts) == 1:  # one window holds the frame: the blending weights cancel
+            return self._predict(image)[0, :, :height, :width].float().cpu().numpy()
         total, norm = None, torch.zeros(ph, pw, device=self.device)
         for first in range(0, len(starts), self.cfg.batch_size):
             batch = starts[first : first + self.cfg.batch_size]
@@ -83,6 +108,8 @@ class Predictor:
     def _predict(self, windows: torch.Tensor) -> torch.Tensor:
         flips = FLIPS if self.cfg.tta else FLIPS[:1]
         out = 0
+        if self.cfg.channels_last:
+            windows = windows.contiguous(memory_format=torch.channels_last)
         for dims in flips:
             inputs = windows.flip(dims) if dims else windows
             with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
@@ -97,10 +124,11 @@ def infer_file(config: Config, progress: bool = True) -> MapResult:
     cfg = config.infer
     model, card = load_model(cfg.model, classes=config.classes, in_channels=1)
     device = pick_device(config.train.model_copy(update={"device": cfg.device}))
-    amp = autocast_dtype(config.train.model_copy(update={"amp": cfg.amp}), device)
-    predictor = Predictor(
-        model, card["tile_size"], NormaliseConfig(**card["normalise"]), cfg, device, amp
-    )
+    amp = inference_dtype(cfg.amp, device)
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    window = cfg.window if cfg.window is not None else card["tile_size"]
+    predictor = Predictor(model, window, NormaliseConfig(**card["normalise"]), cfg, device, amp)
 
     def label(charge: np.ndarray, noise_e: float) -> tuple[np.ndarray, np.ndarray]:
         probs = predictor.probabilities(charge, noise_e)
