@@ -260,7 +260,7 @@ STAGES: dict[str, Stage] = {
             ),
             Flag("--tta", "infer.tta", "average over flips", action="store_true"),
             Flag("--window", "infer.window", "window edge in pixels", type=int),
-            Flag("--overlap", "infer.overlap", "fraction shared by neighbouring windows", type=float),
+            Flag("--overlap", "infer.overlap", "fraction shared by neighbours", type=float),
             Flag("--device", "infer.device", "auto, cpu or cuda"),
         ),
     ),
