@@ -344,18 +344,20 @@ def calibrate_run(
     measured on these frames), and the hot mask. The hot rule is scale-free, so the mask is found
     on the pedestal-subtracted ADU frames before the gain is known."""
     frames_in = _iter_frames(frames_adu)
+    kept = _hot_sample(frames_adu, cfg.hot_mask_frames)
     if overscan is None:
         pairs = zip(frames_in, itertools.repeat(None))
     else:
         pairs = zip(frames_in, _iter_frames(overscan), strict=True)
     pedestals, noises, sums, stack = [], [], [], []
-    for frame, over in pairs:
+    for index, (frame, over) in enumerate(pairs):
         pedestals.append(_pedestal(frame, cfg, over))
         residual = frame - pedestals[-1][:, None]
         noises.append(measure_noise_e(residual, cfg.noise_clip_sigma))
         if cfg.gain == "fe55":
             sums.append(cluster_sums_adu(residual, noises[-1]))
-        stack.append(_to_stack(residual))
+        if (index in kept) if kept is not None else len(stack) < cfg.hot_mask_frames:
+            stack.append(_to_stack(residual))
     if not stack:
         raise ValueError("calibrate_run: no frames")
     noise_adu = float(np.median(noises))
@@ -365,6 +367,17 @@ def calibrate_run(
         gain = resolve_gain(attrs, cfg)
     frames = [FrameCalibration(gain, p, n / gain) for p, n in zip(pedestals, noises, strict=True)]
     return RunCalibration(gain, frames, _hot_mask(stack, noise_adu, cfg))
+
+
+def _hot_sample(frames: Any, limit: int) -> set[int] | None:
+    """Indices of the frames kept for the hot-pixel medians: at most `limit`, evenly spread over
+    the run, so memory does not grow with the run (None: length unknown, keep the first)."""
+    if getattr(frames, "ndim", None) == 2:
+        return {0}
+    if not hasattr(frames, "__len__"):
+        return None
+    n = len(frames)
+    return {int(i) for i in np.linspace(0, n - 1, min(limit, n)).round()} if n else set()
 
 
 def frame_charge(frame_adu: np.ndarray, run: RunCalibration, index: int) -> np.ndarray:

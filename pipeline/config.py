@@ -168,6 +168,7 @@ class CalibrateConfig(Section):
     noise_clip_sigma: float = Field(gt=0)
     hot_pixel_sigma: float = Field(gt=0)
     hot_column_sigma: float = Field(gt=0)
+    hot_mask_frames: int = Field(ge=3)
 
 
 class NormaliseConfig(Section):

@@ -216,3 +216,17 @@ def test_bad_inputs_raise_value_errors():
     with pytest.raises(ValueError, match="kind"):
         bad = load_config().normalise.model_copy(update={"kind": "log"})
         calibrate.normalise(np.zeros(3), NOISE_E, bad)
+
+
+def test_hot_mask_uses_a_bounded_evenly_spread_sample_of_frames():
+    assert calibrate._hot_sample(np.zeros((10, 2, 2)), 4) == {0, 3, 6, 9}
+    assert calibrate._hot_sample(np.zeros((2, 2, 2)), 4) == {0, 1}
+    assert calibrate._hot_sample(np.zeros((2, 2)), 4) == {0}
+    assert calibrate._hot_sample(iter([]), 4) is None
+    rng = np.random.default_rng(3)
+    frames = rng.normal(100.0, 2.0, (12, 32, 32))
+    frames[:, 5, 7] += 40.0  # a hot pixel in every frame
+    for limit in (3, 12):
+        run = calibrate.calibrate_run(frames, {}, calib_config(**{"calibrate.hot_mask_frames": limit}), 3.75)
+        assert run.hot_mask[5, 7] and run.hot_mask.sum() == 1
+        assert len(run.frames) == 12
