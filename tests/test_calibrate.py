@@ -227,6 +227,7 @@ def test_hot_mask_uses_a_bounded_evenly_spread_sample_of_frames():
     frames = rng.normal(100.0, 2.0, (12, 32, 32))
     frames[:, 5, 7] += 40.0  # a hot pixel in every frame
     for limit in (3, 12):
-        run = calibrate.calibrate_run(frames, {}, calib_config(**{"calibrate.hot_mask_frames": limit}), 3.75)
+        cfg = calib_config(**{"calibrate.hot_mask_frames": limit})
+        run = calibrate.calibrate_run(frames, {}, cfg, 3.75)
         assert run.hot_mask[5, 7] and run.hot_mask.sum() == 1
         assert len(run.frames) == 12

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self
@@ -66,6 +67,21 @@ class _AtomicWriter:
         exc = RuntimeError("aborted")
         self._atomic.__exit__(RuntimeError, exc, None)
 
+    def _append_rows(self, items: list[tuple[str, np.ndarray]], row: int) -> None:
+        """Write `row` of each (HDF5 dataset, array) and push it to disk now. The files have no
+        chunk cache, so a full disk (or a file-size limit) surfaces here, as one OSError naming
+        the file, and never later in a destructor."""
+        try:
+            for name, arr in items:
+                dataset = self._file[name]
+                dataset.resize(row + 1, axis=0)
+                dataset[row] = np.asarray(arr).astype(dataset.dtype, copy=False)
+            self._file.flush()
+        except (OSError, RuntimeError) as exc:
+            found = re.search(r"error message = '([^']+)'", str(exc))
+            reason = found.group(1) if found else str(exc).splitlines()[0]
+            raise OSError(f"{self.path}: write failed ({reason})") from None
+
     def __enter__(self) -> Self:
         return self
 
@@ -115,7 +131,7 @@ class FrameWriter(_AtomicWriter):
             raise
 
     def open_hdf5(self, tmp: Path, attrs: Mapping[str, Any] | None) -> h5py.File:
-        f = h5py.File(tmp, "w", libver="earliest")
+        f = h5py.File(tmp, "w", libver="earliest", rdcc_nbytes=0)
         meta = {**DEFAULT_ATTRS, "readout_noise_e": 0.0, "units": "ADU", **(attrs or {})}
         for key, value in meta.items():
             f.attrs[key] = value
@@ -187,10 +203,7 @@ class FrameWriter(_AtomicWriter):
         if self.with_truth:
             inst = np.zeros(self.hw, np.int32) if instances is None else instances
             items += [(self.io.labels_dataset, labels), (self.io.instances_dataset, inst)]
-        for name, arr in items:
-            ds = self._file[name]
-            ds.resize(self.n + 1, axis=0)
-            ds[self.n] = np.asarray(arr).astype(ds.dtype)
+        self._append_rows(items, self.n)
 
     def _flush_root(self) -> None:
         if not self._batch:
@@ -251,7 +264,7 @@ class MapWriter(_AtomicWriter):
         self.class_names = list(class_names)
         self._atomic = atomic_output(self.path)
         tmp = self._atomic.__enter__()
-        self._file = h5py.File(tmp, "w", libver="earliest")
+        self._file = h5py.File(tmp, "w", libver="earliest", rdcc_nbytes=0)
         _h5_class_names(self._file, self.class_names)
         self._file.attrs["source"] = str(source)
         c, (h, w) = len(self.class_names), self.hw
@@ -291,10 +304,7 @@ class MapWriter(_AtomicWriter):
                     f"= {expected}"
                 )
             items.append(("probabilities", np.asarray(probabilities, dtype=np.float16)))
-        for name, arr in items:
-            ds = self._file[name]
-            ds.resize(self.n + 1, axis=0)
-            ds[self.n] = arr
+        self._append_rows(items, self.n)
         self.n += 1
 
     def close(self) -> None:
