@@ -106,9 +106,7 @@ def component_vote(probabilities: np.ndarray) -> np.ndarray:
         return labels.astype(np.uint8)
     rr, cc = np.nonzero(components)
     ids = components[rr, cc] - 1
-    sums = np.stack(
-        [np.bincount(ids, weights=p[rr, cc], minlength=n) for p in probabilities[1:]]
-    )
+    sums = np.stack([np.bincount(ids, weights=p[rr, cc], minlength=n) for p in probabilities[1:]])
     component_class = np.concatenate([[0], 1 + sums.argmax(axis=0)]).astype(np.uint8)
     return component_class[components]
 

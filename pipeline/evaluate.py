@@ -204,14 +204,14 @@ def evaluate_files(
         scores = {name: Scores(len(classes)) for name in maps}
         example = None
         for i in tqdm(range(truth.n_frames), desc="evaluate", disable=not progress):
-            labels = truth.labels[i].compute()
+            labels = truth.read("labels", i)
             instances = (
-                truth.instances[i].compute()
+                truth.read("instances", i)
                 if truth.instances is not None
                 else instances_from_labels(labels)
             )
-            charge = calibrate.frame_charge(truth.frames[i].compute(), run, i)
-            preds = {name: ff.labels[i].compute() for name, ff in opened.items()}
+            charge = calibrate.frame_charge(truth.read("frames", i), run, i)
+            preds = {name: ff.read("labels", i) for name, ff in opened.items()}
             for name, pred in preds.items():
                 scores[name].add(labels, instances, pred, tritium)
                 table = clusters.frame_clusters(

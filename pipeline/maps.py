@@ -61,7 +61,7 @@ def write_maps(
             probabilities=probabilities,
         ) as writer:
             for i in tqdm(range(n), desc=f"{desc} {name}", disable=not progress):
-                charge = calibrate.frame_charge(np.asarray(ff.frames[i].compute()), run, i)
+                charge = calibrate.frame_charge(ff.read("frames", i), run, i)
                 labels, probs = labeller(charge, run.frames[i].noise_e)
                 writer.append(labels, probs if probabilities else None)
                 if catalogue_path is not None:

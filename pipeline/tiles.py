@@ -109,9 +109,9 @@ class FrameSource:
         key = (file, frame)
         if key not in self._cache:
             ff = self._file(file)
-            adu = ff.frames[frame].compute()
+            adu = ff.read("frames", frame)
             charge = calibrate.frame_charge(adu, self.calibrations[file], frame)
-            labels = np.asarray(ff.labels[frame].compute(), dtype=np.uint8)
+            labels = ff.read("labels", frame).astype(np.uint8)
             self._cache[key] = (charge, labels)
             while len(self._cache) > self.config.tiles.cache_frames:
                 self._cache.popitem(last=False)

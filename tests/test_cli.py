@@ -137,10 +137,23 @@ def _file_size_limit(limit: int):
 @pytest.mark.parametrize("root", [False, True], ids=["hdf5", "root"])
 def test_disk_full_is_one_line_and_leaves_nothing(tmp_path, root):
     out = tmp_path / "out" / "s.h5"
-    args = [sys.executable, "-m", "pipeline", "simulate", "--out", str(out), "--frames", "3",
-            "--height", "256", "--width", "256"] + (["--root"] if root else [])
-    result = subprocess.run(args, capture_output=True, text=True, check=False,
-                            preexec_fn=_file_size_limit(200_000))
+    args = [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "simulate",
+        "--out",
+        str(out),
+        "--frames",
+        "3",
+        "--height",
+        "256",
+        "--width",
+        "256",
+    ] + (["--root"] if root else [])
+    result = subprocess.run(
+        args, capture_output=True, text=True, check=False, preexec_fn=_file_size_limit(200_000)
+    )
     lines = [line for line in result.stderr.splitlines() if "error" in line.lower()]
     assert result.returncode == 2, result.stderr[-2000:]
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]

@@ -71,6 +71,25 @@ class FrameFile:
         n, h, w = self.frames.shape
         return int(n), int(h), int(w)
 
+    def read(self, what: str, index: int) -> np.ndarray:
+        """Frame `index` of `frames`, `labels` or `instances`, computed. Data are read lazily, so
+        a corrupt chunk may surface only here: it is a FrameFileError naming the file."""
+        try:
+            return np.asarray(getattr(self, what)[index].compute())
+        except Exception as exc:
+            raise FrameFileError(
+                self.path,
+                f"cannot read {what} of frame {index} (truncated or corrupt?): "
+                f"{type(exc).__name__}: {one_line(exc)}",
+            ) from None
+
+    def read_all(self) -> None:
+        """Read every frame and its truth once (what the stages will read), e.g. to check a file."""
+        for index in range(self.n_frames):
+            for what in ("frames", "labels", "instances"):
+                if getattr(self, what) is not None:
+                    self.read(what, index)
+
     def close(self) -> None:
         while self._handles:
             with contextlib.suppress(Exception):
