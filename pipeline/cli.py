@@ -313,8 +313,11 @@ STAGES: dict[str, Stage] = {
 def _parse_set(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
     if not sep or not key:
-        raise argparse.ArgumentTypeError(f"--set expects KEY=VALUE, got {text!r}")
-    return key, yaml.safe_load(value)
+        raise ConfigError(f"--set expects KEY=VALUE, got {text!r}")
+    try:
+        return key, yaml.safe_load(value)
+    except yaml.YAMLError:
+        raise ConfigError(f"--set {key}: {value!r} is not valid YAML") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -325,7 +328,6 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--config", type=Path, help="YAML merged over configs/default.yaml")
         p.add_argument(
             "--set",
-            type=_parse_set,
             action="append",
             default=[],
             metavar="KEY=VALUE",
@@ -344,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
-    overrides = dict(args.set)
+    overrides = dict(_parse_set(text) for text in args.set)
     for flag in STAGES[args.stage].flags:
         value = getattr(args, flag.key)
         if value is not None and not (flag.action == "store_true" and value is False):

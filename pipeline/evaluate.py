@@ -187,7 +187,6 @@ def evaluate_files(
 ) -> dict:
     """Score each map file against the truth file; write summary.json, comparison.md, plots."""
     out, classes = Path(out_dir), config.classes
-    out.mkdir(parents=True, exist_ok=True)
     tritium = classes.index("tritium")
     with ExitStack() as stack:
         truth = stack.enter_context(open_frames(truth_path, config.io, classes))
@@ -223,6 +222,7 @@ def evaluate_files(
                 example = (charge, labels, preds)
         true_energy = _true_energies(truth, classes)
     summary = {name: s.summary(classes) for name, s in scores.items()}
+    out.mkdir(parents=True, exist_ok=True)  # only once every input has been read
     _write_outputs(out, summary, scores, true_energy, example, classes)
     return summary
 

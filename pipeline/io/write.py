@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -67,6 +67,17 @@ class _AtomicWriter:
         exc = RuntimeError("aborted")
         self._atomic.__exit__(RuntimeError, exc, None)
 
+    def _start(self, opener: Callable[[Path], Any]) -> None:
+        """Open the temporary file through `opener`; if that fails, nothing is left behind."""
+        self._atomic = atomic_output(self.path)
+        tmp = self._atomic.__enter__()
+        try:
+            self._file = opener(tmp)
+        except BaseException as exc:
+            self._file = None
+            self._atomic.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+
     def _append_rows(self, items: list[tuple[str, np.ndarray]], row: int) -> None:
         """Write `row` of each (HDF5 dataset, array) and push it to disk now. The files have no
         chunk cache, so a full disk (or a file-size limit) surfaces here, as one OSError naming
@@ -121,14 +132,8 @@ class FrameWriter(_AtomicWriter):
         self.class_names = list(class_names) if class_names else None
         self._events: list[dict[str, np.ndarray]] = []
         self._batch: list[tuple[np.ndarray, np.ndarray | None]] = []
-        self._atomic = atomic_output(self.path)
-        tmp = self._atomic.__enter__()
-        try:
-            hdf5 = self.kind == "hdf5"
-            self._file = self.open_hdf5(tmp, attrs) if hdf5 else self.open_root(tmp)
-        except BaseException as exc:
-            self._atomic.__exit__(type(exc), exc, exc.__traceback__)
-            raise
+        hdf5 = self.kind == "hdf5"
+        self._start(lambda tmp: self.open_hdf5(tmp, attrs) if hdf5 else self.open_root(tmp))
 
     def open_hdf5(self, tmp: Path, attrs: Mapping[str, Any] | None) -> h5py.File:
         f = h5py.File(tmp, "w", libver="earliest", rdcc_nbytes=0)
@@ -262,29 +267,26 @@ class MapWriter(_AtomicWriter):
     ) -> None:
         self.path, self.hw, self.n = Path(path), (int(height), int(width)), 0
         self.class_names = list(class_names)
-        self._atomic = atomic_output(self.path)
-        tmp = self._atomic.__enter__()
-        self._file = h5py.File(tmp, "w", libver="earliest", rdcc_nbytes=0)
-        _h5_class_names(self._file, self.class_names)
-        self._file.attrs["source"] = str(source)
+        self._start(lambda tmp: self._open(tmp, source, probabilities))
+
+    def _open(self, tmp: Path, source: str | Path, probabilities: bool) -> h5py.File:
+        f = h5py.File(tmp, "w", libver="earliest", rdcc_nbytes=0)
+        _h5_class_names(f, self.class_names)
+        f.attrs["source"] = str(source)
         c, (h, w) = len(self.class_names), self.hw
         _h5_dataset(
-            self._file,
-            "labels",
-            shape=(0, h, w),
-            maxshape=(None, h, w),
-            chunks=(1, h, w),
-            dtype="uint8",
+            f, "labels", shape=(0, h, w), maxshape=(None, h, w), chunks=(1, h, w), dtype="uint8"
         )
         if probabilities:
             _h5_dataset(
-                self._file,
+                f,
                 "probabilities",
                 shape=(0, c, h, w),
                 maxshape=(None, c, h, w),
                 chunks=(1, c, h, w),
                 dtype="float16",
             )
+        return f
 
     def append(self, labels: np.ndarray, probabilities: np.ndarray | None = None) -> None:
         labels = np.asarray(labels)
