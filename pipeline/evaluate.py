@@ -11,6 +11,9 @@ reconstructed versus true energy spectra. Metric functions are pure functions on
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -23,7 +26,7 @@ from tqdm import tqdm
 
 from pipeline import calibrate, clusters, tracking
 from pipeline.config import Config
-from pipeline.io import FrameFile, FrameFileError, atomic_output, open_frames, open_map
+from pipeline.io import FrameFile, FrameFileError, open_frames, open_map
 
 EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
@@ -222,7 +225,6 @@ def evaluate_files(
                 example = (charge, labels, preds)
         true_energy = _true_energies(truth, classes)
     summary = {name: s.summary(classes) for name, s in scores.items()}
-    out.mkdir(parents=True, exist_ok=True)  # only once every input has been read
     _write_outputs(out, summary, scores, true_energy, example, classes)
     return summary
 
@@ -279,22 +281,27 @@ def _fmt(value: float | None) -> str:
 
 
 def _write_outputs(out: Path, summary, scores, true_energy, example, classes) -> None:
+    """Everything is written to a staging directory beside `out`, then moved in, summary.json
+    last: a killed evaluation leaves no summary, so no rerun takes it for complete."""
     from pipeline import plots
 
-    with atomic_output(out / "summary.json") as tmp:
-        tmp.write_text(json.dumps(summary, indent=2))
-    with atomic_output(out / "comparison.md") as tmp:
-        tmp.write_text(comparison_table(summary, classes))
-    with atomic_output(out / "comparison.html") as tmp:
-        tmp.write_text(comparison_html(summary, classes))
-    plots.confusion_matrices(
-        {n: np.array(s["confusion"]) for n, s in summary.items()}, classes, out / "confusion.png"
-    )
-    plots.energy_spectra(
-        {n: s.energies for n, s in scores.items()}, true_energy, classes, out / "spectra.png"
-    )
-    if example is not None:
-        plots.example_frame(*example, classes, out / "example_frame.png")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        (staging / "comparison.md").write_text(comparison_table(summary, classes))
+        (staging / "comparison.html").write_text(comparison_html(summary, classes))
+        matrices = {n: np.array(s["confusion"]) for n, s in summary.items()}
+        plots.confusion_matrices(matrices, classes, staging / "confusion.png")
+        energies = {n: s.energies for n, s in scores.items()}
+        plots.energy_spectra(energies, true_energy, classes, staging / "spectra.png")
+        if example is not None:
+            plots.example_frame(*example, classes, staging / "example_frame.png")
+        (staging / "summary.json").write_text(json.dumps(summary, indent=2))
+        out.mkdir(exist_ok=True)
+        for path in sorted(staging.iterdir(), key=lambda p: p.name == "summary.json"):
+            os.replace(path, out / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def log_evaluation(config: Config, summary: dict, out: Path) -> None:

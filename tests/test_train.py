@@ -9,6 +9,7 @@ import sys
 import time
 
 import mlflow
+import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
@@ -62,7 +63,25 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_killed_training_resumes_to_the_same_weights(tiny, tmp_path):
+def _checkpoints_written(last, proc, count: int) -> None:
+    """Wait until `last` has been (re)written `count` times, or the run ends."""
+    seen, stamp, deadline = 0, None, time.monotonic() + 120
+    while seen < count and time.monotonic() < deadline and proc.poll() is None:
+        if last.exists() and last.stat().st_mtime_ns != stamp:
+            stamp, seen = last.stat().st_mtime_ns, seen + 1
+            continue
+        time.sleep(0.02)
+
+
+# kill points: after the n-th checkpoint, or at a time drawn (seeded) from the run's length;
+# the last case is killed twice
+KILLS = {"first checkpoint": [("checkpoint", 1)], "third checkpoint": [("checkpoint", 3)],
+         "random time, twice": [("seconds", float(s)) for s in
+                                np.random.default_rng(7).uniform(1.0, 6.0, 2).round(2)]}
+
+
+@pytest.mark.parametrize("kills", list(KILLS.values()), ids=list(KILLS))
+def test_killed_training_resumes_to_the_same_weights(tiny, tmp_path, kills):
     overrides = {"train.epochs": 4, "train.steps_per_epoch": 4, "tracking.enabled": False}
     straight = tiny.model_copy(
         update={
@@ -82,14 +101,17 @@ def test_killed_training_resumes_to_the_same_weights(tiny, tmp_path):
     cfg_path = tmp_path / "killed.yaml"
     cfg_path.write_text(yaml.safe_dump(killed_cfg))
     command = [sys.executable, "-m", "pipeline", "train", "--config", str(cfg_path)]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     last = tmp_path / "killed" / "last.pt"
-    deadline = time.monotonic() + 120
-    while not last.exists() and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert last.exists(), "the run died before its first checkpoint"
+    for attempt, (kind, when) in enumerate(kills):
+        resume = ["--resume"] if attempt else []
+        proc = subprocess.Popen([*command, *resume], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        if kind == "checkpoint":
+            _checkpoints_written(last, proc, int(when))
+        else:
+            time.sleep(when)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
     done = subprocess.run([*command, "--resume"], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     a, b = _weights(tmp_path / "straight" / "last.pt"), _weights(last)
