@@ -79,7 +79,7 @@ def test_killed_writer_leaves_no_output_and_reruns(tmp_path, inputs, stage):
 
 
 def test_killed_evaluation_leaves_no_summary(tmp_path, inputs):
-    frames, model = inputs
+    frames, _ = inputs
     maps = tmp_path / "map.h5"
     subprocess.run([sys.executable, "-m", "pipeline", "classical", "--input", str(frames),
                     "--output", str(maps)], check=True, capture_output=True)

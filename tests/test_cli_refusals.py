@@ -120,7 +120,24 @@ def truncated(path: Path) -> Path:
     return path
 
 
+class Payload:
+    """Unpickling this would run code: a weights_only load must refuse it."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+
+    def __reduce__(self):
+        return (exec, (f"open({str(self.target)!r}, 'w').write('x')",))
+
+
+def pickled_code(path: Path) -> Path:
+    payload = Payload(path.with_name("PWNED"))
+    torch.save({"card": {"classes": load_config().classes}, "state_dict": payload}, path)
+    return path
+
+
 MODELS = {
+    "pickled code": (pickled_code, "not a readable checkpoint"),
     "corrupt": (corrupt, "not a readable checkpoint"),
     "truncated": (truncated, "not a readable checkpoint"),
     "other_classes": (lambda p: checkpoint(p, ["background", "tritium"]), "do not match"),

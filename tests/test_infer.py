@@ -10,7 +10,13 @@ from torch import nn
 
 from pipeline.cli import main
 from pipeline.config import load_config
-from pipeline.infer import Predictor, gaussian_importance, infer_file, window_starts
+from pipeline.infer import (
+    Predictor,
+    gaussian_importance,
+    infer_file,
+    inference_dtype,
+    window_starts,
+)
 from pipeline.io import FrameWriter, open_frames
 from pipeline.model import build_model, model_card, save_checkpoint
 
@@ -36,15 +42,30 @@ def test_gaussian_weights_peak_in_the_centre_and_never_vanish():
 
 @pytest.mark.parametrize("shape", [(70, 45), (64, 64), (20, 100), (33, 129)])
 @pytest.mark.parametrize("tta", [False, True])
-def test_blending_reproduces_a_pointwise_model_for_any_frame_size(tiny, shape, tta):
+@pytest.mark.parametrize("window", [32, 1024])  # many blended windows; one padded window
+def test_blending_reproduces_a_pointwise_model_for_any_frame_size(tiny, shape, tta, window):
     cfg = tiny.infer.model_copy(update={"overlap": 0.5, "batch_size": 3, "tta": tta})
-    predictor = Predictor(Pointwise(), 32, tiny.normalise, cfg, torch.device("cpu"))
+    predictor = Predictor(Pointwise(), window, tiny.normalise, cfg, torch.device("cpu"))
     charge = np.random.default_rng(1).normal(0, 50, shape).astype(np.float32)
     probs = predictor.probabilities(charge, 2.0)
     x = torch.from_numpy(np.arcsinh(charge / 2.0) / tiny.normalise.divisor)[None, None]
     expected = Pointwise()(x).softmax(dim=1)[0].detach().numpy()
     assert probs.shape == (6, *shape)
     np.testing.assert_allclose(probs, expected, atol=1e-5)
+
+
+def test_inference_autocast_choice(monkeypatch):
+    from pipeline import infer
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    for native in (True, False):
+        monkeypatch.setattr(infer, "cpu_has_native_bf16", lambda native=native: native)
+        assert inference_dtype("auto", cpu) == (torch.bfloat16 if native else None)
+    assert inference_dtype("off", cpu) is None and inference_dtype("bf16", cpu) == torch.bfloat16
+    for bf16 in (True, False):
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda bf16=bf16: bf16)
+        assert inference_dtype("auto", cuda) == (torch.bfloat16 if bf16 else torch.float16)
+    assert inference_dtype("fp16", cuda) == torch.float16 and inference_dtype("off", cuda) is None
 
 
 def test_windows_overlap_as_configured():
