@@ -61,10 +61,28 @@ def test_killed_writer_leaves_no_output_and_reruns(tmp_path, inputs, stage):
     out.mkdir()
     target = out / "result.h5"
     command = {
-        "simulate": ["simulate", "--out", str(target), "--frames", str(FRAMES), "--height", "96",
-                     "--width", "80"],
-        "infer": ["infer", "--model", str(model), "--input", str(frames), "--output",
-                  str(target), "--catalogue", str(out / "c.parquet")],
+        "simulate": [
+            "simulate",
+            "--out",
+            str(target),
+            "--frames",
+            str(FRAMES),
+            "--height",
+            "96",
+            "--width",
+            "80",
+        ],
+        "infer": [
+            "infer",
+            "--model",
+            str(model),
+            "--input",
+            str(frames),
+            "--output",
+            str(target),
+            "--catalogue",
+            str(out / "c.parquet"),
+        ],
         "classical": ["classical", "--input", str(frames), "--output", str(target)],
     }[stage]
     command = [sys.executable, "-m", "pipeline", *command]
@@ -81,11 +99,35 @@ def test_killed_writer_leaves_no_output_and_reruns(tmp_path, inputs, stage):
 def test_killed_evaluation_leaves_no_summary(tmp_path, inputs):
     frames, _ = inputs
     maps = tmp_path / "map.h5"
-    subprocess.run([sys.executable, "-m", "pipeline", "classical", "--input", str(frames),
-                    "--output", str(maps)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "classical",
+            "--input",
+            str(frames),
+            "--output",
+            str(maps),
+        ],
+        check=True,
+        capture_output=True,
+    )
     out = tmp_path / "eval"
-    command = [sys.executable, "-m", "pipeline", "evaluate", "--truth", str(frames), "--pred",
-               str(maps), "--out", str(out), "--set", "tracking.enabled=false"]
+    command = [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "evaluate",
+        "--truth",
+        str(frames),
+        "--pred",
+        str(maps),
+        "--out",
+        str(out),
+        "--set",
+        "tracking.enabled=false",
+    ]
     run_until(command, lambda: any(p.name.startswith(".eval.tmp-") for p in tmp_path.iterdir()))
     assert not (out / "summary.json").exists()  # killed while writing its plots
     subprocess.run(command, check=True, capture_output=True)

@@ -75,9 +75,13 @@ def _checkpoints_written(last, proc, count: int) -> None:
 
 # kill points: after the n-th checkpoint, or at a time drawn (seeded) from the run's length;
 # the last case is killed twice
-KILLS = {"first checkpoint": [("checkpoint", 1)], "third checkpoint": [("checkpoint", 3)],
-         "random time, twice": [("seconds", float(s)) for s in
-                                np.random.default_rng(7).uniform(1.0, 6.0, 2).round(2)]}
+KILLS = {
+    "first checkpoint": [("checkpoint", 1)],
+    "third checkpoint": [("checkpoint", 3)],
+    "random time, twice": [
+        ("seconds", float(s)) for s in np.random.default_rng(7).uniform(1.0, 6.0, 2).round(2)
+    ],
+}
 
 
 @pytest.mark.parametrize("kills", list(KILLS.values()), ids=list(KILLS))
@@ -104,8 +108,9 @@ def test_killed_training_resumes_to_the_same_weights(tiny, tmp_path, kills):
     last = tmp_path / "killed" / "last.pt"
     for attempt, (kind, when) in enumerate(kills):
         resume = ["--resume"] if attempt else []
-        proc = subprocess.Popen([*command, *resume], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [*command, *resume], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         if kind == "checkpoint":
             _checkpoints_written(last, proc, int(when))
         else:
