@@ -356,7 +356,7 @@ def calibrate_run(
         noises.append(measure_noise_e(residual, cfg.noise_clip_sigma))
         if cfg.gain == "fe55":
             sums.append(cluster_sums_adu(residual, noises[-1]))
-        if (index in kept) if kept is not None else len(stack) < cfg.hot_mask_frames:
+        if index in kept:
             stack.append(_to_stack(residual))
     if not stack:
         raise ValueError("calibrate_run: no frames")
@@ -369,13 +369,13 @@ def calibrate_run(
     return RunCalibration(gain, frames, _hot_mask(stack, noise_adu, cfg))
 
 
-def _hot_sample(frames: Any, limit: int) -> set[int] | None:
+def _hot_sample(frames: Any, limit: int) -> set[int]:
     """Indices of the frames kept for the hot-pixel medians: at most `limit`, evenly spread over
-    the run, so memory does not grow with the run (None: length unknown, keep the first)."""
+    the run, so memory does not grow with the run (the first `limit` if the length is unknown)."""
     if getattr(frames, "ndim", None) == 2:
         return {0}
     if not hasattr(frames, "__len__"):
-        return None
+        return set(range(limit))
     n = len(frames)
     return {int(i) for i in np.linspace(0, n - 1, min(limit, n)).round()} if n else set()
 
@@ -388,7 +388,16 @@ def frame_charge(frame_adu: np.ndarray, run: RunCalibration, index: int) -> np.n
 
 
 def calibrate_file(ff: FrameFile, config: Config) -> RunCalibration:
-    """`calibrate_run` over an opened frame file, with the config's calibration and physics."""
-    return calibrate_run(
-        ff.frames, ff.attrs, config.calibrate, config.physics.pair_energy_ev, overscan=ff.overscan
-    )
+    """`calibrate_run` over an opened frame file, with the config's calibration and physics.
+    This is the first full pass over the data: a corrupt chunk, or frames the calibration cannot
+    use (no Fe-55 peak, no finite pixel), is a FrameFileError naming the file."""
+    from pipeline.io.base import FrameFileError, one_line
+
+    try:
+        return calibrate_run(
+            ff.frames, ff.attrs, config.calibrate, config.physics.pair_energy_ev, ff.overscan
+        )
+    except Exception as exc:
+        raise FrameFileError(
+            ff.path, f"cannot calibrate: {type(exc).__name__}: {one_line(exc)}"
+        ) from None

@@ -133,7 +133,6 @@ def _run_activity(config: Config) -> None:
     import pandas as pd
 
     from pipeline.activity import activity_summary, counts_per_frame, estimate_activity
-    from pipeline.efficiency import efficiency_with_error, model_efficiency_with_error
     from pipeline.io import atomic_output, open_frames
 
     cfg = config.activity
@@ -145,15 +144,17 @@ def _run_activity(config: Config) -> None:
     catalogue = pd.read_parquet(cfg.catalogue)
     io = config.io.model_copy(update={"check_finite": False})
     with open_frames(cfg.frames, io) as ff:
-        n_frames, exposure = ff.n_frames, ff.attrs.get("exposure_s")
-    efficiency, error = cfg.efficiency, 0.0
-    if efficiency is None and cfg.model is not None:
-        efficiency, error = model_efficiency_with_error(config, cfg.model, cfg.efficiency_frames)
-    elif efficiency is None:
-        efficiency, error = efficiency_with_error(config, cfg.efficiency_frames)
-    result = estimate_activity(catalogue, n_frames, config, exposure, efficiency, error)
+        n_frames, attrs = ff.n_frames, ff.attrs
+    config = _detector_of(config, attrs)
+    efficiency, error = _efficiency(config)
+    try:
+        counts = counts_per_frame(catalogue, config.classes, n_frames)
+        result = estimate_activity(
+            catalogue, n_frames, config, attrs.get("exposure_s"), efficiency, error
+        )
+    except ValueError as exc:
+        raise ConfigError(f"{cfg.catalogue} with {cfg.frames}: {exc}") from None
     summary = activity_summary(result)
-    counts = counts_per_frame(catalogue, config.classes, n_frames)
     summary["counts_per_frame"] = {c: counts[c].tolist() for c in counts.columns}
     Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(cfg.out) as tmp:
@@ -163,6 +164,29 @@ def _run_activity(config: Config) -> None:
         f"tritium activity {result.activity_bq:.4g} Bq ({config.activity.confidence:.0%} "
         f"interval {low:.4g}-{high:.4g} Bq), MDA {result.mda_bq:.4g} Bq; wrote {cfg.out}"
     )
+
+
+def _detector_of(config: Config, attrs: dict[str, Any]) -> Config:
+    """The config's detector with the readout noise the frame file declares (attr
+    readout_noise_e): the efficiency frames are simulated with the noise of the data. (The gain
+    only sets the ADU scale, which calibration undoes.)"""
+    if not attrs.get("readout_noise_e"):
+        return config
+    detector = config.detector.model_copy(update={"readout_noise_e": attrs["readout_noise_e"]})
+    return config.model_copy(update={"detector": detector})
+
+
+def _efficiency(config: Config) -> tuple[float, float]:
+    """(efficiency, its error): from the config, else measured through activity.model (or the
+    truth labels) on simulated frames."""
+    from pipeline.efficiency import efficiency_with_error, model_efficiency_with_error
+
+    cfg = config.activity
+    if cfg.efficiency is not None:
+        return cfg.efficiency, 0.0
+    if cfg.model is not None:
+        return model_efficiency_with_error(config, cfg.model, cfg.efficiency_frames)
+    return efficiency_with_error(config, cfg.efficiency_frames)
 
 
 def describe(frames: Any) -> dict[str, Any]:

@@ -298,6 +298,7 @@ def _write_outputs(out: Path, summary, scores, true_energy, example, classes) ->
             plots.example_frame(*example, classes, staging / "example_frame.png")
         (staging / "summary.json").write_text(json.dumps(summary, indent=2))
         out.mkdir(exist_ok=True)
+        (out / "summary.json").unlink(missing_ok=True)  # no old summary beside new plots
         for path in sorted(staging.iterdir(), key=lambda p: p.name == "summary.json"):
             os.replace(path, out / path.name)
     finally:
@@ -326,7 +327,7 @@ def log_evaluation(config: Config, summary: dict, out: Path) -> None:
                 metrics[f"{name}.{cls}.pixel_iou"] = scores["pixel_iou"]
             tracker.log_metrics({k: v for k, v in metrics.items() if v is not None}, step=0)
         for artefact in sorted(out.glob("*")):
-            if artefact.suffix in (".json", ".md", ".png"):
+            if artefact.suffix in (".json", ".md", ".html", ".png"):
                 tracker.log_artifact(artefact, "evaluation")
     finally:
         tracker.end()

@@ -18,7 +18,7 @@ from pipeline import calibrate, clusters, tiles
 from pipeline.config import Config, InferConfig, NormaliseConfig
 from pipeline.maps import MapResult, write_maps
 from pipeline.model import load_model
-from pipeline.train import pick_device
+from pipeline.train import autocast_dtype, pick_device
 
 FLIPS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))
 
@@ -38,15 +38,13 @@ def cpu_has_native_bf16() -> bool:
 
 
 def inference_dtype(amp: str, device: torch.device) -> torch.dtype | None:
-    """Autocast dtype of inference: `auto` is bf16 (fp16 without bf16) on CUDA, and bf16 on
-    CPUs that compute it natively (elsewhere bf16 would be slower than fp32)."""
-    if amp == "off":
-        return None
-    if amp == "auto" and device.type == "cpu":
+    """Autocast dtype of inference: on CUDA as in training (`auto`: bf16, fp16 without bf16);
+    on the CPU `auto` is bf16 where the CPU computes it natively, else fp32."""
+    if device.type == "cpu" and amp == "auto":
         return torch.bfloat16 if cpu_has_native_bf16() else None
-    if amp == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+    if device.type == "cpu":
+        return {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}[amp]
+    return autocast_dtype(amp, device)
 
 
 def window_starts(length: int, tile: int, overlap: float) -> list[int]:

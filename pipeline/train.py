@@ -77,12 +77,13 @@ def pick_device(cfg: TrainConfig, local_rank: int = 0) -> torch.device:
     return torch.device("cuda", local_rank)
 
 
-def autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
-    if device.type != "cuda" or cfg.amp == "off":
+def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """Training autocast: on CUDA only (`auto`: bf16 where supported, else fp16)."""
+    if device.type != "cuda" or amp == "off":
         return None
-    if cfg.amp == "auto":
+    if amp == "auto":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return {"bf16": torch.bfloat16, "fp16": torch.float16}[cfg.amp]
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
 
 
 def seed_everything(seed: int) -> None:
@@ -167,7 +168,7 @@ class Trainer:
     def __init__(self, config: Config, world: Distributed, device: torch.device) -> None:
         cfg = config.train
         self.config, self.world, self.device = config, world, device
-        self.amp = autocast_dtype(cfg, device)
+        self.amp = autocast_dtype(cfg.amp, device)
         model = build_model(config.model, len(config.classes)).to(device)
         if device.type == "cuda" and cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)

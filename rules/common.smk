@@ -57,7 +57,9 @@ def frames_of(wildcards):
 
 
 def cpus(stage):
-    return min(config["workflow"]["resources"][stage]["cpus"], workflow.cores)
+    """Threads of a stage's jobs: Snakemake caps them at --cores on one machine, and asks a
+    cluster scheduler for them (cpus_per_task) as they are."""
+    return config["workflow"]["resources"][stage]["cpus"]
 
 
 def gpus(stage):
@@ -72,8 +74,9 @@ def job_resources(stage):
 
 def train_launcher():
     """`python -m pipeline`, or torchrun with one DDP process per GPU when train asks for more
-    than one."""
+    than one (each process gets its share of the job's CPU threads)."""
     n = gpus("train")
     if n > 1:
-        return f"torchrun --standalone --nproc_per_node {n} -m pipeline"
+        threads = max(1, cpus("train") // n)
+        return f"OMP_NUM_THREADS={threads} torchrun --standalone --nproc_per_node {n} -m pipeline"
     return "python -m pipeline"

@@ -72,5 +72,5 @@ rule activity:
         **job_resources("activity"),
     shell:
         "python -m pipeline activity --config {input.config} --catalogue {input.catalogue}"
-        " --frames {input.frames} --model {input.model} --out {output} {params.detector}"
+        " --frames {input.frames:q} --model {input.model} --out {output} {params.detector}"
         " > {log} 2>&1"

@@ -23,7 +23,7 @@ rule infer:
         **job_resources("infer"),
     shell:
         "python -m pipeline infer --config {input.config} --model {input.model}"
-        " --input {input.frames} --output {output.map} --catalogue {output.catalogue}"
+        " --input {input.frames:q} --output {output.map} --catalogue {output.catalogue}"
         " > {log} 2>&1"
 
 
@@ -45,5 +45,5 @@ rule classical:
     resources:
         **job_resources("classical"),
     shell:
-        "python -m pipeline classical --config {input.config} --input {input.frames}"
+        "python -m pipeline classical --config {input.config} --input {input.frames:q}"
         " --output {output.map} --catalogue {output.catalogue} > {log} 2>&1"

@@ -29,6 +29,6 @@ rule train:
     resources:
         **job_resources("train"),
     shell:
-        "{params.launcher} train --config {input.config} --frames {input.frames}"
+        "{params.launcher} train --config {input.config} --frames {input.frames:q}"
         " --val-frames {input.val_frames} --out {params.out}"
         " --tracking-uri {params.tracking_uri} > {log} 2>&1"

@@ -193,3 +193,26 @@ def test_unwritable_output(tmp_path, capsys, frames):
         str(blocker),
         out=out,
     )
+
+
+@pytest.mark.parametrize(
+    "shape, flags, pattern",
+    [
+        ((0, 20, 24), [], r"no pixels to read: frames shape \(0, 20, 24\)"),
+        ((3, 0, 24), [], "no pixels to read"),
+        # calibration that cannot work on these frames (no Fe-55 line in pure noise)
+        ((3, 20, 24), ["--set", "calibrate.gain=fe55"], "cannot calibrate"),
+    ],
+)
+def test_frames_the_stages_cannot_use(tmp_path, capsys, shape, flags, pattern):
+    rng = __import__("numpy").random.default_rng(0)
+    frames = h5_file(tmp_path / "f.h5", rng.normal(100, 2, shape).astype("float32"))
+    out = tmp_path / "out"
+    out.mkdir()
+    err = refused(
+        capsys,
+        ["classical", "--input", str(frames), "--output", str(out / "m.h5"), *flags],
+        str(frames),
+        out=out,
+    )
+    assert re.search(pattern, err), err

@@ -64,22 +64,25 @@ def _free_port() -> int:
 
 
 def _checkpoints_written(last, proc, count: int) -> None:
-    """Wait until `last` has been (re)written `count` times, or the run ends."""
-    seen, stamp, deadline = 0, None, time.monotonic() + 120
+    """Wait until `last` has been written `count` times. Each write is an atomic rename, so
+    each one is a new inode."""
+    seen, inode, deadline = 0, None, time.monotonic() + 120
     while seen < count and time.monotonic() < deadline and proc.poll() is None:
-        if last.exists() and last.stat().st_mtime_ns != stamp:
-            stamp, seen = last.stat().st_mtime_ns, seen + 1
-            continue
-        time.sleep(0.02)
+        current = last.stat().st_ino if last.exists() else None
+        if current is not None and current != inode:
+            inode, seen = current, seen + 1
+        else:
+            time.sleep(0.005)
 
 
-# kill points: after the n-th checkpoint, or at a time drawn (seeded) from the run's length;
-# the last case is killed twice
+# kill points: right after the n-th checkpoint, or a seeded random delay after a seeded random
+# checkpoint (mid-epoch); the last case is killed twice
+_rng = np.random.default_rng(7)
 KILLS = {
-    "first checkpoint": [("checkpoint", 1)],
-    "third checkpoint": [("checkpoint", 3)],
-    "random time, twice": [
-        ("seconds", float(s)) for s in np.random.default_rng(7).uniform(1.0, 6.0, 2).round(2)
+    "first checkpoint": [(1, 0.0)],
+    "third checkpoint": [(3, 0.0)],
+    "random points, twice": [
+        (int(_rng.integers(1, 3)), float(_rng.uniform(0.05, 0.5))) for _ in range(2)
     ],
 }
 
@@ -164,12 +167,12 @@ def test_device_and_precision_choices_without_a_gpu(tiny, monkeypatch):
     assert pick_device(cfg.model_copy(update={"device": "auto"})) == torch.device("cpu")
     with pytest.raises(ConfigError, match=r"train\.device"):
         pick_device(cfg.model_copy(update={"device": "cuda"}))
-    assert autocast_dtype(cfg, torch.device("cpu")) is None
+    assert autocast_dtype(cfg.amp, torch.device("cpu")) is None
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert pick_device(cfg.model_copy(update={"device": "auto"}), 3) == torch.device("cuda", 3)
     cuda = torch.device("cuda", 0)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
-    assert autocast_dtype(cfg.model_copy(update={"amp": "auto"}), cuda) == torch.bfloat16
+    assert autocast_dtype("auto", cuda) == torch.bfloat16
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
-    assert autocast_dtype(cfg.model_copy(update={"amp": "auto"}), cuda) == torch.float16
-    assert autocast_dtype(cfg.model_copy(update={"amp": "off"}), cuda) is None
+    assert autocast_dtype("auto", cuda) == torch.float16
+    assert autocast_dtype("off", cuda) is None

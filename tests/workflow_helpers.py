@@ -6,19 +6,8 @@ import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SCRATCH = (
-    ".git",
-    ".snakemake",
-    "data",
-    "results",
-    "logs",
-    "benchmarks",
-    "__pycache__",
-    "mlruns.db",
-    "mlartifacts",
-    "report.html",
-    "*.egg-info",
-)
+# what the workflow needs: never the whole checkout (it may hold a virtual environment)
+WORKFLOW = ("Snakefile", "rules", "configs", "report", "profiles", "pipeline", "environment.yml")
 SMALL = (
     "detector: {height: 64, width: 64}\n"
     "simulate: {datasets: {train: {frames: 2, seed: 1}, heldout: {frames: 1, seed: 2}}}\n"
@@ -32,13 +21,20 @@ SMALL = (
 
 def copy_repo(work: Path) -> Path:
     if not work.exists():
-        shutil.copytree(REPO, work, ignore=shutil.ignore_patterns(*SCRATCH))
+        work.mkdir(parents=True)
+        for name in WORKFLOW:
+            source = REPO / name
+            if source.is_dir():
+                shutil.copytree(source, work / name, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy2(source, work / name)
     return work
 
 
-def snakemake(work: Path, *args: str) -> subprocess.CompletedProcess:
+def snakemake(work: Path, *args: str, cores: str | None = "2") -> subprocess.CompletedProcess:
+    """Run snakemake in a scratch copy; `cores=None` leaves the core count to the profile."""
     return subprocess.run(
-        ["snakemake", "--cores", "2", *args],
+        ["snakemake", *(["--cores", cores] if cores else []), *args],
         cwd=copy_repo(work),
         capture_output=True,
         text=True,

@@ -86,6 +86,8 @@ def _scan(arr: da.Array, is_bad: Callable[[np.ndarray], np.ndarray]) -> tuple[in
 
 def _validate(ff: FrameFile, io: IOConfig, classes: Sequence[str] | None) -> None:
     path, names = ff.path, ff.class_names
+    if 0 in ff.frames.shape:
+        raise FrameFileError(path, f"no pixels to read: frames shape {ff.frames.shape}")
     if ff.labels is not None and ff.labels.shape != ff.frames.shape:
         raise FrameFileError(
             path, f"labels shape {ff.labels.shape} differs from frames shape {ff.frames.shape}"
