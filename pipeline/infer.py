@@ -23,11 +23,14 @@ from pipeline.train import autocast_dtype, pick_device
 FLIPS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))
 
 
-def gaussian_importance(size: int, sigma_scale: float) -> np.ndarray:
-    """Window weights: a Gaussian of sigma = size * sigma_scale, 1 at the centre, never 0."""
-    centre = (size - 1) / 2
-    axis = np.exp(-0.5 * ((np.arange(size) - centre) / (size * sigma_scale)) ** 2)
-    weights = np.outer(axis, axis).astype(np.float32)
+def gaussian_importance(size: int, sigma_scale: float, width: int | None = None) -> np.ndarray:
+    """Weights of a size x width window (square by default): a Gaussian of sigma = edge *
+    sigma_scale along each axis, 1 at the centre, never 0."""
+
+    def axis(n: int) -> np.ndarray:
+        return np.exp(-0.5 * ((np.arange(n) - (n - 1) / 2) / (n * sigma_scale)) ** 2)
+
+    weights = np.outer(axis(size), axis(width or size)).astype(np.float32)
     return np.maximum(weights, weights[weights > 0].min())
 
 
@@ -68,39 +71,42 @@ class Predictor:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.tile, self.normalise, self.cfg = tiles.padded(tile), normalise, cfg
         self.device, self.amp = device, amp
-        weights = gaussian_importance(self.tile, cfg.gaussian_sigma_scale)
-        self.weights = torch.from_numpy(weights).to(device)
+        self._weight_cache: dict[tuple[int, int], torch.Tensor] = {}
+
+    def _weights(self, height: int, width: int) -> torch.Tensor:
+        if (height, width) not in self._weight_cache:
+            weights = gaussian_importance(height, self.cfg.gaussian_sigma_scale, width)
+            self._weight_cache[height, width] = torch.from_numpy(weights).to(self.device)
+        return self._weight_cache[height, width]
 
     @torch.inference_mode()
     def probabilities(self, charge_e: np.ndarray, noise_e: float) -> np.ndarray:
         """(C, H, W) float32 class probabilities of one calibrated frame."""
         height, width = charge_e.shape
         x = calibrate.normalise(charge_e, noise_e, self.normalise)
-        if tiles.padded(max(height, width)) < self.tile:  # the frame fits one smaller window
-            ph, pw = tiles.padded(height), tiles.padded(width)
-        else:
-            ph, pw = max(height, self.tile), max(width, self.tile)
+        # windows of the tile, or smaller along an axis the frame is shorter than
+        th, tw = min(self.tile, tiles.padded(height)), min(self.tile, tiles.padded(width))
+        ph, pw = max(height, th), max(width, tw)
         image = torch.zeros(1, 1, ph, pw, device=self.device)
         image[0, 0, :height, :width] = torch.from_numpy(x).to(self.device)
         starts = [
             (y, xx)
-            for y in window_starts(ph, self.tile, self.cfg.overlap)
-            for xx in window_starts(pw, self.tile, self.cfg.overlap)
+            for y in window_starts(ph, th, self.cfg.overlap)
+            for xx in window_starts(pw, tw, self.cfg.overlap)
         ]
         if len(starts) == 1:  # one window holds the frame: the blending weights cancel
             return self._predict(image)[0, :, :height, :width].float().cpu().numpy()
+        weights = self._weights(th, tw)
         total, norm = None, torch.zeros(ph, pw, device=self.device)
         for first in range(0, len(starts), self.cfg.batch_size):
             batch = starts[first : first + self.cfg.batch_size]
-            windows = torch.cat(
-                [image[..., y : y + self.tile, xx : xx + self.tile] for y, xx in batch]
-            )
-            probs = self._predict(windows) * self.weights
+            windows = torch.cat([image[..., y : y + th, xx : xx + tw] for y, xx in batch])
+            probs = self._predict(windows) * weights
             if total is None:
                 total = torch.zeros(probs.shape[1], ph, pw, device=self.device)
             for (y, xx), p in zip(batch, probs, strict=True):
-                total[:, y : y + self.tile, xx : xx + self.tile] += p
-                norm[y : y + self.tile, xx : xx + self.tile] += self.weights
+                total[:, y : y + th, xx : xx + tw] += p
+                norm[y : y + th, xx : xx + tw] += weights
         return (total / norm)[:, :height, :width].float().cpu().numpy()
 
     def _predict(self, windows: torch.Tensor) -> torch.Tensor:

@@ -38,11 +38,15 @@ def test_gaussian_weights_peak_in_the_centre_and_never_vanish():
     assert w.max() == pytest.approx(w[31:33, 31:33].max()) and w.min() > 0
     np.testing.assert_allclose(w, w.T)
     np.testing.assert_allclose(w, w[::-1, ::-1])
+    rect = gaussian_importance(32, 0.125, 96)
+    assert rect.shape == (32, 96) and rect.min() > 0
+    np.testing.assert_allclose(rect, rect[::-1, ::-1])
 
 
 @pytest.mark.parametrize("shape", [(70, 45), (64, 64), (20, 100), (33, 129)])
 @pytest.mark.parametrize("tta", [False, True])
-@pytest.mark.parametrize("window", [32, 1024])  # many blended windows; one padded window
+# square windows; windows shortened along the frame's short axis; one padded window
+@pytest.mark.parametrize("window", [32, 64, 1024])
 def test_blending_reproduces_a_pointwise_model_for_any_frame_size(tiny, shape, tta, window):
     cfg = tiny.infer.model_copy(update={"overlap": 0.5, "batch_size": 3, "tta": tta})
     predictor = Predictor(Pointwise(), window, tiny.normalise, cfg, torch.device("cpu"))
