@@ -1,29 +1,12 @@
-"""The one configuration system: typed models, YAML loading, overrides and the JSON Schema.
-
-`configs/default.yaml` is the single source of every value; a user's YAML file and command-line
-overrides are merged on top of it and the result is validated into the pydantic models below.
-`configs/schema.yaml` is generated from these models (``python -m pipeline.config``) and is what
-the Snakefile validates against, so both paths enforce the same rules.
-"""
+"""The typed sections of the configuration: one pydantic model per config section, each field
+with its bounds. `Config` is the whole; `configs/schema.yaml` is generated from it."""
 
 from __future__ import annotations
 
-import copy
 import itertools
-import sys
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CONFIG = REPO_ROOT / "configs" / "default.yaml"
-SCHEMA_PATH = REPO_ROOT / "configs" / "schema.yaml"
-
-
-class ConfigError(ValueError):
-    """A config file or override is wrong; the message names the file and the key."""
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Section(BaseModel):
@@ -363,121 +346,3 @@ class Config(Section):
         if unknown:
             raise ValueError(f"tiles.rare_classes {unknown} are not in classes {self.classes}")
         return self
-
-
-# --------------------------------------------------------------------------------------------
-# Loading, merging, overrides
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: top level must be a mapping of config keys")
-    return data
-
-
-def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    """Return `base` with `update` merged in; nested mappings merge, anything else replaces."""
-    merged = copy.deepcopy(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
-def set_key(data: dict[str, Any], dotted_key: str, value: Any) -> None:
-    """Set `a.b.c` in a nested dict, creating mappings on the way."""
-    *parents, leaf = dotted_key.split(".")
-    node = data
-    for part in parents:
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"config key '{dotted_key}': '{part}' is not a section")
-    node[leaf] = value
-
-
-def _valid_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    """The field names of the section at `loc` (the parent of a rejected key)."""
-    for part in loc[:-1]:
-        field = model.model_fields.get(str(part))
-        annotation = getattr(field, "annotation", None)
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            model = annotation
-        else:
-            return []
-    return sorted(model.model_fields)
-
-
-def _format_error(error: dict[str, Any], source: str) -> str:
-    loc = tuple(error["loc"])
-    key = ".".join(str(part) for part in loc) or "<top level>"
-    if error["type"] == "extra_forbidden":
-        valid = _valid_keys(Config, loc)
-        hint = f" (valid keys here: {', '.join(valid)})" if valid else ""
-        return f"{source}: unknown config key '{key}'{hint}"
-    if error["type"] == "missing":
-        return f"{source}: config key '{key}' is missing"
-    message = error["msg"].removeprefix("Value error, ")
-    return f"{source}: config key '{key}': {message} (got {error.get('input')!r})"
-
-
-def validate_config(data: dict[str, Any], source: str = "<config>") -> Config:
-    """Validate a merged config mapping; the first problem becomes a one-line ConfigError."""
-    try:
-        return Config.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_format_error(exc.errors()[0], source)) from None
-
-
-def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
-    """Load `configs/default.yaml`, merge the user's file and dotted-key overrides, validate."""
-    data = _read_yaml(DEFAULT_CONFIG)
-    source = str(DEFAULT_CONFIG)
-    if path is not None and Path(path).resolve() != DEFAULT_CONFIG:
-        data = deep_merge(data, _read_yaml(Path(path)))
-        source = str(path)
-    for key, value in (overrides or {}).items():
-        set_key(data, key, value)
-    if overrides:
-        source = f"{source} (with command-line overrides)"
-    return validate_config(data, source)
-
-
-def config_to_dict(config: Config) -> dict[str, Any]:
-    """Plain nested dict of a config, as it would be written to YAML."""
-    return config.model_dump(mode="json")
-
-
-def write_config_sections(sections: dict[str, Any], path: str | Path) -> None:
-    """Write config sections as YAML (a stage's slice of the workflow config), atomically."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(yaml.safe_dump(sections, sort_keys=False))
-    tmp.replace(path)
-
-
-def json_schema() -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) that `configs/schema.yaml` holds."""
-    schema = Config.model_json_schema()
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["description"] = (
-        "Generated from pipeline/config.py by `python -m pipeline.config`; do not edit by hand."
-    )
-    return schema
-
-
-def write_schema(path: Path = SCHEMA_PATH) -> None:
-    path.write_text(yaml.safe_dump(json_schema(), sort_keys=False))
-
-
-if __name__ == "__main__":
-    write_schema(Path(sys.argv[1]) if len(sys.argv) > 1 else SCHEMA_PATH)
