@@ -92,11 +92,7 @@ def _run_infer(config: Config) -> None:
     from pipeline.infer import infer_file
 
     _require(config, "infer.input", "infer.output")
-    result = infer_file(config)
-    print(
-        f"wrote {result.output}: {result.frames} frames, "
-        f"{result.megapixels_per_s:.2f} megapixels/s end to end"
-    )
+    print(infer_file(config))
 
 
 def _run_classical(config: Config) -> None:
@@ -104,11 +100,7 @@ def _run_classical(config: Config) -> None:
 
     cfg = config.infer
     _require(config, "infer.input", "infer.output")
-    result = classical_file(config, cfg.input, cfg.output, cfg.catalogue)
-    print(
-        f"wrote {result.output}: {result.frames} frames, "
-        f"{result.megapixels_per_s:.2f} megapixels/s end to end"
-    )
+    print(classical_file(config, cfg.input, cfg.output, cfg.catalogue))
 
 
 def _run_evaluate(config: Config) -> None:

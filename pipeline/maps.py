@@ -35,6 +35,12 @@ class MapResult:
     def megapixels_per_s(self) -> float:
         return self.pixels / 1e6 / self.seconds
 
+    def __str__(self) -> str:
+        return (
+            f"wrote {self.output}: {self.frames} frames, "
+            f"{self.megapixels_per_s:.2f} megapixels/s end to end"
+        )
+
 
 def write_maps(
     config: Config,
