@@ -311,7 +311,8 @@ STAGES: dict[str, Stage] = {
     "activity": Stage(
         help="tritium decays per frame and the sample's activity from a cluster catalogue",
         description=(
-            "Reads: a cluster catalogue (.parquet) and its frame file (frame count, exposure). "
+            "Reads: a cluster catalogue (.parquet), its frame file (frame count, exposure, noise) "
+            "and the checkpoint that labelled it (its efficiency is measured on simulated frames). "
             "Writes: a JSON file with counts per frame, the spectral fit, the activity with its "
             "interval and the minimum detectable activity (Currie)."
         ),
