@@ -38,6 +38,9 @@ _TEMPLATES: dict[tuple, np.ndarray] = {}
 # ---------------------------------------------------------------- counting statistics
 
 
+ACTIVITY_COLUMNS = ("frame", "class_name", "energy_kev")  # what the activity reads
+
+
 def counts_per_frame(
     catalogue: pd.DataFrame, classes: Sequence[str], n_frames: int
 ) -> pd.DataFrame:

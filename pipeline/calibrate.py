@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import itertools
 import math
-import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy import ndimage, optimize, signal
+from scipy import stats
 
 from pipeline.config import CalibrateConfig, Config, NormaliseConfig
+from pipeline.gain import cluster_sums_adu, gain_from_sums
 
 if TYPE_CHECKING:
     from pipeline.io import FrameFile
@@ -28,25 +28,13 @@ MAD_TO_SIGMA = 1.4826  # Gaussian sigma = 1.4826 x median absolute deviation
 # The median of N Gaussian values has std ~ sqrt(pi/2) sigma / sqrt(N).
 MEDIAN_SPREAD = math.sqrt(math.pi / 2)
 NOISE_ITERATIONS = 5  # clip-and-re-estimate rounds of the noise (converges in 2-3)
-# Cluster finding as in DAMIC/SENSEI analyses: pixels above ~3 sigma joined 8-connected, a cluster
-# kept when one of its pixels (the seed) is above ~4 sigma.
-PIXEL_SIGMA = 3.0
-SEED_SIGMA = 4.0
-DILATE_PIXELS = 2  # grow clusters by 2 pixels to catch the diffusion tails below 3 sigma
-EIGHT = np.ones((3, 3), dtype=bool)  # 8-connectivity
-# Mn K-alpha (1573 e-) sits hundreds of noise sigmas above zero in any usable CCD; noise clusters
-# sum to a few sigma. Cluster sums below 20 sigma cannot be the line and are left out.
-MIN_LINE_SNR = 20.0
-MIN_LINE_CLUSTERS = 10  # fewer clusters in the line region than this: no peak to fit
-# Measured Fe-55 lines in CCDs are 1-3 % wide (sigma/E; Fano width 0.9 % at 1573 e-, plus the
-# noise summed over a cluster). A "peak" wider than 10 % is a continuum bump, not the line.
-MAX_LINE_REL_WIDTH = 0.10
-LOCATE_BIN_LN = MAX_LINE_REL_WIDTH / 4  # bin width of ln(cluster sum) when locating the line
-FWHM_TO_SIGMA = 1 / (2 * math.sqrt(2 * math.log(2)))
 # With fewer frames the per-pixel median cannot tell a hot pixel from a track that crossed it.
 MIN_FRAMES_FOR_PIXELS = 3
 STACK_LIMIT = 6.0e4  # frames are kept as float16 (max 65504); clipping there leaves medians intact
 BLOCK_BYTES = 64 * 2**20  # float32 working block of the median computations
+HOT_STACK_BYTES = 4 * 2**30  # the float16 frames kept for the hot-pixel medians
+# Values within 0.1 % of a step of the grid count as on it (float32 rounding of integer ADU).
+GRID_TOLERANCE = 1e-3
 
 
 @dataclass(frozen=True)
@@ -69,16 +57,28 @@ class RunCalibration:
 
 
 def row_pedestal_adu(frame_adu: np.ndarray, overscan_adu: np.ndarray | None = None) -> np.ndarray:
-    """Per-row median of the frame (signal covers < 1 % of pixels), or of the overscan columns."""
+    """Per-row median of the frame (signal covers < 1 % of pixels), or of the overscan columns;
+    rounded to whole ADU where the values are whole."""
     source = np.asarray(frame_adu if overscan_adu is None else overscan_adu)
     if source.ndim != 2:
         raise ValueError(f"row_pedestal_adu: expected a 2-D (rows, cols) array, got {source.shape}")
-    return np.median(source, axis=1).astype(np.float64)
+    pedestal = np.median(source, axis=1).astype(np.float64)
+    if is_integral(source):  # integer ADU (counted electrons): charges stay on the integer grid
+        pedestal = np.floor(pedestal + 0.5)
+    return pedestal
+
+
+def is_integral(values: np.ndarray) -> bool:
+    """Every value is a whole number (integer dtypes, or floats holding integer ADU)."""
+    values = np.asarray(values)
+    return values.dtype.kind in "iub" or bool(np.all(np.mod(values, 1.0) == 0))
 
 
 def measure_noise_e(charge_e: np.ndarray, clip_sigma: float) -> float:
     """Robust noise: 1.4826 x MAD, re-estimated without pixels beyond `clip_sigma` (signal).
-    Non-finite pixels are ignored. Works in any unit (ADU in, ADU out)."""
+    Non-finite pixels are ignored. Works in any unit (ADU in, ADU out). Where more than half the
+    pixels share one value the MAD is 0, a real outcome for electron-counting (skipper) frames:
+    see `quantised_noise`. Always > 0, or a ValueError saying why no noise can be measured."""
     values = np.asarray(charge_e, dtype=np.float64).ravel()
     values = values[np.isfinite(values)]
     if values.size == 0:
@@ -93,7 +93,47 @@ def measure_noise_e(charge_e: np.ndarray, clip_sigma: float) -> float:
         if np.count_nonzero(inside) == kept.size:
             break
         kept = values[inside]
-    return sigma
+    return sigma if sigma > 0 else quantised_noise(values, clip_sigma)
+
+
+def quantised_noise(values: np.ndarray, clip_sigma: float) -> float:
+    """Noise of pixels most of which share one value (the mode m).
+
+    If the other values lie on a grid of step q around m (integer ADU, counted electrons), the
+    noise is below the digitisation: for Gaussian noise of sigma s rounded to the grid, the
+    share p of pixels at m among those within 1.5 q of it is P(|x| < q/2), so
+    s = q / (2 Phi^-1((1 + p) / 2)). With no pixel one step away, p is taken as 1 - 1/(2n), the
+    largest noise for which seeing none is likely. Off a grid, the mode is a constant region
+    (masked, padded) and the noise is measured on the other pixels."""
+    mode = float(np.median(values))
+    deviation = np.abs(values - mode)
+    off = deviation[deviation > 0]
+    if off.size == 0:
+        raise ValueError(
+            f"every pixel has the value {mode:g}: no noise can be measured (dead or saturated "
+            "readout?)"
+        )
+    step = float(off.min())
+    steps = off / step
+    if not np.allclose(steps, np.round(steps), rtol=0, atol=GRID_TOLERANCE):
+        return measure_noise_e(values[deviation > 0], clip_sigma)
+    at_mode = np.count_nonzero(deviation == 0)
+    near = at_mode + np.count_nonzero(steps < 1.5)
+    share = min(at_mode / near, 1 - 0.5 / near)
+    return step / (2 * float(stats.norm.ppf((1 + share) / 2)))
+
+
+def check_not_saturated(frame: np.ndarray) -> None:
+    """ValueError if more than half the pixels sit at the frame's maximum: a saturated (or dead)
+    readout, on which no pedestal, noise or charge can be measured."""
+    values = np.asarray(frame)
+    top = float(np.max(values))
+    share = np.count_nonzero(values == top) / values.size
+    if share > 0.5:
+        raise ValueError(
+            f"{share:.0%} of the pixels sit at the frame's maximum, {top:g} ADU: a saturated or "
+            "dead readout, no pedestal or noise can be measured"
+        )
 
 
 def _pedestal(frame: np.ndarray, cfg: CalibrateConfig, overscan: np.ndarray | None) -> np.ndarray:
@@ -162,90 +202,7 @@ def measure_gain_fe55(
         sums.append(cluster_sums_adu(residual, noises[-1]))
     if not sums:
         raise ValueError("measure_gain_fe55: no frames")
-    return _gain_from_sums(np.concatenate(sums), float(np.median(noises)), fe55_kev, pair_energy_ev)
-
-
-def cluster_sums_adu(residual_adu: np.ndarray, noise_adu: float) -> np.ndarray:
-    """Charge of each seeded cluster, summed over the cluster grown by DILATE_PIXELS; clusters
-    whose grown box touches the frame edge (charge lost off the edge) are left out."""
-    labels, n = ndimage.label(residual_adu > PIXEL_SIGMA * noise_adu, structure=EIGHT)
-    if n == 0:
-        return np.empty(0)
-    peaks = ndimage.maximum(residual_adu, labels, np.arange(1, n + 1))
-    seeded = np.isin(labels, np.flatnonzero(peaks > SEED_SIGMA * noise_adu) + 1)
-    grown = ndimage.binary_dilation(seeded, structure=EIGHT, iterations=DILATE_PIXELS)
-    # dense sources lift the row median; re-take it without the clusters
-    offset = np.ma.median(np.ma.masked_array(residual_adu, grown), axis=1).filled(0.0)
-    residual_adu = residual_adu - offset[:, None]
-    grown_labels, m = ndimage.label(grown, structure=EIGHT)
-    if m == 0:
-        return np.empty(0)
-    shape = residual_adu.shape
-    inside = [
-        all(s.start > 0 and s.stop < size for s, size in zip(box, shape, strict=True))
-        for box in ndimage.find_objects(grown_labels)
-    ]
-    sums = ndimage.sum_labels(residual_adu, grown_labels, np.arange(1, m + 1))
-    return np.asarray(sums)[np.asarray(inside, dtype=bool)]
-
-
-def _gain_from_sums(sums: np.ndarray, noise_adu: float, fe55_kev: float, pair_ev: float) -> float:
-    line = sums[sums > MIN_LINE_SNR * noise_adu]
-    if line.size < MIN_LINE_CLUSTERS:
-        raise ValueError(
-            f"no Fe-55 peak: {line.size} clusters above {MIN_LINE_SNR:g} noise sigma "
-            f"(need {MIN_LINE_CLUSTERS}); are these Fe-55 frames?"
-        )
-    centre, width = _locate_peak(line)
-    mean, sigma = _fit_gaussian(line, centre, width)
-    if not 0 < sigma / mean <= MAX_LINE_REL_WIDTH:
-        raise ValueError(
-            f"no Fe-55 peak: the most prominent peak ({mean:.1f} ADU) is {sigma / mean:.0%} wide, "
-            f"a line is narrower than {MAX_LINE_REL_WIDTH:.0%}"
-        )
-    return mean / (fe55_kev * 1000.0 / pair_ev)
-
-
-def _locate_peak(values: np.ndarray) -> tuple[float, float]:
-    """Centre and sigma (from the FWHM) of the most prominent peak of a histogram in ln(sum):
-    bins of constant relative width, so a line is a few bins wide wherever it lies."""
-    logs = np.log(values)
-    n_bins = int(np.clip(math.ceil(np.ptp(logs) / LOCATE_BIN_LN), 1, 10_000))
-    hist, edges = np.histogram(logs, bins=n_bins)
-    padded = np.concatenate([[0], hist, [0]])  # so that an edge bin can be a peak
-    peaks, props = signal.find_peaks(padded, prominence=1)
-    if peaks.size == 0:
-        raise ValueError("no Fe-55 peak found in the histogram of cluster sums")
-    best = int(peaks[np.argmax(props["prominences"])])
-    bin_ln = float(edges[1] - edges[0])
-    fwhm_ln = signal.peak_widths(padded, [best], rel_height=0.5)[0][0] * bin_ln
-    centre = math.exp(edges[best - 1] + bin_ln / 2)
-    return centre, centre * max(fwhm_ln * FWHM_TO_SIGMA, bin_ln)
-
-
-def _fit_gaussian(values: np.ndarray, centre: float, width: float) -> tuple[float, float]:
-    """Gaussian fit to the histogram of `values` within 2 sigma of the located peak."""
-    window = values[np.abs(values - centre) < 2 * width]
-    if window.size < MIN_LINE_CLUSTERS:
-        raise ValueError(f"no Fe-55 peak: only {window.size} clusters around {centre:.1f} ADU")
-    n_bins = int(np.clip(len(np.histogram_bin_edges(window, "fd")) - 1, 7, 100))
-    hist, edges = np.histogram(window, bins=n_bins)
-    mids = (edges[:-1] + edges[1:]) / 2
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optimize.OptimizeWarning)
-            (_, mean, sigma), _ = optimize.curve_fit(
-                lambda x, a, m, s: a * np.exp(-0.5 * ((x - m) / s) ** 2),
-                mids,
-                hist,
-                p0=(hist.max(), centre, width),
-                maxfev=2000,
-            )
-    except RuntimeError as exc:
-        raise ValueError(f"no Fe-55 peak: Gaussian fit near {centre:.1f} ADU failed") from exc
-    if not abs(mean - centre) < 2 * width:
-        raise ValueError(f"no Fe-55 peak: Gaussian fit near {centre:.1f} ADU ran off to {mean:.1f}")
-    return float(mean), abs(float(sigma))
+    return gain_from_sums(np.concatenate(sums), float(np.median(noises)), fe55_kev, pair_energy_ev)
 
 
 def find_hot_pixels(
@@ -314,6 +271,8 @@ def _check_kind(cfg: NormaliseConfig) -> None:
 def normalise(charge_e: np.ndarray, noise_e: float, cfg: NormaliseConfig) -> np.ndarray:
     """Network input, float32: asinh(q / (noise_multiple x noise)) / divisor."""
     _check_kind(cfg)
+    if not (math.isfinite(noise_e) and noise_e > 0):
+        raise ValueError(f"normalise: the noise must be a positive number, got {noise_e}")
     scaled = np.asarray(charge_e, dtype=np.float64) / (cfg.noise_multiple * noise_e)
     return (np.arcsinh(scaled) / cfg.divisor).astype(np.float32)
 
@@ -351,22 +310,38 @@ def calibrate_run(
         pairs = zip(frames_in, _iter_frames(overscan), strict=True)
     pedestals, noises, sums, stack = [], [], [], []
     for index, (frame, over) in enumerate(pairs):
+        try:
+            check_not_saturated(frame)
+        except ValueError as exc:
+            raise ValueError(f"frame {index}: {exc}") from None
         pedestals.append(_pedestal(frame, cfg, over))
         residual = frame - pedestals[-1][:, None]
         noises.append(measure_noise_e(residual, cfg.noise_clip_sigma))
         if cfg.gain == "fe55":
             sums.append(cluster_sums_adu(residual, noises[-1]))
         if index in kept:
+            if not stack:
+                _check_stack_memory(len(kept), frame.shape)
             stack.append(_to_stack(residual))
     if not stack:
         raise ValueError("calibrate_run: no frames")
     noise_adu = float(np.median(noises))
     if cfg.gain == "fe55":
-        gain = _gain_from_sums(np.concatenate(sums), noise_adu, cfg.fe55_kev, pair_energy_ev)
+        gain = gain_from_sums(np.concatenate(sums), noise_adu, cfg.fe55_kev, pair_energy_ev)
     else:
         gain = resolve_gain(attrs, cfg)
     frames = [FrameCalibration(gain, p, n / gain) for p, n in zip(pedestals, noises, strict=True)]
     return RunCalibration(gain, frames, _hot_mask(stack, noise_adu, cfg))
+
+
+def _check_stack_memory(n_frames: int, shape: tuple[int, ...]) -> None:
+    need = n_frames * math.prod(shape) * 2  # float16
+    if need > HOT_STACK_BYTES:
+        raise ValueError(
+            f"calibrate.hot_mask_frames: {n_frames} frames of {shape[0]}x{shape[1]} need "
+            f"{need / 2**30:.1f} GiB for the hot-pixel medians (limit {HOT_STACK_BYTES / 2**30:g} "
+            "GiB); lower calibrate.hot_mask_frames"
+        )
 
 
 def _hot_sample(frames: Any, limit: int) -> set[int]:

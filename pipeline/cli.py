@@ -17,12 +17,16 @@ from typing import Any
 
 import yaml
 
+from pipeline.atomic import install_signal_cleanup
+from pipeline.clusters import CatalogueError
 from pipeline.config import Config, ConfigError, load_config
 from pipeline.efficiency import EfficiencyError
 from pipeline.io import FrameFileError
 from pipeline.model import CheckpointError
+from pipeline.paths import check_stage_paths
 
 EXIT_BAD_INPUT = 2
+BAD_INPUT = (ConfigError, FrameFileError, CheckpointError, CatalogueError, EfficiencyError, OSError)
 
 
 @dataclass(frozen=True)
@@ -77,10 +81,13 @@ def _run_train(config: Config) -> None:
 
     result = train(config)
     state = result.state
-    print(
-        f"best macro IoU {state.best_metric:.4f} at epoch {state.best_epoch}; "
-        f"model: {result.out / 'best.pt'}"
-    )
+    if state.best_metric == state.best_metric:  # not NaN
+        print(
+            f"best macro IoU {state.best_metric:.4f} at epoch {state.best_epoch}; "
+            f"model: {result.out / 'best.pt'}"
+        )
+    else:
+        print(f"no validation score (empty validation set); model: {result.out / 'best.pt'}")
     if config.tracking.enabled and state.run_id:
         print(
             f"MLflow run {state.run_id} in {config.tracking.uri} "
@@ -122,18 +129,18 @@ def _run_evaluate(config: Config) -> None:
 def _run_activity(config: Config) -> None:
     import json
 
-    import pandas as pd
-
-    from pipeline.activity import activity_summary, counts_per_frame, estimate_activity
+    from pipeline.activity import (
+        ACTIVITY_COLUMNS,
+        activity_summary,
+        counts_per_frame,
+        estimate_activity,
+    )
+    from pipeline.clusters import read_catalogue
     from pipeline.io import atomic_output, open_frames
 
     cfg = config.activity
     _require(config, "activity.catalogue", "activity.frames")
-    if not Path(cfg.catalogue).is_file():
-        raise ConfigError(
-            f"{cfg.catalogue}: no such catalogue file (config key 'activity.catalogue')"
-        )
-    catalogue = pd.read_parquet(cfg.catalogue)
+    catalogue = read_catalogue(cfg.catalogue, ACTIVITY_COLUMNS)
     io = config.io.model_copy(update={"check_finite": False})
     with open_frames(cfg.frames, io) as ff:
         n_frames, attrs = ff.n_frames, ff.attrs
@@ -373,10 +380,12 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    install_signal_cleanup()
     try:
         config = load_config(args.config, overrides_from(args))
+        check_stage_paths(args.stage, config)
         STAGES[args.stage].run(config)
-    except (ConfigError, FrameFileError, CheckpointError, EfficiencyError, OSError) as exc:
+    except BAD_INPUT as exc:
         message = " ".join(str(exc).split())
         print(f"pipeline {args.stage}: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -16,7 +16,9 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
+from pipeline.errors import one_line
 from pipeline.io import atomic_output
+from pipeline.paths import catalogue_twin
 
 EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 COLUMNS = (
@@ -118,9 +120,42 @@ def empty_catalogue() -> pd.DataFrame:
 def write_catalogue(table: pd.DataFrame, path: str | Path) -> list[Path]:
     """Parquet at `path` and a CSV twin, each written atomically."""
     path = Path(path)
-    outputs = [path, path.with_suffix(".csv")]
+    outputs = [path, catalogue_twin(path)]
     with atomic_output(outputs[0]) as tmp:
         table.to_parquet(tmp, index=False)
     with atomic_output(outputs[1]) as tmp:
         table.to_csv(tmp, index=False)
     return outputs
+
+
+class CatalogueError(ValueError):
+    """A catalogue that cannot be used; the message names the file and the problem."""
+
+
+def read_catalogue(path: str | Path, needed: Sequence[str] = COLUMNS) -> pd.DataFrame:
+    """A catalogue written by `write_catalogue` (Parquet), with the `needed` columns, each
+    frame index a non-negative integer and each energy finite; CatalogueError otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise CatalogueError(f"{path}: no such catalogue file")
+    with open(path, "rb") as handle:
+        magic = handle.read(4)
+    if magic != b"PAR1":
+        hint = " (give the .parquet file, not its CSV twin)" if path.suffix == ".csv" else ""
+        raise CatalogueError(f"{path}: not a Parquet catalogue; first bytes {magic!r}{hint}")
+    try:
+        table = pd.read_parquet(path)
+    except Exception as exc:
+        raise CatalogueError(f"{path}: cannot read the catalogue ({one_line(exc)})") from None
+    missing = [c for c in needed if c not in table.columns]
+    if missing:
+        raise CatalogueError(
+            f"{path}: catalogue lacks columns {missing} (it has {list(table.columns)})"
+        )
+    frames = pd.to_numeric(table.get("frame", pd.Series(dtype=float)), errors="coerce")
+    if frames.isna().any() or (frames < 0).any() or (frames % 1 != 0).any():
+        raise CatalogueError(f"{path}: column 'frame' holds values that are not frame indices")
+    energy = pd.to_numeric(table.get("energy_kev", pd.Series(dtype=float)), errors="coerce")
+    if not np.isfinite(energy.to_numpy(dtype=float)).all():
+        raise CatalogueError(f"{path}: column 'energy_kev' holds non-finite or non-numeric values")
+    return table

@@ -11,9 +11,6 @@ reconstructed versus true energy spectra. Metric functions are pure functions on
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -25,6 +22,7 @@ from scipy import ndimage
 from tqdm import tqdm
 
 from pipeline import calibrate, clusters, tracking
+from pipeline.atomic import atomic_directory
 from pipeline.config import Config
 from pipeline.io import FrameFile, FrameFileError, open_frames, open_map
 
@@ -285,9 +283,7 @@ def _write_outputs(out: Path, summary, scores, true_energy, example, classes) ->
     last: a killed evaluation leaves no summary, so no rerun takes it for complete."""
     from pipeline import plots
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with atomic_directory(out, last="summary.json") as staging:
         (staging / "comparison.md").write_text(comparison_table(summary, classes))
         (staging / "comparison.html").write_text(comparison_html(summary, classes))
         matrices = {n: np.array(s["confusion"]) for n, s in summary.items()}
@@ -297,12 +293,6 @@ def _write_outputs(out: Path, summary, scores, true_energy, example, classes) ->
         if example is not None:
             plots.example_frame(*example, classes, staging / "example_frame.png")
         (staging / "summary.json").write_text(json.dumps(summary, indent=2))
-        out.mkdir(exist_ok=True)
-        (out / "summary.json").unlink(missing_ok=True)  # no old summary beside new plots
-        for path in sorted(staging.iterdir(), key=lambda p: p.name == "summary.json"):
-            os.replace(path, out / path.name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def log_evaluation(config: Config, summary: dict, out: Path) -> None:

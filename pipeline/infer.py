@@ -15,10 +15,16 @@ import torch
 from torch import nn
 
 from pipeline import calibrate, clusters, tiles
-from pipeline.config import Config, InferConfig, NormaliseConfig
+from pipeline.config import Config, ConfigError, InferConfig, NormaliseConfig
+from pipeline.config.sections import MAX_BATCH_PIXELS
 from pipeline.maps import MapResult, write_maps
-from pipeline.model import load_model
+from pipeline.model import CheckpointError, load_model
 from pipeline.train import autocast_dtype, pick_device
+
+
+class NonFiniteOutput(ValueError):
+    """The network produced NaN or inf: no meaningful map exists."""
+
 
 FLIPS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))
 
@@ -118,6 +124,11 @@ class Predictor:
             inputs = windows.flip(dims) if dims else windows
             with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
                 logits = self.model(inputs).float()
+            if not bool(torch.isfinite(logits).all()):
+                raise NonFiniteOutput(
+                    f"the network output is not finite ({self.amp or torch.float32} on "
+                    f"{self.device.type}): the map would be meaningless"
+                )
             probs = logits.softmax(dim=1)
             out = out + (probs.flip(dims) if dims else probs)
         return out / len(flips)
@@ -132,10 +143,18 @@ def infer_file(config: Config, progress: bool = True) -> MapResult:
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     window = cfg.window if cfg.window is not None else card["tile_size"]
+    if cfg.batch_size * tiles.padded(window) ** 2 > MAX_BATCH_PIXELS:
+        raise ConfigError(
+            f"infer.batch_size {cfg.batch_size} windows of {window} px (the model card's tile) "
+            f"exceed {MAX_BATCH_PIXELS:,} pixels per batch; lower infer.batch_size"
+        )
     predictor = Predictor(model, window, NormaliseConfig(**card["normalise"]), cfg, device, amp)
 
     def label(charge: np.ndarray, noise_e: float) -> tuple[np.ndarray, np.ndarray]:
-        probs = predictor.probabilities(charge, noise_e)
+        try:
+            probs = predictor.probabilities(charge, noise_e)
+        except NonFiniteOutput as exc:
+            raise CheckpointError(f"{cfg.model}: on {cfg.input}: {exc}") from None
         if cfg.component_vote:
             return clusters.component_vote(probs), probs
         return probs.argmax(axis=0).astype(np.uint8), probs

@@ -10,7 +10,6 @@ optionally the full training state for resuming. Checkpoints are written atomica
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +18,12 @@ import torch
 from torch import nn
 
 from pipeline import __version__
-from pipeline.config import Config, ModelConfig, config_to_dict
+from pipeline.atomic import atomic_output
+from pipeline.config import Config, ModelConfig, NormaliseConfig, config_to_dict
+from pipeline.errors import one_line
 
 CARD_FORMAT = 1
+MAX_TILE = 8192  # largest training tile a card may name (pixels)
 
 
 class CheckpointError(ValueError):
@@ -94,12 +96,8 @@ def save_checkpoint(
     payload = {"state_dict": unwrap(model).state_dict(), "card": json.dumps(card)}
     if training is not None:
         payload["training"] = training
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_output(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -121,32 +119,97 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return payload
 
 
+CARD_KEYS = ("format", "architecture", "classes", "normalise", "tile_size")
+
+
+def check_card(path: str | Path, card: Any) -> dict[str, Any]:
+    """The card of a checkpoint, checked: format version, required keys, classes, tile size,
+    normalisation; a CheckpointError names the file and the first problem."""
+    if not isinstance(card, dict):
+        raise CheckpointError(f"{path}: model card is {type(card).__name__}, not a mapping")
+    missing = [k for k in CARD_KEYS if k not in card]
+    if missing:
+        raise CheckpointError(
+            f"{path}: model card lacks {missing} (it has {sorted(card)}); not a card of "
+            f"format {CARD_FORMAT}"
+        )
+    if card["format"] != CARD_FORMAT:
+        raise CheckpointError(
+            f"{path}: model card format {card['format']!r}, this pipeline reads format "
+            f"{CARD_FORMAT} (pipeline {__version__})"
+        )
+    classes = card["classes"]
+    if not (
+        isinstance(classes, list) and len(classes) >= 2 and all(isinstance(c, str) for c in classes)
+    ):
+        raise CheckpointError(f"{path}: model card classes {classes!r} are not a list of names")
+    tile = card["tile_size"]
+    if not (isinstance(tile, int) and 0 < tile <= MAX_TILE):
+        raise CheckpointError(f"{path}: model card tile_size {tile!r} is not in 1..{MAX_TILE}")
+    try:
+        NormaliseConfig(**card["normalise"])
+    except Exception as exc:
+        raise CheckpointError(
+            f"{path}: model card normalise is invalid ({one_line(exc)})"
+        ) from None
+    return card
+
+
 def model_config_from_card(card: dict[str, Any]) -> ModelConfig:
     arch = {k: v for k, v in card["architecture"].items() if k != "name"}
     return ModelConfig(**arch)
 
 
-def load_model(
-    path: str | Path, classes: list[str] | None = None, in_channels: int | None = None
-) -> tuple[nn.Module, dict[str, Any]]:
-    """Build the model a checkpoint describes, load its weights, check classes and inputs."""
-    payload = load_checkpoint(path)
-    card = payload["card"]
-    if classes is not None and list(card.get("classes", [])) != list(classes):
-        raise CheckpointError(
-            f"{path}: model classes {card.get('classes')} do not match expected {list(classes)}"
-        )
+def _build_from_card(path: str | Path, card: dict[str, Any]) -> nn.Module:
     try:
         arch = model_config_from_card(card)
     except Exception as exc:
-        raise CheckpointError(f"{path}: model card architecture is invalid ({exc})") from None
+        raise CheckpointError(
+            f"{path}: model card architecture is invalid ({one_line(exc)})"
+        ) from None
+    try:
+        return build_model(arch, len(card["classes"]))
+    except Exception as exc:  # smp: unknown encoder, impossible depth, ...
+        raise CheckpointError(
+            f"{path}: cannot build the card's architecture (encoder {arch.encoder!r}): "
+            f"{type(exc).__name__}: {one_line(exc)}"
+        ) from None
+
+
+def _check_finite_weights(path: str | Path, state_dict: dict[str, Any]) -> None:
+    for name, tensor in state_dict.items():
+        floating = torch.is_tensor(tensor) and tensor.is_floating_point()
+        if floating and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise CheckpointError(
+                f"{path}: weights are not finite ({bad} NaN/inf values in {name!r}); a "
+                "diverged training? use an earlier checkpoint"
+            )
+
+
+def load_model(
+    path: str | Path, classes: list[str] | None = None, in_channels: int | None = None
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Build the model a checkpoint describes, load its weights, check card, classes, inputs and
+    that every weight is finite."""
+    payload = load_checkpoint(path)
+    card = check_card(path, payload["card"])
+    if classes is not None and list(card["classes"]) != list(classes):
+        raise CheckpointError(
+            f"{path}: model classes {card['classes']} do not match expected {list(classes)}"
+        )
+    model = _build_from_card(path, card)
+    arch = model_config_from_card(card)
     if in_channels is not None and arch.in_channels != in_channels:
         raise CheckpointError(
             f"{path}: model takes {arch.in_channels} input channels, data has {in_channels}"
         )
-    model = build_model(arch, len(card["classes"]))
+    state_dict = payload["state_dict"]
+    if not isinstance(state_dict, dict):
+        raise CheckpointError(f"{path}: state_dict is {type(state_dict).__name__}, not a mapping")
+    _check_finite_weights(path, state_dict)
     try:
-        model.load_state_dict(payload["state_dict"])
+        model.load_state_dict(state_dict)
     except RuntimeError as exc:
         message = " ".join(str(exc).split())[:200]
         raise CheckpointError(f"{path}: weights do not fit the architecture ({message})") from None

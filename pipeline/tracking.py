@@ -9,6 +9,7 @@ is the config key `tracking.uri`. Artefacts are written and read as plain files.
 from __future__ import annotations
 
 import hashlib
+import math
 import subprocess
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -96,7 +97,8 @@ class Tracker:
         if self.active:
             import mlflow
 
-            mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+            finite = {k: float(v) for k, v in metrics.items() if math.isfinite(v)}  # NaN: none
+            mlflow.log_metrics(finite, step=step)
 
     def log_dict(self, data: Mapping[str, Any], name: str) -> None:
         if self.active:

@@ -10,6 +10,7 @@ NCCL on GPU; only rank 0 validates, logs and writes), and the MLflow record of t
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import time
@@ -236,7 +237,8 @@ class Trainer:
                 logits = model(x)
             total, batches = total + float(self.loss(logits.float(), y)), batches + 1
             stats += pixel_stats(logits.argmax(dim=1).cpu(), y.cpu(), n_classes)
-        return {"val_loss": total / max(batches, 1), **class_metrics(stats, self.config.classes)}
+        loss = total / batches if batches else float("nan")  # an empty set has no loss
+        return {"val_loss": loss, **class_metrics(stats, self.config.classes)}
 
     def state_dicts(self) -> dict[str, Any]:
         return {
@@ -344,12 +346,14 @@ def _loop(config, trainer: Trainer, data: Data, state: TrainState, tracker, prog
         if world.main:
             metrics.update(trainer.validate(data.val))
             state.history.append({"epoch": epoch, **metrics})
-            improved = metrics["macro_iou"] > state.best_metric
+            score = metrics["macro_iou"]
+            # no validation score (an empty set): the latest epoch is the best one known
+            improved = score > state.best_metric if math.isfinite(score) else True
             state.bad_epochs = 0 if improved else state.bad_epochs + 1
             state.epoch, state.elapsed_s = epoch + 1, state.elapsed_s + time.monotonic() - started
             card = model_card(config, data.data_hash, _card_metrics(metrics))
             if improved:
-                state.best_metric, state.best_epoch = metrics["macro_iou"], epoch
+                state.best_metric, state.best_epoch = score, epoch
                 save_checkpoint(out / "best.pt", trainer.model, card)
             training = {
                 **trainer.state_dicts(),
@@ -378,7 +382,11 @@ def _summary(epoch: int, metrics: dict[str, float], classes: list[str]) -> str:
 
 def _card_metrics(metrics: dict[str, float]) -> dict[str, float]:
     keep = ("macro_iou", "val_loss")
-    return {k: round(v, 5) for k, v in metrics.items() if k in keep or k.startswith("iou_")}
+    return {
+        k: round(v, 5) if math.isfinite(v) else None
+        for k, v in metrics.items()
+        if k in keep or k.startswith("iou_")
+    }
 
 
 def _finish(config: Config, out: Path, state: TrainState, tracker, data_hash: str) -> None:

@@ -111,7 +111,13 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not a text file (byte {exc.start} is not UTF-8); a config is YAML"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
     if data is None:
@@ -165,7 +171,10 @@ def _format_error(error: dict[str, Any], source: str) -> str:
     if error["type"] == "missing":
         return f"{source}: config key '{key}' is missing"
     message = error["msg"].removeprefix("Value error, ")
-    return f"{source}: config key '{key}': {message} (got {error.get('input')!r})"
+    got = repr(error.get("input"))
+    if isinstance(error.get("input"), dict):  # a whole section: the message names the keys
+        return f"{source}: config section '{key}': {message}"
+    return f"{source}: config key '{key}': {message} (got {got[:200]})"
 
 
 def validate_config(data: dict[str, Any], source: str = "<config>") -> Config:
@@ -197,10 +206,10 @@ def config_to_dict(config: Config) -> dict[str, Any]:
 
 def write_config_sections(sections: dict[str, Any], path: str | Path) -> None:
     """Write config sections as YAML (a stage's slice of the workflow config), atomically."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(yaml.safe_dump(sections, sort_keys=False))
-    tmp.replace(path)
+    from pipeline.atomic import atomic_output
+
+    with atomic_output(path) as tmp:
+        tmp.write_text(yaml.safe_dump(sections, sort_keys=False))
 
 
 def json_schema() -> dict[str, Any]:

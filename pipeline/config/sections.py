@@ -8,14 +8,23 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+MAX_FRAME_EDGE = 16384  # pixels
+MAX_WINDOW = 8192  # network window or tile edge, pixels
+# events of one kind per frame: 1e5 clusters fill a 4k x 4k frame; more is a typo, not a source
+MAX_RATE = 1e5
+# pixels through the network in one batch (batch x window^2): 2^26 px of U-Net activations fill
+# ~100 GB, the largest GPUs
+MAX_BATCH_PIXELS = 2**26
+
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class DetectorConfig(Section):
-    height: int = Field(gt=0)
-    width: int = Field(gt=0)
+    # the largest CCDs are ~6k x 6k pixels; 16k bounds one float32 frame at 1 GiB
+    height: int = Field(gt=0, le=MAX_FRAME_EDGE)
+    width: int = Field(gt=0, le=MAX_FRAME_EDGE)
     pixel_size_um: float = Field(gt=0)
     thickness_um: float = Field(gt=0)
     gain_adu_per_e: float = Field(gt=0)
@@ -41,7 +50,7 @@ class PhysicsConfig(Section):
     electron_range_kev: list[float] = Field(min_length=2)
     electron_range_um: list[float] = Field(min_length=2)
     radiation_length_um: float = Field(gt=0)
-    electron_steps: int = Field(ge=2)
+    electron_steps: int = Field(ge=2, le=10_000)
     label_noise_multiple: float = Field(ge=0)
     label_min_charge_e: float = Field(ge=0)
 
@@ -57,7 +66,7 @@ class PhysicsConfig(Section):
 
 
 class TritiumConfig(Section):
-    rate_per_frame: float = Field(ge=0)
+    rate_per_frame: float = Field(ge=0, le=MAX_RATE)
     endpoint_kev: float = Field(gt=0)
     daughter_z: int = Field(ge=1)
 
@@ -69,7 +78,7 @@ class XrayLine(Section):
 
 
 class XrayConfig(Section):
-    rate_per_frame: float = Field(ge=0)
+    rate_per_frame: float = Field(ge=0, le=MAX_RATE)
     lines: list[XrayLine] = Field(min_length=1)
     continuum_weight: float = Field(ge=0)
     continuum_kev: tuple[float, float]
@@ -78,25 +87,25 @@ class XrayConfig(Section):
 
 
 class MuonConfig(Section):
-    rate_per_frame: float = Field(ge=0)
+    rate_per_frame: float = Field(ge=0, le=MAX_RATE)
     mpv_e_per_um: float = Field(gt=0)
     landau_width_e_per_um: float = Field(gt=0)
     step_um: float = Field(gt=0)
 
 
 class ElectronConfig(Section):
-    rate_per_frame: float = Field(ge=0)
+    rate_per_frame: float = Field(ge=0, le=MAX_RATE)
     energy_kev: tuple[float, float]
 
 
 class AlphaConfig(Section):
-    rate_per_frame: float = Field(ge=0)
+    rate_per_frame: float = Field(ge=0, le=MAX_RATE)
     energy_kev: tuple[float, float]
     range_ref_kev: float = Field(gt=0)
     range_ref_um: float = Field(gt=0)
     range_exponent: float = Field(gt=0)
     plasma_sigma_um: float = Field(ge=0)
-    steps: int = Field(ge=1)
+    steps: int = Field(ge=1, le=10_000)
 
 
 class SourcesConfig(Section):
@@ -151,7 +160,7 @@ class CalibrateConfig(Section):
     noise_clip_sigma: float = Field(gt=0)
     hot_pixel_sigma: float = Field(gt=0)
     hot_column_sigma: float = Field(gt=0)
-    hot_mask_frames: int = Field(ge=3)
+    hot_mask_frames: int = Field(ge=3, le=1024)
 
 
 class NormaliseConfig(Section):
@@ -161,13 +170,13 @@ class NormaliseConfig(Section):
 
 
 class TilesConfig(Section):
-    size: int = Field(gt=0)
+    size: int = Field(gt=0, le=MAX_WINDOW)
     overlap: int = Field(ge=0)
     val_fraction: float = Field(ge=0, lt=1)
     rare_classes: list[str]
     rare_oversample: float = Field(ge=1)
     position_jitter: bool
-    cache_frames: int = Field(ge=1)
+    cache_frames: int = Field(ge=1, le=1024)
 
     @model_validator(mode="after")
     def _overlap(self) -> TilesConfig:
@@ -211,8 +220,8 @@ class TrainConfig(Section):
     seed: int = Field(ge=0)
     epochs: int = Field(gt=0)
     steps_per_epoch: int = Field(gt=0)
-    val_tiles: int = Field(gt=0)
-    batch_size: int = Field(gt=0)
+    val_tiles: int = Field(gt=0, le=1_000_000)
+    batch_size: int = Field(gt=0, le=4096)
     lr: float = Field(gt=0)
     weight_decay: float = Field(ge=0)
     warmup_fraction: float = Field(ge=0, lt=1)
@@ -232,9 +241,10 @@ class InferConfig(Section):
     input: str | None
     output: str | None
     catalogue: str | None
-    overlap: float = Field(ge=0, lt=1)
-    window: int | None = Field(default=None, gt=0)
-    batch_size: int = Field(gt=0)
+    # windows cover each pixel ~1/(1-overlap)^2 times: 16x at 0.75 (nnU-Net uses 0.5)
+    overlap: float = Field(ge=0, le=0.75)
+    window: int | None = Field(default=None, gt=0, le=MAX_WINDOW)
+    batch_size: int = Field(gt=0, le=1024)
     threads: int | None = Field(default=None, gt=0)
     channels_last: bool
     tta: bool
@@ -268,8 +278,8 @@ class ActivityConfig(Section):
     bin_kev: float = Field(gt=0)
     efficiency: float | None = Field(default=None, gt=0, le=1)
     model: str | None = None
-    efficiency_frames: int = Field(gt=0)
-    template_events: int = Field(gt=0)
+    efficiency_frames: int = Field(gt=0, le=10_000)
+    template_events: int = Field(gt=0, le=10_000_000)
     seed: int = Field(ge=0)
 
 
@@ -342,6 +352,15 @@ class Config(Section):
                 "io.fits.pedestal_from_overscan and calibrate.pedestal: overscan both subtract "
                 "the overscan pedestal; choose one"
             )
+        for what, batch, edge in (
+            ("train.batch_size x tiles.size^2", self.train.batch_size, self.tiles.size),
+            ("infer.batch_size x infer.window^2", self.infer.batch_size, self.infer.window or 0),
+        ):
+            if batch * edge**2 > MAX_BATCH_PIXELS:
+                raise ValueError(
+                    f"{what} = {batch * edge**2:,} pixels per batch, more than "
+                    f"{MAX_BATCH_PIXELS:,} (memory); lower the batch size"
+                )
         unknown = [c for c in self.tiles.rare_classes if c not in self.classes]
         if unknown:
             raise ValueError(f"tiles.rare_classes {unknown} are not in classes {self.classes}")

@@ -11,6 +11,8 @@ import dask.array as da
 import h5py
 import numpy as np
 
+from pipeline.errors import one_line
+
 FORMATS = ("hdf5", "root", "fits")
 EVENT_COLUMNS = {
     "frame": "int32",
@@ -31,10 +33,6 @@ class FrameFileError(Exception):
 
     def __init__(self, path: str | Path, message: str) -> None:
         super().__init__(f"{path}: {' '.join(str(message).split())}")
-
-
-def one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def is_numeric(dtype: np.dtype) -> bool:

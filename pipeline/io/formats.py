@@ -61,7 +61,9 @@ def attr_value(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.decode()
     if isinstance(value, np.ndarray):
-        return value.item() if value.size == 1 else None
+        if value.size == 1 and value.ndim <= 1:
+            return attr_value(value.reshape(()).item())
+        return value.tolist() if value.size <= 16 else f"<array {value.shape} {value.dtype}>"
     return value.item() if isinstance(value, np.generic) else value
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -84,8 +85,32 @@ def _scan(arr: da.Array, is_bad: Callable[[np.ndarray], np.ndarray]) -> tuple[in
     return count, first, values
 
 
+# the numeric attributes the pipeline uses, and the smallest value each may take
+NUMERIC_ATTRS = {
+    "gain_adu_per_e": "positive",
+    "pixel_size_um": "positive",
+    "exposure_s": "positive",
+    "readout_noise_e": "non-negative",
+}
+
+
+def check_attrs(path: Path, attrs: dict[str, Any]) -> None:
+    """Each attribute the pipeline uses is one finite real number of the right sign."""
+    for key, sign in NUMERIC_ATTRS.items():
+        if key not in attrs:
+            continue
+        value = attrs[key]
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or not math.isfinite(value):
+            shown = f"{type(value).__name__} {value!r}"[:80]
+            raise FrameFileError(path, f"attr {key!r} is {shown}; expected one finite number")
+        if value < 0 or (value == 0 and sign == "positive"):
+            raise FrameFileError(path, f"attr {key!r} is {value!r}; it must be {sign}")
+
+
 def _validate(ff: FrameFile, io: IOConfig, classes: Sequence[str] | None) -> None:
     path, names = ff.path, ff.class_names
+    check_attrs(path, ff.attrs)
     if 0 in ff.frames.shape:
         raise FrameFileError(path, f"no pixels to read: frames shape {ff.frames.shape}")
     if ff.labels is not None and ff.labels.shape != ff.frames.shape:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -14,21 +13,9 @@ import h5py
 import numpy as np
 import uproot
 
+from pipeline.atomic import atomic_output
 from pipeline.config import IOConfig
 from pipeline.io.base import DEFAULT_ATTRS, EVENT_COLUMNS, ROOT_BLOCK
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path next to `path`; rename it over `path` on success, delete on error."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        yield tmp
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, path)
 
 
 def _h5_dataset(parent: h5py.Group, name: str, data: Any = None, **kw: Any) -> h5py.Dataset:

@@ -1,0 +1,124 @@
+"""The files each stage reads and writes, checked before the stage reads anything.
+
+Owns the rule that no stage destroys an input: every output of a stage (with the files written
+beside it: a catalogue's CSV twin, a simulation's ROOT twin, the files of an output directory)
+must differ from every input and from every other output. Two paths are the same file when they
+resolve to the same path (symlinks, `..`) or, where both exist, share device and inode (hard
+links). Output names the stage cannot write (a simulation that is not .h5/.hdf5) are refused here
+too, before any work.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from pipeline.config import Config, ConfigError
+
+# files a training run writes into train.out, and an evaluation into evaluate.out
+TRAIN_FILES = ("best.pt", "last.pt", "model_card.json", "training_curves.png")
+EVALUATE_FILES = (
+    "summary.json",
+    "comparison.md",
+    "comparison.html",
+    "confusion.png",
+    "spectra.png",
+    "example_frame.png",
+)
+FRAME_SUFFIXES = (".h5", ".hdf5")
+
+Named = list[tuple[str, Path]]  # (what the path is: a config key and a note, the path)
+
+
+def catalogue_twin(path: str | Path) -> Path:
+    """The CSV written beside a Parquet catalogue."""
+    return Path(path).with_suffix(".csv")
+
+
+def _paths(config: Config, key: str) -> Named:
+    section, name = key.split(".")
+    value = getattr(getattr(config, section), name)
+    values = value if isinstance(value, list) else [value]
+    return [(f"config key '{key}'", Path(v)) for v in values if v]
+
+
+def stage_inputs(stage: str, config: Config) -> Named:
+    keys = {
+        "inspect": ["inspect.input"],
+        "train": ["train.frames", "train.val_frames"],
+        "infer": ["infer.model", "infer.input"],
+        "classical": ["infer.input"],
+        "evaluate": ["evaluate.truth", "evaluate.pred"],
+        "activity": ["activity.catalogue", "activity.frames", "activity.model"],
+    }.get(stage, [])
+    if stage == "activity" and config.activity.efficiency is not None:
+        keys = keys[:2]  # the model is not read
+    return [item for key in keys for item in _paths(config, key)]
+
+
+def stage_outputs(stage: str, config: Config) -> Named:
+    if stage == "simulate":
+        out = _paths(config, "simulate.out")
+        twin = [("the ROOT twin of 'simulate.out'", p.with_suffix(".root")) for _, p in out]
+        return out + (twin if config.simulate.root else [])
+    if stage in ("infer", "classical"):
+        catalogue = _paths(config, "infer.catalogue")
+        twins = [("the CSV twin of 'infer.catalogue'", catalogue_twin(p)) for _, p in catalogue]
+        return _paths(config, "infer.output") + catalogue + twins
+    if stage == "train":
+        return _directory(_paths(config, "train.out"), TRAIN_FILES)
+    if stage == "evaluate":
+        return _directory(_paths(config, "evaluate.out"), EVALUATE_FILES)
+    if stage == "activity":
+        return _paths(config, "activity.out")
+    return []
+
+
+def _directory(dirs: Named, files: Iterable[str]) -> Named:
+    return dirs + [(f"{what} ({name})", path / name) for what, path in dirs for name in files]
+
+
+def _identity(path: Path) -> tuple[Path, tuple[int, int] | None]:
+    resolved = Path(os.path.abspath(path)).resolve()
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return resolved, None
+    return resolved, (stat.st_dev, stat.st_ino)
+
+
+def same_file(a: Path, b: Path) -> bool:
+    (path_a, inode_a), (path_b, inode_b) = _identity(a), _identity(b)
+    return path_a == path_b or (inode_a is not None and inode_a == inode_b)
+
+
+def check_distinct(inputs: Named, outputs: Named) -> None:
+    """ConfigError (one line, naming the path and both keys) if an output is an input or
+    another output."""
+    for i, (what, path) in enumerate(outputs):
+        for other_what, other in inputs:
+            if same_file(path, other):
+                raise ConfigError(
+                    f"{path}: output ({what}) is the same file as input {other} "
+                    f"({other_what}); refusing to overwrite an input"
+                )
+        for other_what, other in outputs[:i]:
+            if same_file(path, other):
+                raise ConfigError(
+                    f"{path}: output ({what}) is the same file as output {other} ({other_what}); "
+                    "give each output its own name"
+                )
+
+
+def check_stage_paths(stage: str, config: Config) -> None:
+    """All path rules of `stage`, before it reads anything."""
+    outputs = stage_outputs(stage, config)
+    if stage == "simulate":
+        for what, path in outputs[:1]:
+            if path.suffix.lower() not in FRAME_SUFFIXES:
+                raise ConfigError(
+                    f"{path}: a simulation is written as HDF5 ({what}); name it .h5 or .hdf5 "
+                    "(add simulate.root: true for a ROOT twin)"
+                )
+    check_distinct(stage_inputs(stage, config), outputs)
