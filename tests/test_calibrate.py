@@ -231,3 +231,78 @@ def test_hot_mask_uses_a_bounded_evenly_spread_sample_of_frames():
         run = calibrate.calibrate_run(frames, {}, cfg, 3.75)
         assert run.hot_mask[5, 7] and run.hot_mask.sum() == 1
         assert len(run.frames) == 12
+
+
+# ------------------------------------------------- noise where the MAD is 0 (counted electrons)
+
+
+@pytest.mark.parametrize("sigma", [0.12, 0.16, 0.25, 0.35])
+@pytest.mark.parametrize("offset", [0.0, 1000.0])
+def test_noise_of_electron_counted_pixels_is_recovered(sigma, offset):
+    """Skipper frames counted in electrons: Gaussian noise far below one electron, rounded to
+    whole electrons, so more than half the pixels read exactly the pedestal and the MAD is 0."""
+    rng = np.random.default_rng(3)
+    counted = np.rint(rng.normal(offset, sigma, 400_000))
+    assert np.median(np.abs(counted - np.median(counted))) == 0
+    assert calibrate.measure_noise_e(counted, 4.0) == pytest.approx(sigma, rel=0.08)
+
+
+def test_counted_noise_with_no_pixel_off_the_pedestal_is_a_bound_not_zero():
+    quiet = np.zeros(10_000)
+    quiet[:3] = 40.0  # three pixels of signal, far off the grid step of 1
+    quiet[3] = 1.0  # one pixel one electron up
+    noise = calibrate.measure_noise_e(quiet, 4.0)
+    assert 0.1 < noise < 0.3  # one pixel in 10^4 off the pedestal: sigma ~ 1 / (2 * 3.9)
+
+
+def test_a_constant_region_does_not_hide_the_noise_of_the_rest():
+    """Off a grid, a mode holding most pixels is a masked or padded region: the noise comes from
+    the other pixels."""
+    rng = np.random.default_rng(4)
+    values = np.concatenate([np.zeros(60_000), rng.normal(5.0, 2.0, 40_000)])
+    assert calibrate.measure_noise_e(values, 4.0) == pytest.approx(2.0, rel=0.05)
+
+
+def test_a_frame_of_one_value_has_no_noise_to_measure():
+    with pytest.raises(ValueError, match="every pixel has the value 1000: no noise can be"):
+        calibrate.measure_noise_e(np.full((20, 20), 1000.0), 4.0)
+
+
+def test_saturated_frames_are_refused_and_real_saturated_tracks_are_not():
+    frame = np.full((20, 20), 65535, np.uint16)
+    frame[:6] = 1000
+    with pytest.raises(ValueError, match="70% of the pixels sit at the frame's maximum, 65535"):
+        calibrate.check_not_saturated(frame)
+    track = np.random.default_rng(0).normal(1000, 5, (20, 20))
+    track[10, 2:18] = 65535  # a muon core at the ADC's limit: a real frame
+    calibrate.check_not_saturated(track)
+
+
+def test_integer_frames_keep_whole_electron_charges():
+    frame = np.array([[3, 3, 4, 3], [7, 8, 8, 7]], np.int32)  # row medians 3 and 7.5
+    pedestal = calibrate.row_pedestal_adu(frame)
+    assert pedestal.tolist() == [3.0, 8.0]  # 7.5 rounds: residuals stay on the integer grid
+    assert calibrate.row_pedestal_adu(frame.astype(np.float32) + 0.25).tolist() == [3.25, 7.75]
+
+
+def test_counted_frames_calibrate_like_float_frames():
+    """A skipper frame (0.16 e-, gain 1) as floats and rounded to int32: the same noise within
+    the rounding, and the same signal pixels above threshold."""
+    skipper = {"readout_noise_e": 0.16, "gain_adu_per_e": 1.0, "pedestal_row_drift_adu": 0.0}
+    config = sim_config(**SPARSE, **{f"detector.{k}": v for k, v in skipper.items()})
+    frames = sim_frames(config, 3)
+    floats = np.stack([f.adu for f in frames]).astype(np.float32)
+    counted = np.rint(floats).astype(np.int32)
+    cfg = calib_config()
+    run_f = calibrate.calibrate_run(floats, {"gain_adu_per_e": 1.0}, cfg, 3.75)
+    run_i = calibrate.calibrate_run(counted, {"gain_adu_per_e": 1.0}, cfg, 3.75)
+    for f, i in zip(run_f.frames, run_i.frames, strict=True):
+        assert f.noise_e == pytest.approx(0.16, rel=0.05)
+        assert 0.1 < i.noise_e < 0.3
+    masked = run_f.hot_mask | run_i.hot_mask
+    assert (run_f.hot_mask != run_i.hot_mask).mean() < 1e-3
+    hit = (np.stack([f.signal_e for f in frames]) > 5) & ~masked
+    for run, data in ((run_f, floats), (run_i, counted)):
+        charges = np.stack([calibrate.frame_charge(d, run, k) for k, d in enumerate(data)])
+        found = charges > 3 * np.array([c.noise_e for c in run.frames])[:, None, None]
+        assert found[hit].mean() > 0.99

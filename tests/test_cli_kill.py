@@ -21,15 +21,16 @@ from pipeline.simulate import simulate_file
 FRAMES = 12
 
 
-def run_until(command: list[str], ready, timeout: float = 120) -> None:
-    """Start `command`, SIGKILL it as soon as `ready()` holds (it must not have finished)."""
+def run_until(command: list[str], ready, timeout: float = 120, signum=signal.SIGKILL) -> int:
+    """Start `command`, send it `signum` as soon as `ready()` holds (it must not have finished);
+    its exit status."""
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout
     while not ready() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     assert proc.poll() is None, "finished before it could be killed: give it more work"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    os.kill(proc.pid, signum)
+    return proc.wait(timeout=timeout)
 
 
 def temporaries(folder: Path) -> list[Path]:
@@ -54,11 +55,8 @@ def started_writing(folder: Path):
     return lambda: bool(temporaries(folder))
 
 
-@pytest.mark.parametrize("stage", ["simulate", "infer", "classical"])
-def test_killed_writer_leaves_no_output_and_reruns(tmp_path, inputs, stage):
+def writer_command(stage: str, inputs, out: Path) -> list[str]:
     frames, model = inputs
-    out = tmp_path / "out"
-    out.mkdir()
     target = out / "result.h5"
     command = {
         "simulate": [
@@ -85,15 +83,36 @@ def test_killed_writer_leaves_no_output_and_reruns(tmp_path, inputs, stage):
         ],
         "classical": ["classical", "--input", str(frames), "--output", str(target)],
     }[stage]
-    command = [sys.executable, "-m", "pipeline", *command]
+    return [sys.executable, "-m", "pipeline", *command]
+
+
+@pytest.mark.parametrize("stage", ["simulate", "infer", "classical"])
+def test_killed_writer_leaves_no_output_and_reruns(tmp_path, inputs, stage):
+    out = tmp_path / "out"
+    out.mkdir()
+    target = out / "result.h5"
+    command = writer_command(stage, inputs, out)
     run_until(command, started_writing(out))
     assert not target.exists() and not (out / "c.parquet").exists()
     leftovers = temporaries(out)  # a killed process cannot clean up: its temporary stays
-    assert all(p.name.startswith(".result.h5.tmp-") for p in leftovers)
+    assert leftovers and all(p.name.startswith(".result.h5.tmp-") for p in leftovers)
     subprocess.run(command, check=True, capture_output=True)
     with h5py.File(target) as f:
         name = "frames" if stage == "simulate" else "labels"
         assert f[name].shape[0] == FRAMES
+    assert temporaries(out) == []  # the rerun removed the dead process's temporary
+
+
+@pytest.mark.parametrize("stage", ["simulate", "infer"])
+def test_sigterm_leaves_no_output_and_no_temporary(tmp_path, inputs, stage):
+    """What SLURM (scancel, time limit) and Snakemake send: the process cleans up and exits
+    128 + 15. (SIGINT, the same handler: tests/test_atomic.py.)"""
+    signum = signal.SIGTERM
+    out = tmp_path / "out"
+    out.mkdir()
+    status = run_until(writer_command(stage, inputs, out), started_writing(out), signum=signum)
+    assert status == 128 + signum
+    assert list(out.iterdir()) == []
 
 
 def test_killed_evaluation_leaves_no_summary(tmp_path, inputs):

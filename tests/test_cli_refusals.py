@@ -6,6 +6,7 @@ cases through `infer` and `simulate`."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -31,14 +32,21 @@ def sets(overrides: dict) -> list[str]:
     return flags
 
 
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 def refused(capsys, argv: list[str], *names: str, out: Path) -> str:
-    """Run the CLI; check the one-line refusal naming `names`, and that `out` stays empty."""
+    """Run the CLI; check the one-line refusal naming `names`, that `out` stays empty, that no
+    file beside it (the inputs) changed and that no temporary was left anywhere."""
+    before = snapshot(out.parent)
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1, err
     for name in names:
         assert name in err, (name, err)
     assert not out.exists() or list(out.iterdir()) == [], list(out.iterdir())
+    assert snapshot(out.parent) == before
     return err
 
 
@@ -136,6 +144,32 @@ def pickled_code(path: Path) -> Path:
     return path
 
 
+def edited(path: Path, edit_card=None, edit_weights=None) -> Path:
+    """A valid checkpoint with its card or weights edited."""
+    checkpoint(path)
+    payload = torch.load(path, weights_only=True)
+    if edit_card is not None:
+        card = json.loads(payload["card"])
+        payload["card"] = json.dumps(edit_card(card))
+    if edit_weights is not None:
+        edit_weights(payload["state_dict"])
+    torch.save(payload, path)
+    return path
+
+
+def drop(key: str):
+    return lambda card: {k: v for k, v in card.items() if k != key}
+
+
+def with_card(**changes):
+    return lambda card: {**card, **changes}
+
+
+def nan_weight(state: dict) -> None:
+    first = next(k for k, v in state.items() if v.is_floating_point())
+    state[first].view(-1)[0] = float("nan")
+
+
 MODELS = {
     "pickled code": (pickled_code, "not a readable checkpoint"),
     "corrupt": (corrupt, "not a readable checkpoint"),
@@ -143,6 +177,32 @@ MODELS = {
     "other_classes": (lambda p: checkpoint(p, ["background", "tritium"]), "do not match"),
     "other_channels": (lambda p: checkpoint(p, in_channels=2), "input channel"),
     "missing": (lambda p: p, "no such checkpoint"),
+    "nan weights": (lambda p: edited(p, edit_weights=nan_weight), "weights are not finite (1 NaN"),
+    "card lacks normalise": (lambda p: edited(p, drop("normalise")), "card lacks ['normalise']"),
+    "card lacks classes": (lambda p: edited(p, drop("classes")), "card lacks ['classes']"),
+    "card format": (lambda p: edited(p, with_card(format=99)), "model card format 99"),
+    "card not a mapping": (lambda p: edited(p, lambda c: [1, 2]), "card is list, not a mapping"),
+    "card tile size": (lambda p: edited(p, with_card(tile_size=-64)), "tile_size -64 is not in"),
+    "card normalise": (
+        lambda p: edited(p, with_card(normalise={"kind": "log"})),
+        "model card normalise is invalid",
+    ),
+    "card unknown encoder": (
+        lambda p: edited(
+            p, lambda c: {**c, "architecture": {**c["architecture"], "encoder": "resnet999"}}
+        ),
+        "cannot build the card's architecture (encoder 'resnet999')",
+    ),
+    "card bad architecture": (
+        lambda p: edited(p, lambda c: {**c, "architecture": {**c["architecture"], "depth": 9}}),
+        "model card architecture is invalid",
+    ),
+    "state_dict not a mapping": (
+        lambda p: (
+            torch.save({"state_dict": [1], "card": torch.load(checkpoint(p))["card"]}, p) or p
+        ),
+        "state_dict is list, not a mapping",
+    ),
 }
 
 
@@ -216,3 +276,148 @@ def test_frames_the_stages_cannot_use(tmp_path, capsys, shape, flags, pattern):
         out=out,
     )
     assert re.search(pattern, err), err
+
+
+CONFIG_FILES = {
+    "binary config": (lambda p: put(p, bytes(range(256)) * 4), "not a text file"),
+    "directory as config": (lambda p: p.mkdir() or p, "config file not found"),
+    "config is a list": (lambda p: put(p, b"- 1\n- 2\n"), "top level must be a mapping"),
+}
+
+
+def put(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("case", list(CONFIG_FILES))
+def test_bad_config_files(tmp_path, capsys, frames, case):
+    make, pattern = CONFIG_FILES[case]
+    config = make(tmp_path / "my.yaml")
+    out = tmp_path / "out"
+    out.mkdir()
+    argv = ["classical", "--config", str(config), "--input", str(frames)]
+    err = refused(capsys, [*argv, "--output", str(out / "m.h5")], str(config), out=out)
+    assert pattern in err, err
+
+
+# values that would make work explode (memory, window counts) or mean nothing
+EXPLOSIVE = {
+    "overlap 0.99": ({"infer.overlap": 0.99}, "infer.overlap"),
+    "huge inference batch": ({"infer.batch_size": 1000}, "infer.batch_size x infer.window^2"),
+    "huge window": ({"infer.window": 100000}, "infer.window"),
+    "huge training batch": ({"tiles.size": 4096, "train.batch_size": 8}, "train.batch_size x"),
+    "frame a million wide": ({"detector.width": 10**6}, "detector.width"),
+    "a billion muons a frame": ({"sources.muon.rate_per_frame": 1e9}, "rate_per_frame"),
+    "hot-pixel stack of 10^4 frames": ({"calibrate.hot_mask_frames": 10**4}, "hot_mask_frames"),
+    "zero exposure": ({"activity.exposure_s": 0}, "activity.exposure_s"),
+    "string exposure": ({"activity.exposure_s": "ten minutes"}, "activity.exposure_s"),
+}
+
+
+@pytest.mark.parametrize("case", list(EXPLOSIVE))
+def test_config_values_that_would_explode(tmp_path, capsys, frames, case):
+    overrides, key = EXPLOSIVE[case]
+    out = tmp_path / "out"
+    out.mkdir()
+    argv = ["classical", "--input", str(frames), "--output", str(out / "m.h5"), *sets(overrides)]
+    refused(capsys, argv, key, out=out)
+
+
+def frames_file(path: Path, frames) -> Path:
+    return h5_file(path, __import__("numpy").asarray(frames))
+
+
+def saturated(path: Path) -> Path:
+    import numpy as np
+
+    data = np.full((3, 20, 24), 65535, np.uint16)
+    data[:, :5] = 1000
+    return frames_file(path, data)
+
+
+NO_NOISE = {
+    "constant frames": (
+        lambda p: frames_file(p, __import__("numpy").full((3, 20, 24), 1000.0, "float32")),
+        "sit at the frame's maximum",
+    ),
+    "saturated frames": (saturated, "frame 0: 75% of the pixels sit at the frame's maximum, 65535"),
+}
+
+
+@pytest.mark.parametrize("stage", ["classical", "infer"])
+@pytest.mark.parametrize("case", list(NO_NOISE))
+def test_frames_with_no_measurable_noise_are_refused_not_mapped_empty(
+    tmp_path, capsys, case, stage
+):
+    make, pattern = NO_NOISE[case]
+    frames = make(tmp_path / "f.h5")
+    out = tmp_path / "out"
+    out.mkdir()
+    model = ["--model", str(checkpoint(tmp_path / "model.pt"))] if stage == "infer" else []
+    argv = [stage, *model, "--input", str(frames), "--output", str(out / "m.h5")]
+    err = refused(capsys, argv, str(frames), "cannot calibrate", out=out)
+    assert pattern in err, err
+
+
+@pytest.fixture
+def catalogue_and_frames(tmp_path, frames) -> tuple[Path, Path]:
+    """A catalogue of two clusters, as `write_catalogue` writes it, and its frames."""
+    import pandas as pd
+
+    from pipeline.clusters import COLUMNS, write_catalogue
+
+    row = {c: 1.0 for c in COLUMNS} | {"frame": 0, "class": 3, "class_name": "tritium"}
+    out = tmp_path / "made"
+    out.mkdir()
+    write_catalogue(pd.DataFrame([row, row | {"frame": 2, "energy_kev": 5.9}]), out / "c.parquet")
+    return out / "c.parquet", frames
+
+
+def rewrite(path: Path, edit) -> Path:
+    import pandas as pd
+
+    table = edit(pd.read_parquet(path))
+    table.to_parquet(path)
+    return path
+
+
+CATALOGUES = {
+    "its CSV twin": (lambda c: c.with_suffix(".csv"), "give the .parquet file, not its CSV twin"),
+    "a frame file": (lambda c: h5_file(c.with_name("x.h5")), r"not a Parquet catalogue"),
+    "missing": (lambda c: c.with_name("none.parquet"), "no such catalogue file"),
+    "corrupt": (lambda c: put(c, b"PAR1" + b"\0" * 64), "cannot read the catalogue"),
+    "lacks columns": (
+        lambda c: rewrite(c, lambda t: t.drop(columns=["energy_kev", "class_name"])),
+        "catalogue lacks columns ['class_name', 'energy_kev']",
+    ),
+    "negative frames": (
+        lambda c: rewrite(c, lambda t: t.assign(frame=-1)),
+        "column 'frame' holds values that are not frame indices",
+    ),
+    "fractional frames": (
+        lambda c: rewrite(c, lambda t: t.assign(frame=0.5)),
+        "column 'frame' holds values that are not frame indices",
+    ),
+    "nan energies": (
+        lambda c: rewrite(c, lambda t: t.assign(energy_kev=float("nan"))),
+        "column 'energy_kev' holds non-finite",
+    ),
+    "frames beyond the file": (
+        lambda c: rewrite(c, lambda t: t.assign(frame=7)),
+        "",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CATALOGUES))
+def test_bad_catalogues_for_the_activity(tmp_path, capsys, catalogue_and_frames, case):
+    make, pattern = CATALOGUES[case]
+    catalogue, frames = catalogue_and_frames
+    bad = make(catalogue)
+    out = tmp_path / "out"
+    out.mkdir()
+    argv = ["activity", "--catalogue", str(bad), "--frames", str(frames)]
+    argv += ["--out", str(out / "a.json"), "--set", "activity.efficiency=0.3"]
+    err = refused(capsys, argv, str(bad), out=out)
+    assert pattern in err, err

@@ -3,6 +3,7 @@ reproducible HDF5 bytes and one-line errors for every kind of bad input."""
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -473,6 +474,42 @@ BAD_INPUTS = {
         {"io.fits.data_cols": [0, 99]},
         r"data_cols \[0, 99\] outside",
     ),
+}
+
+
+def with_attr(path: Path, key: str, value) -> Path:
+    h5_file(path)
+    with h5py.File(path, "a") as f:
+        f.attrs[key] = value
+    return path
+
+
+# attributes the pipeline uses (gain, pixel pitch, exposure, noise): type, shape, sign, finiteness
+BAD_ATTRS = {
+    "gain_negative": ("gain_adu_per_e", -1.9, "attr 'gain_adu_per_e' is -1.9; it must be positive"),
+    "gain_zero": ("gain_adu_per_e", 0.0, "attr 'gain_adu_per_e' is 0.0; it must be positive"),
+    "gain_nan": ("gain_adu_per_e", np.nan, "attr 'gain_adu_per_e' is float nan; expected one"),
+    "gain_string": ("gain_adu_per_e", "1.9", "attr 'gain_adu_per_e' is str '1.9'; expected one"),
+    "gain_array": ("gain_adu_per_e", np.array([1.0, 2.0]), "is list [1.0, 2.0]; expected one"),
+    "gain_bool": ("gain_adu_per_e", True, "attr 'gain_adu_per_e' is bool True"),
+    "pixel_zero": ("pixel_size_um", 0, "attr 'pixel_size_um' is 0; it must be positive"),
+    "exposure_negative": ("exposure_s", -600.0, "attr 'exposure_s' is -600.0; it must be positive"),
+    "exposure_zero": ("exposure_s", 0.0, "attr 'exposure_s' is 0.0; it must be positive"),
+    "exposure_string": ("exposure_s", "600 s", "attr 'exposure_s' is str '600 s'"),
+    "exposure_inf": ("exposure_s", np.inf, "attr 'exposure_s' is float inf"),
+    "noise_negative": (
+        "readout_noise_e",
+        -2.0,
+        "'readout_noise_e' is -2.0; it must be non-negative",
+    ),
+}
+BAD_INPUTS |= {
+    f"attr_{case}": (
+        lambda p, key=key, value=value: with_attr(p / "a.h5", key, value),
+        {},
+        re.escape(message),
+    )
+    for case, (key, value, message) in BAD_ATTRS.items()
 }
 
 

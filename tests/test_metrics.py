@@ -1,5 +1,7 @@
 """Pixel metrics: IoU, precision, recall per class and the macro IoU over signal classes."""
 
+import math
+
 import pytest
 import torch
 
@@ -15,3 +17,14 @@ def test_metrics_from_pixel_stats():
     assert metrics["macro_iou"] == pytest.approx(0.5)
     ignored = torch.tensor([[[0, 255, 255, 2]]])
     assert class_metrics(pixel_stats(pred, ignored, 3), ["background", "a", "b"])["iou_b"] == 1.0
+
+
+def test_nothing_to_score_is_nan_never_perfect():
+    classes = ["background", "a", "b"]
+    target = torch.tensor([[[0, 1, 1, 0]]])
+    pred = torch.tensor([[[0, 1, 0, 0]]])
+    metrics = class_metrics(pixel_stats(pred, target, 3), classes)
+    assert math.isnan(metrics["iou_b"]) and math.isnan(metrics["precision_b"])  # no b anywhere
+    assert metrics["macro_iou"] == pytest.approx(0.5)  # the mean of the defined scores
+    empty = class_metrics(torch.zeros(4, 3, dtype=torch.long), classes)  # an empty set
+    assert all(math.isnan(v) for v in empty.values())

@@ -1,6 +1,7 @@
 """Training: the loss falls, a killed run resumes to the same weights, DDP ranks agree, and the
 MLflow run holds what a colleague needs to compare and reproduce it."""
 
+import json
 import os
 import signal
 import socket
@@ -176,3 +177,26 @@ def test_device_and_precision_choices_without_a_gpu(tiny, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
     assert autocast_dtype("auto", cuda) == torch.float16
     assert autocast_dtype("off", cuda) is None
+
+
+def test_an_empty_validation_set_scores_none_never_perfect(tiny, tiny_files, tmp_path):
+    """No validation frames and no share held out: no score exists, so the card says null (not
+    the macro IoU 1.0 and loss 0.0 of an empty sum), MLflow gets no score, and the model kept is
+    the last epoch's."""
+    config = tiny.model_copy(
+        update={
+            "train": tiny.train.model_copy(
+                update={"val_frames": [], "epochs": 2, "steps_per_epoch": 2}
+            ),
+            "tiles": tiny.tiles.model_copy(update={"val_fraction": 0.0}),
+        }
+    )
+    result = train(config, progress=False)
+    card = json.loads((result.out / "model_card.json").read_text())
+    assert card["metrics"]["macro_iou"] is None and card["metrics"]["val_loss"] is None
+    assert all(v is None for k, v in card["metrics"].items() if k.startswith("iou_"))
+    assert result.state.best_epoch == 1
+    torch.testing.assert_close(_weights(result.out / "best.pt"), _weights(result.out / "last.pt"))
+    mlflow.set_tracking_uri(config.tracking.uri)
+    metrics = mlflow.get_run(result.state.run_id).data.metrics
+    assert "train_loss" in metrics and "macro_iou" not in metrics and "val_loss" not in metrics

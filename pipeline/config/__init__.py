@@ -173,7 +173,7 @@ def _format_error(error: dict[str, Any], source: str) -> str:
     message = error["msg"].removeprefix("Value error, ")
     got = repr(error.get("input"))
     if isinstance(error.get("input"), dict):  # a whole section: the message names the keys
-        return f"{source}: config section '{key}': {message}"
+        return f"{source}: config key '{key}': {message}"
     return f"{source}: config key '{key}': {message} (got {got[:200]})"
 
 
