@@ -27,6 +27,7 @@ EVALUATE_FILES = (
     "example_frame.png",
 )
 FRAME_SUFFIXES = (".h5", ".hdf5")
+SQLITE = "sqlite:///"
 
 Named = list[tuple[str, Path]]  # (what the path is: a config key and a note, the path)
 
@@ -67,12 +68,20 @@ def stage_outputs(stage: str, config: Config) -> Named:
         twins = [("the CSV twin of 'infer.catalogue'", catalogue_twin(p)) for _, p in catalogue]
         return _paths(config, "infer.output") + catalogue + twins
     if stage == "train":
-        return _directory(_paths(config, "train.out"), TRAIN_FILES)
+        return _directory(_paths(config, "train.out"), TRAIN_FILES) + _tracking_db(config)
     if stage == "evaluate":
-        return _directory(_paths(config, "evaluate.out"), EVALUATE_FILES)
+        return _directory(_paths(config, "evaluate.out"), EVALUATE_FILES) + _tracking_db(config)
     if stage == "activity":
         return _paths(config, "activity.out")
     return []
+
+
+def _tracking_db(config: Config) -> Named:
+    """The MLflow database a run writes to, when it is a local sqlite file."""
+    uri = config.tracking.uri
+    if not (config.tracking.enabled and uri.startswith(SQLITE)):
+        return []
+    return [("the MLflow database of 'tracking.uri'", Path(uri.removeprefix(SQLITE)))]
 
 
 def _directory(dirs: Named, files: Iterable[str]) -> Named:

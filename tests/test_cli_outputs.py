@@ -183,6 +183,33 @@ def test_a_file_an_output_directory_would_get_is_refused(tmp_path, capsys):
     assert_refused(capsys, argv, tmp_path, before, "summary.json")
 
 
+def test_the_mlflow_database_is_an_output_too(tmp_path, capsys):
+    files = make_inputs(tmp_path)
+    before = fingerprint(tmp_path)
+    argv = command("evaluate", files, {"--out": str(tmp_path / "eval")})
+    argv = [a for a in argv if a not in ("--set", "tracking.enabled=false")]
+    argv += ["--set", f"tracking.uri=sqlite:///{files['frames']}"]
+    assert_refused(capsys, argv, tmp_path, before, "MLflow database")
+
+
+def test_every_path_flag_of_every_stage_is_checked():
+    """The search for more members of the family: each flag that names a file is an input or
+    an output of its stage in pipeline.paths, so none can escape the check."""
+    from pipeline.cli import STAGES
+    from pipeline.config import load_config
+    from pipeline.paths import stage_inputs, stage_outputs
+
+    not_paths = {"train.device", "infer.device", "evaluate.names", "tracking.uri"}
+    for stage, spec in STAGES.items():
+        for flag in spec.flags:
+            if flag.action or flag.type is not str or flag.key in not_paths:
+                continue
+            value = ["/p/a", "/p/b"] if flag.nargs else "/p/a"
+            config = load_config(overrides={flag.key: value, "activity.efficiency": None})
+            named = stage_inputs(stage, config) + stage_outputs(stage, config)
+            assert any(f"'{flag.key}'" in what for what, _ in named), (stage, flag.key)
+
+
 def test_keys_set_with_set_are_checked_too(tmp_path, capsys):
     files = make_inputs(tmp_path)
     before = fingerprint(tmp_path)

@@ -17,7 +17,7 @@ from pipeline.cli import main
 from pipeline.config import load_config
 from pipeline.io import write_map
 from pipeline.model import build_model, model_card, save_checkpoint
-from tests.test_io import BAD_INPUTS, h5_file
+from tests.test_io import BAD_INPUTS, h5_file, put
 
 # cases about labels and class names: `classical` reads frames only, so only `evaluate` sees them
 TRUTH_ONLY = {"labels_shape", "labels_range", "labels_no_names", "names_mismatch"}
@@ -285,11 +285,6 @@ CONFIG_FILES = {
 }
 
 
-def put(path: Path, data: bytes) -> Path:
-    path.write_bytes(data)
-    return path
-
-
 @pytest.mark.parametrize("case", list(CONFIG_FILES))
 def test_bad_config_files(tmp_path, capsys, frames, case):
     make, pattern = CONFIG_FILES[case]
@@ -405,7 +400,7 @@ CATALOGUES = {
     ),
     "frames beyond the file": (
         lambda c: rewrite(c, lambda t: t.assign(frame=7)),
-        "",
+        "catalogue frames 7..7 exceed 3",
     ),
 }
 

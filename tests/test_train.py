@@ -18,6 +18,7 @@ import yaml
 
 from pipeline.config import config_to_dict
 from pipeline.model import load_checkpoint
+from pipeline.paths import TRAIN_FILES
 from pipeline.train import train
 
 
@@ -33,9 +34,7 @@ def test_loss_falls_and_mlflow_run_holds_the_record(tiny, tmp_path):
     losses = [h["train_loss"] for h in result.state.history]
     assert len(losses) == 4 and losses[-1] < 0.8 * losses[0]
     out = result.out
-    assert {"best.pt", "last.pt", "model_card.json", "training_curves.png"} <= {
-        p.name for p in out.iterdir()
-    }
+    assert set(TRAIN_FILES) <= {p.name for p in out.iterdir()}  # what pipeline.paths guards
     mlflow.set_tracking_uri(config.tracking.uri)
     run = mlflow.get_run(result.state.run_id)
     assert run.data.params["train.seed"] == str(config.train.seed)

@@ -223,4 +223,7 @@ def json_schema() -> dict[str, Any]:
 
 
 def write_schema(path: Path = SCHEMA_PATH) -> None:
-    path.write_text(yaml.safe_dump(json_schema(), sort_keys=False))
+    from pipeline.atomic import atomic_output
+
+    with atomic_output(path) as tmp:
+        tmp.write_text(yaml.safe_dump(json_schema(), sort_keys=False))
