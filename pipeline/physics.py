@@ -227,11 +227,34 @@ def electron_segments(
     physics: PhysicsConfig,
     rng: np.random.Generator,
 ) -> Segments:
-    """Compton electrons and betas: log-uniform energy, anywhere in the bulk, isotropic."""
+    """Compton electrons and betas, anywhere in the bulk, isotropic: a share `compton_fraction`
+    with the Klein-Nishina recoil energies of the gamma lines, the rest log-uniform in energy."""
     low, high = np.log(cfg.energy_kev[0]), np.log(cfg.energy_kev[1])
     energy = np.exp(rng.uniform(low, high, n))
+    if cfg.compton_fraction > 0:
+        compton = rng.random(n) < cfg.compton_fraction
+        gammas = rng.choice(np.asarray(cfg.gamma_lines_kev), size=int(compton.sum()))
+        energy[compton] = np.maximum(compton_electron_kev(gammas, rng), cfg.energy_kev[0])
     start = np.column_stack([_uniform_xy(n, det, rng), rng.uniform(0, det.thickness_um, n)])
     return transport_electrons(start, _isotropic(n, rng), energy, physics, det.thickness_um, rng)
+
+
+def compton_electron_kev(gamma_kev: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Recoil-electron kinetic energies of Compton scattering of photons of `gamma_kev`: the
+    scattering angle drawn from the Klein-Nishina cross-section by rejection (its maximum over
+    angles is 2, in the forward direction), T = E - E'."""
+    gamma_kev = np.asarray(gamma_kev, dtype=float)
+    cos = np.empty_like(gamma_kev)
+    todo = np.arange(len(gamma_kev))
+    while todo.size:
+        trial = rng.uniform(-1, 1, todo.size)
+        ratio = 1 / (1 + gamma_kev[todo] / ELECTRON_MASS_KEV * (1 - trial))  # E'/E
+        density = ratio**2 * (ratio + 1 / ratio - (1 - trial**2))
+        accept = rng.random(todo.size) * 2 < density
+        cos[todo[accept]] = trial[accept]
+        todo = todo[~accept]
+    scattered = gamma_kev / (1 + gamma_kev / ELECTRON_MASS_KEV * (1 - cos))
+    return gamma_kev - scattered
 
 
 def xray_energies_and_depths(
@@ -257,9 +280,16 @@ def xray_energies_and_depths(
 def xray_segments(
     n: int, cfg: XrayConfig, det: DetectorConfig, rng: np.random.Generator
 ) -> Segments:
-    """Point-like conversions (the photoelectron range is far below a pixel)."""
+    """Point-like conversions (the photoelectron range is far below a pixel), entering from the
+    back (depth measured from the back surface), from the front, or uniform in depth."""
     energy, depth = xray_energies_and_depths(n, cfg, det.thickness_um, rng)
-    point = np.column_stack([_uniform_xy(n, det, rng), det.thickness_um - depth])
+    if cfg.entry == "back":
+        z = det.thickness_um - depth
+    elif cfg.entry == "front":
+        z = depth
+    else:  # a penetrating gamma background converts anywhere; its energy set stays the lines'
+        z = rng.uniform(0, det.thickness_um, n)
+    point = np.column_stack([_uniform_xy(n, det, rng), z])
     return Segments(point, point.copy(), energy, np.arange(n), np.zeros(n))
 
 
@@ -273,16 +303,18 @@ def muon_segments(
     """Straight minimum-ionising tracks through the whole thickness.
 
     Flux per solid angle ~ cos^2(zenith) through a horizontal sensor (one more cos for the
-    projected area): pdf(cos) ~ cos^3. Tracks longer than the frame diagonal add no pixels, so the
-    zenith angle is capped there. The total charge follows a Moyal (Landau-like) law with the
-    configured most probable value per um; segments share it by their own Moyal fluctuations.
+    projected area): pdf(cos) ~ cos^p, p = `cos_power` (3 at sea level). Tracks longer than the
+    frame diagonal add no pixels, so the zenith angle is capped there. The total charge follows a
+    Moyal (Landau-like) law with the configured most probable value per um; segments share it by
+    their own Moyal fluctuations.
     """
     if n == 0:
         return Segments.empty()
     diag = np.hypot(det.width, det.height) * det.pixel_size_um
     cos_min = np.cos(np.arctan(diag / det.thickness_um))
     u = rng.random(n)
-    cos = (cos_min**4 + u * (1 - cos_min**4)) ** 0.25
+    power = cfg.cos_power + 1  # inverse CDF of pdf(cos) ~ cos^p on [cos_min, 1]
+    cos = (cos_min**power + u * (1 - cos_min**power)) ** (1 / power)
     sin, phi = np.sqrt(1 - cos**2), rng.uniform(0, 2 * np.pi, n)
     direction = np.stack([sin * np.cos(phi), sin * np.sin(phi), -cos], axis=1)
     length = det.thickness_um / cos

@@ -48,9 +48,10 @@ def git_commit(repo: Path = REPO_ROOT) -> str:
     return f"{commit}-dirty" if dirty else commit
 
 
-def data_hash(paths: Iterable[str | Path]) -> str:
-    """SHA-256 over the names and bytes of the input files (streamed)."""
-    digest = hashlib.sha256()
+def data_hash(paths: Iterable[str | Path], extra: str = "") -> str:
+    """SHA-256 over the names and bytes of the input files (streamed), and `extra` (what
+    simulated-on-the-fly data depend on)."""
+    digest = hashlib.sha256(extra.encode())
     for path in sorted(Path(p) for p in paths):
         digest.update(path.name.encode())
         with path.open("rb") as fh:

@@ -18,7 +18,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import segmentation_models_pytorch as smp
 import torch
 import torch.distributed as dist
@@ -28,6 +27,7 @@ from tqdm import tqdm
 
 from pipeline import tiles, tracking
 from pipeline.config import Config, ConfigError, TrainConfig
+from pipeline.data import Data, build_data
 from pipeline.io import atomic_output
 from pipeline.metrics import class_metrics, pixel_stats
 from pipeline.model import build_model, load_checkpoint, model_card, save_checkpoint, unwrap
@@ -106,60 +106,6 @@ class SegmentationLoss(nn.Module):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return self.dice(logits, target) + self.pixel(logits, target)
-
-
-# ---------------------------------------------------------------- data
-
-
-@dataclass
-class Data:
-    train: DataLoader
-    val: DataLoader
-    sampler: tiles.TileSampler
-    data_hash: str
-
-
-def build_data(config: Config, world: Distributed) -> Data:
-    cfg = config.train
-    train_source = tiles.FrameSource(cfg.frames, config)
-    all_frames = [(f, i) for f, shape in enumerate(train_source.shapes) for i in range(shape[0])]
-    if cfg.val_frames:
-        val_source = tiles.FrameSource(cfg.val_frames, config)
-        train_frames = all_frames
-        val_frames = [(f, i) for f, shape in enumerate(val_source.shapes) for i in range(shape[0])]
-    else:
-        train_idx, val_idx = tiles.split_frames(
-            len(all_frames), config.tiles.val_fraction, cfg.seed
-        )
-        val_source, train_frames = train_source, [all_frames[i] for i in train_idx]
-        val_frames = [all_frames[i] for i in val_idx]
-    train_tiles = train_source.grid(train_frames)
-    sampler = tiles.TileSampler(
-        train_source.rare_weights(train_tiles),
-        cfg.steps_per_epoch * cfg.batch_size * world.world,
-        cfg.seed,
-        world.rank,
-        world.world,
-    )
-    val_tiles = val_source.grid(val_frames)
-    keep = np.random.default_rng(cfg.seed).permutation(len(val_tiles))[: cfg.val_tiles]
-    val_tiles = [val_tiles[i] for i in sorted(keep)]
-    loader = dict(num_workers=cfg.workers, persistent_workers=cfg.workers > 0)
-    train = DataLoader(
-        tiles.TileDataset(train_source, train_tiles, config, train=True, seed=cfg.seed),
-        batch_size=cfg.batch_size,
-        sampler=sampler,
-        drop_last=True,
-        **loader,
-    )
-    val = DataLoader(
-        tiles.TileDataset(val_source, val_tiles, config, train=False, seed=cfg.seed),
-        batch_size=cfg.batch_size,
-        shuffle=False,
-        **loader,
-    )
-    files = [*cfg.frames, *cfg.val_frames]
-    return Data(train, val, sampler, tracking.data_hash(files))
 
 
 # ---------------------------------------------------------------- loop

@@ -84,6 +84,7 @@ class XrayConfig(Section):
     continuum_kev: tuple[float, float]
     continuum_ref_kev: float = Field(gt=0)
     continuum_ref_attenuation_um: float = Field(gt=0)
+    entry: Literal["back", "front", "uniform"] = "back"
 
 
 class MuonConfig(Section):
@@ -91,11 +92,14 @@ class MuonConfig(Section):
     mpv_e_per_um: float = Field(gt=0)
     landau_width_e_per_um: float = Field(gt=0)
     step_um: float = Field(gt=0)
+    cos_power: float = Field(default=3.0, ge=0, le=20)
 
 
 class ElectronConfig(Section):
     rate_per_frame: float = Field(ge=0, le=MAX_RATE)
     energy_kev: tuple[float, float]
+    compton_fraction: float = Field(default=0.0, ge=0, le=1)
+    gamma_lines_kev: list[float] = Field(default_factory=lambda: [1460.8], min_length=1)
 
 
 class AlphaConfig(Section):
@@ -182,6 +186,38 @@ class TilesConfig(Section):
     def _overlap(self) -> TilesConfig:
         if self.overlap >= self.size:
             raise ValueError(f"overlap {self.overlap} must be smaller than size {self.size}")
+        return self
+
+
+Range = tuple[float, float]
+
+
+class StreamConfig(Section):
+    """Training tiles simulated on the fly, each from a detector drawn from these ranges."""
+
+    weight: float = Field(ge=0, le=1)
+    readout_noise_e: Range
+    gain_adu_per_e: Range
+    pedestal_row_drift_adu: Range
+    dark_current_e: Range
+    diffusion_scale: Range
+    thickness_um: Range
+    backside_pcc_um: Range
+    hot_pixel_fraction: Range
+    hot_columns_per_1k: Range
+    occupancy: Range
+    muon_cos_power: Range
+    xray_entry: dict[Literal["back", "front", "uniform"], float]
+    compton_fraction: float = Field(ge=0, le=1)
+    rate_scale: dict[str, float]
+
+    @model_validator(mode="after")
+    def _ranges(self) -> StreamConfig:
+        for name, value in self:
+            if isinstance(value, tuple) and not 0 <= value[0] <= value[1]:
+                raise ValueError(f"stream.{name}: a range [low, high] with 0 <= low <= high")
+        if not self.xray_entry or min(self.xray_entry.values()) < 0:
+            raise ValueError("stream.xray_entry: non-negative weights of back, front, uniform")
         return self
 
 
@@ -329,6 +365,7 @@ class Config(Section):
     normalise: NormaliseConfig
     tiles: TilesConfig
     augment: AugmentConfig
+    stream: StreamConfig
     model: ModelConfig
     train: TrainConfig
     infer: InferConfig
@@ -361,6 +398,12 @@ class Config(Section):
                     f"{what} = {batch * edge**2:,} pixels per batch, more than "
                     f"{MAX_BATCH_PIXELS:,} (memory); lower the batch size"
                 )
+        sources = set(SourcesConfig.model_fields)
+        if set(self.stream.rate_scale) - sources:
+            raise ValueError(
+                f"stream.rate_scale names {sorted(set(self.stream.rate_scale) - sources)}; "
+                f"the sources are {sorted(sources)}"
+            )
         unknown = [c for c in self.tiles.rare_classes if c not in self.classes]
         if unknown:
             raise ValueError(f"tiles.rare_classes {unknown} are not in classes {self.classes}")
