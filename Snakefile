@@ -28,6 +28,7 @@ rule all:
     input:
         "results/model/best.pt",
         "results/evaluation/summary.json",
+        ["results/evaluation/suite.md"] if SUITE else [],
         "results/activity/heldout.json",
         expand("results/maps/{name}.unet.h5", name=INPUTS),
         expand("results/activity/{name}.json", name=INPUTS),
@@ -36,7 +37,8 @@ rule all:
 
 onsuccess:
     print(
-        "Results: results/ (model/best.pt, maps/, catalogues/, evaluation/comparison.md, "
+        "Results: results/ (model/best.pt, maps/, catalogues/, evaluation/comparison.md and "
+        "suite.md, "
         f"activity/). MLflow runs: mlflow ui --backend-store-uri {config['tracking']['uri']}. "
         "Report: snakemake --report report.html"
     )

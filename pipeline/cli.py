@@ -69,6 +69,7 @@ def _run_simulate(config: Config) -> None:
 
 
 def _run_inspect(config: Config) -> None:
+    from pipeline.inspect import describe
     from pipeline.io import open_frames
 
     _require(config, "inspect.input")
@@ -124,6 +125,17 @@ def _run_evaluate(config: Config) -> None:
     log_evaluation(config, summary, Path(cfg.out))
     print(comparison_table(summary, config.classes), end="")
     print(f"wrote {cfg.out}/summary.json, comparison.md and plots")
+
+
+def _run_suite(config: Config) -> None:
+    from pipeline.suite import write_suite
+
+    cfg = config.evaluate
+    _require(config, "evaluate.suite")
+    names = cfg.suite_names or [Path(p).parent.name for p in cfg.suite]
+    out = write_suite(cfg.suite, names, cfg.suite_out, config.classes)
+    print(out.read_text(), end="")
+    print(f"wrote {out} and {out.with_suffix('.html')}")
 
 
 def _run_activity(config: Config) -> None:
@@ -186,33 +198,6 @@ def _efficiency(config: Config) -> tuple[float, float]:
     if cfg.model is not None:
         return model_efficiency_with_error(config, cfg.model, cfg.efficiency_frames)
     return efficiency_with_error(config, cfg.efficiency_frames)
-
-
-def describe(frames: Any) -> dict[str, Any]:
-    """A short, YAML-friendly summary of an opened frame file."""
-    summary: dict[str, Any] = {
-        "file": str(frames.path),
-        "format": frames.format,
-        "frames": list(frames.frames.shape),
-        "dtype": str(frames.frames.dtype),
-        "attrs": {k: v for k, v in frames.attrs.items() if k != "simulator_config"},
-    }
-    if frames.labels is not None:
-        counts = _pixel_counts(frames.labels, len(frames.class_names))
-        summary["labelled pixels"] = dict(zip(frames.class_names, counts, strict=True))
-    if frames.events is not None:
-        classes = frames.events["class"]
-        summary["events"] = {
-            name: int((classes == i).sum()) for i, name in enumerate(frames.class_names)
-        }
-    return summary
-
-
-def _pixel_counts(labels: Any, n_classes: int) -> list[int]:
-    import dask.array as da
-
-    counts = da.bincount(labels.ravel(), minlength=n_classes).compute()
-    return [int(c) for c in counts]
 
 
 STAGES: dict[str, Stage] = {
@@ -313,6 +298,19 @@ STAGES: dict[str, Stage] = {
             Flag("--pred", "evaluate.pred", "map files", nargs="+"),
             Flag("--names", "evaluate.names", "a name per map file", nargs="+"),
             Flag("--out", "evaluate.out", "output directory"),
+        ),
+    ),
+    "suite": Stage(
+        help="the generalisation suite: each method on each detector, side by side",
+        description=(
+            "Reads: the summary.json that `evaluate` wrote for each detector. Writes: a table "
+            "with a row per detector and class (Markdown) and its HTML twin."
+        ),
+        run=_run_suite,
+        flags=(
+            Flag("--summaries", "evaluate.suite", "summary.json per detector", nargs="+"),
+            Flag("--names", "evaluate.suite_names", "a detector name per summary", nargs="+"),
+            Flag("--out", "evaluate.suite_out", "Markdown table to write (.md)"),
         ),
     ),
     "activity": Stage(

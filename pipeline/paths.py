@@ -51,6 +51,7 @@ def stage_inputs(stage: str, config: Config) -> Named:
         "infer": ["infer.model", "infer.input"],
         "classical": ["infer.input"],
         "evaluate": ["evaluate.truth", "evaluate.pred"],
+        "suite": ["evaluate.suite"],
         "activity": ["activity.catalogue", "activity.frames", "activity.model"],
     }.get(stage, [])
     if stage == "activity" and config.activity.efficiency is not None:
@@ -73,6 +74,11 @@ def stage_outputs(stage: str, config: Config) -> Named:
         return _directory(_paths(config, "evaluate.out"), EVALUATE_FILES) + _tracking_db(config)
     if stage == "activity":
         return _paths(config, "activity.out")
+    if stage == "suite":
+        out = _paths(config, "evaluate.suite_out")
+        return out + [
+            ("the HTML twin of 'evaluate.suite_out'", p.with_suffix(".html")) for _, p in out
+        ]
     return []
 
 

@@ -138,11 +138,19 @@ def _deflect(direction: np.ndarray, theta: np.ndarray, rng: np.random.Generator)
 
 
 def _highland_theta0(energy_kev: np.ndarray, step_um: np.ndarray, x0_um: float) -> np.ndarray:
+    """Highland width per projection: 13.6 MeV/(beta c p) sqrt(x/X0) [1 + 0.038 ln(x/(X0 beta^2))].
+
+    PDG, Passage of particles through matter (eq. 34.16 in RPP 2020-2024; Lynch & Dahl, NIM B 58
+    (1991) 6). The 1/beta^2 in the logarithm matters for slow electrons: without it theta0 is 7%
+    too small at 100 keV and 20% at 20 keV.
+    """
     total = energy_kev + ELECTRON_MASS_KEV
     pc = np.sqrt(np.maximum(total**2 - ELECTRON_MASS_KEV**2, 1e-12))
-    beta_pc_mev = pc * (pc / total) / 1000.0
+    beta = pc / total
+    beta_pc_mev = pc * beta / 1000.0
     t = np.maximum(step_um / x0_um, 1e-12)
-    return HIGHLAND_MEV / beta_pc_mev * np.sqrt(t) * np.maximum(1 + HIGHLAND_LOG * np.log(t), 0.1)
+    log_term = 1 + HIGHLAND_LOG * np.log(t / beta**2)
+    return HIGHLAND_MEV / beta_pc_mev * np.sqrt(t) * np.maximum(log_term, 0.1)
 
 
 # ---------------------------------------------------------------- transport

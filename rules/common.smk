@@ -11,16 +11,21 @@ STAGE_SECTIONS = {
     "simulate": ["classes", "detector", "physics", "sources", "io"],
     "train": [
         "classes", "io", "calibrate", "normalise", "tiles", "augment", "model", "train",
-        "tracking", "physics",
+        "tracking", "physics", "stream", "detector", "sources",
     ],
     "infer": ["classes", "io", "calibrate", "physics", "infer"],
     "classical": ["classes", "io", "calibrate", "physics", "classical"],
     "evaluate": ["classes", "io", "calibrate", "physics", "evaluate", "tracking"],
+    "suite": ["classes", "evaluate"],
     "activity": [
         "classes", "io", "physics", "detector", "sources", "activity", "calibrate", "infer",
     ],
 }
 SIMULATED = config["simulate"]["datasets"]
+SUITE = config["workflow"]["suite"]  # simulated detectors both methods are scored on
+for _name in SUITE:
+    if _name not in SIMULATED:
+        raise WorkflowError(f"workflow.suite: {_name!r} is not a dataset of simulate.datasets")
 
 
 def dataset_overrides(name):

@@ -1,6 +1,6 @@
-# The U-Net and the classical reconstruction scored side by side on the held-out frames, and the
-# tritium activity of each file (held-out and the user's), see pipeline/evaluate.py and
-# pipeline/activity.py.
+# The U-Net and the classical reconstruction scored side by side on the held-out frames and on
+# each detector of the generalisation suite, and the tritium activity of each file (held-out and
+# the user's), see pipeline/evaluate.py, pipeline/suite.py and pipeline/activity.py.
 
 
 rule evaluate:
@@ -74,3 +74,58 @@ rule activity:
         "python -m pipeline activity --config {input.config} --catalogue {input.catalogue}"
         " --frames {input.frames:q} --model {input.model} --out {output} {params.detector}"
         " > {log} 2>&1"
+
+
+rule evaluate_detector:
+    input:
+        config="results/config/evaluate.yaml",
+        truth="data/sim/{name}.h5",
+        unet="results/maps/{name}.unet.h5",
+        classical="results/maps/{name}.classical.h5",
+    output:
+        summary="results/suite/{name}/summary.json",
+    params:
+        out=lambda wildcards, output: Path(output.summary).parent,
+        tracking_uri=config["tracking"]["uri"],
+    conda:
+        "../environment.yml"
+    log:
+        "logs/evaluate/{name}.log",
+    benchmark:
+        "benchmarks/evaluate/{name}.tsv"
+    wildcard_constraints:
+        name="|".join(SUITE) or "^$",
+    threads: cpus("evaluate")
+    resources:
+        **job_resources("evaluate"),
+    shell:
+        "python -m pipeline evaluate --config {input.config} --truth {input.truth}"
+        " --pred {input.unet} {input.classical} --names unet classical --out {params.out}"
+        " --set tracking.uri={params.tracking_uri} > {log} 2>&1"
+
+
+rule suite:
+    input:
+        config="results/config/suite.yaml",
+        summaries=expand("results/suite/{name}/summary.json", name=SUITE),
+    output:
+        table="results/evaluation/suite.md",
+        html=report(
+            "results/evaluation/suite.html",
+            caption="../report/suite.rst",
+            category="Evaluation",
+        ),
+    params:
+        names=" ".join(SUITE),
+    conda:
+        "../environment.yml"
+    log:
+        "logs/suite.log",
+    benchmark:
+        "benchmarks/suite.tsv"
+    threads: cpus("evaluate")
+    resources:
+        **job_resources("evaluate"),
+    shell:
+        "python -m pipeline suite --config {input.config} --summaries {input.summaries}"
+        " --names {params.names} --out {output.table} > {log} 2>&1"

@@ -79,7 +79,8 @@ def workflow_run(tmp_path_factory):
     own = load_config(overrides={"detector.height": 64, "detector.width": 64})
     simulate_file(own, base / "own" / "run7.h5", 1, seed=3, root=True, progress=False)
     small = base / "small.yaml"
-    small.write_text(SMALL + f"workflow: {{inputs: ['{base}/own/*.root']}}\n")
+    # one detector of the generalisation suite, to run its rules at tiny size
+    small.write_text(SMALL + f"workflow: {{inputs: ['{base}/own/*.root'], suite: [suite_noisy]}}\n")
     work = base / "wf"
     result = snakemake(work, "--configfile", str(small))
     assert result.returncode == 0, result.stderr[-3000:]

@@ -69,6 +69,7 @@ def test_several_gpus_train_through_torchrun(tmp_path):
         ("tiles:\n  size: -64\n", "size"),
         ("workflow:\n  inputs: [/nowhere/run1.fits]\n", "/nowhere/run1.fits"),
         ("workflow:\n  inputs: ['/nowhere/*.root']\n", "/nowhere/*.root"),
+        ("workflow:\n  suite: [suite_nowhere]\n", "suite_nowhere"),
     ],
 )
 def test_bad_config_stops_before_any_job(tmp_path, text, named):
@@ -94,6 +95,10 @@ def test_workflow_runs_and_reruns_only_on_relevant_change(workflow_run):
         "results/catalogues/heldout.unet.parquet",
         "results/evaluation/summary.json",
         "results/activity/heldout.json",
+        # the generalisation suite (one detector at this size): its scores and the table
+        "results/suite/suite_noisy/summary.json",
+        "results/evaluation/suite.md",
+        "results/evaluation/suite.html",
         # the user's own file: its map, catalogue and activity
         "results/maps/run7.unet.h5",
         "results/catalogues/run7.unet.csv",
@@ -129,6 +134,7 @@ def test_report_builds_with_the_evaluation_plots(workflow_run):
         "spectra.png",
         "example_frame.png",
         "comparison.html",
+        "suite.html",
         "training_curves.png",
     ):
         assert name in html, name

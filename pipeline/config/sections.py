@@ -324,6 +324,9 @@ class EvaluateConfig(Section):
     pred: list[str]
     names: list[str]
     out: str
+    suite: list[str]
+    suite_names: list[str]
+    suite_out: str
 
 
 class TrackingConfig(Section):
@@ -350,6 +353,7 @@ class WorkflowResources(Section):
 
 class WorkflowConfig(Section):
     inputs: list[str]
+    suite: list[str]
     resources: WorkflowResources
 
 
@@ -398,6 +402,9 @@ class Config(Section):
                     f"{what} = {batch * edge**2:,} pixels per batch, more than "
                     f"{MAX_BATCH_PIXELS:,} (memory); lower the batch size"
                 )
+        missing = [d for d in self.workflow.suite if d not in self.simulate.datasets]
+        if missing:
+            raise ValueError(f"workflow.suite names {missing}, not datasets of simulate.datasets")
         sources = set(SourcesConfig.model_fields)
         if set(self.stream.rate_scale) - sources:
             raise ValueError(

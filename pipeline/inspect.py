@@ -1,0 +1,33 @@
+"""What a frame file holds (the `inspect` stage): a short, YAML-friendly summary of an opened
+file: path, format, shape, dtype, attributes, labelled pixels and events per class."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def describe(frames: Any) -> dict[str, Any]:
+    """A short, YAML-friendly summary of an opened frame file."""
+    summary: dict[str, Any] = {
+        "file": str(frames.path),
+        "format": frames.format,
+        "frames": list(frames.frames.shape),
+        "dtype": str(frames.frames.dtype),
+        "attrs": {k: v for k, v in frames.attrs.items() if k != "simulator_config"},
+    }
+    if frames.labels is not None:
+        counts = _pixel_counts(frames.labels, len(frames.class_names))
+        summary["labelled pixels"] = dict(zip(frames.class_names, counts, strict=True))
+    if frames.events is not None:
+        classes = frames.events["class"]
+        summary["events"] = {
+            name: int((classes == i).sum()) for i, name in enumerate(frames.class_names)
+        }
+    return summary
+
+
+def _pixel_counts(labels: Any, n_classes: int) -> list[int]:
+    import dask.array as da
+
+    counts = da.bincount(labels.ravel(), minlength=n_classes).compute()
+    return [int(c) for c in counts]

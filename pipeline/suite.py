@@ -1,0 +1,100 @@
+"""The generalisation suite (the `suite` stage): every method on every held-out detector, side by
+side.
+
+Owns reading the `summary.json` that `evaluate` wrote for each detector of the suite (held-out
+detectors away from the training detector, simulated with seeds never used in training) and
+writing one table, a row per detector and class and a macro row per detector, as Markdown
+(`suite.md`) and as HTML for the Snakemake report (`suite.html`, beside it).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.atomic import atomic_output
+from pipeline.config import ConfigError
+
+METRICS = (("cluster F1", "cluster_f1"), ("pixel IoU", "pixel_iou"))
+
+
+def read_summaries(paths: Sequence[str | Path], names: Sequence[str]) -> dict[str, dict]:
+    """detector name -> the evaluation summary (method -> scores) of its summary.json."""
+    if len(paths) != len(names):
+        raise ConfigError(f"{len(names)} suite names for {len(paths)} summary files")
+    summaries = {}
+    for name, path in zip(names, paths, strict=True):
+        try:
+            summaries[name] = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"{path}: not an evaluation summary ({exc})") from None
+    return summaries
+
+
+def _cell(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def suite_frame(summaries: dict[str, dict], classes: Sequence[str]) -> pd.DataFrame:
+    """The table: detector, class, then per method its cluster F1 and pixel IoU."""
+    rows = []
+    for detector, summary in summaries.items():
+        methods = list(summary)
+        for cls in [*classes[1:], "macro"]:
+            row = {"detector": detector, "class": cls}
+            for method in methods:
+                scores = summary[method]
+                for label, key in METRICS:
+                    value = (
+                        scores[f"macro_{key}"]
+                        if cls == "macro"
+                        else (scores["per_class"][cls][key])
+                    )
+                    row[f"{method} {label}"] = _cell(value)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def wins(summaries: dict[str, dict], method: str, reference: str) -> tuple[int, int]:
+    """On how many detectors `method`'s macro cluster F1 is >= `reference`'s, of how many."""
+    won = sum(
+        (s[method]["macro_cluster_f1"] or 0) >= (s[reference]["macro_cluster_f1"] or 0)
+        for s in summaries.values()
+    )
+    return won, len(summaries)
+
+
+def suite_markdown(summaries: dict[str, dict], classes: Sequence[str]) -> str:
+    table = suite_frame(summaries, classes)
+    lines = ["| " + " | ".join(table.columns) + " |", "|---" * len(table.columns) + "|"]
+    for row in table.itertuples(index=False):
+        cells = [f"**{c}**" if row[1] == "macro" else str(c) for c in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    methods = list(next(iter(summaries.values())))
+    if len(methods) >= 2:
+        won, total = wins(summaries, methods[0], methods[1])
+        lines.append(
+            f"\n{methods[0]} macro cluster F1 >= {methods[1]}'s on {won} of {total} detectors.\n"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_suite(
+    summary_paths: Sequence[str | Path],
+    names: Sequence[str],
+    out: str | Path,
+    classes: Sequence[str],
+) -> Path:
+    """Write `out` (Markdown) and its `.html` twin; returns `out`."""
+    summaries = read_summaries(summary_paths, names)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    html = suite_frame(summaries, classes).to_html(index=False, border=0)
+    with atomic_output(out.with_suffix(".html")) as tmp:
+        tmp.write_text(html)
+    with atomic_output(out) as tmp:
+        tmp.write_text(suite_markdown(summaries, classes))
+    return out
