@@ -6,7 +6,12 @@ from __future__ import annotations
 import itertools
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from pipeline.config.base import Section
+from pipeline.config.workflow import JobResources, WorkflowConfig, WorkflowResources
+
+__all__ = ["JobResources", "Section", "WorkflowConfig", "WorkflowResources"]  # re-exported
 
 MAX_FRAME_EDGE = 16384  # pixels
 MAX_WINDOW = 8192  # network window or tile edge, pixels
@@ -15,10 +20,6 @@ MAX_RATE = 1e5
 # pixels through the network in one batch (batch x window^2): 2^26 px of U-Net activations fill
 # ~100 GB, the largest GPUs
 MAX_BATCH_PIXELS = 2**26
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class DetectorConfig(Section):
@@ -333,28 +334,6 @@ class TrackingConfig(Section):
     enabled: bool
     uri: str
     experiment: str
-
-
-class JobResources(Section):
-    cpus: int = Field(gt=0)
-    gpus: int = Field(ge=0)
-    mem_mb: int = Field(gt=0)
-    runtime_min: int = Field(gt=0)
-
-
-class WorkflowResources(Section):
-    simulate: JobResources
-    train: JobResources
-    infer: JobResources
-    classical: JobResources
-    evaluate: JobResources
-    activity: JobResources
-
-
-class WorkflowConfig(Section):
-    inputs: list[str]
-    suite: list[str]
-    resources: WorkflowResources
 
 
 class Config(Section):
