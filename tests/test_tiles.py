@@ -77,3 +77,15 @@ def test_training_source_refuses_files_without_labels(tiny, tmp_path):
         writer.append(np.zeros((32, 32), np.float32))
     with pytest.raises(FrameFileError, match="training needs labels"):
         tiles.FrameSource([path], tiny)
+
+
+def test_data_loader_workers_read_frames_without_deadlock(tiny):
+    """A worker forked after the parent computed dask arrays (calibration) must not wait on the
+    parent's dask thread pool, which does not exist in the child: it hung before."""
+    from torch.utils.data import DataLoader
+
+    source = tiles.FrameSource(tiny.train.frames, tiny)
+    dataset = tiles.TileDataset(source, source.grid([(0, 0), (0, 1)]), tiny, False, 0)
+    loader = DataLoader(dataset, batch_size=2, num_workers=1, timeout=60)
+    first = [x for x, _ in loader]
+    assert torch.equal(torch.cat(first), torch.stack([dataset[i][0] for i in range(len(dataset))]))

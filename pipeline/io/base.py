@@ -72,8 +72,8 @@ class FrameFile:
     def read(self, what: str, index: int) -> np.ndarray:
         """Frame `index` of `frames`, `labels` or `instances`, computed. Data are read lazily, so
         a corrupt chunk may surface only here: it is a FrameFileError naming the file."""
-        try:
-            return np.asarray(getattr(self, what)[index].compute())
+        try:  # one frame is one chunk; dask's thread pool would deadlock in a forked worker
+            return np.asarray(getattr(self, what)[index].compute(scheduler="synchronous"))
         except Exception as exc:
             raise FrameFileError(
                 self.path,

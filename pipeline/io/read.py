@@ -72,7 +72,7 @@ def _scan(arr: da.Array, is_bad: Callable[[np.ndarray], np.ndarray]) -> tuple[in
     """Stream over `arr` one chunk row at a time: how many bad values, where the first is, which."""
     count, first, values, start = 0, None, Counter(), 0
     for n in arr.chunks[0]:
-        block = np.asarray(arr[start : start + n].compute())
+        block = np.asarray(arr[start : start + n].compute(scheduler="synchronous"))
         mask = is_bad(block)
         if mask.any():
             if first is None:
