@@ -62,4 +62,5 @@ def test_compare_runs_notebook(workflow_run):
             {"tracking_uri": f"sqlite:///{work / 'mlruns.db'}", "experiment": "ccd-decay-unet"},
         )
     )
-    assert "2 runs in experiment" in text  # the training run and the evaluation run
+    # the training run, the held-out evaluation and the one suite detector's evaluation
+    assert "3 runs in experiment" in text
