@@ -9,6 +9,7 @@ names the file or key, and exit status 2.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -82,7 +83,7 @@ def _run_train(config: Config) -> None:
 
     result = train(config)
     state = result.state
-    if state.best_metric == state.best_metric:  # not NaN
+    if not math.isnan(state.best_metric):
         print(
             f"best macro IoU {state.best_metric:.4f} at epoch {state.best_epoch}; "
             f"model: {result.out / 'best.pt'}"

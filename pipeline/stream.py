@@ -21,12 +21,12 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from pipeline import augment, calibrate
-from pipeline.config import Config, StreamConfig, config_to_dict
+from pipeline.config import Config, SourcesConfig, StreamConfig, config_to_dict
 from pipeline.simulate import make_detector, simulate_frame
+from pipeline.tiles import network_pair
 
 STREAM_TAG = 0x5EED  # keeps stream seeds apart from the file tiles' seeds of the same draw
 LOG_RANGES = ("readout_noise_e", "gain_adu_per_e", "occupancy")  # spans of orders of magnitude
-SOURCE_NAMES = ("tritium", "xray", "muon", "electron", "alpha")
 
 
 def _uniform(rng: np.random.Generator, bounds: tuple[float, float], log: bool = False) -> float:
@@ -76,7 +76,7 @@ def draw_config(config: Config, size: int, rng: np.random.Generator) -> Config:
         update={"diffusion_a_um2": config.physics.diffusion_a_um2 * drawn["diffusion_scale"] ** 2}
     )
     sources = {}
-    for name in SOURCE_NAMES:
+    for name in SourcesConfig.model_fields:
         source = getattr(config.sources, name)
         scale = area * drawn["occupancy"] * cfg.rate_scale.get(name, 1.0)
         update: dict[str, Any] = {"rate_per_frame": source.rate_per_frame * scale}
@@ -126,16 +126,10 @@ class StreamDataset(Dataset):
         return charge, frame.labels.astype(np.uint8), cal.noise_e
 
     def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-        draw = item[1] if isinstance(item, tuple) else item
-        charge, labels, noise = self.tile(int(draw))
-        if self.transform is not None:
-            seed = int(np.random.default_rng([self.seed, STREAM_TAG, draw, 1]).integers(2**31))
-            charge, labels = augment.augment(self.transform, charge, labels, seed)
-            noise = calibrate.measure_noise_e(charge, self.config.calibrate.noise_clip_sigma)
-        x_in = calibrate.normalise(charge, noise, self.config.normalise)[None]
-        return torch.from_numpy(np.ascontiguousarray(x_in)), torch.from_numpy(
-            labels.astype(np.int64)
-        )
+        draw = int(item[1] if isinstance(item, tuple) else item)
+        charge, labels, noise = self.tile(draw)
+        seed = int(np.random.default_rng([self.seed, STREAM_TAG, draw, 1]).integers(2**31))
+        return network_pair(self.config, self.transform, charge, labels, noise, seed)
 
 
 class MixedDataset(Dataset):

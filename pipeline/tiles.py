@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -141,6 +142,23 @@ class FrameSource:
         return weights
 
 
+def network_pair(
+    config: Config,
+    transform: Any,
+    charge: np.ndarray,
+    labels: np.ndarray,
+    noise_e: float,
+    seed: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(1, S, S) float32 network input and (S, S) int64 target of a calibrated tile: augmented by
+    `transform` (if any, seeded; the noise is then measured again), then normalised."""
+    if transform is not None:
+        charge, labels = augment.augment(transform, charge, labels, seed)
+        noise_e = calibrate.measure_noise_e(charge, config.calibrate.noise_clip_sigma)
+    x_in = calibrate.normalise(charge, noise_e, config.normalise)[None]
+    return torch.from_numpy(np.ascontiguousarray(x_in)), torch.from_numpy(labels.astype(np.int64))
+
+
 class TileDataset(Dataset):
     """Network inputs (1, S, S) float32 and targets (S, S) int64 for a list of tiles.
 
@@ -173,14 +191,8 @@ class TileDataset(Dataset):
         size = self.config.tiles.size
         charge_tile = cut_tile(charge, y, x, size, 0.0)
         label_tile = cut_tile(labels, y, x, size, IGNORE)
-        if self.transform is not None:
-            seed = int(rng.integers(2**31))
-            charge_tile, label_tile = augment.augment(self.transform, charge_tile, label_tile, seed)
-            noise = calibrate.measure_noise_e(charge_tile, self.config.calibrate.noise_clip_sigma)
-        x_in = calibrate.normalise(charge_tile, noise, self.config.normalise)[None]
-        return torch.from_numpy(np.ascontiguousarray(x_in)), torch.from_numpy(
-            label_tile.astype(np.int64)
-        )
+        seed = int(rng.integers(2**31)) if self.transform is not None else 0
+        return network_pair(self.config, self.transform, charge_tile, label_tile, noise, seed)
 
     def _jitter(self, y: int, x: int, shape: tuple[int, ...], rng) -> tuple[int, int]:
         size = self.config.tiles.size

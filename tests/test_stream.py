@@ -17,6 +17,7 @@ from pipeline.config import load_config
 from pipeline.model import load_checkpoint
 from pipeline.stream import (
     LOG_RANGES,
+    STREAM_TAG,
     MixedDataset,
     StreamDataset,
     StreamSampler,
@@ -104,7 +105,7 @@ def test_streamed_tiles_carry_the_drawn_noise_and_truth():
     ratios = []
     for draw in range(16):
         charge, labels, noise = dataset.tile(draw)
-        drawn = draw_parameters(CONFIG.stream, np.random.default_rng([5, 0x5EED, draw]))
+        drawn = draw_parameters(CONFIG.stream, np.random.default_rng([5, STREAM_TAG, draw]))
         ratios.append(noise / math.hypot(drawn["readout_noise_e"], drawn["dark_current_e"] ** 0.5))
         assert charge.shape == labels.shape == (64, 64)
     assert np.median(ratios) == pytest.approx(1.0, abs=0.2)
