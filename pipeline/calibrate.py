@@ -263,24 +263,28 @@ def apply_mask(charge_e: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.where(mask, 0, charge_e).astype(charge_e.dtype, copy=False)
 
 
-def _check_kind(cfg: NormaliseConfig) -> None:
-    if cfg.kind != "asinh_noise":
-        raise ValueError(f"normalise.kind {cfg.kind!r} is not known (known: 'asinh_noise')")
-
-
 def normalise(charge_e: np.ndarray, noise_e: float, cfg: NormaliseConfig) -> np.ndarray:
-    """Network input, float32: asinh(q / (noise_multiple x noise)) / divisor."""
-    _check_kind(cfg)
+    """Network input, float32, channels first (C, ...) for `cfg.kind`:
+
+    - asinh_noise (1 channel): asinh(q / (noise_multiple x noise)) / divisor;
+    - charge_significance (2 channels): the charge itself, asinh(q / charge_scale_e) / divisor,
+      the same for every detector (energy is charge in electrons), and the significance
+      asinh(q / (noise_multiple x noise)) / divisor, which alone depends on the noise.
+    """
     if not (math.isfinite(noise_e) and noise_e > 0):
         raise ValueError(f"normalise: the noise must be a positive number, got {noise_e}")
-    scaled = np.asarray(charge_e, dtype=np.float64) / (cfg.noise_multiple * noise_e)
-    return (np.arcsinh(scaled) / cfg.divisor).astype(np.float32)
+    charge = np.asarray(charge_e, dtype=np.float64)
+    significance = np.arcsinh(charge / (cfg.noise_multiple * noise_e)) / cfg.divisor
+    if cfg.kind == "asinh_noise":
+        return significance[None].astype(np.float32)
+    physical = np.arcsinh(charge / cfg.charge_scale_e) / cfg.divisor
+    return np.stack([physical, significance]).astype(np.float32)
 
 
 def denormalise(x: np.ndarray, noise_e: float, cfg: NormaliseConfig) -> np.ndarray:
-    """Inverse of `normalise`: charge in electrons (float64)."""
-    _check_kind(cfg)
-    return np.sinh(np.asarray(x, dtype=np.float64) * cfg.divisor) * cfg.noise_multiple * noise_e
+    """Inverse of `normalise` (its first channel): charge in electrons (float64)."""
+    scale = cfg.noise_multiple * noise_e if cfg.kind == "asinh_noise" else cfg.charge_scale_e
+    return np.sinh(np.asarray(x[0], dtype=np.float64) * cfg.divisor) * scale
 
 
 def _iter_frames(frames: Any) -> Iterator[np.ndarray]:

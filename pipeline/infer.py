@@ -93,8 +93,8 @@ class Predictor:
         # windows of the tile, or smaller along an axis the frame is shorter than
         th, tw = min(self.tile, tiles.padded(height)), min(self.tile, tiles.padded(width))
         ph, pw = max(height, th), max(width, tw)
-        image = torch.zeros(1, 1, ph, pw, device=self.device)
-        image[0, 0, :height, :width] = torch.from_numpy(x).to(self.device)
+        image = torch.zeros(1, x.shape[0], ph, pw, device=self.device)
+        image[0, :, :height, :width] = torch.from_numpy(x).to(self.device)
         starts = [
             (y, xx)
             for y in window_starts(ph, th, self.cfg.overlap)
@@ -137,7 +137,7 @@ class Predictor:
 def infer_file(config: Config, progress: bool = True) -> MapResult:
     """Read `infer.input`, write the map file `infer.output` (and `infer.catalogue`)."""
     cfg = config.infer
-    model, card = load_model(cfg.model, classes=config.classes, in_channels=1)
+    model, card = load_model(cfg.model, classes=config.classes)
     device = pick_device(config.train.model_copy(update={"device": cfg.device}))
     amp = inference_dtype(cfg.amp, device)
     if cfg.threads is not None:

@@ -200,10 +200,12 @@ def load_model(
         )
     model = _build_from_card(path, card)
     arch = model_config_from_card(card)
-    if in_channels is not None and arch.in_channels != in_channels:
-        raise CheckpointError(
-            f"{path}: model takes {arch.in_channels} input channels, data has {in_channels}"
-        )
+    channels = NormaliseConfig(**card["normalise"]).channels
+    for what, wanted in (("its normalise.kind makes", channels), ("data has", in_channels)):
+        if wanted is not None and arch.in_channels != wanted:
+            raise CheckpointError(
+                f"{path}: model takes {arch.in_channels} input channels, {what} {wanted}"
+            )
     state_dict = payload["state_dict"]
     if not isinstance(state_dict, dict):
         raise CheckpointError(f"{path}: state_dict is {type(state_dict).__name__}, not a mapping")

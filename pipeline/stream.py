@@ -104,7 +104,7 @@ def stream_hash_text(config: Config) -> str:
 
 
 class StreamDataset(Dataset):
-    """Network input (1, S, S) float32 and labels (S, S) int64 of streamed tile `draw`.
+    """Network input (C, S, S) float32 and labels (S, S) int64 of streamed tile `draw`.
 
     Items are draw numbers (or (index, draw) pairs from a tile sampler, the index unused)."""
 

@@ -150,17 +150,17 @@ def network_pair(
     noise_e: float,
     seed: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(1, S, S) float32 network input and (S, S) int64 target of a calibrated tile: augmented by
+    """(C, S, S) float32 network input and (S, S) int64 target of a calibrated tile: augmented by
     `transform` (if any, seeded; the noise is then measured again), then normalised."""
     if transform is not None:
         charge, labels = augment.augment(transform, charge, labels, seed)
         noise_e = calibrate.measure_noise_e(charge, config.calibrate.noise_clip_sigma)
-    x_in = calibrate.normalise(charge, noise_e, config.normalise)[None]
+    x_in = calibrate.normalise(charge, noise_e, config.normalise)
     return torch.from_numpy(np.ascontiguousarray(x_in)), torch.from_numpy(labels.astype(np.int64))
 
 
 class TileDataset(Dataset):
-    """Network inputs (1, S, S) float32 and targets (S, S) int64 for a list of tiles.
+    """Network inputs (C, S, S) float32 and targets (S, S) int64 for a list of tiles.
 
     Items are addressed as (tile index, draw number): the draw number seeds the augmentation and
     the position jitter, so an epoch's batches are the same whatever the number of workers."""

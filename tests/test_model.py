@@ -31,9 +31,9 @@ def test_checkpoint_round_trip_holds_everything_inference_needs(tiny, tmp_path):
     model = build_model(tiny.model, len(tiny.classes))
     card = model_card(tiny, "abc123", {"macro_iou": 0.5})
     save_checkpoint(tmp_path / "m.pt", model, card)
-    loaded, loaded_card = load_model(tmp_path / "m.pt", classes=tiny.classes, in_channels=1)
+    loaded, loaded_card = load_model(tmp_path / "m.pt", classes=tiny.classes, in_channels=tiny.model.in_channels)
     assert loaded_card["classes"] == tiny.classes
-    assert loaded_card["normalise"]["kind"] == "asinh_noise"
+    assert loaded_card["normalise"] == tiny.normalise.model_dump()
     assert loaded_card["tile_size"] == tiny.tiles.size
     assert loaded_card["training_data_hash"] == "abc123"
     for a, b in zip(model.state_dict().values(), loaded.state_dict().values(), strict=True):

@@ -168,10 +168,18 @@ class CalibrateConfig(Section):
     hot_mask_frames: int = Field(ge=3, le=1024)
 
 
+NORMALISE_CHANNELS = {"asinh_noise": 1, "charge_significance": 2}
+
+
 class NormaliseConfig(Section):
-    kind: Literal["asinh_noise"]
+    kind: Literal["asinh_noise", "charge_significance"]
     noise_multiple: float = Field(gt=0)
     divisor: float = Field(gt=0)
+    charge_scale_e: float = Field(default=1.0, gt=0)  # default: cards written before the key
+
+    @property
+    def channels(self) -> int:
+        return NORMALISE_CHANNELS[self.kind]
 
 
 class TilesConfig(Section):
@@ -389,6 +397,11 @@ class Config(Section):
             raise ValueError(
                 f"stream.rate_scale names {sorted(set(self.stream.rate_scale) - sources)}; "
                 f"the sources are {sorted(sources)}"
+            )
+        if self.model.in_channels != self.normalise.channels:
+            raise ValueError(
+                f"model.in_channels is {self.model.in_channels}, but normalise.kind "
+                f"{self.normalise.kind!r} makes {self.normalise.channels} input channels"
             )
         unknown = [c for c in self.tiles.rare_classes if c not in self.classes]
         if unknown:
