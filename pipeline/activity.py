@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from pipeline import physics, simulate
+from pipeline import charge, physics
 from pipeline.config import Config
 
 FIT_CLASSES = ("tritium", "xray")  # tritium-like clusters entering the spectral fit
@@ -86,7 +86,7 @@ def collected_beta_energies(config: Config, n: int, seed: int) -> np.ndarray:
         seg = physics.tritium_segments(
             size, config.sources.tritium, config.detector, config.physics, rng
         )
-        event, _, electrons = simulate.collect(seg, config.detector, config.physics, rng)
+        event, _, electrons = charge.collect(seg, config.detector, config.physics, rng)
         parts.append(np.bincount(event, electrons, minlength=size))
     return np.concatenate(parts) * config.physics.pair_energy_ev / 1000.0
 

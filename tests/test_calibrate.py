@@ -185,15 +185,29 @@ def test_single_frame_finds_columns_and_keeps_tracks():
 
 
 def test_normalise_round_trip_and_invariance():
-    cfg = load_config().normalise
+    cfg = load_config().normalise.model_copy(update={"kind": "asinh_noise"})
     q = np.array([-20.0, -1.0, 0.0, 0.5, 3.0, 100.0, 4e4, 1e6])
     x = calibrate.normalise(q, NOISE_E, cfg)
-    assert x.dtype == np.float32
+    assert x.dtype == np.float32 and x.shape == (1, len(q))
     np.testing.assert_allclose(calibrate.denormalise(x, NOISE_E, cfg), q, rtol=1e-5, atol=1e-5)
     # the same charge in noise units gives the same input, whatever the gain and noise
     for scale in (0.3, 1.7):
         np.testing.assert_allclose(calibrate.normalise(q * scale, NOISE_E * scale, cfg), x)
-    assert x[-1] == pytest.approx(math.asinh(1e6 / NOISE_E) / cfg.divisor, rel=1e-6)
+    assert x[0, -1] == pytest.approx(math.asinh(1e6 / NOISE_E) / cfg.divisor, rel=1e-6)
+
+
+def test_charge_significance_keeps_electrons_whatever_the_noise():
+    cfg = load_config().normalise
+    assert cfg.kind == "charge_significance" and cfg.channels == 2
+    q = np.array([[-3.0, 0.0, 1.0, 5.0, 1573.0, 1e5]])
+    quiet, loud = calibrate.normalise(q, 0.15, cfg), calibrate.normalise(q, 4.0, cfg)
+    assert quiet.shape == (2, 1, 6) and quiet.dtype == np.float32
+    np.testing.assert_array_equal(quiet[0], loud[0])  # energy: the same on every detector
+    np.testing.assert_allclose(quiet[0, 0, 4], math.asinh(1573.0) / cfg.divisor, rtol=1e-6)
+    # significance: one electron is 6.7 sigma at skipper noise, a quarter sigma at 4 e-
+    np.testing.assert_allclose(quiet[1, 0, 2], math.asinh(1 / 0.15) / cfg.divisor, rtol=1e-6)
+    np.testing.assert_allclose(loud[1, 0, 2], math.asinh(1 / 4.0) / cfg.divisor, rtol=1e-6)
+    np.testing.assert_allclose(calibrate.denormalise(quiet, 0.15, cfg), q, rtol=1e-5, atol=1e-5)
 
 
 # ------------------------------------------------------------------ bad inputs

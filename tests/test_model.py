@@ -31,7 +31,9 @@ def test_checkpoint_round_trip_holds_everything_inference_needs(tiny, tmp_path):
     model = build_model(tiny.model, len(tiny.classes))
     card = model_card(tiny, "abc123", {"macro_iou": 0.5})
     save_checkpoint(tmp_path / "m.pt", model, card)
-    loaded, loaded_card = load_model(tmp_path / "m.pt", classes=tiny.classes, in_channels=tiny.model.in_channels)
+    loaded, loaded_card = load_model(
+        tmp_path / "m.pt", classes=tiny.classes, in_channels=tiny.model.in_channels
+    )
     assert loaded_card["classes"] == tiny.classes
     assert loaded_card["normalise"] == tiny.normalise.model_dump()
     assert loaded_card["tile_size"] == tiny.tiles.size
@@ -45,6 +47,9 @@ def test_refuses_corrupt_foreign_and_mismatched_checkpoints(tiny, tmp_path):
     save_checkpoint(tmp_path / "m.pt", build_model(tiny.model, 6), model_card(tiny, "h", {}))
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes((tmp_path / "m.pt").read_bytes()[:1000])
+    card = model_card(tiny, "h", {})
+    card["normalise"]["kind"] = "asinh_noise"  # one channel, for a two-channel network
+    save_checkpoint(tmp_path / "one_channel.pt", build_model(tiny.model, 6), card)
     foreign = tmp_path / "foreign.pt"
     torch.save({"weights": torch.zeros(3)}, foreign)
     cases = [
@@ -52,7 +57,8 @@ def test_refuses_corrupt_foreign_and_mismatched_checkpoints(tiny, tmp_path):
         (corrupt, {}, "not a readable checkpoint"),
         (foreign, {}, "not a pipeline checkpoint"),
         (tmp_path / "m.pt", {"classes": ["background", "tritium"]}, "do not match"),
-        (tmp_path / "m.pt", {"in_channels": 3}, "input channels"),
+        (tmp_path / "m.pt", {"in_channels": 3}, "input channels, data has 3"),
+        (tmp_path / "one_channel.pt", {}, "2 input channels, its normalise.kind makes 1"),
     ]
     for path, kwargs, pattern in cases:
         with pytest.raises(CheckpointError, match=pattern) as info:

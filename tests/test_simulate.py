@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from pipeline import charge as charge_transport
 from pipeline import physics, simulate
 from pipeline.config import load_config
 from pipeline.io import open_frames
@@ -25,7 +26,7 @@ def point_segments(xy_um: np.ndarray, depth_um: float, energy_kev: float) -> phy
 
 
 def test_fe55_line_at_1573_electrons_with_fano_width():
-    pairs = simulate.pair_counts(np.full(50_000, 5.899), PHYS, np.random.default_rng(0))
+    pairs = charge_transport.pair_counts(np.full(50_000, 5.899), PHYS, np.random.default_rng(0))
     assert pairs.mean() == pytest.approx(5899 / 3.75, abs=0.3)  # 1573.1 e-
     assert pairs.std() == pytest.approx(np.sqrt(0.128 * 5899 / 3.75), rel=0.03)  # 14.2 e-
 
@@ -36,7 +37,8 @@ def test_measured_spread_of_point_charges_matches_diffusion_formula(depth_um):
     rng = np.random.default_rng(1)
     n = 1500
     xy = rng.uniform(40 * det.pixel_size_um, 360 * det.pixel_size_um, (n, 2))
-    event, pixel, charge = simulate.collect(point_segments(xy, depth_um, 5.899), det, PHYS, rng)
+    seg = point_segments(xy, depth_um, 5.899)
+    event, pixel, charge = charge_transport.collect(seg, det, PHYS, rng)
     col = (pixel % det.width).astype(float)
     total = np.bincount(event, charge, minlength=n)
     mean = np.bincount(event, charge * col, minlength=n) / total
@@ -47,13 +49,46 @@ def test_measured_spread_of_point_charges_matches_diffusion_formula(depth_um):
     assert measured == pytest.approx(expected, rel=0.03)
 
 
+def _moments(event, pixel, charge, width, n):
+    """Per event: total charge, and the charge-weighted column and row variance (pixels^2)."""
+    total = np.bincount(event, charge, minlength=n)
+    out = [total]
+    for coord in (pixel % width, pixel // width):
+        mean = np.bincount(event, charge * coord, minlength=n) / total
+        out.append(np.bincount(event, charge * (coord - mean[event]) ** 2, minlength=n) / total)
+    return out
+
+
+def test_dense_segments_followed_in_pieces_match_carrier_by_carrier(monkeypatch):
+    """Alpha-like tracks (15 um long, 60k pairs, 10 um plasma, ending in the back layer) give the
+    same collected charge and charge spread whether carriers are followed one by one or by
+    1-um pieces shared multinomially over pixels."""
+    det = small_config(**{"detector.backside_pcc_um": 3.0}).detector
+    rng = np.random.default_rng(4)
+    n = 200
+    start = np.column_stack(
+        [rng.uniform(40, 120, (n, 2)) * det.pixel_size_um, np.full(n, det.thickness_um)]
+    )
+    end = start + np.array([9.0, -6.0, -12.0]) * (15 / np.sqrt(261))
+    seg = physics.Segments(start, end, np.full(n, 225.0), np.arange(n), np.full(n, 10.0))
+    results = {}
+    for name, threshold in (("carriers", 10**12), ("pieces", 1)):
+        monkeypatch.setattr(charge_transport, "DENSE_PAIRS_PER_PIECE", threshold)
+        results[name] = _moments(*charge_transport.collect(seg, det, PHYS, rng), det.width, n)
+    (tot_c, col_c, row_c), (tot_p, col_p, row_p) = results["carriers"], results["pieces"]
+    assert tot_p.mean() == pytest.approx(tot_c.mean(), rel=2e-3)  # ~0.9 of 60k pairs kept
+    assert tot_p.std() == pytest.approx(tot_c.std(), rel=0.2)
+    assert col_p.mean() == pytest.approx(col_c.mean(), rel=0.02)
+    assert row_p.mean() == pytest.approx(row_c.mean(), rel=0.02)
+
+
 def test_charge_is_conserved_from_pairs_to_pixels():
     det = small_config(**{"detector.backside_pcc_um": 0.0}).detector
     rng = np.random.default_rng(2)
     xy = rng.uniform(30 * det.pixel_size_um, 90 * det.pixel_size_um, (300, 2))
     seg = point_segments(xy, 600.0, 6.49)
-    expected = simulate.pair_counts(seg.energy_kev, PHYS, np.random.default_rng(7)).sum()
-    _, _, charge = simulate.collect(seg, det, PHYS, np.random.default_rng(7))
+    expected = charge_transport.pair_counts(seg.energy_kev, PHYS, np.random.default_rng(7)).sum()
+    _, _, charge = charge_transport.collect(seg, det, PHYS, np.random.default_rng(7))
     assert charge.sum() == expected
 
 
@@ -61,7 +96,7 @@ def test_back_layer_collects_only_part_of_the_charge():
     det = small_config().detector
     xy = np.full((2000, 2), 60 * det.pixel_size_um)
     seg = point_segments(xy, det.thickness_um - det.backside_pcc_um / 4, 5.899)
-    _, _, charge = simulate.collect(seg, det, PHYS, np.random.default_rng(3))
+    _, _, charge = charge_transport.collect(seg, det, PHYS, np.random.default_rng(3))
     assert charge.sum() / 2000 == pytest.approx(0.25 * 5899 / 3.75, rel=0.03)
 
 
