@@ -26,6 +26,7 @@ TINY = {
     "train.val_tiles": 8,
     "train.max_minutes": None,
     "train.threads": 1,
+    "train.workers": 0,
     "train.lr": 1.0e-2,
 }
 
