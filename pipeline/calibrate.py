@@ -19,6 +19,7 @@ import numpy as np
 from scipy import stats
 
 from pipeline.config import CalibrateConfig, Config, NormaliseConfig
+from pipeline.config.sections import NORMALISE_CHANNELS
 from pipeline.gain import cluster_sums_adu, gain_from_sums
 
 if TYPE_CHECKING:
@@ -271,6 +272,10 @@ def normalise(charge_e: np.ndarray, noise_e: float, cfg: NormaliseConfig) -> np.
       the same for every detector (energy is charge in electrons), and the significance
       asinh(q / (noise_multiple x noise)) / divisor, which alone depends on the noise.
     """
+    if cfg.kind not in NORMALISE_CHANNELS:
+        raise ValueError(
+            f"normalise.kind {cfg.kind!r} is not known (known: {sorted(NORMALISE_CHANNELS)})"
+        )
     if not (math.isfinite(noise_e) and noise_e > 0):
         raise ValueError(f"normalise: the noise must be a positive number, got {noise_e}")
     charge = np.asarray(charge_e, dtype=np.float64)

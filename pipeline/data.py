@@ -34,9 +34,10 @@ def build_data(config: Config, world: Any) -> Data:
         raise ConfigError(
             "config key 'train.frames' is empty: give frame files or stream.weight: 1"
         )
-    if weight > 0 and not cfg.val_frames:
+    if weight == 1 and not cfg.val_frames:
         raise ConfigError(
-            "config key 'train.val_frames' is empty: a streamed training validates on fixed files"
+            "config key 'train.val_frames' is empty: a training on the stream alone "
+            "(stream.weight: 1) validates on fixed files"
         )
     draws = cfg.steps_per_epoch * cfg.batch_size * world.world
     if weight == 1:

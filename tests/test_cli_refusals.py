@@ -101,8 +101,10 @@ def frames(tmp_path) -> Path:
     return h5_file(tmp_path / "frames.h5")
 
 
-def checkpoint(path: Path, classes=None, in_channels: int = 1) -> Path:
-    overrides = {"model.in_channels": in_channels}
+def checkpoint(path: Path, classes=None, in_channels: int | None = None) -> Path:
+    """A checkpoint of the default architecture; `in_channels` makes the network (and its card's
+    architecture) take another number of channels than the card's input has."""
+    overrides = {}
     if classes:
         overrides |= {
             "classes": classes,
@@ -110,10 +112,13 @@ def checkpoint(path: Path, classes=None, in_channels: int = 1) -> Path:
             "tiles.rare_classes": [],
         }
     config = load_config(overrides=overrides)
+    arch = config.model
+    if in_channels is not None:
+        arch = arch.model_copy(update={"in_channels": in_channels})
     torch.manual_seed(0)
-    save_checkpoint(
-        path, build_model(config.model, len(config.classes)), model_card(config, "h", {})
-    )
+    card = model_card(config, "h", {})
+    card["architecture"]["in_channels"] = arch.in_channels
+    save_checkpoint(path, build_model(arch, len(config.classes)), card)
     return path
 
 
@@ -175,7 +180,7 @@ MODELS = {
     "corrupt": (corrupt, "not a readable checkpoint"),
     "truncated": (truncated, "not a readable checkpoint"),
     "other_classes": (lambda p: checkpoint(p, ["background", "tritium"]), "do not match"),
-    "other_channels": (lambda p: checkpoint(p, in_channels=2), "input channel"),
+    "other_channels": (lambda p: checkpoint(p, in_channels=1), "1 input channels, its normalise"),
     "missing": (lambda p: p, "no such checkpoint"),
     "nan weights": (lambda p: edited(p, edit_weights=nan_weight), "weights are not finite (1 NaN"),
     "card lacks normalise": (lambda p: edited(p, drop("normalise")), "card lacks ['normalise']"),

@@ -8,6 +8,7 @@ import torch
 from astropy.io import fits
 from torch import nn
 
+from pipeline import calibrate
 from pipeline.cli import main
 from pipeline.config import load_config
 from pipeline.infer import (
@@ -27,7 +28,7 @@ class Pointwise(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         torch.manual_seed(0)
-        self.conv = nn.Conv2d(1, 6, 1)
+        self.conv = nn.Conv2d(2, 6, 1)  # the two channels of charge_significance
 
     def forward(self, x):
         return self.conv(x)
@@ -52,7 +53,7 @@ def test_blending_reproduces_a_pointwise_model_for_any_frame_size(tiny, shape, t
     predictor = Predictor(Pointwise(), window, tiny.normalise, cfg, torch.device("cpu"))
     charge = np.random.default_rng(1).normal(0, 50, shape).astype(np.float32)
     probs = predictor.probabilities(charge, 2.0)
-    x = torch.from_numpy(np.arcsinh(charge / 2.0) / tiny.normalise.divisor)[None, None]
+    x = torch.from_numpy(calibrate.normalise(charge, 2.0, tiny.normalise))[None]
     expected = Pointwise()(x).softmax(dim=1)[0].detach().numpy()
     assert probs.shape == (6, *shape)
     np.testing.assert_allclose(probs, expected, atol=1e-5)
@@ -99,6 +100,11 @@ def test_infer_writes_the_same_map_from_hdf5_root_and_fits(tiny, tiny_files, che
 
     h5, root = simulate_file(tiny, tmp_path / "f.h5", 3, seed=5, root=True, progress=False)
     inputs = {"h5": h5, "root": root, "fits": _fits_copy(h5, tmp_path / "f.fits")}
+    # the copy's FITS header states no gain: give every format the same one (energy is charge)
+    gain = tiny.calibrate.model_copy(
+        update={"gain": "config", "gain_adu_per_e": tiny.detector.gain_adu_per_e}
+    )
+    tiny = tiny.model_copy(update={"calibrate": gain})
     maps = {}
     for name, path in inputs.items():
         out = tmp_path / f"map_{name}.h5"

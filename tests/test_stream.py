@@ -181,3 +181,22 @@ def test_muon_zenith_angles_follow_the_configured_power(power):
     direction = seg.end[first] - seg.start[first]
     cos = np.abs(direction[:, 2]) / np.linalg.norm(direction, axis=1)
     assert cos.mean() == pytest.approx((power + 1) / (power + 2), abs=0.02)  # pdf ~ cos^p
+
+
+def test_a_training_on_the_stream_alone_needs_fixed_validation_files(tiny):
+    from pipeline.config import ConfigError
+    from pipeline.data import build_data
+    from pipeline.train import Distributed
+
+    alone = tiny.model_copy(
+        update={
+            "stream": tiny.stream.model_copy(update={"weight": 1.0}),
+            "train": tiny.train.model_copy(update={"val_frames": []}),
+        }
+    )
+    with pytest.raises(ConfigError, match=r"train\.val_frames' is empty: .*stream alone"):
+        build_data(alone, Distributed())
+    # a mix may hold validation frames out of its training files instead
+    mixed = alone.model_copy(update={"stream": tiny.stream.model_copy(update={"weight": 0.5})})
+    data = build_data(mixed, Distributed())
+    assert len(data.val.dataset) > 0
