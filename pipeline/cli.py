@@ -241,6 +241,7 @@ STAGES: dict[str, Stage] = {
             Flag("--val-frames", "train.val_frames", "validation frame files", nargs="*"),
             Flag("--out", "train.out", "output directory"),
             Flag("--resume", "train.resume", "continue from OUT/last.pt", action="store_true"),
+            Flag("--init", "train.init", "checkpoint to start from (fine-tuning)"),
             Flag("--epochs", "train.epochs", "number of epochs", int),
             Flag("--seed", "train.seed", "random seed", int),
             Flag("--device", "train.device", "auto, cpu or cuda"),

@@ -78,6 +78,7 @@ def model_card(config: Config, data_hash: str, metrics: dict[str, float]) -> dic
         "tile_size": config.tiles.size,
         "training_data_hash": data_hash,
         "training_seed": config.train.seed,
+        "initialised_from": config.train.init,
         "metrics": metrics,
     }
 

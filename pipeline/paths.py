@@ -47,7 +47,7 @@ def _paths(config: Config, key: str) -> Named:
 def stage_inputs(stage: str, config: Config) -> Named:
     keys = {
         "inspect": ["inspect.input"],
-        "train": ["train.frames", "train.val_frames"],
+        "train": ["train.frames", "train.val_frames", "train.init"],
         "infer": ["infer.model", "infer.input"],
         "classical": ["infer.input"],
         "evaluate": ["evaluate.truth", "evaluate.pred"],

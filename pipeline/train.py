@@ -30,7 +30,16 @@ from pipeline.config import Config, ConfigError, TrainConfig
 from pipeline.data import Data, build_data
 from pipeline.io import atomic_output
 from pipeline.metrics import class_metrics, pixel_stats
-from pipeline.model import build_model, load_checkpoint, model_card, save_checkpoint, unwrap
+from pipeline.model import (
+    CheckpointError,
+    build_model,
+    load_checkpoint,
+    load_model,
+    model_card,
+    model_config_from_card,
+    save_checkpoint,
+    unwrap,
+)
 
 
 @dataclass
@@ -223,6 +232,25 @@ def _resume(trainer: Trainer, path: Path) -> TrainState:
     return TrainState(**json.loads(training["state"]))
 
 
+def _initial_weights(config: Config) -> dict[str, torch.Tensor]:
+    """The weights of `train.init` (fine-tuning), checked before any data is read: the
+    checkpoint must have this config's classes, network input and architecture."""
+    path = config.train.init
+    model, card = load_model(path, classes=config.classes)
+    pairs = (
+        ("model", model_config_from_card(card).model_dump(), config.model.model_dump()),
+        ("normalise", card["normalise"], config.normalise.model_dump()),
+    )
+    for section, found, wanted in pairs:
+        for key, value in wanted.items():
+            if found.get(key) != value:
+                raise CheckpointError(
+                    f"{path}: {section}.{key} is {found.get(key)!r} in the checkpoint and "
+                    f"{value!r} in the config; train.init fine-tunes the same network"
+                )
+    return model.state_dict()
+
+
 def _sync_buffers(model: nn.Module, world: Distributed) -> None:
     """BatchNorm statistics as rank 0 has them: DDP syncs buffers only before each forward."""
     if world.world > 1:
@@ -253,12 +281,16 @@ def train(config: Config, progress: bool = True) -> TrainResult:
         torch.set_num_threads(cfg.threads)
     world = init_distributed(cfg.device != "cpu" and torch.cuda.is_available())
     device = pick_device(cfg, world.local_rank)
+    out = Path(cfg.out)
+    last = out / "last.pt"
+    resuming = cfg.resume and last.is_file()
+    initial = _initial_weights(config) if cfg.init and not resuming else None
     seed_everything(cfg.seed)
     data = build_data(config, world)
     trainer = Trainer(config, world, device)
-    out = Path(cfg.out)
-    last = out / "last.pt"
-    state = _resume(trainer, last) if cfg.resume and last.is_file() else TrainState()
+    if initial is not None:  # the optimiser and schedule start afresh
+        unwrap(trainer.model).load_state_dict(initial)
+    state = _resume(trainer, last) if resuming else TrainState()
     tracker = tracking.Tracker(config, active=world.main)
     tags = {
         "git_commit": tracking.git_commit(),
@@ -267,6 +299,7 @@ def train(config: Config, progress: bool = True) -> TrainResult:
         "seed": str(cfg.seed),
         "device": str(device),
         "world_size": str(world.world),
+        **({"init": cfg.init} if cfg.init else {}),
     }
     state.run_id = tracker.start(tags, run_id=state.run_id)
     status = "FAILED"

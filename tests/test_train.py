@@ -199,3 +199,73 @@ def test_an_empty_validation_set_scores_none_never_perfect(tiny, tiny_files, tmp
     mlflow.set_tracking_uri(config.tracking.uri)
     metrics = mlflow.get_run(result.state.run_id).data.metrics
     assert "train_loss" in metrics and "macro_iou" not in metrics and "val_loss" not in metrics
+
+
+def _parameters(model):
+    return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
+def _with_train(config, **update):
+    return config.model_copy(update={"train": config.train.model_copy(update=update)})
+
+
+def test_training_starts_from_the_init_checkpoint(tiny, tmp_path):
+    """train.init loads the checkpoint's weights before the first step: with a vanishing
+    learning rate the fine-tuned parameters are the checkpoint's, far from a fresh start."""
+    first = train(_with_train(tiny, epochs=1, steps_per_epoch=2), progress=False)
+    start = tmp_path / "start.pt"
+    os.replace(first.out / "best.pt", start)
+    still = {"epochs": 1, "steps_per_epoch": 1, "lr": 1e-12, "seed": 2}
+    tuned_config = _with_train(tiny, init=str(start), out=str(tmp_path / "tuned"), **still)
+    tuned = train(tuned_config, progress=False)
+    fresh = train(_with_train(tiny, out=str(tmp_path / "fresh"), **still), progress=False)
+    loaded = _weights(start)
+    for name, value in _parameters(tuned.model).items():
+        torch.testing.assert_close(value, loaded[name], atol=1e-8, rtol=0)
+    moved = max(float((v - loaded[n]).abs().max()) for n, v in _parameters(fresh.model).items())
+    assert moved > 0.01
+    card = json.loads((tuned.out / "model_card.json").read_text())
+    assert card["initialised_from"] == str(start)
+
+
+@pytest.mark.parametrize(
+    ("change", "pattern"),
+    [
+        ({"model.decoder_channels": [8, 8]}, r"model\.decoder_channels is \[16, 8\] in the checkp"),
+        ({"normalise.divisor": 3.0}, r"normalise\.divisor is 4\.0 in the checkpoint and 3\.0"),
+        (
+            {
+                "classes": ["background", "tritium"],
+                "train.class_weights": [1, 1],
+                "tiles.rare_classes": [],
+            },
+            "do not match",
+        ),
+    ],
+)
+def test_an_init_checkpoint_of_another_network_is_refused(tiny, tmp_path, change, pattern):
+    from pipeline.config import load_config
+    from pipeline.model import CheckpointError, build_model, model_card, save_checkpoint
+    from tests.conftest import TINY
+
+    start = tmp_path / "start.pt"
+    save_checkpoint(start, build_model(tiny.model, len(tiny.classes)), model_card(tiny, "h", {}))
+    other = load_config(overrides={**TINY, **change, "train.init": str(start)})
+    other = other.model_copy(
+        update={
+            "train": other.train.model_copy(
+                update={
+                    "frames": tiny.train.frames,
+                    "val_frames": tiny.train.val_frames,
+                    "out": str(tmp_path / "out"),
+                    "epochs": 1,
+                    "steps_per_epoch": 1,
+                }
+            )
+        }
+    )
+    other = other.model_copy(update={"tracking": tiny.tracking})
+    with pytest.raises(CheckpointError, match=pattern) as info:
+        train(other, progress=False)
+    assert str(info.value).startswith(str(start)) and "\n" not in str(info.value)
+    assert not (tmp_path / "out" / "best.pt").exists()

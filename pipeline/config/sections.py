@@ -262,6 +262,7 @@ class TrainConfig(Section):
     val_frames: list[str]
     out: str
     resume: bool
+    init: str | None
     seed: int = Field(ge=0)
     epochs: int = Field(gt=0)
     steps_per_epoch: int = Field(gt=0)
