@@ -22,6 +22,16 @@ def test_default_config_loads_into_typed_models():
     assert cfg.detector.thickness_um == 675.0
 
 
+@pytest.mark.parametrize(
+    "name", sorted(p.name for p in DEFAULT_CONFIG.parent.glob("*.yaml") if p != SCHEMA_PATH)
+)
+def test_every_shipped_config_validates(name):
+    cfg = load_config(DEFAULT_CONFIG.parent / name)
+    assert cfg.model.in_channels == cfg.normalise.channels
+    if name == "release.yaml":  # the recipe streams every tile and validates on fixed files
+        assert cfg.stream.weight == 1.0 and cfg.train.val_frames
+
+
 def test_committed_schema_is_generated_from_the_models():
     assert yaml.safe_load(SCHEMA_PATH.read_text()) == json_schema()
 
