@@ -19,6 +19,7 @@ from pipeline.config import DetectorConfig, PhysicsConfig
 PIECE_UM = 1.0  # dense segments are followed in pieces this long (far below the 15 um pixel)
 DENSE_PAIRS_PER_PIECE = 1000  # ... when they hold this many pairs per piece (alpha tracks)
 TRUNCATE_SIGMA = 5.0  # their diffusion Gaussian is cut at +-5 sigma (6e-7 of the charge)
+CELLS_PER_CHUNK = 1 << 22  # pixel cells of pieces spread at once (32 MB of counts)
 
 
 def pair_counts(
@@ -121,11 +122,18 @@ def _collect_pieces(
     width = int(np.ceil(2 * TRUNCATE_SIGMA * sigma.max() / det.pixel_size_um)) + 2
     first_col, p_col = _pixel_probabilities(centre[0], sigma, width, det.pixel_size_um)
     first_row, p_row = _pixel_probabilities(centre[1], sigma, width, det.pixel_size_um)
-    per_col = rng.multinomial(kept, p_col)  # (P, K)
-    cells = rng.multinomial(per_col, p_row[:, None, :])  # (P, K columns, K rows)
-    p, c, r = np.nonzero(cells)
-    key, inside = _pixel_key(seg, owner[p], first_col[p] + c, first_row[p] + r, det)
-    return key, cells[p, c, r][inside]
+    keys, counts = [], []
+    step = max(1, CELLS_PER_CHUNK // width**2)  # bounds the (pieces, K, K) array in memory
+    for lo in range(0, len(kept), step):
+        part = slice(lo, lo + step)
+        per_col = rng.multinomial(kept[part], p_col[part])  # (P, K)
+        cells = rng.multinomial(per_col, p_row[part, None, :])  # (P, K columns, K rows)
+        p, c, r = np.nonzero(cells)
+        p_all = p + lo
+        key, inside = _pixel_key(seg, owner[p_all], first_col[p_all] + c, first_row[p_all] + r, det)
+        keys.append(key)
+        counts.append(cells[p, c, r][inside])
+    return np.concatenate(keys), np.concatenate(counts)
 
 
 def _pixel_probabilities(
