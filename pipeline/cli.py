@@ -149,6 +149,7 @@ def _run_activity(config: Config) -> None:
         estimate_activity,
     )
     from pipeline.clusters import read_catalogue
+    from pipeline.efficiency import detector_of, efficiency_for
     from pipeline.io import atomic_output, open_frames
 
     cfg = config.activity
@@ -157,8 +158,8 @@ def _run_activity(config: Config) -> None:
     io = config.io.model_copy(update={"check_finite": False})
     with open_frames(cfg.frames, io) as ff:
         n_frames, attrs = ff.n_frames, ff.attrs
-    config = _detector_of(config, attrs)
-    efficiency, error = _efficiency(config)
+    config = detector_of(config, attrs)
+    efficiency, error = efficiency_for(config)
     try:
         counts = counts_per_frame(catalogue, config.classes, n_frames)
         result = estimate_activity(
@@ -178,27 +179,21 @@ def _run_activity(config: Config) -> None:
     )
 
 
-def _detector_of(config: Config, attrs: dict[str, Any]) -> Config:
-    """The config's detector with the readout noise the frame file declares (attr
-    readout_noise_e): the efficiency frames are simulated with the noise of the data. (The gain
-    only sets the ADU scale, which calibration undoes.)"""
-    if not attrs.get("readout_noise_e"):
-        return config
-    detector = config.detector.model_copy(update={"readout_noise_e": attrs["readout_noise_e"]})
-    return config.model_copy(update={"detector": detector})
+def _run_models(config: Config) -> None:
+    from pipeline.shipped import describe, list_models, models_dir
+
+    models = list_models(config.release.dir)
+    listing = "\n".join(describe(m) for m in models)
+    print(listing or f"no models in {models_dir(config.release.dir)}")
 
 
-def _efficiency(config: Config) -> tuple[float, float]:
-    """(efficiency, its error): from the config, else measured through activity.model (or the
-    truth labels) on simulated frames."""
-    from pipeline.efficiency import efficiency_with_error, model_efficiency_with_error
+def _run_export(config: Config) -> None:
+    from pipeline.shipped import export_model
 
-    cfg = config.activity
-    if cfg.efficiency is not None:
-        return cfg.efficiency, 0.0
-    if cfg.model is not None:
-        return model_efficiency_with_error(config, cfg.model, cfg.efficiency_frames)
-    return efficiency_with_error(config, cfg.efficiency_frames)
+    _require(config, "release.run", "release.train_config", "release.name")
+    out = export_model(config)
+    size = out.stat().st_size / 1e6
+    print(f"wrote {out} ({size:.1f} MB) and its card {out.with_suffix('.json')}")
 
 
 STAGES: dict[str, Stage] = {
@@ -258,7 +253,7 @@ STAGES: dict[str, Stage] = {
         ),
         run=_run_infer,
         flags=(
-            Flag("--model", "infer.model", "checkpoint (best.pt)"),
+            Flag("--model", "infer.model", "checkpoint, or a shipped model's name"),
             Flag("--input", "infer.input", "frame file"),
             Flag("--output", "infer.output", "map file to write (.h5)"),
             Flag("--catalogue", "infer.catalogue", "cluster catalogue to write (.parquet)"),
@@ -329,6 +324,27 @@ STAGES: dict[str, Stage] = {
             Flag("--frames", "activity.frames", "frame file the catalogue came from"),
             Flag("--model", "activity.model", "checkpoint that labelled the catalogue"),
             Flag("--out", "activity.out", "JSON file to write"),
+        ),
+    ),
+    "models": Stage(
+        help="list the shipped models (use one by name: --model NAME, train.init: NAME)",
+        description="Reads: the checkpoints in release.dir (models/). Writes: a line per model.",
+        run=_run_models,
+        flags=(Flag("--dir", "release.dir", "directory of shipped models"),),
+    ),
+    "export": Stage(
+        help="make a shipped model of a training run (float16, unused weights dropped)",
+        description=(
+            "Reads: RUN/best.pt and RUN/last.pt, the run's config and the suite's evaluations. "
+            "Writes: DIR/NAME.pt and its model card DIR/NAME.json, atomically."
+        ),
+        run=_run_export,
+        flags=(
+            Flag("--run", "release.run", "training output directory (best.pt, last.pt)"),
+            Flag("--train-config", "release.train_config", "the config the run trained with"),
+            Flag("--suite", "release.suite", "directory of the suite's evaluations"),
+            Flag("--name", "release.name", "name of the shipped model"),
+            Flag("--dir", "release.dir", "directory to write it to"),
         ),
     ),
 }

@@ -14,6 +14,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -123,3 +124,24 @@ def measure_efficiency(
     """Fraction of simulated tritium decays recovered by the spectral fit (see
     `efficiency_with_error`); `label_fn(SimulatedFrame) -> labels` replaces the truth labels."""
     return efficiency_with_error(config, n_frames, label_fn)[0]
+
+
+def detector_of(config: Config, attrs: dict[str, Any]) -> Config:
+    """The config's detector with the readout noise the frame file declares (attr
+    readout_noise_e): the efficiency frames are simulated with the noise of the data. (The gain
+    only sets the ADU scale, which calibration undoes.)"""
+    if not attrs.get("readout_noise_e"):
+        return config
+    detector = config.detector.model_copy(update={"readout_noise_e": attrs["readout_noise_e"]})
+    return config.model_copy(update={"detector": detector})
+
+
+def efficiency_for(config: Config) -> tuple[float, float]:
+    """(efficiency, its error): from the config, else measured through activity.model (or the
+    truth labels) on simulated frames."""
+    cfg = config.activity
+    if cfg.efficiency is not None:
+        return cfg.efficiency, 0.0
+    if cfg.model is not None:
+        return model_efficiency_with_error(config, cfg.model, cfg.efficiency_frames)
+    return efficiency_with_error(config, cfg.efficiency_frames)

@@ -102,10 +102,11 @@ def save_checkpoint(
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint safely (weights_only); one-line CheckpointError on any problem."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
+    """Read a checkpoint (a path, or the name of a shipped model) safely (weights_only);
+    one-line CheckpointError on any problem."""
+    from pipeline.shipped import resolve_model
+
+    path = resolve_model(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt or foreign files
@@ -211,9 +212,22 @@ def load_model(
     if not isinstance(state_dict, dict):
         raise CheckpointError(f"{path}: state_dict is {type(state_dict).__name__}, not a mapping")
     _check_finite_weights(path, state_dict)
-    try:
-        model.load_state_dict(state_dict)
+    try:  # float16 weights of a shipped model are cast to the model's float32 on loading
+        result = model.load_state_dict(state_dict, strict=False)
     except RuntimeError as exc:
         message = " ".join(str(exc).split())[:200]
         raise CheckpointError(f"{path}: weights do not fit the architecture ({message})") from None
+    _check_missing(path, result.missing_keys, result.unexpected_keys, card)
     return model, card
+
+
+def _check_missing(path: str | Path, missing: list[str], unexpected: list[str], card: dict) -> None:
+    """Every weight present, but those the card lists as never used (a shipped model drops the
+    encoder stages a shallower U-Net does not run)."""
+    unused = set(card.get("unused_weights", []))
+    lacking = [key for key in missing if key not in unused]
+    if lacking or unexpected:
+        raise CheckpointError(
+            f"{path}: weights do not fit the architecture (missing {lacking[:3]}"
+            f"{'...' if len(lacking) > 3 else ''}, unexpected {unexpected[:3]})"
+        )

@@ -2,7 +2,8 @@
 
 Owns domain randomisation (`draw_config`: the detector, its defects, diffusion, thickness, the
 back-surface layer, X-ray entry, Compton electrons, muon angles and occupancy, each drawn from
-the ranges of the config's `stream` section around its `detector` and `sources`) and the
+the ranges of the config's `stream` section around its `detector` and `sources`, narrowed toward
+them for fine-tuning by `narrowed_stream`) and the
 `StreamDataset` that turns a draw number into a network input and its labels: simulate a frame of
 one tile, calibrate it as real data are (row pedestal, gain, measured noise), augment, normalise.
 A draw is seeded by (seed, draw number) alone, so a run is the same with any number of data-loader
@@ -34,6 +35,57 @@ def _uniform(rng: np.random.Generator, bounds: tuple[float, float], log: bool = 
     if log and low > 0:
         return float(math.exp(rng.uniform(math.log(low), math.log(high))))
     return float(rng.uniform(low, high))
+
+
+def detector_values(config: Config) -> dict[str, float]:
+    """The configured detector's value of each randomised quantity: where `stream.narrow` < 1
+    shrinks the ranges to."""
+    det, src = config.detector, config.sources
+    return {
+        "readout_noise_e": det.readout_noise_e,
+        "gain_adu_per_e": det.gain_adu_per_e,
+        "pedestal_row_drift_adu": det.pedestal_row_drift_adu,
+        "dark_current_e": det.dark_current_e,
+        "diffusion_scale": 1.0,
+        "thickness_um": det.thickness_um,
+        "backside_pcc_um": det.backside_pcc_um,
+        "hot_pixel_fraction": det.hot_pixel_fraction,
+        "hot_columns_per_1k": det.hot_columns * 1024 / det.width,
+        "occupancy": 1.0,
+        "muon_cos_power": src.muon.cos_power,
+    }
+
+
+def _shrink(bounds: tuple[float, float], centre: float, s: float, log: bool) -> tuple[float, float]:
+    """[low, high], widened to hold `centre`, then each end moved toward it: x -> c + s (x - c)
+    (in log x when the range is drawn log-uniform)."""
+    low, high = min(bounds[0], centre), max(bounds[1], centre)
+    if log and low > 0:
+        c = math.log(centre)
+        return (math.exp(c + s * (math.log(low) - c)), math.exp(c + s * (math.log(high) - c)))
+    return (centre + s * (low - centre), centre + s * (high - centre))
+
+
+def narrowed_stream(config: Config) -> StreamConfig:
+    """`config.stream` with its ranges, X-ray entry weights and Compton share shrunk toward the
+    configured detector and sources by `stream.narrow` (1: unchanged; toward 0: that detector)."""
+    cfg, s = config.stream, config.stream.narrow
+    if s == 1:
+        return cfg
+    update: dict[str, Any] = {
+        name: _shrink(getattr(cfg, name), centre, s, name in LOG_RANGES)
+        for name, centre in detector_values(config).items()
+    }
+    total = sum(cfg.xray_entry.values())
+    entry = config.sources.xray.entry
+    update["xray_entry"] = {
+        side: s * w / total + (1 - s) * (side == entry)
+        for side, w in {**cfg.xray_entry, entry: cfg.xray_entry.get(entry, 0.0)}.items()
+    }
+    update["compton_fraction"] = (
+        s * cfg.compton_fraction + (1 - s) * config.sources.electron.compton_fraction
+    )
+    return cfg.model_copy(update=update)
 
 
 def draw_parameters(cfg: StreamConfig, rng: np.random.Generator) -> dict[str, Any]:
@@ -109,7 +161,8 @@ class StreamDataset(Dataset):
     Items are draw numbers (or (index, draw) pairs from a tile sampler, the index unused)."""
 
     def __init__(self, config: Config, seed: int) -> None:
-        self.config, self.seed = config, seed
+        self.config = config.model_copy(update={"stream": narrowed_stream(config)})
+        self.seed = seed
         self.size = config.tiles.size
         self.transform = augment.build_augmentation(config.augment)
 

@@ -19,6 +19,7 @@ from pipeline.atomic import atomic_output
 from pipeline.config import ConfigError
 
 METRICS = (("cluster F1", "cluster_f1"), ("pixel IoU", "pixel_iou"))
+REFERENCE = "classical"  # what every other method's wins are counted against
 
 
 def read_summaries(paths: Sequence[str | Path], names: Sequence[str]) -> dict[str, dict]:
@@ -74,11 +75,14 @@ def suite_markdown(summaries: dict[str, dict], classes: Sequence[str]) -> str:
         cells = [f"**{c}**" if row[1] == "macro" else str(c) for c in row]
         lines.append("| " + " | ".join(cells) + " |")
     methods = list(next(iter(summaries.values())))
-    if len(methods) >= 2:
-        won, total = wins(summaries, methods[0], methods[1])
-        lines.append(
-            f"\n{methods[0]} macro cluster F1 >= {methods[1]}'s on {won} of {total} detectors.\n"
-        )
+    reference = REFERENCE if REFERENCE in methods else methods[-1]
+    lines.append("")
+    for method in methods:
+        if method != reference:
+            won, total = wins(summaries, method, reference)
+            lines.append(
+                f"{method} macro cluster F1 >= {reference}'s on {won} of {total} detectors."
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -6,6 +6,8 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from pipeline.config import write_config_sections
+from pipeline.model import CheckpointError
+from pipeline.shipped import resolve_model
 
 STAGE_SECTIONS = {
     "simulate": ["classes", "detector", "physics", "sources", "io"],
@@ -54,6 +56,26 @@ def user_inputs():
 
 
 INPUTS = user_inputs()
+
+
+def init_model():
+    """The checkpoint train.init names (a path or a shipped model), or None: a missing one stops
+    the workflow before any job runs. Its maps are scored beside the fine-tuned model's."""
+    if not config["train"]["init"]:
+        return None
+    try:
+        return str(resolve_model(config["train"]["init"]))
+    except CheckpointError as exc:
+        raise WorkflowError(f"train.init: {exc}")
+
+
+INIT = init_model()
+METHODS = ["unet", "init", "classical"] if INIT else ["unet", "classical"]
+
+
+def scored_maps(name):
+    """The map of each scored method on dataset `name`, in METHODS order."""
+    return [f"results/maps/{name}.{method}.h5" for method in METHODS]
 
 
 def frames_of(wildcards):

@@ -7,8 +7,7 @@ rule evaluate:
     input:
         config="results/config/evaluate.yaml",
         truth="data/sim/heldout.h5",
-        unet="results/maps/heldout.unet.h5",
-        classical="results/maps/heldout.classical.h5",
+        maps=scored_maps("heldout"),
     output:
         summary="results/evaluation/summary.json",
         table="results/evaluation/comparison.md",
@@ -35,6 +34,7 @@ rule evaluate:
     params:
         out=lambda wildcards, output: Path(output.summary).parent,
         tracking_uri=config["tracking"]["uri"],
+        methods=" ".join(METHODS),
     conda:
         "../environment.yml"
     log:
@@ -46,7 +46,7 @@ rule evaluate:
         **job_resources("evaluate"),
     shell:
         "python -m pipeline evaluate --config {input.config} --truth {input.truth}"
-        " --pred {input.unet} {input.classical} --names unet classical --out {params.out}"
+        " --pred {input.maps} --names {params.methods} --out {params.out}"
         " --set tracking.uri={params.tracking_uri} > {log} 2>&1"
 
 
@@ -80,13 +80,13 @@ rule evaluate_detector:
     input:
         config="results/config/evaluate.yaml",
         truth="data/sim/{name}.h5",
-        unet="results/maps/{name}.unet.h5",
-        classical="results/maps/{name}.classical.h5",
+        maps=lambda wildcards: scored_maps(wildcards.name),
     output:
         summary="results/suite/{name}/summary.json",
     params:
         out=lambda wildcards, output: Path(output.summary).parent,
         tracking_uri=config["tracking"]["uri"],
+        methods=" ".join(METHODS),
     conda:
         "../environment.yml"
     log:
@@ -100,7 +100,7 @@ rule evaluate_detector:
         **job_resources("evaluate"),
     shell:
         "python -m pipeline evaluate --config {input.config} --truth {input.truth}"
-        " --pred {input.unet} {input.classical} --names unet classical --out {params.out}"
+        " --pred {input.maps} --names {params.methods} --out {params.out}"
         " --set tracking.uri={params.tracking_uri} > {log} 2>&1"
 
 

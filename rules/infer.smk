@@ -27,6 +27,31 @@ rule infer:
         " > {log} 2>&1"
 
 
+rule infer_init:
+    # the model the training started from (train.init: the shipped model), scored beside it
+    input:
+        config="results/config/infer.yaml",
+        model=INIT or [],
+        frames=frames_of,
+    output:
+        map="results/maps/{name}.init.h5",
+        catalogue="results/catalogues/{name}.init.parquet",
+        csv="results/catalogues/{name}.init.csv",
+    conda:
+        "../environment.yml"
+    log:
+        "logs/infer_init/{name}.log",
+    benchmark:
+        "benchmarks/infer_init/{name}.tsv"
+    threads: cpus("infer")
+    resources:
+        **job_resources("infer"),
+    shell:
+        "python -m pipeline infer --config {input.config} --model {input.model}"
+        " --input {input.frames:q} --output {output.map} --catalogue {output.catalogue}"
+        " > {log} 2>&1"
+
+
 rule classical:
     input:
         config="results/config/classical.yaml",

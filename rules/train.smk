@@ -1,4 +1,5 @@
-# Training of the U-Net on the simulated (or the user's labelled) frames, see pipeline/train.py.
+# Training of the U-Net on the simulated (or the user's labelled) frames, see pipeline/train.py;
+# by default it fine-tunes the shipped model (train.init).
 # With more than one GPU it launches through torchrun: one DDP process per GPU.
 
 
@@ -7,6 +8,7 @@ rule train:
         config="results/config/train.yaml",
         frames=config["train"]["frames"],
         val_frames=config["train"]["val_frames"],
+        init=[INIT] if INIT else [],
     output:
         model="results/model/best.pt",
         card="results/model/model_card.json",
@@ -19,6 +21,7 @@ rule train:
         out=lambda wildcards, output: Path(output.model).parent,
         tracking_uri=config["tracking"]["uri"],
         launcher=train_launcher(),
+        init=f" --init {INIT}" if INIT else "",
     conda:
         "../environment.yml"
     log:
@@ -31,4 +34,4 @@ rule train:
     shell:
         "{params.launcher} train --config {input.config} --frames {input.frames:q}"
         " --val-frames {input.val_frames} --out {params.out}"
-        " --tracking-uri {params.tracking_uri} > {log} 2>&1"
+        " --tracking-uri {params.tracking_uri}{params.init} > {log} 2>&1"

@@ -28,6 +28,8 @@ TINY = {
     "train.threads": 1,
     "train.workers": 0,
     "train.lr": 1.0e-2,
+    "train.init": None,  # from scratch: the shipped model is another architecture
+    "stream.narrow": 1.0,
 }
 
 

@@ -13,7 +13,7 @@ from scipy import integrate
 from torch.utils.data import DataLoader
 
 from pipeline import physics
-from pipeline.config import load_config
+from pipeline.config import config_to_dict, load_config
 from pipeline.model import load_checkpoint
 from pipeline.stream import (
     LOG_RANGES,
@@ -21,8 +21,10 @@ from pipeline.stream import (
     MixedDataset,
     StreamDataset,
     StreamSampler,
+    detector_values,
     draw_config,
     draw_parameters,
+    narrowed_stream,
 )
 from pipeline.train import train
 from tests.conftest import TINY
@@ -200,3 +202,38 @@ def test_a_training_on_the_stream_alone_needs_fixed_validation_files(tiny):
     mixed = alone.model_copy(update={"stream": tiny.stream.model_copy(update={"weight": 0.5})})
     data = build_data(mixed, Distributed())
     assert len(data.val.dataset) > 0
+
+
+def _width(bounds, log):
+    return math.log(bounds[1] / bounds[0]) if log and bounds[0] > 0 else bounds[1] - bounds[0]
+
+
+@pytest.mark.parametrize("noise", [0.2, 2.0])
+def test_fine_tuning_narrows_every_range_toward_the_configured_detector(noise):
+    config = load_config(
+        overrides={
+            **TINY,
+            "stream.narrow": 0.5,
+            "sources.xray.entry": "front",
+            "detector.readout_noise_e": noise,
+        }
+    )
+    full, narrow = config.stream, narrowed_stream(config)
+    for name, centre in detector_values(config).items():
+        log = name in LOG_RANGES
+        before, after = getattr(full, name), getattr(narrow, name)
+        assert after[0] <= centre <= after[1], name  # never collapsed away from the detector
+        held = (min(before[0], centre), max(before[1], centre))
+        assert math.isclose(_width(after, log), 0.5 * _width(held, log), rel_tol=1e-9), name
+    lo, hi = narrow.readout_noise_e  # log scale: a factor sqrt(range) either side of the noise
+    assert math.isclose(lo * hi, noise**2 * (0.15 * 4.0 / noise**2) ** 0.5, rel_tol=1e-9)
+    assert math.isclose(sum(narrow.xray_entry.values()), 1.0)
+    assert narrow.xray_entry["front"] == pytest.approx(0.5 * 0.25 + 0.5)
+    assert narrow.compton_fraction == pytest.approx(0.5 * full.compton_fraction)
+    assert StreamDataset(config, seed=1).config.stream == narrow
+
+
+def test_narrow_one_keeps_the_ranges_and_the_tiles():
+    config = load_config(overrides={**TINY, "stream.narrow": 1.0})
+    assert narrowed_stream(config) == config.stream
+    assert config_to_dict(StreamDataset(config, 1).config) == config_to_dict(config)

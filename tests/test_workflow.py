@@ -124,6 +124,27 @@ def _reruns(work, small, text):
     assert "rule infer" in retrain.stdout and "rule evaluate" in retrain.stdout
 
 
+def test_fine_tuning_scores_the_starting_model_beside_the_tuned_one(workflow_run, tmp_path):
+    work, small = workflow_run
+    start = tmp_path / "start.pt"
+    shutil.copy2(work / "results" / "model" / "best.pt", start)
+    tuned = tmp_path / "tuned.yaml"
+    tuned.write_text(small.read_text() + f"train: {{init: {start}}}\n")
+    plan = snakemake(work, "-n", "-p", "--configfile", str(tuned))
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    assert f"--init {start}" in plan.stdout  # the training starts from it
+    assert "rule infer_init" in plan.stdout and "results/maps/heldout.init.h5" in plan.stdout
+    assert "--names unet init classical" in plan.stdout  # the suite and held-out score all three
+
+
+def test_a_missing_starting_model_stops_before_any_job(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: {init: no-such-model}\n")
+    result = snakemake(tmp_path / "wf", "-n", "--configfile", str(bad))
+    assert result.returncode != 0
+    assert "no-such-model: no such checkpoint file, and not a shipped model" in result.stderr
+
+
 def test_report_builds_with_the_evaluation_plots(workflow_run):
     work, small = workflow_run
     result = snakemake(work, "--configfile", str(small), "--report", "report.html")

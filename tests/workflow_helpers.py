@@ -7,13 +7,22 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 # what the workflow needs: never the whole checkout (it may hold a virtual environment)
-WORKFLOW = ("Snakefile", "rules", "configs", "report", "profiles", "pipeline", "environment.yml")
+WORKFLOW = (
+    "Snakefile",
+    "rules",
+    "configs",
+    "report",
+    "profiles",
+    "pipeline",
+    "models",
+    "environment.yml",
+)
 SMALL = (
     "detector: {height: 64, width: 64}\n"
     "simulate: {datasets: {train: {frames: 2, seed: 1}, heldout: {frames: 1, seed: 2}}}\n"
     "tiles: {size: 64}\n"
     "model: {depth: 2, decoder_channels: [16, 8]}\n"
-    "train: {epochs: 1, steps_per_epoch: 2, batch_size: 2, val_tiles: 2, threads: 1}\n"
+    "train: {epochs: 1, steps_per_epoch: 2, batch_size: 2, val_tiles: 2, threads: 1, init: null}\n"
     # a model trained for 2 steps finds no tritium to measure an efficiency with
     "activity: {efficiency: 0.3}\n"
 )

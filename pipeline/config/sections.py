@@ -205,6 +205,7 @@ class StreamConfig(Section):
     """Training tiles simulated on the fly, each from a detector drawn from these ranges."""
 
     weight: float = Field(ge=0, le=1)
+    narrow: float = Field(gt=0, le=1)
     readout_noise_e: Range
     gain_adu_per_e: Range
     pedestal_row_drift_adu: Range
@@ -339,6 +340,18 @@ class EvaluateConfig(Section):
     suite_out: str
 
 
+class ReleaseConfig(Section):
+    """Shipped models (`pipeline models`) and the making of one (`pipeline export`)."""
+
+    dir: str
+    run: str | None
+    train_config: str | None
+    suite: str | None
+    suite_method: str
+    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    description: str
+
+
 class TrackingConfig(Section):
     enabled: bool
     uri: str
@@ -364,6 +377,7 @@ class Config(Section):
     classical: ClassicalConfig
     evaluate: EvaluateConfig
     activity: ActivityConfig
+    release: ReleaseConfig
     tracking: TrackingConfig
     workflow: WorkflowConfig
 

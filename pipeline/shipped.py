@@ -1,0 +1,237 @@
+"""Shipped models: the trained U-Nets that come with the pipeline, in `models/` (`release.dir`).
+
+Owns finding a model by name (`resolve_model`: a shipped name, else a checkpoint path), listing
+what is shipped (`list_models`, the `models` stage) and making a shipped model of a training run
+(`export_model`, the `export` stage): weights in half precision, without the parameters a
+shallower U-Net never runs (smp's ResNet encoders build all four stages whatever the depth), and a
+model card that says how the model was made: config, commit, seed, steps, training data, the
+MLflow run, and its scores on the generalisation suite.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import nn
+
+from pipeline.atomic import atomic_output
+from pipeline.config import REPO_ROOT, Config, ConfigError
+from pipeline.model import CheckpointError, load_checkpoint, load_model
+
+SUFFIX = ".pt"
+
+
+@dataclass(frozen=True)
+class ShippedModel:
+    name: str
+    path: Path
+    size_bytes: int
+    card: dict[str, Any]
+
+
+def models_dir(directory: str | Path) -> Path:
+    """`release.dir` as given (relative to the working directory) if it exists, else relative to
+    the repository, so a shipped name works from any working directory."""
+    given = Path(directory)
+    if given.is_dir() or given.is_absolute():
+        return given
+    return REPO_ROOT / given
+
+
+def list_models(directory: str | Path) -> list[ShippedModel]:
+    """Every shipped model of `directory`, by name; a file that is not a checkpoint is an error."""
+    folder = models_dir(directory)
+    found = []
+    for path in sorted(folder.glob(f"*{SUFFIX}")):
+        card = load_checkpoint(path)["card"]
+        found.append(ShippedModel(path.stem, path, path.stat().st_size, card))
+    return found
+
+
+def resolve_model(reference: str | Path, directory: str | Path = "models") -> Path:
+    """The checkpoint file `reference` names: an existing path, else a shipped model's name."""
+    path = Path(reference)
+    if path.is_file():
+        return path
+    shipped = models_dir(directory) / f"{reference}{SUFFIX}"
+    if shipped.is_file():
+        return shipped
+    names = sorted(p.stem for p in models_dir(directory).glob(f"*{SUFFIX}"))
+    raise CheckpointError(
+        f"{reference}: no such checkpoint file, and not a shipped model (shipped in "
+        f"{models_dir(directory)}: {', '.join(names) or 'none'})"
+    )
+
+
+def unused_parameters(model: nn.Module, in_channels: int, size: int = 64) -> list[str]:
+    """Names of the state-dict entries a forward pass never touches: the parameters that get no
+    gradient, and the buffers of the modules they belong to. (Evaluation mode: the pass must not
+    move BatchNorm statistics.)"""
+    model = model.eval()
+    model.zero_grad(set_to_none=True)
+    model(torch.zeros(2, in_channels, size, size)).sum().backward()
+    idle = {name for name, p in model.named_parameters() if p.grad is None}
+    modules = {name.rpartition(".")[0] for name in idle}
+    model.zero_grad(set_to_none=True)
+    return sorted(
+        key for key in model.state_dict() if key in idle or key.rpartition(".")[0] in modules
+    )
+
+
+def half_state_dict(model: nn.Module, drop: list[str]) -> dict[str, torch.Tensor]:
+    """Parameters in float16; buffers (BatchNorm statistics: small, and their variances can
+    fall below float16's range) kept as they are; `drop` left out."""
+    params = {name for name, _ in model.named_parameters()}
+    out = {}
+    for key, tensor in model.state_dict().items():
+        if key in drop:
+            continue
+        out[key] = tensor.half() if key in params and tensor.is_floating_point() else tensor
+    return out
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _training_state(run_dir: Path) -> dict[str, Any]:
+    """What last.pt says of the run: epochs run, best epoch, wall time, MLflow run id."""
+    last = run_dir / "last.pt"
+    if not last.is_file():
+        raise CheckpointError(f"{last}: no such file (export needs the run's last.pt)")
+    training = load_checkpoint(last).get("training") or {}
+    if "state" not in training:
+        raise CheckpointError(f"{last}: no training state (not a last.pt of `pipeline train`)")
+    return json.loads(training["state"])
+
+
+def _mlflow_tags(uri: str, run_id: str | None) -> dict[str, str]:
+    if not run_id:
+        return {}
+    import mlflow
+
+    try:
+        return dict(mlflow.MlflowClient(tracking_uri=uri).get_run(run_id).data.tags)
+    except Exception:  # the run's store is not here: the card says so by lacking the tags
+        return {}
+
+
+def suite_scores(suite_dir: Path, method: str) -> dict[str, dict[str, Any]]:
+    """detector -> macro and per-class cluster F1 of `method`, from the suite's summary.json."""
+    scores = {}
+    for path in sorted(suite_dir.glob("*/summary.json")):
+        summary = json.loads(path.read_text())
+        if method not in summary:
+            raise ConfigError(f"{path}: no scores of method {method!r} (it has {sorted(summary)})")
+        result = summary[method]
+        scores[path.parent.name] = {
+            "macro_cluster_f1": result["macro_cluster_f1"],
+            "cluster_f1": {c: v["cluster_f1"] for c, v in result["per_class"].items()},
+        }
+    if not scores:
+        raise ConfigError(f"{suite_dir}: no */summary.json of the suite")
+    return scores
+
+
+def release_card(config: Config, run_dir: Path, train_config: Path) -> dict[str, Any]:
+    """The training card of run_dir/best.pt, with how the model was made."""
+    card = load_checkpoint(run_dir / "best.pt")["card"]
+    state = _training_state(run_dir)
+    trained = yaml.safe_load(train_config.read_text())
+    tags = _mlflow_tags(config.tracking.uri, state.get("run_id"))
+    steps = trained["train"]["steps_per_epoch"]
+    card["release"] = {
+        "name": config.release.name,
+        "description": config.release.description,
+        "git_commit": tags.get("git_commit"),
+        "mlflow_run_id": state.get("run_id"),
+        "training_seed": trained["train"]["seed"],
+        "steps": (state["best_epoch"] + 1) * steps,
+        "steps_run": state["epoch"] * steps,
+        "batch_size": trained["train"]["batch_size"],
+        "tile_size": trained["tiles"]["size"],
+        "training_minutes": round(state["elapsed_s"] / 60, 1),
+        "config": {k: trained[k] for k in ("train", "stream", "tiles", "augment", "model")},
+        "history": state.get("history", []),
+    }
+    return card
+
+
+def export_model(config: Config) -> Path:
+    """Write the shipped model `release.dir/release.name.pt` of the run in `release.run`."""
+    cfg = config.release
+    run_dir, name = Path(cfg.run), cfg.name
+    card = release_card(config, run_dir, Path(cfg.train_config))
+    if cfg.suite:
+        card["release"]["suite"] = suite_scores(Path(cfg.suite), cfg.suite_method)
+    model, _ = load_model(run_dir / "best.pt")
+    drop = unused_parameters(model, model_in_channels(card))
+    card["weights_dtype"] = "float16"
+    card["unused_weights"] = drop
+    out = Path(cfg.dir) / f"{name}{SUFFIX}"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"state_dict": half_state_dict(model, drop), "card": json.dumps(card)}
+    with atomic_output(out) as tmp:
+        torch.save(payload, tmp)
+    with atomic_output(out.with_suffix(".json")) as tmp:
+        tmp.write_text(json.dumps(card, indent=2))
+    _log_export(config, out, card)
+    return out
+
+
+def _log_export(config: Config, out: Path, card: dict[str, Any]) -> None:
+    """An MLflow run of the shipped model: its card, file, hash and suite scores."""
+    from pipeline.tracking import Tracker, git_commit
+
+    release = card["release"]
+    tracker = Tracker(config)
+    tags = {
+        "stage": "export",
+        "shipped_model": str(release["name"]),
+        "trained_in_run": str(release["mlflow_run_id"]),
+        "git_commit": git_commit(),
+        "sha256": file_sha256(out),
+    }
+    tracker.start(tags)
+    suite = release.get("suite", {})
+    tracker.log_metrics(
+        {
+            f"suite_{d}_macro_cluster_f1": s["macro_cluster_f1"] or float("nan")
+            for d, s in suite.items()
+        },
+        step=0,
+    )
+    tracker.log_dict(card, "model_card.json")
+    tracker.log_artifact(out, "shipped")
+    tracker.end()
+
+
+def model_in_channels(card: dict[str, Any]) -> int:
+    return int(card["architecture"]["in_channels"])
+
+
+def describe(model: ShippedModel) -> str:
+    """One line per shipped model: name, size, training, held-out and suite scores."""
+    release = model.card.get("release", {})
+    suite = release.get("suite", {})
+    mean = sum(s["macro_cluster_f1"] or 0 for s in suite.values()) / max(len(suite), 1)
+    parts = [
+        f"{model.name}: {model.size_bytes / 1e6:.1f} MB",
+        f"{len(model.card['classes'])} classes",
+        f"{release.get('steps', '?')} steps of {release.get('batch_size', '?')} tiles of "
+        f"{release.get('tile_size', '?')}^2",
+        f"val macro IoU {model.card.get('metrics', {}).get('macro_iou')}",
+    ]
+    if suite:
+        parts.append(f"suite mean macro cluster F1 {mean:.3f} on {len(suite)} detectors")
+    return ", ".join(parts)

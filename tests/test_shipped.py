@@ -1,0 +1,162 @@
+"""Shipped models: a training run exported to half precision without its unused weights gives the
+same maps, its card says how it was made, names resolve, and the model shipped in models/ loads
+and agrees with the default config."""
+
+import json
+
+import pytest
+import torch
+import yaml
+
+from pipeline.cli import main
+from pipeline.config import REPO_ROOT, config_to_dict, load_config
+from pipeline.evaluate import evaluate_files
+from pipeline.infer import infer_file
+from pipeline.model import CheckpointError, load_checkpoint, load_model
+from pipeline.shipped import export_model, list_models, resolve_model, unused_parameters
+from pipeline.train import train
+
+DEFAULT = load_config()
+SHIPPED = REPO_ROOT / DEFAULT.release.dir / f"{DEFAULT.train.init}.pt"
+
+
+@pytest.fixture
+def run(tiny, tiny_files, tmp_path):
+    """A tiny training run, its config file and the suite's evaluation of its model."""
+    result = train(tiny, progress=False)
+    config_file = tmp_path / "train.yaml"
+    config_file.write_text(yaml.safe_dump(config_to_dict(tiny)))
+    maps = tmp_path / "val.unet.h5"
+    inferred = tiny.model_copy(
+        update={
+            "infer": tiny.infer.model_copy(
+                update={
+                    "model": str(result.out / "best.pt"),
+                    "input": str(tiny_files["val"]),
+                    "output": str(maps),
+                    "window": 64,
+                }
+            )
+        }
+    )
+    infer_file(inferred, progress=False)
+    suite = tmp_path / "suite"
+    evaluate_files(tiny, tiny_files["val"], {"unet": maps}, suite / "tiny_val", progress=False)
+    return result, config_file, suite
+
+
+def _export(tiny, run, folder, name="tiny-v1"):
+    result, config_file, suite = run
+    release = tiny.release.model_copy(
+        update={
+            "dir": str(folder),
+            "run": str(result.out),
+            "train_config": str(config_file),
+            "suite": str(suite),
+            "name": name,
+        }
+    )
+    return export_model(tiny.model_copy(update={"release": release})), result
+
+
+def test_an_exported_model_is_smaller_and_gives_the_same_output(tiny, run, tmp_path):
+    shipped, result = _export(tiny, run, tmp_path / "models")
+    original, _ = load_model(result.out / "best.pt")
+    exported, card = load_model(shipped)
+    assert shipped.stat().st_size < 0.5 * (result.out / "best.pt").stat().st_size
+    stored = load_checkpoint(shipped)["state_dict"]
+    params = dict(original.named_parameters())
+    assert {t.dtype for k, t in stored.items() if k in params} == {torch.float16}
+    # a depth-2 U-Net runs the stem and layer1 of its ResNet encoder, never layer2 to layer4
+    never_run = ("encoder.layer2.", "encoder.layer3.", "encoder.layer4.")
+    assert set(card["unused_weights"]) == {
+        k for k in original.state_dict() if k.startswith(never_run)
+    }
+    assert not set(card["unused_weights"]) & set(stored)
+    x = torch.randn(2, 2, 64, 64) * 2
+    with torch.no_grad():
+        a, b = original.eval()(x), exported.eval()(x)
+    assert float((a - b).abs().max()) < 0.02 * float(a.abs().max())
+    assert float((a.argmax(1) == b.argmax(1)).float().mean()) > 0.999
+
+
+def test_the_card_says_how_the_model_was_made(tiny, run, tmp_path):
+    shipped, result = _export(tiny, run, tmp_path / "models")
+    card = json.loads(shipped.with_suffix(".json").read_text())
+    assert card == load_checkpoint(shipped)["card"]
+    release = card["release"]
+    state = result.state
+    assert release["steps"] == (state.best_epoch + 1) * tiny.train.steps_per_epoch
+    assert release["mlflow_run_id"] == state.run_id and release["git_commit"]
+    assert release["training_seed"] == tiny.train.seed
+    assert release["config"]["model"] == config_to_dict(tiny)["model"]
+    summary = json.loads((run[2] / "tiny_val" / "summary.json").read_text())
+    assert release["suite"]["tiny_val"]["macro_cluster_f1"] == summary["unet"]["macro_cluster_f1"]
+
+
+def test_a_shipped_model_missing_a_used_weight_is_refused(tiny, run, tmp_path):
+    shipped, _ = _export(tiny, run, tmp_path / "models")
+    payload = torch.load(shipped, weights_only=True)
+    del payload["state_dict"]["decoder.blocks.0.conv1.0.weight"]
+    broken = tmp_path / "broken.pt"
+    torch.save(payload, broken)
+    with pytest.raises(CheckpointError, match=r"broken\.pt: weights do not fit .*missing"):
+        load_model(broken)
+
+
+def test_names_resolve_to_shipped_models_and_unknown_ones_are_listed(tiny, run, tmp_path):
+    folder = tmp_path / "models"
+    shipped, _ = _export(tiny, run, folder)
+    assert resolve_model("tiny-v1", folder) == shipped
+    assert resolve_model(str(shipped), folder) == shipped
+    with pytest.raises(
+        CheckpointError,
+        match=r"tiny-v2: no such checkpoint file, and not a shipped model \(shipped in .*: tiny-v1\)",
+    ):
+        resolve_model("tiny-v2", folder)
+    assert [m.name for m in list_models(folder)] == ["tiny-v1"]
+
+
+def test_models_command_lists_what_is_shipped(tiny, run, tmp_path, capsys):
+    folder = tmp_path / "models"
+    _export(tiny, run, folder)
+    assert main(["models", "--dir", str(folder)]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("tiny-v1: ") and "on 1 detectors" in line
+
+
+def test_unused_parameters_are_found_without_moving_batchnorm_statistics(tiny):
+    from pipeline.model import build_model
+
+    model = build_model(tiny.model, 6)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    unused = unused_parameters(model, 2)
+    assert "encoder.layer4.0.conv1.weight" in unused
+    assert "encoder.layer4.0.bn1.running_var" in unused
+    assert "encoder.layer1.0.conv1.weight" not in unused
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, before[key])
+
+
+# the model shipped in models/ (made with configs/release.yaml, README "The shipped model")
+
+
+@pytest.mark.skipif(not SHIPPED.is_file(), reason="no shipped model in this checkout")
+def test_the_shipped_model_loads_and_agrees_with_the_default_config():
+    model, card = load_model(DEFAULT.train.init, classes=DEFAULT.classes)
+    assert card == json.loads(SHIPPED.with_suffix(".json").read_text())
+    arch = {k: v for k, v in card["architecture"].items() if k != "name"}
+    assert arch == DEFAULT.model.model_dump()
+    assert card["normalise"] == DEFAULT.normalise.model_dump()
+    assert card["weights_dtype"] == "float16"
+    assert SHIPPED.stat().st_size < 16e6
+    release = card["release"]
+    assert set(release["suite"]) >= set(DEFAULT.workflow.suite)
+    assert release["steps"] > 0 and release["git_commit"] and release["mlflow_run_id"]
+    x = torch.zeros(1, 2, 128, 128)
+    x[0, :, 60:63, 60:63] = 1.5  # a small bright cluster
+    with torch.no_grad():
+        out = model.eval()(x)
+    assert out.shape == (1, len(DEFAULT.classes), 128, 128) and bool(torch.isfinite(out).all())
+    assert int(out[0].argmax(0)[5, 5]) == 0  # empty sky is background
+    assert int(out[0].argmax(0)[61, 61]) != 0  # and the cluster is not
