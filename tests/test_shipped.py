@@ -111,7 +111,7 @@ def test_names_resolve_to_shipped_models_and_unknown_ones_are_listed(tiny, run, 
     assert resolve_model(str(shipped), folder) == shipped
     with pytest.raises(
         CheckpointError,
-        match=r"tiny-v2: no such checkpoint file, and not a shipped model \(shipped in .*: tiny-v1\)",
+        match=r"tiny-v2: no such checkpoint file, and not a shipped model \(shipped in .*: tiny-v1",
     ):
         resolve_model("tiny-v2", folder)
     assert [m.name for m in list_models(folder)] == ["tiny-v1"]
