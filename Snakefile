@@ -24,6 +24,11 @@ include: "rules/infer.smk"
 include: "rules/evaluate.smk"
 
 
+if config["release"]["name"]:
+
+    include: "rules/release.smk"
+
+
 rule all:
     input:
         "results/model/best.pt",

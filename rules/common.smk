@@ -22,6 +22,7 @@ STAGE_SECTIONS = {
     "activity": [
         "classes", "io", "physics", "detector", "sources", "activity", "calibrate", "infer",
     ],
+    "export": ["classes", "release", "tracking"],
 }
 SIMULATED = config["simulate"]["datasets"]
 SUITE = config["workflow"]["suite"]  # simulated detectors both methods are scored on
