@@ -54,6 +54,7 @@ def stage_inputs(stage: str, config: Config) -> Named:
         "suite": ["evaluate.suite"],
         "activity": ["activity.catalogue", "activity.frames", "activity.model"],
         "export": ["release.run", "release.train_config", "release.suite"],
+        "models": ["release.dir"],
     }.get(stage, [])
     if stage == "activity" and config.activity.efficiency is not None:
         keys = keys[:2]  # the model is not read
@@ -75,9 +76,10 @@ def stage_outputs(stage: str, config: Config) -> Named:
         return _directory(_paths(config, "evaluate.out"), EVALUATE_FILES) + _tracking_db(config)
     if stage == "activity":
         return _paths(config, "activity.out")
-    if stage == "export" and config.release.name:
-        folder, name = Path(config.release.dir), config.release.name
-        return [("the shipped model", folder / f"{name}.pt"), ("its card", folder / f"{name}.json")]
+    if stage == "export":  # without a name the stage stops at once (release.name is required)
+        folder, name = Path(config.release.dir), config.release.name or "NAME"
+        what = "the shipped model in 'release.dir'"
+        return [(what, folder / f"{name}.pt"), (f"the card of {what}", folder / f"{name}.json")]
     if stage == "suite":
         out = _paths(config, "evaluate.suite_out")
         return out + [
