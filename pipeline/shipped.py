@@ -60,8 +60,8 @@ def resolve_model(reference: str | Path, directory: str | Path = "models") -> Pa
     if path.is_file():
         return path
     shipped = models_dir(directory) / f"{reference}{SUFFIX}"
-    if shipped.is_file():
-        return shipped
+    if path.name == str(reference) and path.suffix != SUFFIX and shipped.is_file():
+        return shipped  # a bare name, not a path
     names = sorted(p.stem for p in models_dir(directory).glob(f"*{SUFFIX}"))
     raise CheckpointError(
         f"{reference}: no such checkpoint file, and not a shipped model (shipped in "
