@@ -141,7 +141,6 @@ def test_unused_parameters_are_found_without_moving_batchnorm_statistics(tiny):
 # the model shipped in models/ (made with configs/release.yaml, README "The shipped model")
 
 
-@pytest.mark.skipif(not SHIPPED.is_file(), reason="no shipped model in this checkout")
 def test_the_shipped_model_loads_and_agrees_with_the_default_config():
     model, card = load_model(DEFAULT.train.init, classes=DEFAULT.classes)
     assert card == json.loads(SHIPPED.with_suffix(".json").read_text())
