@@ -142,7 +142,9 @@ def test_a_missing_starting_model_stops_before_any_job(tmp_path):
     bad.write_text("train: {init: no-such-model}\n")
     result = snakemake(tmp_path / "wf", "-n", "--configfile", str(bad))
     assert result.returncode != 0
-    assert "no-such-model: no such checkpoint file, and not a shipped model" in result.stderr
+    text = result.stdout + result.stderr
+    assert "train.init: no-such-model: no such checkpoint file, and not a shipped model" in text
+    assert not (tmp_path / "wf" / "results").exists()
 
 
 def test_report_builds_with_the_evaluation_plots(workflow_run):
