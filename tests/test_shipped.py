@@ -15,14 +15,24 @@ from pipeline.infer import infer_file
 from pipeline.model import CheckpointError, load_checkpoint, load_model
 from pipeline.shipped import export_model, list_models, resolve_model, unused_parameters
 from pipeline.train import train
+from tests.conftest import tiny_config
 
 DEFAULT = load_config()
 SHIPPED = REPO_ROOT / DEFAULT.release.dir / f"{DEFAULT.train.init}.pt"
 
 
-@pytest.fixture
-def run(tiny, tiny_files, tmp_path):
-    """A tiny training run, its config file and the suite's evaluation of its model."""
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, tiny_files):
+    """A tiny training run (once for the module): its config, result, config file and the
+    suite's evaluation of its model."""
+    tmp_path = tmp_path_factory.mktemp("run")
+    tiny = tiny_config(
+        tmp_path,
+        **{
+            "train.frames": [str(tiny_files["train"])],
+            "train.val_frames": [str(tiny_files["val"])],
+        },
+    )
     result = train(tiny, progress=False)
     config_file = tmp_path / "train.yaml"
     config_file.write_text(yaml.safe_dump(config_to_dict(tiny)))
@@ -42,11 +52,11 @@ def run(tiny, tiny_files, tmp_path):
     infer_file(inferred, progress=False)
     suite = tmp_path / "suite"
     evaluate_files(tiny, tiny_files["val"], {"unet": maps}, suite / "tiny_val", progress=False)
-    return result, config_file, suite
+    return tiny, result, config_file, suite
 
 
-def _export(tiny, run, folder, name="tiny-v1"):
-    result, config_file, suite = run
+def _export(run, folder, name="tiny-v1"):
+    tiny, result, config_file, suite = run
     release = tiny.release.model_copy(
         update={
             "dir": str(folder),
@@ -59,8 +69,8 @@ def _export(tiny, run, folder, name="tiny-v1"):
     return export_model(tiny.model_copy(update={"release": release})), result
 
 
-def test_an_exported_model_is_smaller_and_gives_the_same_output(tiny, run, tmp_path):
-    shipped, result = _export(tiny, run, tmp_path / "models")
+def test_an_exported_model_is_smaller_and_gives_the_same_output(run, tmp_path):
+    shipped, result = _export(run, tmp_path / "models")
     original, _ = load_model(result.out / "best.pt")
     exported, card = load_model(shipped)
     assert shipped.stat().st_size < 0.5 * (result.out / "best.pt").stat().st_size
@@ -80,8 +90,9 @@ def test_an_exported_model_is_smaller_and_gives_the_same_output(tiny, run, tmp_p
     assert float((a.argmax(1) == b.argmax(1)).float().mean()) > 0.999
 
 
-def test_the_card_says_how_the_model_was_made(tiny, run, tmp_path):
-    shipped, result = _export(tiny, run, tmp_path / "models")
+def test_the_card_says_how_the_model_was_made(run, tmp_path):
+    tiny = run[0]
+    shipped, result = _export(run, tmp_path / "models")
     card = json.loads(shipped.with_suffix(".json").read_text())
     assert card == load_checkpoint(shipped)["card"]
     release = card["release"]
@@ -90,12 +101,12 @@ def test_the_card_says_how_the_model_was_made(tiny, run, tmp_path):
     assert release["mlflow_run_id"] == state.run_id and release["git_commit"]
     assert release["training_seed"] == tiny.train.seed
     assert release["config"]["model"] == config_to_dict(tiny)["model"]
-    summary = json.loads((run[2] / "tiny_val" / "summary.json").read_text())
+    summary = json.loads((run[3] / "tiny_val" / "summary.json").read_text())
     assert release["suite"]["tiny_val"]["macro_cluster_f1"] == summary["unet"]["macro_cluster_f1"]
 
 
-def test_a_shipped_model_missing_a_used_weight_is_refused(tiny, run, tmp_path):
-    shipped, _ = _export(tiny, run, tmp_path / "models")
+def test_a_shipped_model_missing_a_used_weight_is_refused(run, tmp_path):
+    shipped, _ = _export(run, tmp_path / "models")
     payload = torch.load(shipped, weights_only=True)
     del payload["state_dict"]["decoder.blocks.0.conv1.0.weight"]
     broken = tmp_path / "broken.pt"
@@ -104,9 +115,9 @@ def test_a_shipped_model_missing_a_used_weight_is_refused(tiny, run, tmp_path):
         load_model(broken)
 
 
-def test_names_resolve_to_shipped_models_and_unknown_ones_are_listed(tiny, run, tmp_path):
+def test_names_resolve_to_shipped_models_and_unknown_ones_are_listed(run, tmp_path):
     folder = tmp_path / "models"
-    shipped, _ = _export(tiny, run, folder)
+    shipped, _ = _export(run, folder)
     assert resolve_model("tiny-v1", folder) == shipped
     assert resolve_model(str(shipped), folder) == shipped
     with pytest.raises(
@@ -117,9 +128,9 @@ def test_names_resolve_to_shipped_models_and_unknown_ones_are_listed(tiny, run, 
     assert [m.name for m in list_models(folder)] == ["tiny-v1"]
 
 
-def test_models_command_lists_what_is_shipped(tiny, run, tmp_path, capsys):
+def test_models_command_lists_what_is_shipped(run, tmp_path, capsys):
     folder = tmp_path / "models"
-    _export(tiny, run, folder)
+    _export(run, folder)
     assert main(["models", "--dir", str(folder)]) == 0
     line = capsys.readouterr().out.strip()
     assert line.startswith("tiny-v1: ") and "on 1 detectors" in line
