@@ -10,7 +10,6 @@ MLflow run, and its scores on the generalisation suite.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from torch import nn
 
 from pipeline.atomic import atomic_output
 from pipeline.config import REPO_ROOT, Config, ConfigError
-from pipeline.model import CheckpointError, load_checkpoint, load_model
+from pipeline.model import CheckpointError, load_checkpoint, load_model, model_config_from_card
 
 SUFFIX = ".pt"
 
@@ -96,14 +95,6 @@ def half_state_dict(model: nn.Module, drop: list[str]) -> dict[str, torch.Tensor
     return out
 
 
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _training_state(run_dir: Path) -> dict[str, Any]:
     """What last.pt says of the run: epochs run, best epoch, wall time, MLflow run id."""
     last = run_dir / "last.pt"
@@ -143,9 +134,10 @@ def suite_scores(suite_dir: Path, method: str) -> dict[str, dict[str, Any]]:
     return scores
 
 
-def release_card(config: Config, run_dir: Path, train_config: Path) -> dict[str, Any]:
+def release_card(
+    config: Config, card: dict[str, Any], run_dir: Path, train_config: Path
+) -> dict[str, Any]:
     """The training card of run_dir/best.pt, with how the model was made."""
-    card = load_checkpoint(run_dir / "best.pt")["card"]
     state = _training_state(run_dir)
     trained = yaml.safe_load(train_config.read_text())
     tags = _mlflow_tags(config.tracking.uri, state.get("run_id"))
@@ -171,11 +163,11 @@ def export_model(config: Config) -> Path:
     """Write the shipped model `release.dir/release.name.pt` of the run in `release.run`."""
     cfg = config.release
     run_dir, name = Path(cfg.run), cfg.name
-    card = release_card(config, run_dir, Path(cfg.train_config))
+    model, card = load_model(run_dir / "best.pt")
+    card = release_card(config, card, run_dir, Path(cfg.train_config))
     if cfg.suite:
         card["release"]["suite"] = suite_scores(Path(cfg.suite), cfg.suite_method)
-    model, _ = load_model(run_dir / "best.pt")
-    drop = unused_parameters(model, model_in_channels(card))
+    drop = unused_parameters(model, model_config_from_card(card).in_channels)
     card["weights_dtype"] = "float16"
     card["unused_weights"] = drop
     out = Path(cfg.dir) / f"{name}{SUFFIX}"
@@ -191,7 +183,7 @@ def export_model(config: Config) -> Path:
 
 def _log_export(config: Config, out: Path, card: dict[str, Any]) -> None:
     """An MLflow run of the shipped model: its card, file, hash and suite scores."""
-    from pipeline.tracking import Tracker, git_commit
+    from pipeline.tracking import Tracker, file_sha256, git_commit
 
     release = card["release"]
     tracker = Tracker(config)
@@ -214,10 +206,6 @@ def _log_export(config: Config, out: Path, card: dict[str, Any]) -> None:
     tracker.log_dict(card, "model_card.json")
     tracker.log_artifact(out, "shipped")
     tracker.end()
-
-
-def model_in_channels(card: dict[str, Any]) -> int:
-    return int(card["architecture"]["in_channels"])
 
 
 def describe(model: ShippedModel) -> str:

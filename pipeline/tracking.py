@@ -54,10 +54,21 @@ def data_hash(paths: Iterable[str | Path], extra: str = "") -> str:
     digest = hashlib.sha256(extra.encode())
     for path in sorted(Path(p) for p in paths):
         digest.update(path.name.encode())
-        with path.open("rb") as fh:
-            while block := fh.read(HASH_BLOCK):
-                digest.update(block)
+        _update_with_file(digest, path)
     return digest.hexdigest()
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of one file's bytes (streamed), as `sha256sum` prints it."""
+    digest = hashlib.sha256()
+    _update_with_file(digest, Path(path))
+    return digest.hexdigest()
+
+
+def _update_with_file(digest: Any, path: Path) -> None:
+    with path.open("rb") as fh:
+        while block := fh.read(HASH_BLOCK):
+            digest.update(block)
 
 
 def artifact_root(uri: str) -> str | None:

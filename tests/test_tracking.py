@@ -21,3 +21,13 @@ def test_data_hash_depends_on_content_not_order(tmp_path):
 def test_git_commit_outside_a_repository_is_unknown(tmp_path):
     assert git_commit(tmp_path) == "unknown"
     assert len(git_commit().removesuffix("-dirty")) == 40  # the tests run inside the clone
+
+
+def test_file_sha256_is_the_digest_of_the_bytes(tmp_path):
+    import hashlib
+
+    from pipeline.tracking import file_sha256
+
+    path = tmp_path / "weights.pt"
+    path.write_bytes(bytes(range(256)) * 5000)  # over one hash block
+    assert file_sha256(path) == hashlib.sha256(path.read_bytes()).hexdigest()
