@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline import calibrate, clusters, tiles
+from pipeline import calibrate, clusters, sparse, tiles
 from pipeline.config import Config, ConfigError, InferConfig, NormaliseConfig
 from pipeline.config.sections import MAX_BATCH_PIXELS
 from pipeline.maps import MapResult, write_maps
@@ -71,12 +71,15 @@ class Predictor:
         cfg: InferConfig,
         device: torch.device,
         amp: torch.dtype | None = None,
+        multiple: int = tiles.NET_MULTIPLE,
     ) -> None:
         self.model = model.to(device).eval()
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.tile, self.normalise, self.cfg = tiles.padded(tile), normalise, cfg
+        self.multiple = multiple  # the network's input sizes: 2^depth
+        self.tile, self.normalise, self.cfg = tiles.padded(tile, multiple), normalise, cfg
         self.device, self.amp = device, amp
+        self._classes: int | None = None
         self._weight_cache: dict[tuple[int, int], torch.Tensor] = {}
 
     def _weights(self, height: int, width: int) -> torch.Tensor:
@@ -91,7 +94,8 @@ class Predictor:
         height, width = charge_e.shape
         x = calibrate.normalise(charge_e, noise_e, self.normalise)
         # windows of the tile, or smaller along an axis the frame is shorter than
-        th, tw = min(self.tile, tiles.padded(height)), min(self.tile, tiles.padded(width))
+        th = min(self.tile, tiles.padded(height, self.multiple))
+        tw = min(self.tile, tiles.padded(width, self.multiple))
         ph, pw = max(height, th), max(width, tw)
         image = torch.zeros(1, x.shape[0], ph, pw, device=self.device)
         image[0, :, :height, :width] = torch.from_numpy(x).to(self.device)
@@ -114,6 +118,27 @@ class Predictor:
                 total[:, y : y + th, xx : xx + tw] += p
                 norm[y : y + th, xx : xx + tw] += weights
         return (total / norm)[:, :height, :width].float().cpu().numpy()
+
+    def frame_probabilities(self, charge_e: np.ndarray, noise_e: float) -> np.ndarray:
+        """(C, H, W) probabilities: the network on the crops around charge (`infer.sparse`),
+        background elsewhere; the whole frame where sparse is off or the frame is busy."""
+        plan = self.cfg.sparse
+        if plan.enabled:
+            seeds = sparse.seed_mask(charge_e, noise_e, plan)
+            crops = sparse.plan_crops(seeds, plan, self.multiple)
+            if sparse.covered_fraction(crops, charge_e.shape) <= plan.max_fraction:
+                return sparse.assemble(
+                    lambda crop: self.probabilities(crop, noise_e), charge_e, crops, self.classes
+                )
+        return self.probabilities(charge_e, noise_e)
+
+    @property
+    def classes(self) -> int:
+        """Classes the network outputs (asked of it once, on an empty window)."""
+        if self._classes is None:
+            empty = np.zeros((self.multiple, self.multiple), dtype=np.float32)
+            self._classes = self.probabilities(empty, 1.0).shape[0]
+        return self._classes
 
     def _predict(self, windows: torch.Tensor) -> torch.Tensor:
         flips = FLIPS if self.cfg.tta else FLIPS[:1]
@@ -148,11 +173,13 @@ def infer_file(config: Config, progress: bool = True) -> MapResult:
             f"infer.batch_size {cfg.batch_size} windows of {window} px (the model card's tile) "
             f"exceed {MAX_BATCH_PIXELS:,} pixels per batch; lower infer.batch_size"
         )
-    predictor = Predictor(model, window, NormaliseConfig(**card["normalise"]), cfg, device, amp)
+    multiple = 2 ** card["architecture"]["depth"]
+    normalise = NormaliseConfig(**card["normalise"])
+    predictor = Predictor(model, window, normalise, cfg, device, amp, multiple)
 
     def label(charge: np.ndarray, noise_e: float) -> tuple[np.ndarray, np.ndarray]:
         try:
-            probs = predictor.probabilities(charge, noise_e)
+            probs = predictor.frame_probabilities(charge, noise_e)
         except NonFiniteOutput as exc:
             raise CheckpointError(f"{cfg.model}: on {cfg.input}: {exc}") from None
         if cfg.component_vote:

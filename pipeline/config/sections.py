@@ -283,6 +283,17 @@ class TrainConfig(Section):
     threads: int = Field(ge=0)
 
 
+class SparseConfig(Section):
+    """Where the network runs: pipeline/sparse.py."""
+
+    enabled: bool
+    seed_sigma: float = Field(gt=0)
+    seed_min_charge_e: float = Field(ge=0)
+    block_px: int = Field(gt=0, le=256)
+    margin_px: int = Field(ge=0, le=1024)
+    max_fraction: float = Field(ge=0, le=1)
+
+
 class InferConfig(Section):
     model: str
     input: str | None
@@ -300,6 +311,7 @@ class InferConfig(Section):
     gaussian_sigma_scale: float = Field(gt=0)
     device: Literal["auto", "cpu", "cuda"]
     amp: Literal["auto", "bf16", "fp16", "off"]
+    sparse: SparseConfig
 
 
 class ClassicalConfig(Section):
