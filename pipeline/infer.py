@@ -14,11 +14,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline import calibrate, clusters, sparse, tiles
+from pipeline import calibrate, clusters, runtime, sparse, tiles
 from pipeline.config import Config, ConfigError, InferConfig, NormaliseConfig
 from pipeline.config.sections import MAX_BATCH_PIXELS
 from pipeline.maps import MapResult, write_maps
 from pipeline.model import CheckpointError, load_model
+from pipeline.shipped import resolve_model
 from pipeline.train import autocast_dtype, pick_device
 
 
@@ -98,7 +99,7 @@ class Predictor:
         tw = min(self.tile, tiles.padded(width, self.multiple))
         ph, pw = max(height, th), max(width, tw)
         image = torch.zeros(1, x.shape[0], ph, pw, device=self.device)
-        image[0, :, :height, :width] = torch.from_numpy(x).to(self.device)
+        image[0, :, :height, :width] = self._to_device(x)
         starts = [
             (y, xx)
             for y in window_starts(ph, th, self.cfg.overlap)
@@ -128,9 +129,25 @@ class Predictor:
             crops = sparse.plan_crops(seeds, plan, self.multiple)
             if sparse.covered_fraction(crops, charge_e.shape) <= plan.max_fraction:
                 return sparse.assemble(
-                    lambda crop: self.probabilities(crop, noise_e), charge_e, crops, self.classes
+                    lambda batch: self.crop_probabilities(batch, noise_e),
+                    charge_e,
+                    crops,
+                    self.classes,
+                    self.cfg.batch_size * self.tile**2,
                 )
         return self.probabilities(charge_e, noise_e)
+
+    @torch.inference_mode()
+    def crop_probabilities(self, crops: list[np.ndarray], noise_e: float) -> np.ndarray:
+        """(B, C, h, w) float32 probabilities of same-shape crops of one calibrated frame, each
+        on its own (zero-padded to the network's multiple where a crop is shorter)."""
+        height, width = crops[0].shape
+        ph, pw = tiles.padded(height, self.multiple), tiles.padded(width, self.multiple)
+        x = np.zeros((len(crops), self.normalise.channels, ph, pw), dtype=np.float32)
+        for i, crop in enumerate(crops):
+            x[i, :, :height, :width] = calibrate.normalise(crop, noise_e, self.normalise)
+        probs = self._predict(self._to_device(x))
+        return probs[:, :, :height, :width].float().cpu().numpy()
 
     @property
     def classes(self) -> int:
@@ -139,6 +156,13 @@ class Predictor:
             empty = np.zeros((self.multiple, self.multiple), dtype=np.float32)
             self._classes = self.probabilities(empty, 1.0).shape[0]
         return self._classes
+
+    def _to_device(self, array: np.ndarray) -> torch.Tensor:
+        """The array on the device: through pinned memory, asynchronously, to a GPU."""
+        tensor = torch.from_numpy(array)
+        if self.device.type != "cuda":
+            return tensor
+        return tensor.pin_memory().to(self.device, non_blocking=True)
 
     def _predict(self, windows: torch.Tensor) -> torch.Tensor:
         flips = FLIPS if self.cfg.tta else FLIPS[:1]
@@ -175,7 +199,12 @@ def infer_file(config: Config, progress: bool = True) -> MapResult:
         )
     multiple = 2 ** card["architecture"]["depth"]
     normalise = NormaliseConfig(**card["normalise"])
-    predictor = Predictor(model, window, normalise, cfg, device, amp, multiple)
+    engine = runtime.choose_runtime(cfg.runtime, device, amp)
+    checkpoint = resolve_model(cfg.model)
+    network = runtime.runtime_network(model, engine, checkpoint, normalise.channels)
+    if engine != "torch":  # ONNX Runtime picks its own layout
+        cfg = cfg.model_copy(update={"channels_last": False})
+    predictor = Predictor(network, window, normalise, cfg, device, amp, multiple)
 
     def label(charge: np.ndarray, noise_e: float) -> tuple[np.ndarray, np.ndarray]:
         try:

@@ -8,7 +8,9 @@ file and its clusters to the catalogue. Outputs appear only when every frame suc
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +44,22 @@ class MapResult:
         )
 
 
+def prefetched(read: Callable[[int], np.ndarray], n: int, depth: int) -> Iterator[np.ndarray]:
+    """read(0), ..., read(n - 1), in order, each started `depth` frames ahead on one background
+    thread (the reader's decompression and the calibration release the GIL while the network
+    runs); depth 0 reads in the caller's thread."""
+    if depth == 0:
+        yield from (read(i) for i in range(n))
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") as pool:
+        pending = deque(pool.submit(read, i) for i in range(min(depth, n)))
+        for i in range(n):
+            frame = pending.popleft().result()
+            if i + depth < n:
+                pending.append(pool.submit(read, i + depth))
+            yield frame
+
+
 def write_maps(
     config: Config,
     labeller: Labeller,
@@ -66,8 +84,14 @@ def write_maps(
             source=name,
             probabilities=probabilities,
         ) as writer:
-            for i in tqdm(range(n), desc=f"{desc} {name}", disable=not progress):
-                charge = calibrate.frame_charge(ff.read("frames", i), run, i)
+            charges = prefetched(
+                lambda i: calibrate.frame_charge(ff.read("frames", i), run, i),
+                n,
+                config.io.prefetch_frames,
+            )
+            for i, charge in tqdm(
+                enumerate(charges), total=n, desc=f"{desc} {name}", disable=not progress
+            ):
                 labels, probs = labeller(charge, run.frames[i].noise_e)
                 writer.append(labels, probs if probabilities else None)
                 if catalogue_path is not None:

@@ -130,18 +130,32 @@ def covered_fraction(crops: list[Crop], shape: tuple[int, int]) -> float:
 
 
 def assemble(
-    predict: Callable[[np.ndarray], np.ndarray],
+    predict: Callable[[list[np.ndarray]], np.ndarray],
     charge_e: np.ndarray,
     crops: list[Crop],
     n_classes: int,
+    batch_pixels: int,
 ) -> np.ndarray:
-    """(C, H, W) float32 probabilities: `predict` (charge crop -> (C, h, w)) on each crop's
-    context, kept on its owned pixels; background with probability 1 elsewhere."""
+    """(C, H, W) float32 probabilities: `predict` (same-shape charge crops -> (B, C, h, w)) on
+    the crops' contexts, batched by shape up to `batch_pixels` per call, kept on each crop's
+    owned pixels; background with probability 1 elsewhere."""
     probs = np.zeros((n_classes, *charge_e.shape), dtype=np.float32)
     probs[0] = 1.0
+    by_shape: dict[tuple[int, int], list[Crop]] = {}
     for crop in crops:
         cy0, cy1, cx0, cx1 = crop.context
-        y0, y1, x0, x1 = crop.owned
-        answer = predict(charge_e[cy0:cy1, cx0:cx1])
-        probs[:, y0:y1, x0:x1] = answer[:, y0 - cy0 : y1 - cy0, x0 - cx0 : x1 - cx0]
+        by_shape.setdefault((cy1 - cy0, cx1 - cx0), []).append(crop)
+    for (height, width), group in by_shape.items():
+        step = max(1, batch_pixels // (height * width))
+        for first in range(0, len(group), step):
+            batch = group[first : first + step]
+            answers = predict([charge_e[_slices(crop.context)] for crop in batch])
+            for crop, answer in zip(batch, answers, strict=True):
+                y0, y1, x0, x1 = crop.owned
+                cy0, _, cx0, _ = crop.context
+                probs[:, y0:y1, x0:x1] = answer[:, y0 - cy0 : y1 - cy0, x0 - cx0 : x1 - cx0]
     return probs
+
+
+def _slices(box: Box) -> tuple[slice, slice]:
+    return slice(box[0], box[1]), slice(box[2], box[3])

@@ -79,13 +79,13 @@ def test_assemble_keeps_the_owned_answers_and_background_elsewhere():
     crops = sparse.plan_crops(seeds, plan_config(block_px=8, margin_px=8), multiple=16)
     calls = []
 
-    def predict(crop):
-        calls.append(crop.shape)
-        out = np.zeros((3, *crop.shape), np.float32)
-        out[2] = 1.0
+    def predict(batch):
+        calls.append(batch[0].shape)
+        out = np.zeros((len(batch), 3, *batch[0].shape), np.float32)
+        out[:, 2] = 1.0
         return out
 
-    probs = sparse.assemble(predict, np.zeros((64, 64), np.float32), crops, 3)
+    probs = sparse.assemble(predict, np.zeros((64, 64), np.float32), crops, 3, 64**2)
     owned = owned_mask(crops, (64, 64))
     assert calls and all(h % 16 == 0 and w % 16 == 0 for h, w in calls)
     assert (probs[2][owned] == 1).all() and (probs[0][~owned] == 1).all()

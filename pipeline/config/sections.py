@@ -150,6 +150,7 @@ class IOConfig(Section):
     events_group: str
     root_tree: str
     check_finite: bool
+    prefetch_frames: int = Field(ge=0, le=64)
     fits: FitsConfig
 
 
@@ -311,6 +312,7 @@ class InferConfig(Section):
     gaussian_sigma_scale: float = Field(gt=0)
     device: Literal["auto", "cpu", "cuda"]
     amp: Literal["auto", "bf16", "fp16", "off"]
+    runtime: Literal["auto", "torch", "onnxruntime"]
     sparse: SparseConfig
 
 
