@@ -253,8 +253,17 @@ def _medians(frames: list[np.ndarray], per_column: bool) -> np.ndarray:
     for i in range(0, w if per_column else h, step):
         cut = np.s_[:, i : i + step] if per_column else np.s_[i : i + step]
         block = np.stack([f[cut] for f in frames]).astype(np.float32)
-        parts.append(np.median(block, axis=(0, 1) if per_column else 0))
+        parts.append(np.median(block, axis=(0, 1)) if per_column else _median_of_frames(block))
     return np.concatenate(parts, axis=0)
+
+
+def _median_of_frames(block: np.ndarray) -> np.ndarray:
+    """np.median(block, axis=0), exactly, for the few frames of a stack: a sort along the short
+    axis is ~3x faster than numpy's partition across it."""
+    ordered, n = np.sort(block, axis=0), block.shape[0]
+    if n % 2:
+        return ordered[n // 2]
+    return np.mean(ordered[n // 2 - 1 : n // 2 + 1], axis=0)
 
 
 def apply_mask(charge_e: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -325,3 +325,12 @@ def test_counted_frames_calibrate_like_float_frames():
         charges = np.stack([calibrate.frame_charge(d, run, k) for k, d in enumerate(data)])
         found = charges > 3 * np.array([c.noise_e for c in run.frames])[:, None, None]
         assert found[hit].mean() > 0.99
+
+
+@pytest.mark.parametrize("n_frames", [3, 8, 9, 32])
+def test_the_per_pixel_median_of_a_stack_is_numpys_exactly(n_frames):
+    from pipeline.calibrate import _median_of_frames
+
+    stack = np.random.default_rng(n_frames).normal(size=(n_frames, 40, 30)).astype(np.float32)
+    stack[:, 3, 4] = np.nan if n_frames == 3 else stack[:, 3, 4]
+    np.testing.assert_array_equal(_median_of_frames(stack), np.median(stack, axis=0))
