@@ -27,23 +27,13 @@ import time
 from pathlib import Path
 
 import torch
+from paths import PATHS, infer_config  # bench/paths.py
 
 from pipeline.classical import classical_file
-from pipeline.config import Config, load_config, set_key
+from pipeline.config import Config, load_config
 from pipeline.infer import cpu_has_native_bf16, infer_file
 from pipeline.simulate import simulate_file
 
-PATHS = {  # name: infer settings
-    f"{mode}-{engine}-{precision}": {
-        "sparse.enabled": mode == "sparse",
-        "runtime": engine,
-        "amp": "off" if precision == "fp32" else "bf16",
-    }
-    for mode in ("dense", "sparse")
-    for engine in ("torch", "onnxruntime")
-    for precision in ("fp32", "bf16")
-    if not (engine == "onnxruntime" and precision == "bf16")
-}
 OCCUPANCY = {"low": "heldout", "high": "suite_busy"}  # simulate.datasets used
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_tile")
 
@@ -86,13 +76,10 @@ class GpuSampler(threading.Thread):
             time.sleep(0.05)
 
 
-def time_path(config: Config, settings: dict, frames: Path, model: str, out: Path, device: str):
-    infer = config.infer.model_dump()
-    for key, value in settings.items():
-        set_key(infer, key, value)
-    infer.update(model=model, input=str(frames), device=device)
-    infer.update(output=str(out / "unet.h5"), catalogue=str(out / "unet.parquet"))
-    result = infer_file(config.model_copy(update={"infer": type(config.infer)(**infer)}), False)
+def time_path(config: Config, name: str, frames: Path, model: str, out: Path, device: str):
+    settings = {"model": model, "input": str(frames), "device": device}
+    settings.update(output=str(out / "unet.h5"), catalogue=str(out / "unet.parquet"))
+    result = infer_file(infer_config(config, name, settings), progress=False)
     return result.seconds, result.pixels
 
 
@@ -116,9 +103,7 @@ def bench(config: Config, frames: Path, args: argparse.Namespace, device: str, l
             sampler.start()
         for _ in range(args.repeats):
             for name in paths:
-                spent, pixels = time_path(
-                    config, PATHS[name], frames, args.model, Path(tmp), device
-                )
+                spent, pixels = time_path(config, name, frames, args.model, Path(tmp), device)
                 seconds[name].append(spent)
             seconds["classical"].append(time_classical(config, frames, Path(tmp)))
         if sampler:

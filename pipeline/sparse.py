@@ -4,7 +4,7 @@ CCD frames are more than 99 % empty: readout noise, dark counts and a few deposi
 owns the plan that restricts the network to the parts with charge and the assembly of its
 answers into a whole-frame probability map:
 
-- seeds: pixels above `seed_sigma` x the frame's measured noise and above `seed_min_charge_e`
+- seeds: pixels, or 3 x 3 sums, above `seed_sigma` x their noise and above `seed_min_charge_e`
   (the floor keeps the single-electron dark counts of a skipper CCD from seeding everywhere);
 - owned region: the `block_px` blocks holding a seed, grown by one block, so every pixel within
   `block_px` of a seed (the diffused edge of a deposit, below the seed threshold) is labelled by
@@ -12,7 +12,9 @@ answers into a whole-frame probability map:
 - crops: the owned blocks grouped where their context windows would overlap, each group's
   bounding box split (k-d, along its longer side) while that lowers the pixels the network
   sees; the network sees each box grown by `margin_px` of real frame on every side (the
-  context of the deposits at its edge) and rounded up to the network's multiple;
+  context of the deposits at its edge), `track_margin_px` for groups longer than four blocks
+  (a muon is told from an electron by its straightness over tens of pixels), rounded up to the
+  network's multiple;
 - everything else is background with probability 1, without the network.
 
 The plan is a pure function of the frame; the labels it gives equal dense inference on the
@@ -33,6 +35,7 @@ from scipy import ndimage
 from pipeline.config.sections import SparseConfig
 
 EIGHT = np.ones((3, 3), dtype=bool)
+TRACK_BLOCKS = 4  # a group of owned blocks longer than this is a track: it gets the track margin
 Box = tuple[int, int, int, int]  # y0, y1, x0, x1 (half-open), pixels
 
 
@@ -50,8 +53,13 @@ class Crop:
 
 
 def seed_mask(charge_e: np.ndarray, noise_e: float, cfg: SparseConfig) -> np.ndarray:
-    """Pixels bright enough to start a deposit."""
-    return charge_e > max(cfg.seed_sigma * noise_e, cfg.seed_min_charge_e)
+    """Pixels bright enough to start a deposit: the pixel, or the 3 x 3 sum around it (noise
+    3 x the pixel's), above `seed_sigma` standard deviations and above the charge floor. The
+    sum finds faint deposits spread by diffusion, none of whose pixels stands out alone."""
+    charge = np.asarray(charge_e, dtype=np.float32)
+    window_sum = ndimage.uniform_filter(charge, size=3, mode="constant") * 9
+    pixel = charge > max(cfg.seed_sigma * noise_e, cfg.seed_min_charge_e)
+    return pixel | (window_sum > max(cfg.seed_sigma * 3 * noise_e, cfg.seed_min_charge_e))
 
 
 def owned_blocks(seeds: np.ndarray, block: int) -> np.ndarray:
@@ -101,11 +109,11 @@ def _grow(start: int, stop: int, margin: int, length: int, multiple: int) -> tup
 def plan_crops(seeds: np.ndarray, cfg: SparseConfig, multiple: int = 32) -> list[Crop]:
     """The crops that label every owned pixel of a frame with these seeds; context edges are
     multiples of `multiple` (the network's input sizes, 2^depth) where the frame allows."""
-    block, margin = cfg.block_px, cfg.margin_px
+    block = cfg.block_px
     owned = owned_blocks(seeds, block)
     if not owned.any():
         return []
-    reach = math.ceil(2 * margin / block)  # blocks whose contexts would overlap share a crop
+    reach = math.ceil(2 * cfg.margin_px / block)  # blocks whose contexts would overlap share a crop
     grouping = ndimage.binary_dilation(owned, EIGHT, iterations=reach) if reach else owned
     groups, _ = ndimage.label(grouping, EIGHT)
     rows, cols = np.nonzero(owned)
@@ -116,6 +124,8 @@ def plan_crops(seeds: np.ndarray, cfg: SparseConfig, multiple: int = 32) -> list
     crops = []
     for members in np.split(order, bounds):
         r, c = rows[members], cols[members]
+        extended = max(np.ptp(r), np.ptp(c)) + 1 > TRACK_BLOCKS
+        margin = cfg.track_margin_px if extended else cfg.margin_px
         for part in _split(r, c, block, margin):
             y0, y1 = int(r[part].min()) * block, min(h, (int(r[part].max()) + 1) * block)
             x0, x1 = int(c[part].min()) * block, min(w, (int(c[part].max()) + 1) * block)

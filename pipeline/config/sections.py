@@ -292,6 +292,7 @@ class SparseConfig(Section):
     seed_min_charge_e: float = Field(ge=0)
     block_px: int = Field(gt=0, le=256)
     margin_px: int = Field(ge=0, le=1024)
+    track_margin_px: int = Field(ge=0, le=1024)
     max_fraction: float = Field(ge=0, le=1)
 
 

@@ -1,0 +1,102 @@
+"""The inference runtimes: which one runs, the ONNX copy of a checkpoint (exported once, again
+when the checkpoint changes), ONNX Runtime's probabilities equal to torch's, and the same map
+file from either; the prefetching reader keeps frames in order."""
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from pipeline import runtime
+from pipeline.config import ConfigError
+from pipeline.infer import Predictor, infer_file
+from pipeline.maps import prefetched
+from pipeline.model import build_model, model_card, save_checkpoint
+
+CPU, CUDA = torch.device("cpu"), torch.device("cuda")
+
+
+def test_auto_runs_onnxruntime_for_fp32_on_the_cpu_and_torch_elsewhere():
+    assert runtime.choose_runtime("auto", CPU, None) == "onnxruntime"
+    assert runtime.choose_runtime("auto", CPU, torch.bfloat16) == "torch"
+    assert runtime.choose_runtime("auto", CUDA, torch.bfloat16) == "torch"
+    assert runtime.choose_runtime("torch", CPU, None) == "torch"
+    with pytest.raises(ConfigError, match="fp32 on the CPU"):
+        runtime.choose_runtime("onnxruntime", CUDA, None)
+    with pytest.raises(ConfigError, match="bfloat16 on cpu"):
+        runtime.choose_runtime("onnxruntime", CPU, torch.bfloat16)
+
+
+@pytest.fixture
+def saved(tiny, tmp_path):
+    torch.manual_seed(0)
+    model = build_model(tiny.model, 6).eval()
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, model, model_card(tiny, "h", {}))
+    return model, path
+
+
+def test_the_onnx_copy_is_exported_once_and_again_when_the_checkpoint_changes(tiny, saved):
+    model, path = saved
+    onnx_file = runtime.export_onnx(model, 2, path)
+    assert onnx_file == path.with_suffix(".onnx") and onnx_file.is_file()
+    stamp = onnx_file.stat().st_mtime_ns
+    assert runtime.export_onnx(model, 2, path).stat().st_mtime_ns == stamp  # reused
+    torch.manual_seed(1)
+    save_checkpoint(path, build_model(tiny.model, 6), model_card(tiny, "h", {}))
+    assert runtime.export_onnx(model, 2, path).stat().st_mtime_ns != stamp  # a new checkpoint
+    onnx_file.write_bytes(b"truncated")
+    runtime.export_onnx(model, 2, path)  # an unreadable copy is replaced
+    assert runtime._stored_hash(onnx_file) is not None
+
+
+@pytest.mark.parametrize("shape", [(96, 80), (40, 200)])
+def test_onnxruntime_gives_torchs_probabilities(tiny, saved, shape):
+    model, path = saved
+    network = runtime.runtime_network(model, "onnxruntime", path, 2)
+    charge = np.random.default_rng(4).normal(0, 2.0, shape).astype(np.float32)
+    charge[20:24, 30:33] += 300.0
+    cfg = tiny.infer.model_copy(update={"channels_last": False})
+    by_torch = Predictor(model, 64, tiny.normalise, cfg, CPU, multiple=4).probabilities(charge, 2.0)
+    by_onnx = Predictor(network, 64, tiny.normalise, cfg, CPU, multiple=4).probabilities(
+        charge, 2.0
+    )
+    np.testing.assert_allclose(by_onnx, by_torch, atol=1e-4)
+
+
+def test_infer_writes_the_same_map_with_either_runtime(tiny, tiny_files, saved, tmp_path):
+    _, path = saved
+    labels = {}
+    for engine in ("torch", "onnxruntime"):
+        out = tmp_path / f"{engine}.h5"
+        settings = {"model": str(path), "input": str(tiny_files["val"]), "output": str(out)}
+        settings.update(runtime=engine, amp="off", probabilities=True)
+        infer_file(tiny.model_copy(update={"infer": tiny.infer.model_copy(update=settings)}), False)
+        with h5py.File(out) as f:
+            labels[engine] = (f["labels"][()], f["probabilities"][()].astype(np.float32))
+    np.testing.assert_array_equal(labels["onnxruntime"][0], labels["torch"][0])
+    np.testing.assert_allclose(labels["onnxruntime"][1], labels["torch"][1], atol=2e-3)
+
+
+@pytest.mark.parametrize("depth", [0, 1, 3])
+def test_prefetched_frames_come_in_order_and_errors_reach_the_caller(depth):
+    assert list(prefetched(lambda i: i * 10, 5, depth)) == [0, 10, 20, 30, 40]
+    assert list(prefetched(lambda i: i, 0, depth)) == []
+
+    def read(i):
+        if i == 2:
+            raise OSError("chunk 2 is corrupt")
+        return i
+
+    frames = prefetched(read, 4, depth)
+    assert [next(frames), next(frames)] == [0, 1]
+    with pytest.raises(OSError, match="chunk 2"):
+        next(frames)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_frames_reach_the_gpu_through_pinned_memory(tiny, saved):
+    model, _ = saved
+    predictor = Predictor(model, 64, tiny.normalise, tiny.infer, CUDA)
+    on_gpu = predictor._to_device(np.ones((2, 8, 8), np.float32))
+    assert on_gpu.device.type == "cuda" and float(on_gpu.sum()) == 128.0
