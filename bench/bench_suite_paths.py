@@ -7,8 +7,8 @@ dense and sparse, by torch and by ONNX Runtime, scored against the truth as the 
 
 Frames are the workflow's simulated datasets (`snakemake --cores 2 data/sim/heldout.h5 ...`
 makes them). Prints one JSON line per dataset and path: macro cluster F1, macro pixel IoU,
-per-class cluster F1, tritium efficiency and purity, and the share of truth-deposit interior pixels (the truth eroded by one
-pixel) labelled as the first path labels them.
+per-class cluster F1, tritium efficiency and purity, and the share of truth-deposit interior
+pixels (the truth eroded by one pixel) labelled as the first path labels them.
 """
 
 from __future__ import annotations
