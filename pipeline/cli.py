@@ -267,6 +267,13 @@ STAGES: dict[str, Stage] = {
             Flag("--window", "infer.window", "window edge in pixels", type=int),
             Flag("--overlap", "infer.overlap", "fraction shared by neighbours", type=float),
             Flag("--device", "infer.device", "auto, cpu or cuda"),
+            Flag("--runtime", "infer.runtime", "auto, torch or onnxruntime"),
+            Flag(
+                "--dense",
+                "infer.sparse.enabled",
+                "the network on every pixel",
+                action="store_false",
+            ),
         ),
     ),
     "classical": Stage(

@@ -8,13 +8,17 @@ ONNX Runtime runs:
   CPUs without native bf16 (bench/bench_infer.py), the same probabilities to 1e-5;
 - `auto`: ONNX Runtime on the CPU where inference runs in fp32, PyTorch elsewhere.
 
-The ONNX file is exported once per checkpoint, next to it (`best.onnx` for `best.pt`), and
-carries the checkpoint's SHA-256: a changed checkpoint is exported again, atomically.
+The ONNX file is exported once per checkpoint, next to it (`best.onnx` for `best.pt`; in the
+temporary directory where that folder is read-only), and carries the checkpoint's SHA-256: a
+changed checkpoint is exported again, atomically.
 """
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -56,12 +60,24 @@ def _stored_hash(path: Path) -> str | None:
 
 
 def export_onnx(model: nn.Module, in_channels: int, checkpoint: str | Path) -> Path:
-    """The ONNX copy of `checkpoint` (exported from `model` unless an up-to-date one exists)."""
+    """The ONNX copy of `checkpoint` (exported from `model` unless an up-to-date one exists):
+    beside it, or in the temporary directory's cache where its folder is read-only."""
+    digest = file_sha256(Path(checkpoint))
+    beside = onnx_path(checkpoint)
+    cached = Path(tempfile.gettempdir()) / "ccd-decay-unet-onnx" / f"{digest}.onnx"
+    for target in (beside, cached):
+        if target.is_file() and _stored_hash(target) == digest:
+            return target
+    try:
+        return _export(model, in_channels, digest, beside)
+    except PermissionError:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        return _export(model, in_channels, digest, cached)
+
+
+def _export(model: nn.Module, in_channels: int, digest: str, target: Path) -> Path:
     import onnx
 
-    target, digest = onnx_path(checkpoint), file_sha256(Path(checkpoint))
-    if target.is_file() and _stored_hash(target) == digest:
-        return target
     example = torch.zeros(1, in_channels, 64, 64)
     axes = {0: "batch", 2: "height", 3: "width"}
     with atomic_output(target) as tmp, warnings.catch_warnings():
@@ -103,6 +119,17 @@ class OnnxNetwork(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         inputs = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
         return torch.from_numpy(self.session.run(None, {"x": inputs})[0])
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """torch's intra-op threads set to `threads` inside the block, restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def runtime_network(

@@ -26,6 +26,17 @@ def test_every_flag_maps_to_a_config_key(stage):
         assert _has_key(Config, flag.key), f"{stage} {flag.name} -> {flag.key}"
 
 
+def test_infer_flags_choose_the_path():
+    from pipeline.cli import overrides_from
+
+    parse = build_parser().parse_args
+    assert overrides_from(parse(["infer", "--dense", "--runtime", "torch"])) == {
+        "infer.sparse.enabled": False,
+        "infer.runtime": "torch",
+    }
+    assert "infer.sparse.enabled" not in overrides_from(parse(["infer"]))
+
+
 @pytest.mark.parametrize("stage", STAGES)
 def test_help_says_what_the_stage_reads_and_writes(stage, capsys):
     with pytest.raises(SystemExit) as info:

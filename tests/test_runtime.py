@@ -100,3 +100,19 @@ def test_frames_reach_the_gpu_through_pinned_memory(tiny, saved):
     predictor = Predictor(model, 64, tiny.normalise, tiny.infer, CUDA)
     on_gpu = predictor._to_device(np.ones((2, 8, 8), np.float32))
     assert on_gpu.device.type == "cuda" and float(on_gpu.sum()) == 128.0
+
+
+def test_a_read_only_model_folder_exports_to_the_cache(saved, monkeypatch, tmp_path):
+    model, path = saved
+    monkeypatch.setattr(runtime.tempfile, "gettempdir", lambda: str(tmp_path / "cache"))
+    real_export = runtime._export
+
+    def read_only_beside(model, channels, digest, target):
+        if target.parent == path.parent:
+            raise PermissionError(13, "Permission denied")
+        return real_export(model, channels, digest, target)
+
+    monkeypatch.setattr(runtime, "_export", read_only_beside)
+    exported = runtime.export_onnx(model, 2, path)
+    assert exported.parent == tmp_path / "cache" / "ccd-decay-unet-onnx"
+    assert runtime.export_onnx(model, 2, path) == exported  # found there next time
