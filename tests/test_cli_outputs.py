@@ -199,7 +199,8 @@ def test_every_path_flag_of_every_stage_is_checked():
     from pipeline.config import load_config
     from pipeline.paths import stage_inputs, stage_outputs
 
-    not_paths = {"train.device", "infer.device", "evaluate.names", "evaluate.suite_names"}
+    not_paths = {"train.device", "infer.device", "infer.runtime", "evaluate.names"}
+    not_paths |= {"evaluate.suite_names"}
     not_paths |= {"tracking.uri"}  # checked as the MLflow database (test above)
     not_paths |= {"release.name"}  # a name (letters, digits, . _ -), part of the export's paths
     for stage, spec in STAGES.items():
