@@ -249,7 +249,8 @@ STAGES: dict[str, Stage] = {
             "Reads: a checkpoint (weights and model card) and a frame file (HDF5, ROOT or FITS), "
             "calibrated to electrons. Writes: a map file (docs/frame_format.md: labels, optional "
             "float16 probabilities, class_names, source), atomically, frame by frame, and with "
-            "--catalogue the cluster catalogue as Parquet and CSV."
+            "--catalogue the cluster catalogue as Parquet and CSV. With ONNX Runtime (fp32 on "
+            "the CPU) the checkpoint's ONNX copy, once, beside it (pipeline/runtime.py)."
         ),
         run=_run_infer,
         flags=(

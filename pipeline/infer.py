@@ -2,13 +2,17 @@
 
 Owns turning frames of any size and format into per-pixel class maps: calibration with the user's
 calibration config, the network input defined by the model card, overlapping sliding windows
-blended with Gaussian importance weights (as nnU-Net does), batched, optional flip test-time
-augmentation, autocast on GPU, an optional component vote (one class per connected deposit), and
-a map file written frame by frame, atomically. Memory is bounded
-by one frame and its probabilities, whatever the size of the file.
+blended with Gaussian importance weights (as nnU-Net does), or only the crops around charge
+(`infer.sparse`, planned by pipeline/sparse.py) batched by shape, optional flip test-time
+augmentation, autocast on GPU and native-bf16 CPUs, ONNX Runtime for fp32 on the CPU
+(pipeline/runtime.py), an optional component vote (one class per connected deposit), and a map
+file written frame by frame, atomically. Memory is bounded by one frame and its probabilities,
+whatever the size of the file.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import numpy as np
 import torch
@@ -93,20 +97,20 @@ class Predictor:
     def probabilities(self, charge_e: np.ndarray, noise_e: float) -> np.ndarray:
         """(C, H, W) float32 class probabilities of one calibrated frame."""
         height, width = charge_e.shape
-        x = calibrate.normalise(charge_e, noise_e, self.normalise)
         # windows of the tile, or smaller along an axis the frame is shorter than
         th = min(self.tile, tiles.padded(height, self.multiple))
         tw = min(self.tile, tiles.padded(width, self.multiple))
         ph, pw = max(height, th), max(width, tw)
-        image = torch.zeros(1, x.shape[0], ph, pw, device=self.device)
-        image[0, :, :height, :width] = self._to_device(x)
         starts = [
             (y, xx)
             for y in window_starts(ph, th, self.cfg.overlap)
             for xx in window_starts(pw, tw, self.cfg.overlap)
         ]
         if len(starts) == 1:  # one window holds the frame: the blending weights cancel
-            return self._predict(image)[0, :, :height, :width].float().cpu().numpy()
+            return self.crop_probabilities([charge_e], noise_e)[0]
+        x = calibrate.normalise(charge_e, noise_e, self.normalise)
+        image = torch.zeros(1, x.shape[0], ph, pw, device=self.device)
+        image[0, :, :height, :width] = self._to_device(x)
         weights = self._weights(th, tw)
         total, norm = None, torch.zeros(ph, pw, device=self.device)
         for first in range(0, len(starts), self.cfg.batch_size):
@@ -217,7 +221,7 @@ def infer_file(config: Config, progress: bool = True) -> MapResult:
 
     # ONNX Runtime owns the cores; torch's thread pool, left awake beside it, turns the small
     # element-wise steps (softmax, finiteness) into waits (0.8 s per 8 frames, bench_infer)
-    with runtime.torch_threads(1 if engine == "onnxruntime" else torch.get_num_threads()):
+    with runtime.torch_threads(1) if engine == "onnxruntime" else contextlib.nullcontext():
         return write_maps(
             config,
             label,

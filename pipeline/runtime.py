@@ -99,26 +99,36 @@ def _export(model: nn.Module, in_channels: int, digest: str, target: Path) -> Pa
 
 
 class OnnxNetwork(nn.Module):
-    """A module whose forward runs an ONNX Runtime session (fp32, CPU): drop-in for the U-Net
-    in the `Predictor`."""
+    """A module whose forward runs an ONNX Runtime session (fp32, CPU) on the ONNX copy of
+    `checkpoint`: drop-in for the U-Net in the `Predictor`. The copy is made, and the session
+    opened, at the first forward pass: a run refused before any frame is labelled (unreadable,
+    uncalibratable input) writes nothing."""
 
-    def __init__(self, path: Path, threads: int) -> None:
+    def __init__(self, model: nn.Module, in_channels: int, checkpoint: Path, threads: int) -> None:
         super().__init__()
+        self.source, self.in_channels, self.checkpoint = model, in_channels, checkpoint
+        self.threads = threads
+        self._session = None
+
+    def _open(self):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
+        options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # idle threads sleep instead of spinning: the reader thread and torch's post-processing
         # share the cores between runs
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        path = export_onnx(self.source, self.in_channels, self.checkpoint)
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._session is None:
+            self._session = self._open()
         inputs = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
-        return torch.from_numpy(self.session.run(None, {"x": inputs})[0])
+        return torch.from_numpy(self._session.run(None, {"x": inputs})[0])
 
 
 @contextlib.contextmanager
@@ -138,4 +148,4 @@ def runtime_network(
     """The module the Predictor runs: `model` itself, or its ONNX Runtime twin."""
     if runtime == "torch":
         return model
-    return OnnxNetwork(export_onnx(model, in_channels, checkpoint), torch.get_num_threads())
+    return OnnxNetwork(model, in_channels, Path(checkpoint), torch.get_num_threads())
