@@ -31,7 +31,8 @@ from paths import PATHS, infer_config  # bench/paths.py
 
 from pipeline.classical import classical_file
 from pipeline.config import Config, load_config
-from pipeline.infer import cpu_has_native_bf16, infer_file
+from pipeline.device import cpu_has_native_bf16
+from pipeline.infer import infer_file
 from pipeline.simulate import simulate_file
 
 OCCUPANCY = {"low": "heldout", "high": "suite_busy"}  # simulate.datasets used

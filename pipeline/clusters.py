@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from pipeline.errors import one_line
+from pipeline.errors import CatalogueError, one_line
 from pipeline.io import atomic_output
 from pipeline.paths import catalogue_twin
 
@@ -126,10 +126,6 @@ def write_catalogue(table: pd.DataFrame, path: str | Path) -> list[Path]:
     with atomic_output(outputs[1]) as tmp:
         table.to_csv(tmp, index=False)
     return outputs
-
-
-class CatalogueError(ValueError):
-    """A catalogue that cannot be used; the message names the file and the problem."""
 
 
 def read_catalogue(path: str | Path, needed: Sequence[str] = COLUMNS) -> pd.DataFrame:

@@ -23,15 +23,12 @@ from pipeline import simulate
 from pipeline.activity import fit_energies, fit_spectrum
 from pipeline.clusters import frame_clusters
 from pipeline.config import Config
+from pipeline.errors import EfficiencyError
 from pipeline.io import open_frames
 
 FRAME_PX = 512  # edge of the (small) simulated frames of the efficiency measurement
 FRAMES = 16  # frames simulated by default (~5 % statistical error with truth labels)
 TRITIUM_PER_PIXEL = 4e-4  # betas per pixel in efficiency frames (~0.6 % occupancy)
-
-
-class EfficiencyError(ValueError):
-    """The simulated frames gave no fitted tritium decays: the efficiency is not measurable."""
 
 
 def efficiency_config(config: Config) -> Config:

@@ -18,18 +18,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline import calibrate, clusters, runtime, sparse, tiles
+from pipeline import calibrate, clusters, geometry, runtime, sparse
 from pipeline.config import Config, ConfigError, InferConfig, NormaliseConfig
 from pipeline.config.sections import MAX_BATCH_PIXELS
+from pipeline.device import inference_dtype, pick_device
+from pipeline.errors import CheckpointError, NonFiniteOutput
 from pipeline.maps import MapResult, write_maps
-from pipeline.model import CheckpointError, load_model
+from pipeline.model import load_model
 from pipeline.shipped import resolve_model
-from pipeline.train import autocast_dtype, pick_device
-
-
-class NonFiniteOutput(ValueError):
-    """The network produced NaN or inf: no meaningful map exists."""
-
 
 FLIPS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))
 
@@ -45,24 +41,8 @@ def gaussian_importance(size: int, sigma_scale: float, width: int | None = None)
     return np.maximum(weights, weights[weights > 0].min())
 
 
-def cpu_has_native_bf16() -> bool:
-    """AMX or AVX512-BF16: bf16 convolutions run faster than fp32 on this CPU."""
-    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
-    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
-
-
-def inference_dtype(amp: str, device: torch.device) -> torch.dtype | None:
-    """Autocast dtype of inference: on CUDA as in training (`auto`: bf16, fp16 without bf16);
-    on the CPU `auto` is bf16 where the CPU computes it natively, else fp32."""
-    if device.type == "cpu" and amp == "auto":
-        return torch.bfloat16 if cpu_has_native_bf16() else None
-    if device.type == "cpu":
-        return {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}[amp]
-    return autocast_dtype(amp, device)
-
-
 def window_starts(length: int, tile: int, overlap: float) -> list[int]:
-    return tiles.tile_starts(length, tile, min(round(tile * overlap), tile - 1))
+    return geometry.tile_starts(length, tile, min(round(tile * overlap), tile - 1))
 
 
 class Predictor:
@@ -76,13 +56,13 @@ class Predictor:
         cfg: InferConfig,
         device: torch.device,
         amp: torch.dtype | None = None,
-        multiple: int = tiles.NET_MULTIPLE,
+        multiple: int = geometry.NET_MULTIPLE,
     ) -> None:
         self.model = model.to(device).eval()
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.multiple = multiple  # the network's input sizes: 2^depth
-        self.tile, self.normalise, self.cfg = tiles.padded(tile, multiple), normalise, cfg
+        self.tile, self.normalise, self.cfg = geometry.padded(tile, multiple), normalise, cfg
         self.device, self.amp = device, amp
         self._classes: int | None = None
         self._weight_cache: dict[tuple[int, int], torch.Tensor] = {}
@@ -98,8 +78,8 @@ class Predictor:
         """(C, H, W) float32 class probabilities of one calibrated frame."""
         height, width = charge_e.shape
         # windows of the tile, or smaller along an axis the frame is shorter than
-        th = min(self.tile, tiles.padded(height, self.multiple))
-        tw = min(self.tile, tiles.padded(width, self.multiple))
+        th = min(self.tile, geometry.padded(height, self.multiple))
+        tw = min(self.tile, geometry.padded(width, self.multiple))
         ph, pw = max(height, th), max(width, tw)
         starts = [
             (y, xx)
@@ -146,7 +126,7 @@ class Predictor:
         """(B, C, h, w) float32 probabilities of same-shape crops of one calibrated frame, each
         on its own (zero-padded to the network's multiple where a crop is shorter)."""
         height, width = crops[0].shape
-        ph, pw = tiles.padded(height, self.multiple), tiles.padded(width, self.multiple)
+        ph, pw = geometry.padded(height, self.multiple), geometry.padded(width, self.multiple)
         x = np.zeros((len(crops), self.normalise.channels, ph, pw), dtype=np.float32)
         for i, crop in enumerate(crops):
             x[i, :, :height, :width] = calibrate.normalise(crop, noise_e, self.normalise)
@@ -191,12 +171,12 @@ def infer_file(config: Config, progress: bool = True) -> MapResult:
     """Read `infer.input`, write the map file `infer.output` (and `infer.catalogue`)."""
     cfg = config.infer
     model, card = load_model(cfg.model, classes=config.classes)
-    device = pick_device(config.train.model_copy(update={"device": cfg.device}))
+    device = pick_device(cfg.device, "infer.device")
     amp = inference_dtype(cfg.amp, device)
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     window = cfg.window if cfg.window is not None else card["tile_size"]
-    if cfg.batch_size * tiles.padded(window) ** 2 > MAX_BATCH_PIXELS:
+    if cfg.batch_size * geometry.padded(window) ** 2 > MAX_BATCH_PIXELS:
         raise ConfigError(
             f"infer.batch_size {cfg.batch_size} windows of {window} px (the model card's tile) "
             f"exceed {MAX_BATCH_PIXELS:,} pixels per batch; lower infer.batch_size"

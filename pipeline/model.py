@@ -20,14 +20,10 @@ from torch import nn
 from pipeline import __version__
 from pipeline.atomic import atomic_output
 from pipeline.config import Config, ModelConfig, NormaliseConfig, config_to_dict
-from pipeline.errors import one_line
+from pipeline.errors import CheckpointError, one_line
 
 CARD_FORMAT = 1
 MAX_TILE = 8192  # largest training tile a card may name (pixels)
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used; the message names the file and the problem."""
 
 
 class FullResolutionHead(nn.Module):

@@ -10,7 +10,6 @@ shards the draw across DDP ranks.
 
 from __future__ import annotations
 
-import math
 import os
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
@@ -24,10 +23,8 @@ from torch.utils.data import Dataset, Sampler
 
 from pipeline import augment, calibrate
 from pipeline.config import Config
+from pipeline.geometry import IGNORE, padded, tile_starts
 from pipeline.io import FrameFile, FrameFileError, open_frames
-
-NET_MULTIPLE = 32  # a U-Net of depth <= 5 halves the size 5 times
-IGNORE = 255  # label of padded pixels: skipped by the loss and the metrics
 
 
 @dataclass(frozen=True)
@@ -36,19 +33,6 @@ class TileRef:
     frame: int
     y: int
     x: int
-
-
-def padded(size: int, multiple: int = NET_MULTIPLE) -> int:
-    return int(math.ceil(size / multiple) * multiple)
-
-
-def tile_starts(length: int, size: int, overlap: int) -> list[int]:
-    """Starts of tiles covering [0, length); the last one is flush with the end."""
-    if length <= size:
-        return [0]
-    stride = size - overlap
-    starts = list(range(0, length - size, stride))
-    return [*starts, length - size]
 
 
 def cut_tile(image: np.ndarray, y: int, x: int, size: int, fill: float) -> np.ndarray:

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import segmentation_models_pytorch as smp
 import torch
 import torch.distributed as dist
@@ -25,11 +26,13 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from pipeline import tiles, tracking
+from pipeline import tracking
 from pipeline.config import Config, ConfigError, TrainConfig
 from pipeline.data import Data, build_data
+from pipeline.device import autocast_dtype, pick_device
+from pipeline.geometry import IGNORE
 from pipeline.io import atomic_output
-from pipeline.metrics import class_metrics, pixel_stats
+from pipeline.metrics import class_metrics, confusion_matrix
 from pipeline.model import (
     CheckpointError,
     build_model,
@@ -79,23 +82,6 @@ def init_distributed(use_cuda: bool) -> Distributed:
     return Distributed(dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0")))
 
 
-def pick_device(cfg: TrainConfig, local_rank: int = 0) -> torch.device:
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("config key 'train.device' is 'cuda' but no CUDA device is available")
-    if cfg.device == "cpu" or not torch.cuda.is_available():
-        return torch.device("cpu")
-    return torch.device("cuda", local_rank)
-
-
-def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
-    """Training autocast: on CUDA only (`auto`: bf16 where supported, else fp16)."""
-    if device.type != "cuda" or amp == "off":
-        return None
-    if amp == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)  # numpy draws all use explicit, seeded Generators
     torch.manual_seed(seed)
@@ -106,12 +92,12 @@ class SegmentationLoss(nn.Module):
 
     def __init__(self, cfg: TrainConfig) -> None:
         super().__init__()
-        self.dice = smp.losses.DiceLoss(mode="multiclass", ignore_index=tiles.IGNORE)
+        self.dice = smp.losses.DiceLoss(mode="multiclass", ignore_index=IGNORE)
         if cfg.loss == "dice_ce":
             weight = torch.tensor(cfg.class_weights, dtype=torch.float32)
-            self.pixel = nn.CrossEntropyLoss(weight=weight, ignore_index=tiles.IGNORE)
+            self.pixel = nn.CrossEntropyLoss(weight=weight, ignore_index=IGNORE)
         else:
-            self.pixel = smp.losses.FocalLoss(mode="multiclass", ignore_index=tiles.IGNORE)
+            self.pixel = smp.losses.FocalLoss(mode="multiclass", ignore_index=IGNORE)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return self.dice(logits, target) + self.pixel(logits, target)
@@ -185,15 +171,16 @@ class Trainer:
         model = unwrap(self.model)
         model.eval()
         n_classes = len(self.config.classes)
-        stats, total, batches = torch.zeros(4, n_classes, dtype=torch.long), 0.0, 0
+        confusion, total, batches = np.zeros((n_classes, n_classes), np.int64), 0.0, 0
         for x, y in loader:
             x, y = self._inputs(x), y.to(self.device)
             with self._autocast():
                 logits = model(x)
             total, batches = total + float(self.loss(logits.float(), y)), batches + 1
-            stats += pixel_stats(logits.argmax(dim=1).cpu(), y.cpu(), n_classes)
+            pred = logits.argmax(dim=1).cpu().numpy()
+            confusion += confusion_matrix(y.cpu().numpy(), pred, n_classes)
         loss = total / batches if batches else float("nan")  # an empty set has no loss
-        return {"val_loss": loss, **class_metrics(stats, self.config.classes)}
+        return {"val_loss": loss, **class_metrics(confusion, self.config.classes)}
 
     def state_dicts(self) -> dict[str, Any]:
         return {
@@ -280,7 +267,7 @@ def train(config: Config, progress: bool = True) -> TrainResult:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     world = init_distributed(cfg.device != "cpu" and torch.cuda.is_available())
-    device = pick_device(cfg, world.local_rank)
+    device = pick_device(cfg.device, "train.device", world.local_rank)
     out = Path(cfg.out)
     last = out / "last.pt"
     resuming = cfg.resume and last.is_file()

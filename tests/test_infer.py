@@ -15,7 +15,6 @@ from pipeline.infer import (
     Predictor,
     gaussian_importance,
     infer_file,
-    inference_dtype,
     window_starts,
 )
 from pipeline.io import FrameWriter, open_frames
@@ -57,20 +56,6 @@ def test_blending_reproduces_a_pointwise_model_for_any_frame_size(tiny, shape, t
     expected = Pointwise()(x).softmax(dim=1)[0].detach().numpy()
     assert probs.shape == (6, *shape)
     np.testing.assert_allclose(probs, expected, atol=1e-5)
-
-
-def test_inference_autocast_choice(monkeypatch):
-    from pipeline import infer
-
-    cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    for native in (True, False):
-        monkeypatch.setattr(infer, "cpu_has_native_bf16", lambda native=native: native)
-        assert inference_dtype("auto", cpu) == (torch.bfloat16 if native else None)
-    assert inference_dtype("off", cpu) is None and inference_dtype("bf16", cpu) == torch.bfloat16
-    for bf16 in (True, False):
-        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda bf16=bf16: bf16)
-        assert inference_dtype("auto", cuda) == (torch.bfloat16 if bf16 else torch.float16)
-    assert inference_dtype("fp16", cuda) == torch.float16 and inference_dtype("off", cuda) is None
 
 
 def test_windows_overlap_as_configured():

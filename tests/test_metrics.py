@@ -1,30 +1,84 @@
-"""Pixel metrics: IoU, precision, recall per class and the macro IoU over signal classes."""
+"""Metrics on hand-computed cases: the confusion matrix, IoU, precision, recall and the macro IoU
+over signal classes (validation and evaluation share them), cluster efficiency and purity."""
 
 import math
 
+import numpy as np
 import pytest
-import torch
 
-from pipeline.metrics import class_metrics, pixel_stats
+from pipeline.metrics import (
+    class_metrics,
+    cluster_purity_counts,
+    confusion_matrix,
+    event_efficiency_counts,
+    f1,
+    instances_from_labels,
+    pixel_scores,
+)
 
 
 def test_metrics_from_pixel_stats():
-    target = torch.tensor([[[0, 1, 1, 2]]])
-    pred = torch.tensor([[[0, 1, 2, 2]]])
-    metrics = class_metrics(pixel_stats(pred, target, 3), ["background", "a", "b"])
+    target = np.array([[[0, 1, 1, 2]]])
+    pred = np.array([[[0, 1, 2, 2]]])
+    metrics = class_metrics(confusion_matrix(target, pred, 3), ["background", "a", "b"])
     assert metrics["iou_a"] == pytest.approx(0.5) and metrics["iou_b"] == pytest.approx(0.5)
     assert metrics["precision_a"] == 1.0 and metrics["recall_b"] == 1.0
     assert metrics["macro_iou"] == pytest.approx(0.5)
-    ignored = torch.tensor([[[0, 255, 255, 2]]])
-    assert class_metrics(pixel_stats(pred, ignored, 3), ["background", "a", "b"])["iou_b"] == 1.0
+    ignored = np.array([[[0, 255, 255, 2]]])
+    classes = ["background", "a", "b"]
+    assert class_metrics(confusion_matrix(ignored, pred, 3), classes)["iou_b"] == 1.0
 
 
 def test_nothing_to_score_is_nan_never_perfect():
     classes = ["background", "a", "b"]
-    target = torch.tensor([[[0, 1, 1, 0]]])
-    pred = torch.tensor([[[0, 1, 0, 0]]])
-    metrics = class_metrics(pixel_stats(pred, target, 3), classes)
+    target = np.array([[[0, 1, 1, 0]]])
+    pred = np.array([[[0, 1, 0, 0]]])
+    metrics = class_metrics(confusion_matrix(target, pred, 3), classes)
     assert math.isnan(metrics["iou_b"]) and math.isnan(metrics["precision_b"])  # no b anywhere
     assert metrics["macro_iou"] == pytest.approx(0.5)  # the mean of the defined scores
-    empty = class_metrics(torch.zeros(4, 3, dtype=torch.long), classes)  # an empty set
+    empty = class_metrics(np.zeros((3, 3), dtype=np.int64), classes)  # an empty set
     assert all(math.isnan(v) for v in empty.values())
+
+
+def test_confusion_and_pixel_scores_by_hand():
+    truth = np.array([[0, 1, 1, 2]])
+    pred = np.array([[0, 1, 2, 2]])
+    matrix = confusion_matrix(truth, pred, 4)
+    assert matrix.tolist() == [[1, 0, 0, 0], [0, 1, 1, 0], [0, 0, 1, 0], [0, 0, 0, 0]]
+    scores = pixel_scores(matrix)
+    np.testing.assert_allclose(scores["iou"][:3], [1.0, 0.5, 0.5])
+    np.testing.assert_allclose(scores["precision"][:3], [1.0, 1.0, 0.5])
+    np.testing.assert_allclose(scores["recall"][:3], [1.0, 0.5, 1.0])
+    assert np.isnan(scores["iou"][3])  # a class seen nowhere has no IoU
+
+
+def test_event_efficiency_needs_most_pixels_right():
+    instances = np.array([[7, 7, 7, 9, 9, 0]])
+    truth = np.array([[3, 3, 3, 4, 4, 0]])
+    pred = np.array([[3, 3, 0, 4, 0, 4]])
+    events, found = event_efficiency_counts(instances, truth, pred, 6)
+    assert events.tolist() == [0, 0, 0, 1, 1, 0]
+    assert found.tolist() == [0, 0, 0, 1, 0, 0]  # 2 of 3 right: found; 1 of 2: not
+
+
+def test_cluster_purity_counts_connected_predictions():
+    truth = np.array([[3, 3, 0, 0, 4], [0, 0, 0, 0, 4]])
+    pred = np.array([[3, 3, 0, 3, 3], [0, 0, 0, 0, 3]])
+    clusters, pure = cluster_purity_counts(truth, pred, 6)
+    assert clusters[3] == 2 and pure[3] == 1  # the second cluster is mostly X-ray pixels
+    assert f1(np.array([1.0]), np.array([0.5]))[0] == pytest.approx(2 / 3)
+    np.testing.assert_array_equal(
+        f1(np.array([0.0, np.nan, np.nan]), np.array([np.nan, 0.0, np.nan])), [0.0, 0.0, np.nan]
+    )
+
+
+def test_instances_from_labels_number_each_connected_cluster_of_a_class():
+    labels = np.zeros((5, 6), np.uint8)
+    labels[0, 0:2] = 3
+    labels[1, 2] = 3  # diagonal neighbour: the same tritium event
+    labels[1, 3] = 4  # touches it, but another class: its own event
+    labels[4, 5] = 3
+    inst = instances_from_labels(labels)
+    assert inst[0, 0] == inst[0, 1] == inst[1, 2] != inst[1, 3]
+    assert inst[4, 5] not in (0, inst[0, 0], inst[1, 3])
+    assert len(np.unique(inst)) == 4 and (inst[labels == 0] == 0).all()

@@ -4,20 +4,20 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline import tiles
+from pipeline import geometry, tiles
 from pipeline.io import FrameWriter
 
 
 def test_grid_covers_frames_and_pads_to_multiples_of_32():
-    assert tiles.tile_starts(80, 64, 0) == [0, 16]
-    assert tiles.tile_starts(200, 64, 16) == [0, 48, 96, 136]
-    assert tiles.tile_starts(40, 64, 0) == [0]
-    assert tiles.padded(100) == 128 and tiles.padded(64) == 64
+    assert geometry.tile_starts(80, 64, 0) == [0, 16]
+    assert geometry.tile_starts(200, 64, 16) == [0, 48, 96, 136]
+    assert geometry.tile_starts(40, 64, 0) == [0]
+    assert geometry.padded(100) == 128 and geometry.padded(64) == 64
     image = np.arange(40 * 50, dtype=np.float32).reshape(40, 50)
-    tile = tiles.cut_tile(image, 0, 0, 45, fill=tiles.IGNORE)
+    tile = tiles.cut_tile(image, 0, 0, 45, fill=geometry.IGNORE)
     assert tile.shape == (64, 64)
     np.testing.assert_array_equal(tile[:40, :45], image[:, :45])
-    assert (tile[40:] == tiles.IGNORE).all() and (tile[:, 45:] == tiles.IGNORE).all()
+    assert (tile[40:] == geometry.IGNORE).all() and (tile[:, 45:] == geometry.IGNORE).all()
 
 
 def test_split_is_by_frame_and_seeded():

@@ -158,26 +158,6 @@ def test_two_process_gloo_ddp_ends_with_identical_weights(tiny, tmp_path):
     assert (tmp_path / "model" / "best.pt").is_file()  # only rank 0 writes
 
 
-def test_device_and_precision_choices_without_a_gpu(tiny, monkeypatch):
-    from pipeline.config import ConfigError
-    from pipeline.train import autocast_dtype, pick_device
-
-    cfg = tiny.train
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert pick_device(cfg.model_copy(update={"device": "auto"})) == torch.device("cpu")
-    with pytest.raises(ConfigError, match=r"train\.device"):
-        pick_device(cfg.model_copy(update={"device": "cuda"}))
-    assert autocast_dtype(cfg.amp, torch.device("cpu")) is None
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert pick_device(cfg.model_copy(update={"device": "auto"}), 3) == torch.device("cuda", 3)
-    cuda = torch.device("cuda", 0)
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
-    assert autocast_dtype("auto", cuda) == torch.bfloat16
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
-    assert autocast_dtype("auto", cuda) == torch.float16
-    assert autocast_dtype("off", cuda) is None
-
-
 def test_an_empty_validation_set_scores_none_never_perfect(tiny, tiny_files, tmp_path):
     """No validation frames and no share held out: no score exists, so the card says null (not
     the macro IoU 1.0 and loss 0.0 of an empty sum), MLflow gets no score, and the model kept is

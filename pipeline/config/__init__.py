@@ -50,6 +50,7 @@ from pipeline.config.sections import (
     XrayConfig,
     XrayLine,
 )
+from pipeline.errors import ConfigError
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -101,10 +102,6 @@ __all__ = [
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "default.yaml"
 SCHEMA_PATH = REPO_ROOT / "configs" / "schema.yaml"
-
-
-class ConfigError(ValueError):
-    """A config file or override is wrong; the message names the file and the key."""
 
 
 # --------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import dask.array as da
 import h5py
 import numpy as np
 
-from pipeline.errors import one_line
+from pipeline.errors import FrameFileError, one_line
 
 FORMATS = ("hdf5", "root", "fits")
 EVENT_COLUMNS = {
@@ -25,14 +25,6 @@ EVENT_COLUMNS = {
 }
 DEFAULT_ATTRS = {"gain_adu_per_e": 1.0, "pixel_size_um": 15.0}
 ROOT_BLOCK = 16
-
-
-class FrameFileError(Exception):
-    """Bad input file. str(e) is ONE line that starts with the file path, says what is wrong and,
-    where relevant, what exists instead."""
-
-    def __init__(self, path: str | Path, message: str) -> None:
-        super().__init__(f"{path}: {' '.join(str(message).split())}")
 
 
 def is_numeric(dtype: np.dtype) -> bool:
