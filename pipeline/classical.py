@@ -3,7 +3,7 @@
 Owns the cut-based track finding of the CCD dark-matter experiments (DAMIC, DAMIC-M, SENSEI):
 seeded clustering of the calibrated charge (8-connected pixels above a neighbour threshold,
 kept when one pixel passes a seed threshold), per-cluster charge-weighted shape features
-(scipy.ndimage, one vectorised pass per frame), classification by published-style cuts, and
+(pipeline/components.py, shared with the catalogue), classification by published-style cuts, and
 streaming a frame file into the same map file and cluster catalogue as `pipeline.infer`.
 """
 
@@ -14,12 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import ndimage
 
+from pipeline.components import moments, seeded_components
 from pipeline.config import ClassicalConfig, Config
 from pipeline.maps import MapResult, write_maps
 
-EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 PIXEL_VARIANCE = 1.0 / 12.0  # variance of a uniform charge spread across one pixel (px^2)
 FEATURE_COLUMNS = (
     "pixels",
@@ -37,29 +36,7 @@ def seeded_clusters(
 ) -> tuple[np.ndarray, int]:
     """8-connected components of pixels above `neighbour_sigma` x noise that hold at least one
     pixel above `seed_sigma` x noise, relabelled 1..n (0 elsewhere); returns (components, n)."""
-    charge = np.asarray(charge_e, dtype=np.float64)
-    components, n = ndimage.label(charge > cfg.neighbour_sigma * noise_e, EIGHT_CONNECTED)
-    if n == 0:
-        return components.astype(np.int32), 0
-    peaks = ndimage.maximum(charge, components, np.arange(1, n + 1))
-    keep = np.asarray(peaks) > cfg.seed_sigma * noise_e
-    lut = np.zeros(n + 1, dtype=np.int32)
-    lut[1:][keep] = np.arange(1, int(keep.sum()) + 1)
-    return lut[components], int(keep.sum())
-
-
-def _moments(
-    components: np.ndarray, index: np.ndarray, weight: np.ndarray
-) -> tuple[np.ndarray, ...]:
-    """Charge-weighted centroid (x, y) and covariance (xx, yy, xy) of each cluster, in pixels."""
-    rr, cc = np.indices(components.shape, dtype=np.float64)
-    total = np.maximum(ndimage.sum_labels(weight, components, index), 1e-12)
-
-    def mean(values: np.ndarray) -> np.ndarray:
-        return ndimage.sum_labels(weight * values, components, index) / total
-
-    x, y = mean(cc), mean(rr)
-    return x, y, mean(cc**2) - x**2, mean(rr**2) - y**2, mean(cc * rr) - x * y
+    return seeded_components(charge_e, cfg.neighbour_sigma * noise_e, cfg.seed_sigma * noise_e)
 
 
 def _eigen(xx: np.ndarray, yy: np.ndarray, xy: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -69,16 +46,6 @@ def _eigen(xx: np.ndarray, yy: np.ndarray, xy: np.ndarray) -> tuple[np.ndarray, 
     major = np.maximum(half_trace + root, 0)
     minor = np.clip(half_trace - root, 0, major)
     return major, minor, 0.5 * np.arctan2(2 * xy, xx - yy)
-
-
-def _extent(components: np.ndarray, index: np.ndarray, angle: np.ndarray) -> np.ndarray:
-    """Extent of each cluster's pixel centres along its axis at `angle` (pixels), + 1."""
-    rr, cc = np.indices(components.shape, dtype=np.float64)
-    lut = np.concatenate([[0.0], angle])[components]
-    projection = cc * np.cos(lut) + rr * np.sin(lut)
-    high = ndimage.maximum(projection, components, index)
-    low = ndimage.minimum(projection, components, index)
-    return np.asarray(high) - np.asarray(low) + 1
 
 
 def cluster_features(
@@ -91,21 +58,17 @@ def cluster_features(
     sigma_minor = sqrt(minor eigenvalue)."""
     if n == 0:
         return pd.DataFrame({name: pd.Series(dtype=float) for name in FEATURE_COLUMNS})
-    index = np.arange(1, n + 1)
-    charge = np.asarray(charge_e, dtype=np.float64)
-    _, _, xx, yy, xy = _moments(components, index, np.clip(charge, 0, None))
-    xx, yy = np.maximum(xx, 0), np.maximum(yy, 0)
-    major, minor, angle = _eigen(xx, yy, xy)
-    pixels = ndimage.sum_labels(np.ones_like(charge), components, index)
-    energy = ndimage.sum_labels(charge, components, index) * pair_energy_ev / 1000.0
+    m = moments(components, n, charge_e)
+    xx, yy = np.maximum(m.xx, 0), np.maximum(m.yy, 0)
+    major, minor, angle = _eigen(xx, yy, m.xy)
     return pd.DataFrame(
         {
-            "pixels": pixels.astype(int),
-            "energy_kev": energy,
+            "pixels": m.pixels.astype(int),
+            "energy_kev": m.charge * pair_energy_ev / 1000.0,
             "sigma_x": np.sqrt(xx),
             "sigma_y": np.sqrt(yy),
             "elongation": np.sqrt((major + PIXEL_VARIANCE) / (minor + PIXEL_VARIANCE)),
-            "length_px": _extent(components, index, angle),
+            "length_px": m.extent(angle),
             "sigma_minor": np.sqrt(minor),
         }
     )

@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
+from pipeline.components import EIGHT_CONNECTED, moments
 from pipeline.errors import CatalogueError, one_line
 from pipeline.io import atomic_output
 from pipeline.paths import catalogue_twin
 
-EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 COLUMNS = (
     "frame",
     "cluster",
@@ -54,22 +54,9 @@ def frame_clusters(
         components, n = ndimage.label(labels == cls, structure=EIGHT_CONNECTED)
         if n == 0:
             continue
-        rr, cc = np.nonzero(components)
-        ids = components[rr, cc] - 1
-        q = charge_e[rr, cc].astype(np.float64)
-
-        def total(values: np.ndarray, ids: np.ndarray = ids, n: int = n) -> np.ndarray:
-            return np.bincount(ids, weights=values, minlength=n)
-
-        weight = np.clip(q, 0, None)
-        w = np.maximum(total(weight), 1e-12)
-        x, y = total(weight * cc) / w, total(weight * rr) / w
-        xx = total(weight * cc.astype(np.float64) ** 2) / w - x**2
-        yy = total(weight * rr.astype(np.float64) ** 2) / w - y**2
-        charge = total(q)
-        pixels = np.bincount(ids, minlength=n)
+        m = moments(components, n, charge_e)
         prob = (
-            total(probabilities[cls][rr, cc].astype(np.float64)) / pixels
+            m.total(probabilities[cls][m.rows, m.cols].astype(np.float64)) / m.pixels
             if probabilities is not None
             else np.full(n, np.nan)
         )
@@ -79,13 +66,13 @@ def frame_clusters(
                     "frame": frame,
                     "class": cls,
                     "class_name": classes[cls],
-                    "pixels": pixels.astype(int),
-                    "charge_e": charge,
-                    "energy_kev": charge * pair_energy_ev / 1000.0,
-                    "x": x,
-                    "y": y,
-                    "sigma_x": np.sqrt(np.maximum(xx, 0)),
-                    "sigma_y": np.sqrt(np.maximum(yy, 0)),
+                    "pixels": m.pixels.astype(int),
+                    "charge_e": m.charge,
+                    "energy_kev": m.charge * pair_energy_ev / 1000.0,
+                    "x": m.x,
+                    "y": m.y,
+                    "sigma_x": np.sqrt(np.maximum(m.xx, 0)),
+                    "sigma_y": np.sqrt(np.maximum(m.yy, 0)),
                     "probability": prob,
                 }
             )

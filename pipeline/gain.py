@@ -13,12 +13,13 @@ import warnings
 import numpy as np
 from scipy import ndimage, optimize, signal
 
+from pipeline.components import EIGHT_CONNECTED, seeded_components
+
 # Cluster finding as in DAMIC/SENSEI analyses: pixels above ~3 sigma joined 8-connected, a cluster
 # kept when one of its pixels (the seed) is above ~4 sigma.
 PIXEL_SIGMA = 3.0
 SEED_SIGMA = 4.0
 DILATE_PIXELS = 2  # grow clusters by 2 pixels to catch the diffusion tails below 3 sigma
-EIGHT = np.ones((3, 3), dtype=bool)  # 8-connectivity
 # Mn K-alpha (1573 e-) sits hundreds of noise sigmas above zero in any usable CCD; noise clusters
 # sum to a few sigma. Cluster sums below 20 sigma cannot be the line and are left out.
 MIN_LINE_SNR = 20.0
@@ -33,16 +34,15 @@ FWHM_TO_SIGMA = 1 / (2 * math.sqrt(2 * math.log(2)))
 def cluster_sums_adu(residual_adu: np.ndarray, noise_adu: float) -> np.ndarray:
     """Charge of each seeded cluster, summed over the cluster grown by DILATE_PIXELS; clusters
     whose grown box touches the frame edge (charge lost off the edge) are left out."""
-    labels, n = ndimage.label(residual_adu > PIXEL_SIGMA * noise_adu, structure=EIGHT)
+    components, n = seeded_components(residual_adu, PIXEL_SIGMA * noise_adu, SEED_SIGMA * noise_adu)
     if n == 0:
         return np.empty(0)
-    peaks = ndimage.maximum(residual_adu, labels, np.arange(1, n + 1))
-    seeded = np.isin(labels, np.flatnonzero(peaks > SEED_SIGMA * noise_adu) + 1)
-    grown = ndimage.binary_dilation(seeded, structure=EIGHT, iterations=DILATE_PIXELS)
+    seeded = components > 0
+    grown = ndimage.binary_dilation(seeded, structure=EIGHT_CONNECTED, iterations=DILATE_PIXELS)
     # dense sources lift the row median; re-take it without the clusters
     offset = np.ma.median(np.ma.masked_array(residual_adu, grown), axis=1).filled(0.0)
     residual_adu = residual_adu - offset[:, None]
-    grown_labels, m = ndimage.label(grown, structure=EIGHT)
+    grown_labels, m = ndimage.label(grown, structure=EIGHT_CONNECTED)
     if m == 0:
         return np.empty(0)
     shape = residual_adu.shape

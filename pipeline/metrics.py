@@ -15,9 +15,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
+from pipeline.components import EIGHT_CONNECTED
 from pipeline.geometry import IGNORE
-
-EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
 
 def confusion_matrix(truth: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:

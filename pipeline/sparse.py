@@ -32,9 +32,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from pipeline.components import EIGHT_CONNECTED
 from pipeline.config.sections import SparseConfig
 
-EIGHT = np.ones((3, 3), dtype=bool)
 TRACK_BLOCKS = 4  # a group of owned blocks longer than this is a track: it gets the track margin
 Box = tuple[int, int, int, int]  # y0, y1, x0, x1 (half-open), pixels
 
@@ -77,7 +77,7 @@ def owned_blocks(seeds: np.ndarray, block: int) -> np.ndarray:
     padded = np.zeros((bh * block, bw * block), dtype=bool)
     padded[:h, :w] = seeds
     occupied = padded.reshape(bh, block, bw, block).any(axis=(1, 3))
-    return ndimage.binary_dilation(occupied, EIGHT) if occupied.any() else occupied
+    return ndimage.binary_dilation(occupied, EIGHT_CONNECTED) if occupied.any() else occupied
 
 
 def _context_cost(rows: np.ndarray, cols: np.ndarray, block: int, margin: int) -> int:
@@ -122,8 +122,8 @@ def plan_crops(seeds: np.ndarray, cfg: SparseConfig, multiple: int = 32) -> list
     if not owned.any():
         return []
     reach = math.ceil(2 * cfg.margin_px / block)  # blocks whose contexts would overlap share a crop
-    grouping = ndimage.binary_dilation(owned, EIGHT, iterations=reach) if reach else owned
-    groups, _ = ndimage.label(grouping, EIGHT)
+    grouping = ndimage.binary_dilation(owned, EIGHT_CONNECTED, iterations=reach) if reach else owned
+    groups, _ = ndimage.label(grouping, EIGHT_CONNECTED)
     rows, cols = np.nonzero(owned)
     group_of = groups[rows, cols]
     order = np.argsort(group_of, kind="stable")
