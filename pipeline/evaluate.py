@@ -20,10 +20,11 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from pipeline import calibrate, clusters, tracking
+from pipeline import clusters, tracking
 from pipeline.atomic import atomic_directory
 from pipeline.config import Config
-from pipeline.io import FrameFile, FrameFileError, open_frames, open_map
+from pipeline.frames import calibrated
+from pipeline.io import FrameFile, FrameFileError, open_map
 from pipeline.metrics import (
     cluster_purity_counts,
     confusion_matrix,
@@ -117,7 +118,8 @@ def evaluate_files(
     out, classes = Path(out_dir), config.classes
     tritium = classes.index("tritium")
     with ExitStack() as stack:
-        truth = stack.enter_context(open_frames(truth_path, config.io, classes))
+        calibrated_truth = stack.enter_context(calibrated(truth_path, config, classes))
+        truth = calibrated_truth.file
         if truth.labels is None:
             raise FrameFileError(truth_path, "evaluation needs truth labels; the file has none")
         opened = {
@@ -127,7 +129,6 @@ def evaluate_files(
         for name, ff in opened.items():
             if ff.shape != truth.shape:
                 raise FrameFileError(maps[name], f"map shape {ff.shape} != frames {truth.shape}")
-        run = calibrate.calibrate_file(truth, config)
         scores = {name: Scores(len(classes)) for name in maps}
         example = None
         for i in tqdm(range(truth.n_frames), desc="evaluate", disable=not progress):
@@ -137,7 +138,7 @@ def evaluate_files(
                 if truth.instances is not None
                 else instances_from_labels(labels)
             )
-            charge = calibrate.frame_charge(truth.read("frames", i), run, i)
+            charge = calibrated_truth.charge(i)
             preds = {name: ff.read("labels", i) for name, ff in opened.items()}
             for name, pred in preds.items():
                 scores[name].add(labels, instances, pred, tritium)

@@ -8,9 +8,7 @@ file and its clusters to the catalogue. Outputs appear only when every frame suc
 from __future__ import annotations
 
 import time
-from collections import deque
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,9 +16,10 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from pipeline import calibrate, clusters
+from pipeline import clusters
 from pipeline.config import Config
-from pipeline.io import MapWriter, open_frames
+from pipeline.frames import calibrated
+from pipeline.io import MapWriter
 
 # charge (electrons) and measured noise -> (labels (H, W) uint8, probabilities (C, H, W) or None)
 Labeller = Callable[[np.ndarray, float], tuple[np.ndarray, np.ndarray | None]]
@@ -44,22 +43,6 @@ class MapResult:
         )
 
 
-def prefetched(read: Callable[[int], np.ndarray], n: int, depth: int) -> Iterator[np.ndarray]:
-    """read(0), ..., read(n - 1), in order, each started `depth` frames ahead on one background
-    thread (the reader's decompression and the calibration release the GIL while the network
-    runs); depth 0 reads in the caller's thread."""
-    if depth == 0:
-        yield from (read(i) for i in range(n))
-        return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch") as pool:
-        pending = deque(pool.submit(read, i) for i in range(min(depth, n)))
-        for i in range(n):
-            frame = pending.popleft().result()
-            if i + depth < n:
-                pending.append(pool.submit(read, i + depth))
-            yield frame
-
-
 def write_maps(
     config: Config,
     labeller: Labeller,
@@ -72,9 +55,8 @@ def write_maps(
 ) -> MapResult:
     """Label every frame of `input_path` into the map file `output_path` (and the catalogue)."""
     start, name = time.perf_counter(), Path(input_path).name
-    with open_frames(input_path, config.io) as ff:
-        run = calibrate.calibrate_file(ff, config)
-        n, height, width = ff.shape
+    with calibrated(input_path, config) as frames:
+        n, height, width = frames.file.shape
         tables: list[pd.DataFrame] = []
         with MapWriter(
             output_path,
@@ -84,15 +66,11 @@ def write_maps(
             source=name,
             probabilities=probabilities,
         ) as writer:
-            charges = prefetched(
-                lambda i: calibrate.frame_charge(ff.read("frames", i), run, i),
-                n,
-                config.io.prefetch_frames,
-            )
+            charges = frames.charges(config.io.prefetch_frames)
             for i, charge in tqdm(
                 enumerate(charges), total=n, desc=f"{desc} {name}", disable=not progress
             ):
-                labels, probs = labeller(charge, run.frames[i].noise_e)
+                labels, probs = labeller(charge, frames.noise_e(i))
                 writer.append(labels, probs if probabilities else None)
                 if catalogue_path is not None:
                     first = 1 + sum(len(t) for t in tables)

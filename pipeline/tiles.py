@@ -23,8 +23,9 @@ from torch.utils.data import Dataset, Sampler
 
 from pipeline import augment, calibrate
 from pipeline.config import Config
+from pipeline.frames import CalibratedFile, calibrated
 from pipeline.geometry import IGNORE, padded, tile_starts
-from pipeline.io import FrameFile, FrameFileError, open_frames
+from pipeline.io import FrameFileError, open_frames
 
 
 @dataclass(frozen=True)
@@ -61,42 +62,39 @@ class FrameSource:
         self.calibrations: list[calibrate.RunCalibration] = []
         self.shapes: list[tuple[int, int, int]] = []
         for path in self.paths:
-            with open_frames(path, config.io, config.classes) as ff:
-                if ff.labels is None:
+            with calibrated(path, config, config.classes) as frames:
+                if frames.file.labels is None:
                     raise FrameFileError(path, "training needs labels, and this file has none")
-                self.shapes.append(ff.shape)
-                self.calibrations.append(self._calibrate(ff))
-        self._files: dict[int, FrameFile] = {}
+                self.shapes.append(frames.file.shape)
+                self.calibrations.append(frames.run)
+        self._files: dict[int, CalibratedFile] = {}
         self._pid = os.getpid()
         self._cache: OrderedDict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = OrderedDict()
-
-    def _calibrate(self, ff: FrameFile) -> calibrate.RunCalibration:
-        return calibrate.calibrate_file(ff, self.config)
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state["_files"], state["_cache"] = {}, OrderedDict()  # handles stay in their process
         return state
 
-    def _file(self, index: int) -> FrameFile:
+    def _file(self, index: int) -> CalibratedFile:
         if self._pid != os.getpid():  # forked into a data-loader worker: reopen
             self._files, self._cache, self._pid = {}, OrderedDict(), os.getpid()
         if index not in self._files:
-            self._files[index] = open_frames(
+            ff = open_frames(
                 self.paths[index],
                 self.config.io.model_copy(update={"check_finite": False}),
                 self.config.classes,
             )
+            self._files[index] = CalibratedFile(ff, self.config, self.calibrations[index])
         return self._files[index]
 
     def frame(self, file: int, frame: int) -> tuple[np.ndarray, np.ndarray, float]:
         """(charge in electrons, labels, measured noise) of one frame."""
         key = (file, frame)
         if key not in self._cache:
-            ff = self._file(file)
-            adu = ff.read("frames", frame)
-            charge = calibrate.frame_charge(adu, self.calibrations[file], frame)
-            labels = ff.read("labels", frame).astype(np.uint8)
+            frames = self._file(file)
+            charge = frames.charge(frame)
+            labels = frames.file.read("labels", frame).astype(np.uint8)
             self._cache[key] = (charge, labels)
             while len(self._cache) > self.config.tiles.cache_frames:
                 self._cache.popitem(last=False)

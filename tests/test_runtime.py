@@ -10,7 +10,6 @@ import torch
 from pipeline import runtime
 from pipeline.config import ConfigError
 from pipeline.infer import Predictor, infer_file
-from pipeline.maps import prefetched
 from pipeline.model import build_model, model_card, save_checkpoint
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
@@ -76,22 +75,6 @@ def test_infer_writes_the_same_map_with_either_runtime(tiny, tiny_files, saved, 
             labels[engine] = (f["labels"][()], f["probabilities"][()].astype(np.float32))
     np.testing.assert_array_equal(labels["onnxruntime"][0], labels["torch"][0])
     np.testing.assert_allclose(labels["onnxruntime"][1], labels["torch"][1], atol=2e-3)
-
-
-@pytest.mark.parametrize("depth", [0, 1, 3])
-def test_prefetched_frames_come_in_order_and_errors_reach_the_caller(depth):
-    assert list(prefetched(lambda i: i * 10, 5, depth)) == [0, 10, 20, 30, 40]
-    assert list(prefetched(lambda i: i, 0, depth)) == []
-
-    def read(i):
-        if i == 2:
-            raise OSError("chunk 2 is corrupt")
-        return i
-
-    frames = prefetched(read, 4, depth)
-    assert [next(frames), next(frames)] == [0, 1]
-    with pytest.raises(OSError, match="chunk 2"):
-        next(frames)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
