@@ -1,4 +1,4 @@
-# The workflow: simulate -> train -> infer and classical -> evaluate, activity.
+# The workflow: simulate -> train -> infer and classical -> evaluate; efficiency frames -> activity.
 #   snakemake --cores 8                         (this machine, embedded default config)
 #   snakemake --profile profiles/slurm          (a SLURM cluster; see README)
 #   snakemake --report report.html              (HTML report of the results)
@@ -21,6 +21,7 @@ include: "rules/config.smk"
 include: "rules/simulate.smk"
 include: "rules/train.smk"
 include: "rules/infer.smk"
+include: "rules/efficiency.smk"
 include: "rules/evaluate.smk"
 
 

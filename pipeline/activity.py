@@ -17,15 +17,18 @@ misses (threshold losses, clusters labelled as other classes, merged clusters).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
 from pipeline import charge, physics
-from pipeline.config import Config
+from pipeline.config import Config, ConfigError
+from pipeline.config.stages import ActivitySettings
 
 FIT_CLASSES = ("tritium", "xray")  # tritium-like clusters entering the spectral fit
 POINT_CLUSTER_PIXELS = 9  # readout noise of a compact cluster adds over ~3 x 3 pixels
@@ -350,3 +353,44 @@ def activity_summary(result: ActivityResult) -> dict:
             "nll": fit.nll,
         },
     }
+
+
+def run(
+    settings: ActivitySettings,
+    catalogue: str | Path,
+    frames: str | Path,
+    out: str | Path,
+    efficiency_frames: str | Path | None = None,
+    efficiency_catalogue: str | Path | None = None,
+) -> str:
+    """The `activity` stage: counts per frame and the activity of the catalogue of `frames`,
+    written as JSON to `out`. The efficiency comes from `activity.efficiency`, else from the
+    efficiency frames and the catalogue the model made of them (the workflow's datasets), else
+    it is measured here (through `activity.model`, or the truth labels)."""
+    from pipeline.atomic import atomic_output
+    from pipeline.clusters import read_catalogue
+    from pipeline.efficiency import efficiency_for, efficiency_from_files
+    from pipeline.io import open_frames
+
+    table = read_catalogue(catalogue, ACTIVITY_COLUMNS)
+    with open_frames(frames, settings.io.model_copy(update={"check_finite": False})) as ff:
+        n_frames, exposure_s = ff.n_frames, ff.attrs.get("exposure_s")
+    if settings.activity.efficiency is None and efficiency_frames and efficiency_catalogue:
+        efficiency, error = efficiency_from_files(settings, efficiency_frames, efficiency_catalogue)
+    else:
+        efficiency, error = efficiency_for(settings, frames)
+    try:
+        counts = counts_per_frame(table, settings.classes, n_frames)
+        result = estimate_activity(table, n_frames, settings, exposure_s, efficiency, error)
+    except ValueError as exc:
+        raise ConfigError(f"{catalogue} with {frames}: {exc}") from None
+    summary = activity_summary(result)
+    summary["counts_per_frame"] = {c: counts[c].tolist() for c in counts.columns}
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(out) as tmp:
+        tmp.write_text(json.dumps(summary, indent=2))
+    low, high = result.interval_bq
+    return (
+        f"tritium activity {result.activity_bq:.4g} Bq ({settings.activity.confidence:.0%} "
+        f"interval {low:.4g}-{high:.4g} Bq), MDA {result.mda_bq:.4g} Bq; wrote {out}"
+    )

@@ -17,6 +17,7 @@ import pandas as pd
 
 from pipeline.components import moments, seeded_components
 from pipeline.config import ClassicalConfig, Config
+from pipeline.config.stages import ClassicalSettings
 from pipeline.maps import MapResult, write_maps
 
 PIXEL_VARIANCE = 1.0 / 12.0  # variance of a uniform charge spread across one pixel (px^2)
@@ -133,7 +134,7 @@ def classical_labels(charge_e: np.ndarray, noise_e: float, config: Config) -> np
 
 
 def classical_file(
-    config: Config,
+    config: ClassicalSettings | Config,
     input_path: str | Path,
     output_path: str | Path,
     catalogue_path: str | Path | None = None,
@@ -149,3 +150,13 @@ def classical_file(
     return write_maps(
         config, label, input_path, output_path, catalogue_path, progress=progress, desc="classical"
     )
+
+
+def run(
+    settings: ClassicalSettings,
+    input: str | Path,
+    output: str | Path,
+    catalogue: str | Path | None = None,
+) -> str:
+    """The `classical` stage: `classical_file`, and what it wrote."""
+    return str(classical_file(settings, input, output, catalogue))

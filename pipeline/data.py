@@ -9,6 +9,7 @@ across DDP ranks), the validation tiles (always fixed files), and the hash of wh
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,27 +27,35 @@ class Data:
     data_hash: str
 
 
-def build_data(config: Config, world: Any) -> Data:
+@dataclass(frozen=True)
+class TrainFiles:
+    """The labelled frame files a training reads."""
+
+    frames: list[str | Path]
+    val_frames: list[str | Path]
+
+
+def build_data(config: Config, files: TrainFiles, world: Any) -> Data:
     """Training tiles from files, from the simulation stream, or both (`stream.weight`);
     validation tiles always from fixed files."""
     cfg, weight = config.train, config.stream.weight
-    if weight < 1 and not cfg.frames:
+    if weight < 1 and not files.frames:
         raise ConfigError(
-            "config key 'train.frames' is empty: give frame files or stream.weight: 1"
+            "no training frame files (--frames): give frame files or stream.weight: 1"
         )
-    if weight == 1 and not cfg.val_frames:
+    if weight == 1 and not files.val_frames:
         raise ConfigError(
-            "config key 'train.val_frames' is empty: a training on the stream alone "
+            "no validation frame files (--val-frames): a training on the stream alone "
             "(stream.weight: 1) validates on fixed files"
         )
     draws = cfg.steps_per_epoch * cfg.batch_size * world.world
     if weight == 1:
-        val_source = tiles.FrameSource(cfg.val_frames, config)
+        val_source = tiles.FrameSource(files.val_frames, config)
         val_frames = [(f, i) for f, shape in enumerate(val_source.shapes) for i in range(shape[0])]
         train_set: Dataset = stream.StreamDataset(config, cfg.seed)
         sampler: Any = stream.StreamSampler(draws, world.rank, world.world)
     else:
-        train_set, sampler, val_source, val_frames = _file_tiles(config, world, draws)
+        train_set, sampler, val_source, val_frames = _file_tiles(config, files, world, draws)
         if weight > 0:
             streamed = stream.StreamDataset(config, cfg.seed)
             train_set = stream.MixedDataset(train_set, streamed, weight, cfg.seed)
@@ -63,18 +72,18 @@ def build_data(config: Config, world: Any) -> Data:
         shuffle=False,
         **loader,
     )
-    files = [*cfg.frames, *cfg.val_frames] if weight < 1 else list(cfg.val_frames)
+    hashed = [*files.frames, *files.val_frames] if weight < 1 else list(files.val_frames)
     extra = stream.stream_hash_text(config) if weight > 0 else ""
-    return Data(train, val, sampler, tracking.data_hash(files, extra))
+    return Data(train, val, sampler, tracking.data_hash(hashed, extra))
 
 
-def _file_tiles(config: Config, world: Any, draws: int):
+def _file_tiles(config: Config, files: TrainFiles, world: Any, draws: int):
     """Training tiles of the files, their sampler, and the validation source and frames."""
     cfg = config.train
-    train_source = tiles.FrameSource(cfg.frames, config)
+    train_source = tiles.FrameSource(files.frames, config)
     all_frames = [(f, i) for f, shape in enumerate(train_source.shapes) for i in range(shape[0])]
-    if cfg.val_frames:
-        val_source = tiles.FrameSource(cfg.val_frames, config)
+    if files.val_frames:
+        val_source = tiles.FrameSource(files.val_frames, config)
         train_frames = all_frames
         val_frames = [(f, i) for f, shape in enumerate(val_source.shapes) for i in range(shape[0])]
     else:

@@ -20,9 +20,10 @@ import numpy as np
 import pandas as pd
 
 from pipeline import simulate
-from pipeline.activity import fit_energies, fit_spectrum
+from pipeline.activity import ACTIVITY_COLUMNS, fit_energies, fit_spectrum
 from pipeline.clusters import frame_clusters
 from pipeline.config import Config
+from pipeline.config.stages import EfficiencySettings
 from pipeline.errors import EfficiencyError
 from pipeline.io import open_frames
 
@@ -85,34 +86,49 @@ def efficiency_with_error(
     return _ratio(config, pd.concat(tables, ignore_index=True), decays)
 
 
-def model_efficiency_with_error(
-    config: Config, model: str | Path, n_frames: int = FRAMES, progress: bool = False
+def simulate_efficiency_frames(
+    config: EfficiencySettings | Config, data_frames: str | Path, out: str | Path
+) -> list[Path]:
+    """The efficiency frames of the detector of `data_frames` (its declared readout noise, the
+    config's detector otherwise): `activity.efficiency_frames` frames, seed `activity.seed`,
+    written to `out` with their truth and event tables."""
+    with open_frames(data_frames, config.io.model_copy(update={"check_finite": False})) as ff:
+        attrs = ff.attrs
+    sim = efficiency_config(detector_of(config, attrs))
+    cfg = config.activity
+    return simulate.simulate_file(sim, Path(out), cfg.efficiency_frames, cfg.seed, progress=False)
+
+
+def efficiency_from_files(
+    config: EfficiencySettings | Config, frames: str | Path, catalogue: str | Path
 ) -> tuple[float, float]:
-    """Efficiency of the trained `model` and its error: efficiency frames written to a
-    temporary frame file, then calibrated, inferred (with `config.infer`'s settings) and
-    catalogued with the measured charge, exactly like the data."""
+    """(efficiency, its error) of the efficiency frames `frames` (their event tables count the
+    decays) from the catalogue the model made of them (`catalogue`), through the same spectral
+    fit as the data."""
+    from pipeline.clusters import read_catalogue
+
+    with open_frames(frames, config.io.model_copy(update={"check_finite": False})) as ff:
+        events = ff.events or {}
+    tritium = config.classes.index("tritium")
+    decays = int(np.sum(np.asarray(events.get("class", [])) == tritium))
+    return _ratio(config, read_catalogue(catalogue, ACTIVITY_COLUMNS), decays)
+
+
+def model_efficiency_with_error(
+    config: Config, model: str | Path, data_frames: str | Path, progress: bool = False
+) -> tuple[float, float]:
+    """Efficiency of the trained `model` and its error, all in a temporary folder: the
+    efficiency frames of the data's detector, calibrated, inferred (with `config.infer`'s
+    settings) and catalogued with the measured charge, exactly like the data."""
     from pipeline.infer import infer_file  # torch only when a model is used
 
-    sim = efficiency_config(config)
     with tempfile.TemporaryDirectory(prefix="efficiency-") as tmp:
-        frames = Path(tmp) / "frames.h5"
-        simulate.simulate_file(sim, frames, n_frames, seed=config.activity.seed, progress=False)
-        settings = {
-            "model": str(model),
-            "input": str(frames),
-            "output": str(Path(tmp) / "map.h5"),
-            "catalogue": str(Path(tmp) / "catalogue.parquet"),
-            "probabilities": False,
-        }
-        infer_file(
-            sim.model_copy(update={"infer": sim.infer.model_copy(update=settings)}),
-            progress=progress,
-        )
-        catalogue = pd.read_parquet(settings["catalogue"])
-        with open_frames(frames, sim.io.model_copy(update={"check_finite": False})) as ff:
-            events = ff.events or {}
-        decays = int(np.sum(np.asarray(events.get("class", [])) == sim.classes.index("tritium")))
-    return _ratio(config, catalogue, decays)
+        frames, catalogue = Path(tmp) / "frames.h5", Path(tmp) / "catalogue.parquet"
+        simulate_efficiency_frames(config, data_frames, frames)
+        infer = config.infer.model_copy(update={"model": str(model), "probabilities": False})
+        inferred = config.model_copy(update={"infer": infer})
+        infer_file(inferred, frames, Path(tmp) / "map.h5", catalogue, progress=progress)
+        return efficiency_from_files(config, frames, catalogue)
 
 
 def measure_efficiency(
@@ -133,12 +149,21 @@ def detector_of(config: Config, attrs: dict[str, Any]) -> Config:
     return config.model_copy(update={"detector": detector})
 
 
-def efficiency_for(config: Config) -> tuple[float, float]:
+def efficiency_for(config: Config, data_frames: str | Path) -> tuple[float, float]:
     """(efficiency, its error): from the config, else measured through activity.model (or the
-    truth labels) on simulated frames."""
+    truth labels) on frames simulated for the detector of `data_frames`."""
     cfg = config.activity
     if cfg.efficiency is not None:
         return cfg.efficiency, 0.0
     if cfg.model is not None:
-        return model_efficiency_with_error(config, cfg.model, cfg.efficiency_frames)
-    return efficiency_with_error(config, cfg.efficiency_frames)
+        return model_efficiency_with_error(config, cfg.model, data_frames)
+    with open_frames(data_frames, config.io.model_copy(update={"check_finite": False})) as ff:
+        attrs = ff.attrs
+    return efficiency_with_error(detector_of(config, attrs), cfg.efficiency_frames)
+
+
+def run(settings: EfficiencySettings, frames: str | Path, out: str | Path) -> str:
+    """The `efficiency` stage: the efficiency frames of the detector of `frames`, into `out`
+    (the workflow maps them with the model, and `activity` reads both)."""
+    paths = simulate_efficiency_frames(settings, frames, out)
+    return "\n".join(f"wrote {path}" for path in paths)

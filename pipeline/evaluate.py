@@ -22,7 +22,8 @@ from tqdm import tqdm
 
 from pipeline import clusters, tracking
 from pipeline.atomic import atomic_directory
-from pipeline.config import Config
+from pipeline.config import Config, ConfigError
+from pipeline.config.stages import EvaluateSettings
 from pipeline.frames import calibrated
 from pipeline.io import FrameFile, FrameFileError, open_map
 from pipeline.metrics import (
@@ -129,6 +130,7 @@ def evaluate_files(
         for name, ff in opened.items():
             if ff.shape != truth.shape:
                 raise FrameFileError(maps[name], f"map shape {ff.shape} != frames {truth.shape}")
+        calibrated_truth.calibrate()
         scores = {name: Scores(len(classes)) for name in maps}
         example = None
         for i in tqdm(range(truth.n_frames), desc="evaluate", disable=not progress):
@@ -223,14 +225,14 @@ def _write_outputs(out: Path, summary, scores, true_energy, example, classes) ->
         (staging / "summary.json").write_text(json.dumps(summary, indent=2))
 
 
-def log_evaluation(config: Config, summary: dict, out: Path) -> None:
+def log_evaluation(config: Config, summary: dict, out: Path, truth: str | Path) -> None:
     """One MLflow run per evaluation: metrics prefixed by method, the summary and plots."""
     tracker = tracking.Tracker(config)
     tracker.start(
         {
             "stage": "evaluate",
             "git_commit": tracking.git_commit(),
-            "truth": str(config.evaluate.truth),
+            "truth": str(truth),
         }
     )
     try:
@@ -249,3 +251,21 @@ def log_evaluation(config: Config, summary: dict, out: Path) -> None:
                 tracker.log_artifact(artefact, "evaluation")
     finally:
         tracker.end()
+
+
+def run(
+    settings: EvaluateSettings,
+    truth: str | Path,
+    pred: Sequence[str | Path],
+    out: str | Path,
+    names: Sequence[str] = (),
+) -> str:
+    """The `evaluate` stage: score each map file of `pred` (named by `names`, else by its file
+    name) against `truth`, write the outputs into `out`, log the run; the comparison table."""
+    if names and len(names) != len(pred):
+        raise ConfigError(f"--names gives {len(names)} names for {len(pred)} map files")
+    named = dict(zip(names or [Path(p).stem for p in pred], pred, strict=True))
+    summary = evaluate_files(settings, truth, named, out)
+    log_evaluation(settings, summary, Path(out), truth)
+    table = comparison_table(summary, settings.classes)
+    return f"{table}wrote {out}/summary.json, comparison.md and plots"

@@ -56,6 +56,10 @@ class CalibratedFile:
     def run(self) -> calibrate.RunCalibration:
         return calibrate.calibrate_file(self.file, self._config)
 
+    def calibrate(self) -> calibrate.RunCalibration:
+        """The run calibration, measured now if it was not yet (the first full data pass)."""
+        return self.run
+
     def __len__(self) -> int:
         return self.file.n_frames
 

@@ -13,6 +13,7 @@ whatever the size of the file.
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,6 +22,7 @@ from torch import nn
 from pipeline import calibrate, clusters, geometry, runtime, sparse
 from pipeline.config import Config, ConfigError, InferConfig, NormaliseConfig
 from pipeline.config.sections import MAX_BATCH_PIXELS
+from pipeline.config.stages import InferSettings
 from pipeline.device import inference_dtype, pick_device
 from pipeline.errors import CheckpointError, NonFiniteOutput
 from pipeline.maps import MapResult, write_maps
@@ -167,8 +169,15 @@ class Predictor:
         return out / len(flips)
 
 
-def infer_file(config: Config, progress: bool = True) -> MapResult:
-    """Read `infer.input`, write the map file `infer.output` (and `infer.catalogue`)."""
+def infer_file(
+    config: InferSettings | Config,
+    input_path: str | Path,
+    output_path: str | Path,
+    catalogue_path: str | Path | None = None,
+    progress: bool = True,
+) -> MapResult:
+    """Map the frames of `input_path` with the model `infer.model` into the map file
+    `output_path` (and the cluster catalogue `catalogue_path`)."""
     cfg = config.infer
     model, card = load_model(cfg.model, classes=config.classes)
     device = pick_device(cfg.device, "infer.device")
@@ -194,7 +203,7 @@ def infer_file(config: Config, progress: bool = True) -> MapResult:
         try:
             probs = predictor.frame_probabilities(charge, noise_e)
         except NonFiniteOutput as exc:
-            raise CheckpointError(f"{cfg.model}: on {cfg.input}: {exc}") from None
+            raise CheckpointError(f"{cfg.model}: on {input_path}: {exc}") from None
         if cfg.component_vote:
             return clusters.component_vote(probs), probs
         return probs.argmax(axis=0).astype(np.uint8), probs
@@ -205,10 +214,20 @@ def infer_file(config: Config, progress: bool = True) -> MapResult:
         return write_maps(
             config,
             label,
-            cfg.input,
-            cfg.output,
-            cfg.catalogue,
+            input_path,
+            output_path,
+            catalogue_path,
             probabilities=cfg.probabilities,
             progress=progress,
             desc="infer",
         )
+
+
+def run(
+    settings: InferSettings,
+    input: str | Path,
+    output: str | Path,
+    catalogue: str | Path | None = None,
+) -> str:
+    """The `infer` stage: `infer_file`, and what it wrote."""
+    return str(infer_file(settings, input, output, catalogue))

@@ -3,7 +3,12 @@ file: path, format, shape, dtype, attributes, labelled pixels and events per cla
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+import yaml
+
+from pipeline.config.stages import InspectSettings
 
 
 def describe(frames: Any) -> dict[str, Any]:
@@ -31,3 +36,12 @@ def _pixel_counts(labels: Any, n_classes: int) -> list[int]:
 
     counts = da.bincount(labels.ravel(), minlength=n_classes).compute()
     return [int(c) for c in counts]
+
+
+def run(settings: InspectSettings, input: str | Path) -> str:
+    """The `inspect` stage: open `input` (checked against the format contract) and summarise it
+    as YAML."""
+    from pipeline.io import open_frames
+
+    with open_frames(input, settings.io, settings.classes) as frames:
+        return yaml.safe_dump(describe(frames), sort_keys=False).rstrip("\n")

@@ -56,6 +56,7 @@ def write_maps(
     """Label every frame of `input_path` into the map file `output_path` (and the catalogue)."""
     start, name = time.perf_counter(), Path(input_path).name
     with calibrated(input_path, config) as frames:
+        frames.calibrate()  # before any output is opened
         n, height, width = frames.file.shape
         tables: list[pd.DataFrame] = []
         with MapWriter(

@@ -11,10 +11,11 @@ too, before any work.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
-from pipeline.config import Config, ConfigError
+from pipeline.errors import ConfigError
 
 # files a training run writes into train.out, and an evaluation into evaluate.out
 TRAIN_FILES = ("best.pt", "last.pt", "model_card.json", "training_curves.png")
@@ -29,7 +30,7 @@ EVALUATE_FILES = (
 FRAME_SUFFIXES = (".h5", ".hdf5")
 SQLITE = "sqlite:///"
 
-Named = list[tuple[str, Path]]  # (what the path is: a config key and a note, the path)
+Named = list[tuple[str, Path]]  # (what the path is: a flag or config key and a note, the path)
 
 
 def catalogue_twin(path: str | Path) -> Path:
@@ -37,58 +38,75 @@ def catalogue_twin(path: str | Path) -> Path:
     return Path(path).with_suffix(".csv")
 
 
-def _paths(config: Config, key: str) -> Named:
+def flag(arg: str) -> str:
+    """The command-line flag of a stage function's path argument."""
+    return "--" + arg.replace("_", "-")
+
+
+def _args(args: Mapping[str, Any], *names: str) -> Named:
+    """(flag, path) of each path the arguments `names` give (a list gives several)."""
+    named = []
+    for name in names:
+        value = args.get(name)
+        values = value if isinstance(value, list | tuple) else [value]
+        named += [(flag(name), Path(v)) for v in values if v]
+    return named
+
+
+def _key(settings: Any, key: str) -> Named:
     section, name = key.split(".")
-    value = getattr(getattr(config, section), name)
-    values = value if isinstance(value, list) else [value]
-    return [(f"config key '{key}'", Path(v)) for v in values if v]
+    value = getattr(getattr(settings, section), name)
+    return [(f"config key '{key}'", Path(value))] if value else []
 
 
-def stage_inputs(stage: str, config: Config) -> Named:
-    keys = {
-        "inspect": ["inspect.input"],
-        "train": ["train.frames", "train.val_frames", "train.init"],
-        "infer": ["infer.model", "infer.input"],
-        "classical": ["infer.input"],
-        "evaluate": ["evaluate.truth", "evaluate.pred"],
-        "suite": ["evaluate.suite"],
-        "activity": ["activity.catalogue", "activity.frames", "activity.model"],
-        "export": ["release.run", "release.train_config", "release.suite"],
-        "models": ["release.dir"],
-    }.get(stage, [])
-    if stage == "activity" and config.activity.efficiency is not None:
-        keys = keys[:2]  # the model is not read
-    return [item for key in keys for item in _paths(config, key)]
+INPUT_ARGS = {
+    "inspect": ["input"],
+    "train": ["frames", "val_frames"],
+    "infer": ["input"],
+    "classical": ["input"],
+    "evaluate": ["truth", "pred"],
+    "suite": ["summaries"],
+    "efficiency": ["frames"],
+    "activity": ["catalogue", "frames", "efficiency_frames", "efficiency_catalogue"],
+    "export": ["run", "train_config", "suite"],
+}
+MODEL_KEYS = {"train": "train.init", "infer": "infer.model", "activity": "activity.model"}
 
 
-def stage_outputs(stage: str, config: Config) -> Named:
+def stage_inputs(stage: str, settings: Any, args: Mapping[str, Any]) -> Named:
+    inputs = _args(args, *INPUT_ARGS.get(stage, []))
+    if stage in MODEL_KEYS and not (stage == "activity" and settings.activity.efficiency):
+        inputs += _key(settings, MODEL_KEYS[stage])
+    if stage == "models":
+        inputs += _key(settings, "release.dir")
+    return inputs
+
+
+def stage_outputs(stage: str, settings: Any, args: Mapping[str, Any]) -> Named:
     if stage == "simulate":
-        out = _paths(config, "simulate.out")
-        twin = [("the ROOT twin of 'simulate.out'", p.with_suffix(".root")) for _, p in out]
-        return out + (twin if config.simulate.root else [])
+        out = _args(args, "out")
+        twin = [("the ROOT twin of --out", p.with_suffix(".root")) for _, p in out]
+        return out + (twin if settings.simulate.root else [])
     if stage in ("infer", "classical"):
-        catalogue = _paths(config, "infer.catalogue")
-        twins = [("the CSV twin of 'infer.catalogue'", catalogue_twin(p)) for _, p in catalogue]
-        return _paths(config, "infer.output") + catalogue + twins
-    if stage == "train":
-        return _directory(_paths(config, "train.out"), TRAIN_FILES) + _tracking_db(config)
-    if stage == "evaluate":
-        return _directory(_paths(config, "evaluate.out"), EVALUATE_FILES) + _tracking_db(config)
-    if stage == "activity":
-        return _paths(config, "activity.out")
+        catalogue = _args(args, "catalogue")
+        twins = [("the CSV twin of --catalogue", catalogue_twin(p)) for _, p in catalogue]
+        return _args(args, "output") + catalogue + twins
+    if stage in ("train", "evaluate"):
+        files = TRAIN_FILES if stage == "train" else EVALUATE_FILES
+        return _directory(_args(args, "out"), files) + _tracking_db(settings)
+    if stage in ("activity", "efficiency"):
+        return _args(args, "out")
     if stage == "export":  # without a name the stage stops at once (release.name is required)
-        folder, name = Path(config.release.dir), config.release.name or "NAME"
+        folder, name = Path(settings.release.dir), settings.release.name or "NAME"
         what = "the shipped model in 'release.dir'"
         return [(what, folder / f"{name}.pt"), (f"the card of {what}", folder / f"{name}.json")]
     if stage == "suite":
-        out = _paths(config, "evaluate.suite_out")
-        return out + [
-            ("the HTML twin of 'evaluate.suite_out'", p.with_suffix(".html")) for _, p in out
-        ]
+        out = _args(args, "out")
+        return out + [("the HTML twin of --out", p.with_suffix(".html")) for _, p in out]
     return []
 
 
-def _tracking_db(config: Config) -> Named:
+def _tracking_db(config: Any) -> Named:
     """The MLflow database a run writes to, when it is a local sqlite file."""
     uri = config.tracking.uri
     if not (config.tracking.enabled and uri.startswith(SQLITE)):
@@ -132,14 +150,14 @@ def check_distinct(inputs: Named, outputs: Named) -> None:
                 )
 
 
-def check_stage_paths(stage: str, config: Config) -> None:
-    """All path rules of `stage`, before it reads anything."""
-    outputs = stage_outputs(stage, config)
-    if stage == "simulate":
+def check_stage_paths(stage: str, settings: Any, args: Mapping[str, Any]) -> None:
+    """All path rules of `stage` (its settings and path arguments), before it reads anything."""
+    outputs = stage_outputs(stage, settings, args)
+    if stage in ("simulate", "efficiency"):
         for what, path in outputs[:1]:
             if path.suffix.lower() not in FRAME_SUFFIXES:
                 raise ConfigError(
                     f"{path}: a simulation is written as HDF5 ({what}); name it .h5 or .hdf5 "
                     "(add simulate.root: true for a ROOT twin)"
                 )
-    check_distinct(stage_inputs(stage, config), outputs)
+    check_distinct(stage_inputs(stage, settings, args), outputs)

@@ -21,6 +21,7 @@ from torch import nn
 
 from pipeline.atomic import atomic_output
 from pipeline.config import REPO_ROOT, Config, ConfigError
+from pipeline.config.stages import ExportSettings, ModelsSettings
 from pipeline.model import CheckpointError, load_checkpoint, load_model, model_config_from_card
 
 SUFFIX = ".pt"
@@ -159,14 +160,22 @@ def release_card(
     return card
 
 
-def export_model(config: Config) -> Path:
-    """Write the shipped model `release.dir/release.name.pt` of the run in `release.run`."""
+def export_model(
+    config: ExportSettings | Config,
+    run_dir: str | Path,
+    train_config: str | Path,
+    suite: str | Path | None = None,
+) -> Path:
+    """Write the shipped model `release.dir/release.name.pt` of the training run in `run_dir`
+    (trained with the config file `train_config`; its suite evaluations in `suite`)."""
     cfg = config.release
-    run_dir, name = Path(cfg.run), cfg.name
+    run_dir, name = Path(run_dir), cfg.name
+    if not name:
+        raise ConfigError("config key 'release.name' is not set (give --name)")
     model, card = load_model(run_dir / "best.pt")
-    card = release_card(config, card, run_dir, Path(cfg.train_config))
-    if cfg.suite:
-        card["release"]["suite"] = suite_scores(Path(cfg.suite), cfg.suite_method)
+    card = release_card(config, card, run_dir, Path(train_config))
+    if suite:
+        card["release"]["suite"] = suite_scores(Path(suite), cfg.suite_method)
     drop = unused_parameters(model, model_config_from_card(card).in_channels)
     card["weights_dtype"] = "float16"
     card["unused_weights"] = drop
@@ -223,3 +232,21 @@ def describe(model: ShippedModel) -> str:
     if suite:
         parts.append(f"suite mean macro cluster F1 {mean:.3f} on {len(suite)} detectors")
     return ", ".join(parts)
+
+
+def run_export(
+    settings: ExportSettings,
+    run: str | Path,
+    train_config: str | Path,
+    suite: str | Path | None = None,
+) -> str:
+    """The `export` stage: `export_model`, and what it wrote."""
+    out = export_model(settings, run, train_config, suite)
+    size = out.stat().st_size / 1e6
+    return f"wrote {out} ({size:.1f} MB) and its card {out.with_suffix('.json')}"
+
+
+def run_models(settings: ModelsSettings) -> str:
+    """The `models` stage: a line per shipped model in `release.dir`."""
+    listing = "\n".join(describe(m) for m in list_models(settings.release.dir))
+    return listing or f"no models in {models_dir(settings.release.dir)}"

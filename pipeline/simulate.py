@@ -21,6 +21,7 @@ from tqdm import tqdm
 from pipeline import physics
 from pipeline.charge import collect
 from pipeline.config import Config, ConfigError, DetectorConfig, PhysicsConfig, config_to_dict
+from pipeline.config.stages import SimulateSettings
 from pipeline.io import FrameWriter
 
 SourceFn = Callable[[int, Config, np.random.Generator], physics.Segments]
@@ -282,3 +283,10 @@ def simulate_file(
             for writer in writers:
                 writer.append(frame.adu, frame.labels, frame.instances, frame.events)
     return paths
+
+
+def run(settings: SimulateSettings, out: str | Path) -> str:
+    """The `simulate` stage: `simulate.frames` frames of seed `simulate.seed` into `out`."""
+    cfg = settings.simulate
+    paths = simulate_file(settings, Path(out), cfg.frames, cfg.seed, root=cfg.root)
+    return "\n".join(f"wrote {path}" for path in paths)

@@ -17,6 +17,7 @@ import pandas as pd
 
 from pipeline.atomic import atomic_output
 from pipeline.config import ConfigError
+from pipeline.config.stages import ClassesSettings
 
 METRICS = (("cluster F1", "cluster_f1"), ("pixel IoU", "pixel_iou"))
 REFERENCE = "classical"  # what every other method's wins are counted against
@@ -102,3 +103,17 @@ def write_suite(
     with atomic_output(out) as tmp:
         tmp.write_text(suite_markdown(summaries, classes))
     return out
+
+
+def run(
+    settings: ClassesSettings,
+    summaries: Sequence[str | Path],
+    out: str | Path,
+    names: Sequence[str] = (),
+) -> str:
+    """The `suite` stage: the table of every detector's `summary.json` (named by `names`, else
+    by the folder each summary is in), written to `out` and its HTML twin; the table."""
+    table = write_suite(
+        summaries, names or [Path(p).parent.name for p in summaries], out, settings.classes
+    )
+    return f"{table.read_text()}wrote {table} and {table.with_suffix('.html')}"

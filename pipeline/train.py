@@ -14,6 +14,7 @@ import math
 import os
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,8 @@ from tqdm import tqdm
 
 from pipeline import tracking
 from pipeline.config import Config, ConfigError, TrainConfig
-from pipeline.data import Data, build_data
+from pipeline.config.stages import TrainSettings
+from pipeline.data import Data, TrainFiles, build_data
 from pipeline.device import autocast_dtype, pick_device
 from pipeline.geometry import IGNORE
 from pipeline.io import atomic_output
@@ -261,19 +263,27 @@ class TrainResult:
     model: nn.Module
 
 
-def train(config: Config, progress: bool = True) -> TrainResult:
-    """Train from `config.train`; resumable; returns the final model and state."""
+def train(
+    config: TrainSettings | Config,
+    frames: Sequence[str | Path],
+    val_frames: Sequence[str | Path],
+    out: str | Path,
+    progress: bool = True,
+) -> TrainResult:
+    """Train on the labelled `frames` (and the simulation stream, `stream.weight`), validate on
+    `val_frames` (none: a split of `frames` by frame), write checkpoints into `out`; resumable
+    (`train.resume`); returns the final model and state."""
     cfg = config.train
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     world = init_distributed(cfg.device != "cpu" and torch.cuda.is_available())
     device = pick_device(cfg.device, "train.device", world.local_rank)
-    out = Path(cfg.out)
+    out = Path(out)
     last = out / "last.pt"
     resuming = cfg.resume and last.is_file()
     initial = _initial_weights(config) if cfg.init and not resuming else None
     seed_everything(cfg.seed)
-    data = build_data(config, world)
+    data = build_data(config, TrainFiles(list(frames), list(val_frames)), world)
     trainer = Trainer(config, world, device)
     if initial is not None:  # the optimiser and schedule start afresh
         unwrap(trainer.model).load_state_dict(initial)
@@ -287,11 +297,14 @@ def train(config: Config, progress: bool = True) -> TrainResult:
         "device": str(device),
         "world_size": str(world.world),
         **({"init": cfg.init} if cfg.init else {}),
+        "frames": ",".join(map(str, frames)),
+        "val_frames": ",".join(map(str, val_frames)),
+        "out": str(out),
     }
     state.run_id = tracker.start(tags, run_id=state.run_id)
     status = "FAILED"
     try:
-        state = _loop(config, trainer, data, state, tracker, progress)
+        state = _loop(config, out, trainer, data, state, tracker, progress)
         status = "FINISHED"
     finally:
         if world.main:
@@ -300,9 +313,10 @@ def train(config: Config, progress: bool = True) -> TrainResult:
     return TrainResult(out, state, unwrap(trainer.model))
 
 
-def _loop(config, trainer: Trainer, data: Data, state: TrainState, tracker, progress) -> TrainState:
+def _loop(
+    config, out: Path, trainer: Trainer, data: Data, state: TrainState, tracker, progress
+) -> TrainState:
     cfg, world = config.train, trainer.world
-    out = Path(cfg.out)
     for epoch in range(state.epoch, cfg.epochs):
         started = time.monotonic()
         data.sampler.set_epoch(epoch)
@@ -369,3 +383,23 @@ def _finish(config: Config, out: Path, state: TrainState, tracker, data_hash: st
         tracker.log_artifact(out / "training_curves.png", "plots")
     tracker.log_dict(card, "model_card.json")
     tracker.log_artifact(out / "best.pt", "checkpoint")
+
+
+def run(
+    settings: TrainSettings,
+    out: str | Path,
+    frames: Sequence[str | Path] = (),
+    val_frames: Sequence[str | Path] = (),
+) -> str:
+    """The `train` stage: `train`, then what it made, in words."""
+    result = train(settings, frames, val_frames, out)
+    state, best = result.state, result.out / "best.pt"
+    lines = [
+        f"best macro IoU {state.best_metric:.4f} at epoch {state.best_epoch}; model: {best}"
+        if not math.isnan(state.best_metric)
+        else f"no validation score (empty validation set); model: {best}"
+    ]
+    if settings.tracking.enabled and state.run_id:
+        uri = settings.tracking.uri
+        lines.append(f"MLflow run {state.run_id} in {uri} (mlflow ui --backend-store-uri {uri})")
+    return "\n".join(lines)

@@ -1,29 +1,18 @@
 # Shared helpers (functions only, no rules): per-stage config slices, the simulated datasets, the
 # user's own frame files, and each job's resources from the config's `workflow` section.
 import glob
+import shlex
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
 from pipeline.config import write_config_sections
+from pipeline.config.stages import STAGE_SETTINGS, stage_sections
 from pipeline.model import CheckpointError
 from pipeline.shipped import resolve_model
 
-STAGE_SECTIONS = {
-    "simulate": ["classes", "detector", "physics", "sources", "io"],
-    "train": [
-        "classes", "io", "calibrate", "normalise", "tiles", "augment", "model", "train",
-        "tracking", "physics", "stream", "detector", "sources",
-    ],
-    "infer": ["classes", "io", "calibrate", "physics", "infer"],
-    "classical": ["classes", "io", "calibrate", "physics", "classical"],
-    "evaluate": ["classes", "io", "calibrate", "physics", "evaluate", "tracking"],
-    "suite": ["classes", "evaluate"],
-    "activity": [
-        "classes", "io", "physics", "detector", "sources", "activity", "calibrate", "infer",
-    ],
-    "export": ["classes", "release", "tracking"],
-}
+# the sections each stage reads: the fields of its typed settings (pipeline/config/stages.py)
+STAGE_SECTIONS = {stage: stage_sections(stage) for stage in STAGE_SETTINGS}
 SIMULATED = config["simulate"]["datasets"]
 SUITE = config["workflow"]["suite"]  # simulated detectors both methods are scored on
 for _name in SUITE:
@@ -79,9 +68,16 @@ def scored_maps(name):
     return [f"results/maps/{name}.{method}.h5" for method in METHODS]
 
 
+EFFICIENCY = ".efficiency"  # NAME.efficiency: the efficiency frames of dataset NAME
+
+
 def frames_of(wildcards):
-    """The frame file behind a map's name: the user's file, or a simulated dataset."""
-    return INPUTS.get(wildcards.name, f"data/sim/{wildcards.name}.h5")
+    """The frame file behind a map's name: the user's file, a simulated dataset, or the
+    efficiency frames of either (data/efficiency/NAME.h5)."""
+    name = wildcards.name
+    if name.endswith(EFFICIENCY):
+        return f"data/efficiency/{name.removesuffix(EFFICIENCY)}.h5"
+    return INPUTS.get(name, f"data/sim/{name}.h5")
 
 
 def cpus(stage):
@@ -100,11 +96,19 @@ def job_resources(stage):
     return {"mem_mb": wanted["mem_mb"], "runtime": wanted["runtime_min"], "gpu": wanted["gpus"]}
 
 
+# Every job runs the package of this checkout: installed (pip install -e .) or, in a rule's
+# conda environment (envs/pipeline.yaml: its dependencies only), from the workflow's directory.
+PIPELINE = f"PYTHONPATH={shlex.quote(workflow.basedir)} python -m pipeline"
+
+
 def train_launcher():
     """`python -m pipeline`, or torchrun with one DDP process per GPU when train asks for more
     than one (each process gets its share of the job's CPU threads)."""
     n = gpus("train")
     if n > 1:
         threads = max(1, cpus("train") // n)
-        return f"OMP_NUM_THREADS={threads} torchrun --standalone --nproc_per_node {n} -m pipeline"
-    return "python -m pipeline"
+        return (
+            f"PYTHONPATH={shlex.quote(workflow.basedir)} OMP_NUM_THREADS={threads}"
+            f" torchrun --standalone --nproc_per_node {n} -m pipeline"
+        )
+    return PIPELINE

@@ -36,7 +36,7 @@ rule evaluate:
         tracking_uri=config["tracking"]["uri"],
         methods=" ".join(METHODS),
     conda:
-        "../environment.yml"
+        "../envs/pipeline.yaml"
     log:
         "logs/evaluate.log",
     benchmark:
@@ -45,7 +45,7 @@ rule evaluate:
     resources:
         **job_resources("evaluate"),
     shell:
-        "python -m pipeline evaluate --config {input.config} --truth {input.truth}"
+        "{PIPELINE} evaluate --config {input.config} --truth {input.truth}"
         " --pred {input.maps} --names {params.methods} --out {params.out}"
         " --set tracking.uri={params.tracking_uri} > {log} 2>&1"
 
@@ -55,14 +55,13 @@ rule activity:
         config="results/config/activity.yaml",
         catalogue="results/catalogues/{name}.unet.parquet",
         frames=frames_of,
-        model="results/model/best.pt",
+        # the efficiency: frames of the same detector, mapped by the same model (rules/efficiency.smk)
+        efficiency_frames="data/efficiency/{name}.h5",
+        efficiency_catalogue="results/catalogues/{name}.efficiency.unet.parquet",
     output:
         "results/activity/{name}.json",
-    params:
-        # the efficiency is measured through the same model, on frames of the same detector
-        detector=lambda wildcards: dataset_overrides(wildcards.name),
     conda:
-        "../environment.yml"
+        "../envs/pipeline.yaml"
     log:
         "logs/activity/{name}.log",
     benchmark:
@@ -71,9 +70,9 @@ rule activity:
     resources:
         **job_resources("activity"),
     shell:
-        "python -m pipeline activity --config {input.config} --catalogue {input.catalogue}"
-        " --frames {input.frames:q} --model {input.model} --out {output} {params.detector}"
-        " > {log} 2>&1"
+        "{PIPELINE} activity --config {input.config} --catalogue {input.catalogue}"
+        " --frames {input.frames:q} --efficiency-frames {input.efficiency_frames}"
+        " --efficiency-catalogue {input.efficiency_catalogue} --out {output} > {log} 2>&1"
 
 
 rule evaluate_detector:
@@ -88,7 +87,7 @@ rule evaluate_detector:
         tracking_uri=config["tracking"]["uri"],
         methods=" ".join(METHODS),
     conda:
-        "../environment.yml"
+        "../envs/pipeline.yaml"
     log:
         "logs/evaluate/{name}.log",
     benchmark:
@@ -99,7 +98,7 @@ rule evaluate_detector:
     resources:
         **job_resources("evaluate"),
     shell:
-        "python -m pipeline evaluate --config {input.config} --truth {input.truth}"
+        "{PIPELINE} evaluate --config {input.config} --truth {input.truth}"
         " --pred {input.maps} --names {params.methods} --out {params.out}"
         " --set tracking.uri={params.tracking_uri} > {log} 2>&1"
 
@@ -118,7 +117,7 @@ rule suite:
     params:
         names=" ".join(SUITE),
     conda:
-        "../environment.yml"
+        "../envs/pipeline.yaml"
     log:
         "logs/suite.log",
     benchmark:
@@ -127,5 +126,5 @@ rule suite:
     resources:
         **job_resources("evaluate"),
     shell:
-        "python -m pipeline suite --config {input.config} --summaries {input.summaries}"
+        "{PIPELINE} suite --config {input.config} --summaries {input.summaries}"
         " --names {params.names} --out {output.table} > {log} 2>&1"

@@ -13,7 +13,7 @@ rule infer:
         catalogue="results/catalogues/{name}.unet.parquet",
         csv="results/catalogues/{name}.unet.csv",
     conda:
-        "../environment.yml"
+        "../envs/pipeline.yaml"
     log:
         "logs/infer/{name}.log",
     benchmark:
@@ -22,7 +22,7 @@ rule infer:
     resources:
         **job_resources("infer"),
     shell:
-        "python -m pipeline infer --config {input.config} --model {input.model}"
+        "{PIPELINE} infer --config {input.config} --model {input.model}"
         " --input {input.frames:q} --output {output.map} --catalogue {output.catalogue}"
         " > {log} 2>&1"
 
@@ -38,7 +38,7 @@ rule infer_init:
         catalogue="results/catalogues/{name}.init.parquet",
         csv="results/catalogues/{name}.init.csv",
     conda:
-        "../environment.yml"
+        "../envs/pipeline.yaml"
     log:
         "logs/infer_init/{name}.log",
     benchmark:
@@ -47,7 +47,7 @@ rule infer_init:
     resources:
         **job_resources("infer"),
     shell:
-        "python -m pipeline infer --config {input.config} --model {input.model}"
+        "{PIPELINE} infer --config {input.config} --model {input.model}"
         " --input {input.frames:q} --output {output.map} --catalogue {output.catalogue}"
         " > {log} 2>&1"
 
@@ -61,7 +61,7 @@ rule classical:
         catalogue="results/catalogues/{name}.classical.parquet",
         csv="results/catalogues/{name}.classical.csv",
     conda:
-        "../environment.yml"
+        "../envs/pipeline.yaml"
     log:
         "logs/classical/{name}.log",
     benchmark:
@@ -70,5 +70,5 @@ rule classical:
     resources:
         **job_resources("classical"),
     shell:
-        "python -m pipeline classical --config {input.config} --input {input.frames:q}"
+        "{PIPELINE} classical --config {input.config} --input {input.frames:q}"
         " --output {output.map} --catalogue {output.catalogue} > {log} 2>&1"

@@ -20,7 +20,7 @@ rule release:
         name=config["release"]["name"],
         tracking_uri=config["tracking"]["uri"],
     conda:
-        "../environment.yml"
+        "../envs/pipeline.yaml"
     log:
         "logs/release.log",
     benchmark:
@@ -29,6 +29,6 @@ rule release:
     resources:
         **job_resources("evaluate"),
     shell:
-        "python -m pipeline export --config {input.config} --run {params.run}"
+        "{PIPELINE} export --config {input.config} --run {params.run}"
         " --train-config {input.train_config} --suite {params.suite} --name {params.name}"
         " --dir {params.out} --set tracking.uri={params.tracking_uri} > {log} 2>&1"

@@ -11,7 +11,7 @@ rule simulate:
         seed=lambda wildcards: SIMULATED[wildcards.name]["seed"],
         overrides=lambda wildcards: dataset_overrides(wildcards.name),
     conda:
-        "../environment.yml"
+        "../envs/pipeline.yaml"
     log:
         "logs/simulate/{name}.log",
     benchmark:
@@ -22,5 +22,5 @@ rule simulate:
     resources:
         **job_resources("simulate"),
     shell:
-        "python -m pipeline simulate --config {input.config} --out {output}"
+        "{PIPELINE} simulate --config {input.config} --out {output}"
         " --frames {params.frames} --seed {params.seed} {params.overrides} > {log} 2>&1"

@@ -23,7 +23,7 @@ rule train:
         launcher=train_launcher(),
         init=f" --init {INIT}" if INIT else "",
     conda:
-        "../environment.yml"
+        "../envs/pipeline.yaml"
     log:
         "logs/train.log",
     benchmark:

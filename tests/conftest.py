@@ -37,7 +37,6 @@ def tiny_config(tmp_path: Path, **overrides) -> Config:
     return load_config(
         overrides={
             **TINY,
-            "train.out": str(tmp_path / "model"),
             "tracking.uri": f"sqlite:///{tmp_path / 'mlruns.db'}",
             **overrides,
         }
@@ -59,13 +58,22 @@ def tiny_files(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture
 def tiny(tmp_path, tiny_files) -> Config:
-    return tiny_config(
-        tmp_path,
-        **{
-            "train.frames": [str(tiny_files["train"])],
-            "train.val_frames": [str(tiny_files["val"])],
-        },
-    )
+    return tiny_config(tmp_path)
+
+
+def training_files(tiny_files: dict[str, Path], out: Path) -> dict[str, object]:
+    """The path arguments of `train` on the tiny files: frames, validation frames, out."""
+    return {
+        "frames": [str(tiny_files["train"])],
+        "val_frames": [str(tiny_files["val"])],
+        "out": out,
+    }
+
+
+@pytest.fixture
+def tiny_train(tmp_path, tiny_files) -> dict[str, object]:
+    """`train(tiny, **tiny_train)`: the tiny files, checkpoints into tmp_path/model."""
+    return training_files(tiny_files, tmp_path / "model")
 
 
 @pytest.fixture(scope="session")

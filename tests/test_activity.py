@@ -221,30 +221,35 @@ def test_measured_efficiency_matches_collected_fraction(cfg):
     assert abs(efficiency.measure_efficiency(cfg, 4, xray_as_tritium) - eff) < 0.5 * error
 
 
-def test_model_efficiency_runs_the_data_chain_and_agrees_with_truth(cfg, monkeypatch):
+def test_model_efficiency_runs_the_data_chain_and_agrees_with_truth(cfg, monkeypatch, tmp_path):
     """With an oracle in place of the network (it returns the truth labels), the chain through a
     frame file, calibration, the map writer and the catalogue's measured charge reproduces the
     truth-label efficiency of the same frames."""
     from pipeline import infer
     from pipeline.io import open_frames
     from pipeline.maps import write_maps
+    from pipeline.simulate import simulate_file
 
-    def oracle_infer(config, progress=False):
-        settings = config.infer
-        with open_frames(settings.input, config.io, config.classes) as ff:
+    def oracle_infer(config, input_path, output_path, catalogue_path=None, progress=False):
+        with open_frames(input_path, config.io, config.classes) as ff:
             truth = iter([ff.labels[i].compute() for i in range(ff.n_frames)])
         return write_maps(
             config,
             lambda charge, noise: (next(truth), None),
-            settings.input,
-            settings.output,
-            settings.catalogue,
+            input_path,
+            output_path,
+            catalogue_path,
             progress=False,
         )
 
     monkeypatch.setattr(infer, "infer_file", oracle_infer)
+    four = cfg.model_copy(
+        update={"activity": cfg.activity.model_copy(update={"efficiency_frames": 4})}
+    )
+    small = cfg.model_copy(update={"detector": cfg.detector.model_copy(update={"height": 64})})
+    data = simulate_file(small, tmp_path / "data.h5", 1, seed=3, progress=False)[0]
     eff, error = efficiency.efficiency_with_error(cfg, n_frames=4)
-    chain, chain_error = efficiency.model_efficiency_with_error(cfg, "oracle.pt", n_frames=4)
+    chain, chain_error = efficiency.model_efficiency_with_error(four, "oracle.pt", data)
     assert chain_error == pytest.approx(error, rel=0.2)
     # same frames and labels; only the cluster charge differs (measured, with readout noise)
     assert abs(chain - eff) < error

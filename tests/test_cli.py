@@ -1,6 +1,8 @@
-"""`python -m pipeline <stage>`: flags map to config keys, help says what a stage reads and
-writes, bad input ends in one line on stderr and exit status 2 with no output file."""
+"""`python -m pipeline <stage>`: flags map to config keys or the stage function's path
+arguments, help says what a stage reads and writes, bad input ends in one line on stderr and
+exit status 2 with no output file."""
 
+import inspect
 import subprocess
 import sys
 
@@ -8,7 +10,7 @@ import pytest
 from pydantic import BaseModel
 
 from pipeline.cli import STAGES, build_parser, main
-from pipeline.config import Config
+from pipeline.config.stages import STAGE_SETTINGS
 
 
 def _has_key(model: type[BaseModel], dotted: str) -> bool:
@@ -21,9 +23,19 @@ def _has_key(model: type[BaseModel], dotted: str) -> bool:
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_every_flag_maps_to_a_config_key(stage):
+def test_every_flag_maps_to_a_config_key_or_an_argument_of_the_stage(stage):
+    """A flag sets a config key of the stage's settings, or fills a parameter of the stage's
+    function; the function takes the settings and exactly the path arguments its flags give."""
+    settings = STAGE_SETTINGS[stage]
+    parameters = inspect.signature(STAGES[stage].function()).parameters
+    args = {flag.arg for flag in STAGES[stage].flags if flag.arg}
+    assert set(list(parameters)[1:]) == args, stage
     for flag in STAGES[stage].flags:
-        assert _has_key(Config, flag.key), f"{stage} {flag.name} -> {flag.key}"
+        assert (flag.key is None) != (flag.arg is None), f"{stage} {flag.name}"
+        if flag.key:
+            assert _has_key(settings, flag.key), f"{stage} {flag.name} -> {flag.key}"
+    required = {n for n, p in parameters.items() if p.default is p.empty} - {"settings"}
+    assert required == {f.arg for f in STAGES[stage].flags if f.arg and f.required}, stage
 
 
 def test_infer_flags_choose_the_path():
@@ -45,7 +57,7 @@ def test_help_says_what_the_stage_reads_and_writes(stage, capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "Reads:" in text and "Writes:" in text
     for flag in STAGES[stage].flags:
-        assert f"[config: {flag.key}]" in text
+        assert f"[config: {flag.key}]" in text or f"[argument: {flag.arg}]" in text
 
 
 def test_simulate_command_writes_hdf5_and_root(tmp_path, capsys):

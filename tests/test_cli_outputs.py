@@ -152,7 +152,7 @@ def test_outputs_that_are_one_file_are_refused(tmp_path, capsys):
     before = fingerprint(tmp_path)
     same = str(tmp_path / "m.h5")
     argv = command("classical", files, {"--output": same, "--catalogue": same})
-    assert_refused(capsys, argv, tmp_path, before, "infer.catalogue", "infer.output")
+    assert_refused(capsys, argv, tmp_path, before, "--catalogue", "--output")
 
 
 def test_a_csv_catalogue_would_be_overwritten_by_its_own_twin(tmp_path, capsys):
@@ -193,37 +193,39 @@ def test_the_mlflow_database_is_an_output_too(tmp_path, capsys):
 
 
 def test_every_path_flag_of_every_stage_is_checked():
-    """The search for more members of the family: each flag that names a file is an input or
-    an output of its stage in pipeline.paths, so none can escape the check."""
+    """The search for more members of the family: each flag that names a file (a path argument
+    of the stage's function, or a config key holding a model or a folder) is an input or an
+    output of its stage in pipeline.paths, so none can escape the check."""
     from pipeline.cli import STAGES
     from pipeline.config import load_config
+    from pipeline.config.stages import settings_of
+    from pipeline.paths import flag as flag_of
     from pipeline.paths import stage_inputs, stage_outputs
 
-    not_paths = {"train.device", "infer.device", "infer.runtime", "evaluate.names"}
-    not_paths |= {"evaluate.suite_names"}
+    not_paths = {"train.device", "infer.device", "infer.runtime", "names"}
     not_paths |= {"tracking.uri"}  # checked as the MLflow database (test above)
     not_paths |= {"release.name"}  # a name (letters, digits, . _ -), part of the export's paths
     for stage, spec in STAGES.items():
         for flag in spec.flags:
-            if flag.action or flag.type is not str or flag.key in not_paths:
+            name = flag.key or flag.arg
+            if flag.action or flag.type is not str or name in not_paths:
                 continue
             value = ["/p/a", "/p/b"] if flag.nargs else "/p/a"
-            config = load_config(overrides={flag.key: value, "activity.efficiency": None})
-            named = stage_inputs(stage, config) + stage_outputs(stage, config)
-            assert any(f"'{flag.key}'" in what for what, _ in named), (stage, flag.key)
+            overrides = {"activity.efficiency": None} | ({flag.key: value} if flag.key else {})
+            settings = settings_of(load_config(overrides=overrides), stage)
+            args = {flag.arg: value} if flag.arg else {}
+            named = stage_inputs(stage, settings, args) + stage_outputs(stage, settings, args)
+            label = f"'{flag.key}'" if flag.key else flag_of(flag.arg)
+            assert any(label in what for what, _ in named), (stage, name)
 
 
 def test_keys_set_with_set_are_checked_too(tmp_path, capsys):
     files = make_inputs(tmp_path)
     before = fingerprint(tmp_path)
-    argv = [
-        "classical",
-        "--input",
-        str(files["frames"]),
-        "--set",
-        f"infer.output={files['frames']}",
-    ]
-    assert_refused(capsys, argv, tmp_path, before, "infer.output")
+    out = str(tmp_path / "m.h5")
+    argv = ["infer", "--input", str(files["frames"]), "--output", out]
+    argv += ["--set", f"infer.model={out}"]
+    assert_refused(capsys, argv, tmp_path, before, "infer.model")
 
 
 @settings(

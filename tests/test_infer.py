@@ -96,16 +96,11 @@ def test_infer_writes_the_same_map_from_hdf5_root_and_fits(tiny, tiny_files, che
         config = tiny.model_copy(
             update={
                 "infer": tiny.infer.model_copy(
-                    update={
-                        "model": str(checkpoint),
-                        "input": str(path),
-                        "output": str(out),
-                        "probabilities": True,
-                    }
+                    update={"model": str(checkpoint), "probabilities": True}
                 )
             }
         )
-        result = infer_file(config, progress=False)
+        result = infer_file(config, path, out, progress=False)
         assert result.frames == 3 and result.megapixels_per_s > 0
         with h5py.File(out) as f:
             assert f["labels"].shape == (3, 96, 80) and f["labels"].dtype == np.uint8
@@ -181,19 +176,16 @@ def test_bad_inputs_are_refused_in_one_line_with_no_output(
 def trained(tmp_path_factory, tiny_files):
     """A tiny U-Net trained for 12 steps (its weights are no longer the initial ones)."""
     from pipeline.train import train
-    from tests.conftest import tiny_config
+    from tests.conftest import tiny_config, training_files
 
+    folder = tmp_path_factory.mktemp("trained")
     config = tiny_config(
-        tmp_path_factory.mktemp("trained"),
-        **{
-            "train.frames": [str(tiny_files["train"])],
-            "train.val_frames": [str(tiny_files["val"])],
-            "train.epochs": 2,
-            "train.steps_per_epoch": 6,
-            "tracking.enabled": False,
-        },
+        folder,
+        **{"train.epochs": 2, "train.steps_per_epoch": 6, "tracking.enabled": False},
     )
-    return config, train(config, progress=False).model.eval()
+    paths = training_files(tiny_files, folder / "model")
+    result = train(config, **paths, progress=False)
+    return config, result.model.eval(), result.out / "best.pt"
 
 
 def test_interior_labels_do_not_depend_on_where_the_tile_grid_falls(trained, tiny_files):
@@ -202,7 +194,7 @@ def test_interior_labels_do_not_depend_on_where_the_tile_grid_falls(trained, tin
     against the content by a multiple of the network's stride, so only the tiling changes): the
     interior agrees. (Shifts that are not multiples of the stride change what the network itself
     sees; that is the network's property, not the tiling's.)"""
-    config, model = trained
+    config, model, _ = trained
     with open_frames(tiny_files["val"], config.io, config.classes) as ff:
         frame = ff.frames[0].compute().astype(np.float32) / ff.attrs["gain_adu_per_e"]
     charge = frame - np.median(frame)
@@ -324,7 +316,7 @@ def test_electron_counted_integer_frames_map_as_well_as_float_frames(trained, tm
     probability was NaN and the map was empty."""
     from pipeline.simulate import simulate_file
 
-    config, _ = trained
+    _, _, checkpoint = trained
     skipper = load_config(
         overrides={
             "detector.height": 96,
@@ -340,7 +332,7 @@ def test_electron_counted_integer_frames_map_as_well_as_float_frames(trained, tm
             dst.attrs[key] = value
         dst["frames"] = np.rint(src["frames"][:]).astype(np.int32)
         truth = src["labels"][:]
-    model = str(config.train.out) + "/best.pt"
+    model = str(checkpoint)
     found = {}
     for name, path in (("float", floats), ("int", counted)):
         out = tmp_path / f"{name}.map.h5"

@@ -68,9 +68,9 @@ def test_infer_writes_the_same_map_with_either_runtime(tiny, tiny_files, saved, 
     labels = {}
     for engine in ("torch", "onnxruntime"):
         out = tmp_path / f"{engine}.h5"
-        settings = {"model": str(path), "input": str(tiny_files["val"]), "output": str(out)}
-        settings.update(runtime=engine, amp="off", probabilities=True)
-        infer_file(tiny.model_copy(update={"infer": tiny.infer.model_copy(update=settings)}), False)
+        settings = {"model": str(path), "runtime": engine, "amp": "off", "probabilities": True}
+        config = tiny.model_copy(update={"infer": tiny.infer.model_copy(update=settings)})
+        infer_file(config, tiny_files["val"], out, progress=False)
         with h5py.File(out) as f:
             labels[engine] = (f["labels"][()], f["probabilities"][()].astype(np.float32))
     np.testing.assert_array_equal(labels["onnxruntime"][0], labels["torch"][0])

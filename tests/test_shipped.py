@@ -15,7 +15,7 @@ from pipeline.infer import infer_file
 from pipeline.model import CheckpointError, load_checkpoint, load_model
 from pipeline.shipped import export_model, list_models, resolve_model, unused_parameters
 from pipeline.train import train
-from tests.conftest import tiny_config
+from tests.conftest import tiny_config, training_files
 
 DEFAULT = load_config()
 SHIPPED = REPO_ROOT / DEFAULT.release.dir / f"{DEFAULT.train.init}.pt"
@@ -26,30 +26,19 @@ def run(tmp_path_factory, tiny_files):
     """A tiny training run (once for the module): its config, result, config file and the
     suite's evaluation of its model."""
     tmp_path = tmp_path_factory.mktemp("run")
-    tiny = tiny_config(
-        tmp_path,
-        **{
-            "train.frames": [str(tiny_files["train"])],
-            "train.val_frames": [str(tiny_files["val"])],
-        },
-    )
-    result = train(tiny, progress=False)
+    tiny = tiny_config(tmp_path)
+    result = train(tiny, **training_files(tiny_files, tmp_path / "model"), progress=False)
     config_file = tmp_path / "train.yaml"
     config_file.write_text(yaml.safe_dump(config_to_dict(tiny)))
     maps = tmp_path / "val.unet.h5"
     inferred = tiny.model_copy(
         update={
             "infer": tiny.infer.model_copy(
-                update={
-                    "model": str(result.out / "best.pt"),
-                    "input": str(tiny_files["val"]),
-                    "output": str(maps),
-                    "window": 64,
-                }
+                update={"model": str(result.out / "best.pt"), "window": 64}
             )
         }
     )
-    infer_file(inferred, progress=False)
+    infer_file(inferred, tiny_files["val"], maps, progress=False)
     suite = tmp_path / "suite"
     evaluate_files(tiny, tiny_files["val"], {"unet": maps}, suite / "tiny_val", progress=False)
     return tiny, result, config_file, suite
@@ -57,16 +46,11 @@ def run(tmp_path_factory, tiny_files):
 
 def _export(run, folder, name="tiny-v1"):
     tiny, result, config_file, suite = run
-    release = tiny.release.model_copy(
-        update={
-            "dir": str(folder),
-            "run": str(result.out),
-            "train_config": str(config_file),
-            "suite": str(suite),
-            "name": name,
-        }
+    release = tiny.release.model_copy(update={"dir": str(folder), "name": name})
+    exported = export_model(
+        tiny.model_copy(update={"release": release}), result.out, config_file, suite
     )
-    return export_model(tiny.model_copy(update={"release": release})), result
+    return exported, result
 
 
 def test_an_exported_model_is_smaller_and_gives_the_same_output(run, tmp_path):

@@ -41,8 +41,8 @@ def test_sampler_oversamples_rare_tiles_and_shards_ranks():
     assert draws == list(range(10)) and all(len(r) == 5 for r in ranks)
 
 
-def test_dataset_items_are_normalised_padded_and_deterministic(tiny):
-    source = tiles.FrameSource(tiny.train.frames, tiny)
+def test_dataset_items_are_normalised_padded_and_deterministic(tiny, tiny_files):
+    source = tiles.FrameSource([tiny_files["train"]], tiny)
     grid = source.grid([(0, 0)])
     assert len(grid) == 4  # 96 x 80 frame, 64-pixel tiles: 2 x 2 (flush with the edges)
     data = tiles.TileDataset(source, grid, tiny, train=True, seed=5)
@@ -63,8 +63,8 @@ def test_dataset_items_are_normalised_padded_and_deterministic(tiny):
     np.testing.assert_array_equal(y_val.numpy(), labels[:64, :64])
 
 
-def test_rare_tiles_get_the_oversampling_weight(tiny):
-    source = tiles.FrameSource(tiny.train.frames, tiny)
+def test_rare_tiles_get_the_oversampling_weight(tiny, tiny_files):
+    source = tiles.FrameSource([tiny_files["train"]], tiny)
     grid = source.grid([(f, i) for f, s in enumerate(source.shapes) for i in range(s[0])])
     weights = source.rare_weights(grid).numpy()
     rare = [tiny.classes.index(c) for c in tiny.tiles.rare_classes]
@@ -83,12 +83,12 @@ def test_training_source_refuses_files_without_labels(tiny, tmp_path):
         tiles.FrameSource([path], tiny)
 
 
-def test_data_loader_workers_read_frames_without_deadlock(tiny):
+def test_data_loader_workers_read_frames_without_deadlock(tiny, tiny_files):
     """A worker forked after the parent computed dask arrays (calibration) must not wait on the
     parent's dask thread pool, which does not exist in the child: it hung before."""
     from torch.utils.data import DataLoader
 
-    source = tiles.FrameSource(tiny.train.frames, tiny)
+    source = tiles.FrameSource([tiny_files["train"]], tiny)
     dataset = tiles.TileDataset(source, source.grid([(0, 0), (0, 1)]), tiny, False, 0)
     loader = DataLoader(dataset, batch_size=2, num_workers=1, timeout=60)
     first = [x for x, _ in loader]

@@ -22,7 +22,7 @@ from pipeline.paths import TRAIN_FILES
 from pipeline.train import train
 
 
-def test_loss_falls_and_mlflow_run_holds_the_record(tiny, tmp_path):
+def test_loss_falls_and_mlflow_run_holds_the_record(tiny, tiny_train, tmp_path):
     config = tiny.model_copy(
         update={
             "train": tiny.train.model_copy(
@@ -30,7 +30,7 @@ def test_loss_falls_and_mlflow_run_holds_the_record(tiny, tmp_path):
             )
         }
     )
-    result = train(config, progress=False)
+    result = train(config, **tiny_train, progress=False)
     losses = [h["train_loss"] for h in result.state.history]
     assert len(losses) == 4 and losses[-1] < 0.8 * losses[0]
     out = result.out
@@ -88,26 +88,24 @@ KILLS = {
 
 
 @pytest.mark.parametrize("kills", list(KILLS.values()), ids=list(KILLS))
-def test_killed_training_resumes_to_the_same_weights(tiny, tmp_path, kills):
+def test_killed_training_resumes_to_the_same_weights(tiny, tiny_train, tmp_path, kills):
     overrides = {"train.epochs": 4, "train.steps_per_epoch": 4, "tracking.enabled": False}
     straight = tiny.model_copy(
-        update={
-            "train": tiny.train.model_copy(
-                update={"epochs": 4, "steps_per_epoch": 4, "out": str(tmp_path / "straight")}
-            )
-        }
+        update={"train": tiny.train.model_copy(update={"epochs": 4, "steps_per_epoch": 4})}
     )
     straight = straight.model_copy(
         update={"tracking": tiny.tracking.model_copy(update={"enabled": False})}
     )
-    train(straight, progress=False)
+    train(straight, **{**tiny_train, "out": tmp_path / "straight"}, progress=False)
     killed_cfg = config_to_dict(tiny)
-    for key, value in {**overrides, "train.out": str(tmp_path / "killed")}.items():
+    for key, value in overrides.items():
         section, name = key.split(".")
         killed_cfg[section][name] = value
     cfg_path = tmp_path / "killed.yaml"
     cfg_path.write_text(yaml.safe_dump(killed_cfg))
     command = [sys.executable, "-m", "pipeline", "train", "--config", str(cfg_path)]
+    command += ["--frames", *tiny_train["frames"], "--val-frames", *tiny_train["val_frames"]]
+    command += ["--out", str(tmp_path / "killed")]
     last = tmp_path / "killed" / "last.pt"
     for attempt, (kind, when) in enumerate(kills):
         resume = ["--resume"] if attempt else []
@@ -128,7 +126,7 @@ def test_killed_training_resumes_to_the_same_weights(tiny, tmp_path, kills):
         assert torch.equal(a[key], b[key]), key
 
 
-def _ddp_worker(rank: int, world: int, port: int, config, out_dir: str) -> None:
+def _ddp_worker(rank: int, world: int, port: int, config, paths: dict, out_dir: str) -> None:
     os.environ.update(
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(port),
@@ -136,12 +134,12 @@ def _ddp_worker(rank: int, world: int, port: int, config, out_dir: str) -> None:
         WORLD_SIZE=str(world),
         LOCAL_RANK=str(rank),
     )
-    result = train(config, progress=False)
+    result = train(config, **paths, progress=False)
     torch.save(result.model.state_dict(), f"{out_dir}/rank{rank}.pt")
     torch.distributed.destroy_process_group()
 
 
-def test_two_process_gloo_ddp_ends_with_identical_weights(tiny, tmp_path):
+def test_two_process_gloo_ddp_ends_with_identical_weights(tiny, tiny_train, tmp_path):
     config = tiny.model_copy(
         update={
             "train": tiny.train.model_copy(
@@ -150,7 +148,8 @@ def test_two_process_gloo_ddp_ends_with_identical_weights(tiny, tmp_path):
             "tracking": tiny.tracking.model_copy(update={"enabled": False}),
         }
     )
-    mp.spawn(_ddp_worker, args=(2, _free_port(), config, str(tmp_path)), nprocs=2, join=True)
+    args = (2, _free_port(), config, tiny_train, str(tmp_path))
+    mp.spawn(_ddp_worker, args=args, nprocs=2, join=True)
     rank0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     rank1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
     for key in rank0:
@@ -158,19 +157,17 @@ def test_two_process_gloo_ddp_ends_with_identical_weights(tiny, tmp_path):
     assert (tmp_path / "model" / "best.pt").is_file()  # only rank 0 writes
 
 
-def test_an_empty_validation_set_scores_none_never_perfect(tiny, tiny_files, tmp_path):
+def test_an_empty_validation_set_scores_none_never_perfect(tiny, tiny_train, tmp_path):
     """No validation frames and no share held out: no score exists, so the card says null (not
     the macro IoU 1.0 and loss 0.0 of an empty sum), MLflow gets no score, and the model kept is
     the last epoch's."""
     config = tiny.model_copy(
         update={
-            "train": tiny.train.model_copy(
-                update={"val_frames": [], "epochs": 2, "steps_per_epoch": 2}
-            ),
+            "train": tiny.train.model_copy(update={"epochs": 2, "steps_per_epoch": 2}),
             "tiles": tiny.tiles.model_copy(update={"val_fraction": 0.0}),
         }
     )
-    result = train(config, progress=False)
+    result = train(config, **{**tiny_train, "val_frames": []}, progress=False)
     card = json.loads((result.out / "model_card.json").read_text())
     assert card["metrics"]["macro_iou"] is None and card["metrics"]["val_loss"] is None
     assert all(v is None for k, v in card["metrics"].items() if k.startswith("iou_"))
@@ -189,16 +186,18 @@ def _with_train(config, **update):
     return config.model_copy(update={"train": config.train.model_copy(update=update)})
 
 
-def test_training_starts_from_the_init_checkpoint(tiny, tmp_path):
+def test_training_starts_from_the_init_checkpoint(tiny, tiny_train, tmp_path):
     """train.init loads the checkpoint's weights before the first step: with a vanishing
     learning rate the fine-tuned parameters are the checkpoint's, far from a fresh start."""
-    first = train(_with_train(tiny, epochs=1, steps_per_epoch=2), progress=False)
+    first = train(_with_train(tiny, epochs=1, steps_per_epoch=2), **tiny_train, progress=False)
     start = tmp_path / "start.pt"
     os.replace(first.out / "best.pt", start)
     still = {"epochs": 1, "steps_per_epoch": 1, "lr": 1e-12, "seed": 2}
-    tuned_config = _with_train(tiny, init=str(start), out=str(tmp_path / "tuned"), **still)
-    tuned = train(tuned_config, progress=False)
-    fresh = train(_with_train(tiny, out=str(tmp_path / "fresh"), **still), progress=False)
+    tuned_config = _with_train(tiny, init=str(start), **still)
+    tuned = train(tuned_config, **{**tiny_train, "out": tmp_path / "tuned"}, progress=False)
+    fresh = train(
+        _with_train(tiny, **still), **{**tiny_train, "out": tmp_path / "fresh"}, progress=False
+    )
     loaded = _weights(start)
     for name, value in _parameters(tuned.model).items():
         torch.testing.assert_close(value, loaded[name], atol=1e-8, rtol=0)
@@ -223,7 +222,9 @@ def test_training_starts_from_the_init_checkpoint(tiny, tmp_path):
         ),
     ],
 )
-def test_an_init_checkpoint_of_another_network_is_refused(tiny, tmp_path, change, pattern):
+def test_an_init_checkpoint_of_another_network_is_refused(
+    tiny, tiny_train, tmp_path, change, pattern
+):
     from pipeline.config import load_config
     from pipeline.model import CheckpointError, build_model, model_card, save_checkpoint
     from tests.conftest import TINY
@@ -232,20 +233,10 @@ def test_an_init_checkpoint_of_another_network_is_refused(tiny, tmp_path, change
     save_checkpoint(start, build_model(tiny.model, len(tiny.classes)), model_card(tiny, "h", {}))
     other = load_config(overrides={**TINY, **change, "train.init": str(start)})
     other = other.model_copy(
-        update={
-            "train": other.train.model_copy(
-                update={
-                    "frames": tiny.train.frames,
-                    "val_frames": tiny.train.val_frames,
-                    "out": str(tmp_path / "out"),
-                    "epochs": 1,
-                    "steps_per_epoch": 1,
-                }
-            )
-        }
+        update={"train": other.train.model_copy(update={"epochs": 1, "steps_per_epoch": 1})}
     )
     other = other.model_copy(update={"tracking": tiny.tracking})
     with pytest.raises(CheckpointError, match=pattern) as info:
-        train(other, progress=False)
+        train(other, **{**tiny_train, "out": tmp_path / "out"}, progress=False)
     assert str(info.value).startswith(str(start)) and "\n" not in str(info.value)
     assert not (tmp_path / "out" / "best.pt").exists()

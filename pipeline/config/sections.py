@@ -128,7 +128,6 @@ class SimDataset(Section):
 
 
 class SimulateConfig(Section):
-    out: str
     frames: int = Field(gt=0)
     seed: int = Field(ge=0)
     root: bool
@@ -152,10 +151,6 @@ class IOConfig(Section):
     check_finite: bool
     prefetch_frames: int = Field(ge=0, le=64)
     fits: FitsConfig
-
-
-class InspectConfig(Section):
-    input: str | None
 
 
 class CalibrateConfig(Section):
@@ -260,9 +255,6 @@ class ModelConfig(Section):
 
 
 class TrainConfig(Section):
-    frames: list[str]
-    val_frames: list[str]
-    out: str
     resume: bool
     init: str | None
     seed: int = Field(ge=0)
@@ -298,9 +290,6 @@ class SparseConfig(Section):
 
 class InferConfig(Section):
     model: str
-    input: str | None
-    output: str | None
-    catalogue: str | None
     # windows cover each pixel ~1/(1-overlap)^2 times: 16x at 0.75 (nnU-Net uses 0.5)
     overlap: float = Field(ge=0, le=0.75)
     window: int | None = Field(default=None, gt=0, le=MAX_WINDOW)
@@ -331,9 +320,6 @@ class ClassicalConfig(Section):
 
 
 class ActivityConfig(Section):
-    catalogue: str | None
-    frames: str | None
-    out: str
     exposure_s: float = Field(gt=0)
     confidence: float = Field(gt=0, lt=1)
     energy_range_kev: tuple[float, float]
@@ -345,23 +331,10 @@ class ActivityConfig(Section):
     seed: int = Field(ge=0)
 
 
-class EvaluateConfig(Section):
-    truth: str | None
-    pred: list[str]
-    names: list[str]
-    out: str
-    suite: list[str]
-    suite_names: list[str]
-    suite_out: str
-
-
 class ReleaseConfig(Section):
     """Shipped models (`pipeline models`) and the making of one (`pipeline export`)."""
 
     dir: str
-    run: str | None
-    train_config: str | None
-    suite: str | None
     suite_method: str
     name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     description: str
@@ -380,7 +353,6 @@ class Config(Section):
     sources: SourcesConfig
     simulate: SimulateConfig
     io: IOConfig
-    inspect: InspectConfig
     calibrate: CalibrateConfig
     normalise: NormaliseConfig
     tiles: TilesConfig
@@ -390,7 +362,6 @@ class Config(Section):
     train: TrainConfig
     infer: InferConfig
     classical: ClassicalConfig
-    evaluate: EvaluateConfig
     activity: ActivityConfig
     release: ReleaseConfig
     tracking: TrackingConfig

@@ -1,0 +1,132 @@
+"""Each stage's settings: the typed slice of the configuration it reads, and nothing else.
+
+A stage function takes its slice (`InferSettings`, ...) and the paths of the files it reads and
+writes as arguments; paths are never settings. The command line and the workflow hand a stage
+exactly its slice (`settings_of`), and the workflow writes exactly these sections into each
+stage's config file (`stage_sections`, imported by rules/common.smk), so a stage cannot read a
+section it does not declare. The whole `Config` has every section and serves any stage.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from pipeline.config.base import Section
+from pipeline.config.sections import (
+    ActivityConfig,
+    AugmentConfig,
+    CalibrateConfig,
+    ClassicalConfig,
+    Config,
+    DetectorConfig,
+    InferConfig,
+    IOConfig,
+    ModelConfig,
+    NormaliseConfig,
+    PhysicsConfig,
+    ReleaseConfig,
+    SimulateConfig,
+    SourcesConfig,
+    StreamConfig,
+    TilesConfig,
+    TrackingConfig,
+    TrainConfig,
+)
+
+
+class ClassesSettings(Section):
+    classes: list[str] = Field(min_length=2)
+
+
+class FrameSettings(ClassesSettings):
+    """What reading calibrated frames needs (pipeline/frames.py)."""
+
+    io: IOConfig
+    calibrate: CalibrateConfig
+    physics: PhysicsConfig
+
+
+class SimulateSettings(ClassesSettings):
+    detector: DetectorConfig
+    physics: PhysicsConfig
+    sources: SourcesConfig
+    simulate: SimulateConfig
+    io: IOConfig
+
+
+class InspectSettings(ClassesSettings):
+    io: IOConfig
+
+
+class TrainSettings(FrameSettings):
+    normalise: NormaliseConfig
+    tiles: TilesConfig
+    augment: AugmentConfig
+    stream: StreamConfig
+    model: ModelConfig
+    train: TrainConfig
+    tracking: TrackingConfig
+    detector: DetectorConfig
+    sources: SourcesConfig
+
+
+class InferSettings(FrameSettings):
+    infer: InferConfig
+
+
+class ClassicalSettings(FrameSettings):
+    classical: ClassicalConfig
+
+
+class EvaluateSettings(FrameSettings):
+    tracking: TrackingConfig
+
+
+class EfficiencySettings(FrameSettings):
+    """The efficiency frames of a detector: simulated like the data, mapped like the data."""
+
+    detector: DetectorConfig
+    sources: SourcesConfig
+    simulate: SimulateConfig
+    activity: ActivityConfig
+    infer: InferConfig
+
+
+class ActivitySettings(EfficiencySettings):
+    pass
+
+
+class ExportSettings(ClassesSettings):
+    release: ReleaseConfig
+    tracking: TrackingConfig
+
+
+class ModelsSettings(Section):
+    release: ReleaseConfig
+
+
+STAGE_SETTINGS: dict[str, type[Section]] = {
+    "simulate": SimulateSettings,
+    "inspect": InspectSettings,
+    "train": TrainSettings,
+    "infer": InferSettings,
+    "classical": ClassicalSettings,
+    "evaluate": EvaluateSettings,
+    "suite": ClassesSettings,
+    "efficiency": EfficiencySettings,
+    "activity": ActivitySettings,
+    "export": ExportSettings,
+    "models": ModelsSettings,
+}
+
+
+def stage_sections(stage: str) -> list[str]:
+    """The config sections `stage` reads, in the order of `Config`."""
+    fields = STAGE_SETTINGS[stage].model_fields
+    return [name for name in Config.model_fields if name in fields]
+
+
+def settings_of(config: Config, stage: str) -> Section:
+    """`stage`'s slice of a validated config."""
+    cls = STAGE_SETTINGS[stage]
+    return cls.model_validate({name: getattr(config, name) for name in cls.model_fields})

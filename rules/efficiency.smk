@@ -1,0 +1,25 @@
+# The efficiency frames of each dataset the activity is measured on: simulated once for its
+# detector (the noise its file declares, its dataset's config overrides), then mapped by the
+# infer rule like the data (results/maps/NAME.efficiency.unet.h5), see pipeline/efficiency.py.
+
+
+rule efficiency:
+    input:
+        config="results/config/efficiency.yaml",
+        frames=frames_of,
+    output:
+        "data/efficiency/{name}.h5",
+    params:
+        detector=lambda wildcards: dataset_overrides(wildcards.name),
+    conda:
+        "../envs/pipeline.yaml"
+    log:
+        "logs/efficiency/{name}.log",
+    benchmark:
+        "benchmarks/efficiency/{name}.tsv"
+    threads: cpus("simulate")
+    resources:
+        **job_resources("simulate"),
+    shell:
+        "{PIPELINE} efficiency --config {input.config} --frames {input.frames:q}"
+        " --out {output} {params.detector} > {log} 2>&1"
