@@ -78,9 +78,8 @@ class GpuSampler(threading.Thread):
 
 
 def time_path(config: Config, name: str, frames: Path, model: str, out: Path, device: str):
-    settings = {"model": model, "input": str(frames), "device": device}
-    settings.update(output=str(out / "unet.h5"), catalogue=str(out / "unet.parquet"))
-    result = infer_file(infer_config(config, name, settings), progress=False)
+    settings = infer_config(config, name, {"model": model, "device": device})
+    result = infer_file(settings, frames, out / "unet.h5", out / "unet.parquet", progress=False)
     return result.seconds, result.pixels
 
 

@@ -65,8 +65,8 @@ def main() -> None:
             maps = {}
             for path in args.paths:
                 maps[path] = Path(tmp) / f"{dataset}-{path}.h5"
-                settings = {"model": args.model, "input": str(frames), "output": str(maps[path])}
-                infer_file(infer_config(config, path, {**settings, "catalogue": None}), False)
+                settings = infer_config(config, path, {"model": args.model})
+                infer_file(settings, frames, maps[path], progress=False)
             summary = evaluate_files(config, frames, maps, Path(tmp) / dataset, progress=False)
             for path in args.paths:
                 scores = summary[path]

@@ -30,19 +30,16 @@ def measure(config_path: str | None, device: str, steps: int, folder: Path) -> d
     config = load_config(
         config_path,
         {
-            "train.frames": [str(frames)],
-            "train.val_frames": [],
             "train.epochs": 2,
             "train.steps_per_epoch": steps,
             "train.val_tiles": 1,
             "train.device": device,
             "train.max_minutes": None,
-            "train.out": str(folder / device),
             "tracking.enabled": False,
             "tiles.val_fraction": 0.25,
         },
     )
-    result = train(config, progress=False)
+    result = train(config, [frames], [], folder / device, progress=False)
     return {
         "bench": "train",
         "device": device if device == "cpu" else torch.cuda.get_device_name(0),

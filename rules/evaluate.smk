@@ -52,14 +52,15 @@ rule evaluate:
 
 rule activity:
     input:
+        # the efficiency: frames of the same detector, mapped by the same model (rules/efficiency.smk)
+        unpack(efficiency_inputs),
         config="results/config/activity.yaml",
         catalogue="results/catalogues/{name}.unet.parquet",
         frames=frames_of,
-        # the efficiency: frames of the same detector, mapped by the same model (rules/efficiency.smk)
-        efficiency_frames="data/efficiency/{name}.h5",
-        efficiency_catalogue="results/catalogues/{name}.efficiency.unet.parquet",
     output:
         "results/activity/{name}.json",
+    params:
+        efficiency=efficiency_flags,
     conda:
         "../envs/pipeline.yaml"
     log:
@@ -71,8 +72,7 @@ rule activity:
         **job_resources("activity"),
     shell:
         "{PIPELINE} activity --config {input.config} --catalogue {input.catalogue}"
-        " --frames {input.frames:q} --efficiency-frames {input.efficiency_frames}"
-        " --efficiency-catalogue {input.efficiency_catalogue} --out {output} > {log} 2>&1"
+        " --frames {input.frames:q} {params.efficiency} --out {output} > {log} 2>&1"
 
 
 rule evaluate_detector:

@@ -6,8 +6,8 @@
 rule train:
     input:
         config="results/config/train.yaml",
-        frames=config["train"]["frames"],
-        val_frames=config["train"]["val_frames"],
+        frames=config["workflow"]["train_frames"],
+        val_frames=config["workflow"]["val_frames"],
         init=[INIT] if INIT else [],
     output:
         model="results/model/best.pt",

@@ -121,14 +121,14 @@ def test_a_mix_takes_the_streamed_share_by_draw():
     assert [mixed.from_stream(d) for d in range(50)] == [mixed.from_stream(d) for d in range(50)]
 
 
-def test_streamed_training_resumes_to_the_same_weights(tiny, tmp_path):
+def test_streamed_training_resumes_to_the_same_weights(tiny, tiny_train, tmp_path):
     stream = tiny.stream.model_copy(update={"weight": 1.0})
     base = {"stream": stream, "tracking": tiny.tracking.model_copy(update={"enabled": False})}
 
     def run(out, **update):
-        update = {"out": str(out), "epochs": 2, "steps_per_epoch": 2, **update}
+        update = {"epochs": 2, "steps_per_epoch": 2, **update}
         config = tiny.model_copy(update={**base, "train": tiny.train.model_copy(update=update)})
-        return train(config, progress=False)
+        return train(config, **{**tiny_train, "out": out}, progress=False)
 
     run(tmp_path / "whole")
     run(tmp_path / "split", max_minutes=1e-9)  # stops after its first epoch, as if killed
@@ -185,22 +185,18 @@ def test_muon_zenith_angles_follow_the_configured_power(power):
     assert cos.mean() == pytest.approx((power + 1) / (power + 2), abs=0.02)  # pdf ~ cos^p
 
 
-def test_a_training_on_the_stream_alone_needs_fixed_validation_files(tiny):
+def test_a_training_on_the_stream_alone_needs_fixed_validation_files(tiny, tiny_files):
     from pipeline.config import ConfigError
-    from pipeline.data import build_data
+    from pipeline.data import TrainFiles, build_data
     from pipeline.train import Distributed
 
-    alone = tiny.model_copy(
-        update={
-            "stream": tiny.stream.model_copy(update={"weight": 1.0}),
-            "train": tiny.train.model_copy(update={"val_frames": []}),
-        }
-    )
-    with pytest.raises(ConfigError, match=r"train\.val_frames' is empty: .*stream alone"):
-        build_data(alone, Distributed())
+    alone = tiny.model_copy(update={"stream": tiny.stream.model_copy(update={"weight": 1.0})})
+    files = TrainFiles([str(tiny_files["train"])], [])
+    with pytest.raises(ConfigError, match=r"no validation frame files \(--val-frames\): .*alone"):
+        build_data(alone, files, Distributed())
     # a mix may hold validation frames out of its training files instead
     mixed = alone.model_copy(update={"stream": tiny.stream.model_copy(update={"weight": 0.5})})
-    data = build_data(mixed, Distributed())
+    data = build_data(mixed, files, Distributed())
     assert len(data.val.dataset) > 0
 
 

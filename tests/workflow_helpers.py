@@ -16,6 +16,7 @@ WORKFLOW = (
     "pipeline",
     "models",
     "environment.yml",
+    "envs",
 )
 SMALL = (
     "detector: {height: 64, width: 64}\n"

@@ -26,5 +26,7 @@ class WorkflowResources(Section):
 
 class WorkflowConfig(Section):
     inputs: list[str]
+    train_frames: list[str]
+    val_frames: list[str]
     suite: list[str]
     resources: WorkflowResources
