@@ -1,7 +1,7 @@
 # Shared helpers (functions only, no rules): per-stage config slices, the simulated datasets, the
 # user's own frame files, and each job's resources from the config's `workflow` section.
 import glob
-import shlex
+import os
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -97,8 +97,10 @@ def job_resources(stage):
 
 
 # Every job runs the package of this checkout: installed (pip install -e .) or, in a rule's
-# conda environment (envs/pipeline.yaml: its dependencies only), from the workflow's directory.
-PIPELINE = f"PYTHONPATH={shlex.quote(workflow.basedir)} python -m pipeline"
+# conda environment (envs/pipeline.yaml: its dependencies only), from the workflow's directory,
+# which jobs find first on their PYTHONPATH (inherited, also by cluster jobs).
+_PATHS = [workflow.basedir, os.getenv("PYTHONPATH")]
+os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, _PATHS)))
 
 
 def train_launcher():
@@ -107,8 +109,25 @@ def train_launcher():
     n = gpus("train")
     if n > 1:
         threads = max(1, cpus("train") // n)
-        return (
-            f"PYTHONPATH={shlex.quote(workflow.basedir)} OMP_NUM_THREADS={threads}"
-            f" torchrun --standalone --nproc_per_node {n} -m pipeline"
-        )
-    return PIPELINE
+        return f"OMP_NUM_THREADS={threads} torchrun --standalone --nproc_per_node {n} -m pipeline"
+    return "python -m pipeline"
+
+
+def efficiency_inputs(wildcards):
+    """The efficiency frames of dataset `name` and the model's catalogue of them, unless the
+    config gives the efficiency."""
+    if config["activity"]["efficiency"] is not None:
+        return {}
+    return {
+        "efficiency_frames": f"data/efficiency/{wildcards.name}.h5",
+        "efficiency_catalogue": f"results/catalogues/{wildcards.name}.efficiency.unet.parquet",
+    }
+
+
+def efficiency_flags(wildcards, input):
+    if "efficiency_frames" not in input.keys():
+        return ""
+    return (
+        f"--efficiency-frames {input.efficiency_frames}"
+        f" --efficiency-catalogue {input.efficiency_catalogue}"
+    )

@@ -4,26 +4,6 @@
 # Not made where the config gives the efficiency (activity.efficiency).
 
 
-def efficiency_inputs(wildcards):
-    """The efficiency frames of dataset `name` and the model's catalogue of them, unless the
-    config gives the efficiency."""
-    if config["activity"]["efficiency"] is not None:
-        return {}
-    return {
-        "efficiency_frames": f"data/efficiency/{wildcards.name}.h5",
-        "efficiency_catalogue": f"results/catalogues/{wildcards.name}.efficiency.unet.parquet",
-    }
-
-
-def efficiency_flags(wildcards, input):
-    if "efficiency_frames" not in input.keys():
-        return ""
-    return (
-        f"--efficiency-frames {input.efficiency_frames}"
-        f" --efficiency-catalogue {input.efficiency_catalogue}"
-    )
-
-
 rule efficiency:
     input:
         config="results/config/efficiency.yaml",
@@ -42,5 +22,5 @@ rule efficiency:
     resources:
         **job_resources("simulate"),
     shell:
-        "{PIPELINE} efficiency --config {input.config} --frames {input.frames:q}"
+        "python -m pipeline efficiency --config {input.config} --frames {input.frames:q}"
         " --out {output} {params.detector} > {log} 2>&1"

@@ -45,7 +45,7 @@ rule evaluate:
     resources:
         **job_resources("evaluate"),
     shell:
-        "{PIPELINE} evaluate --config {input.config} --truth {input.truth}"
+        "python -m pipeline evaluate --config {input.config} --truth {input.truth}"
         " --pred {input.maps} --names {params.methods} --out {params.out}"
         " --set tracking.uri={params.tracking_uri} > {log} 2>&1"
 
@@ -71,7 +71,7 @@ rule activity:
     resources:
         **job_resources("activity"),
     shell:
-        "{PIPELINE} activity --config {input.config} --catalogue {input.catalogue}"
+        "python -m pipeline activity --config {input.config} --catalogue {input.catalogue}"
         " --frames {input.frames:q} {params.efficiency} --out {output} > {log} 2>&1"
 
 
@@ -98,7 +98,7 @@ rule evaluate_detector:
     resources:
         **job_resources("evaluate"),
     shell:
-        "{PIPELINE} evaluate --config {input.config} --truth {input.truth}"
+        "python -m pipeline evaluate --config {input.config} --truth {input.truth}"
         " --pred {input.maps} --names {params.methods} --out {params.out}"
         " --set tracking.uri={params.tracking_uri} > {log} 2>&1"
 
@@ -126,5 +126,5 @@ rule suite:
     resources:
         **job_resources("evaluate"),
     shell:
-        "{PIPELINE} suite --config {input.config} --summaries {input.summaries}"
+        "python -m pipeline suite --config {input.config} --summaries {input.summaries}"
         " --names {params.names} --out {output.table} > {log} 2>&1"

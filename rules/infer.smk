@@ -22,7 +22,7 @@ rule infer:
     resources:
         **job_resources("infer"),
     shell:
-        "{PIPELINE} infer --config {input.config} --model {input.model}"
+        "python -m pipeline infer --config {input.config} --model {input.model}"
         " --input {input.frames:q} --output {output.map} --catalogue {output.catalogue}"
         " > {log} 2>&1"
 
@@ -47,7 +47,7 @@ rule infer_init:
     resources:
         **job_resources("infer"),
     shell:
-        "{PIPELINE} infer --config {input.config} --model {input.model}"
+        "python -m pipeline infer --config {input.config} --model {input.model}"
         " --input {input.frames:q} --output {output.map} --catalogue {output.catalogue}"
         " > {log} 2>&1"
 
@@ -70,5 +70,5 @@ rule classical:
     resources:
         **job_resources("classical"),
     shell:
-        "{PIPELINE} classical --config {input.config} --input {input.frames:q}"
+        "python -m pipeline classical --config {input.config} --input {input.frames:q}"
         " --output {output.map} --catalogue {output.catalogue} > {log} 2>&1"

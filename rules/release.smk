@@ -29,6 +29,6 @@ rule release:
     resources:
         **job_resources("evaluate"),
     shell:
-        "{PIPELINE} export --config {input.config} --run {params.run}"
+        "python -m pipeline export --config {input.config} --run {params.run}"
         " --train-config {input.train_config} --suite {params.suite} --name {params.name}"
         " --dir {params.out} --set tracking.uri={params.tracking_uri} > {log} 2>&1"

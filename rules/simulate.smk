@@ -22,5 +22,5 @@ rule simulate:
     resources:
         **job_resources("simulate"),
     shell:
-        "{PIPELINE} simulate --config {input.config} --out {output}"
+        "python -m pipeline simulate --config {input.config} --out {output}"
         " --frames {params.frames} --seed {params.seed} {params.overrides} > {log} 2>&1"

@@ -44,7 +44,6 @@ def test_every_rule_runs_in_the_rule_environment():
             if "localrule: True" in block:  # runs in Snakemake's own process
                 continue
             assert '    conda:\n        "../envs/pipeline.yaml"' in block, (rules.name, name)
-            assert "python -m pipeline " not in block, (rules.name, name)
 
 
 @pytest.mark.skipif(shutil.which("conda") is None, reason="needs conda")
