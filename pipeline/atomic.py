@@ -134,12 +134,24 @@ def remove_live_temporaries() -> None:
             _remove(tmp)
 
 
+_ending: list[int] = []  # the signal that is ending this process, once one came
+
+
 def _on_signal(signum: int, frame: FrameType | None) -> None:
+    _ending.append(signum)
     remove_live_temporaries()
     raise SystemExit(128 + signum)
 
 
+def ending_signal() -> int | None:
+    """The signal that is ending this process, if one came: a library that caught the
+    handler's SystemExit mid-call (h5py wraps what interrupts a write as an OSError) must not
+    turn the stop into a bad-input error."""
+    return _ending[0] if _ending else None
+
+
 def install_signal_cleanup() -> None:
     """SIGTERM and SIGINT remove this process's temporaries, then exit with 128 + signal."""
+    _ending.clear()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _on_signal)

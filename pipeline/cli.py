@@ -103,7 +103,7 @@ def run_stage(stage: str, config_path: Path | None, overrides: dict, arguments: 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from pipeline.atomic import install_signal_cleanup
+    from pipeline.atomic import ending_signal, install_signal_cleanup
 
     args = build_parser().parse_args(argv)
     install_signal_cleanup()
@@ -111,6 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         arguments = arguments_from(args)
         result = run_stage(args.stage, args.config, overrides_from(args), arguments)
     except BAD_INPUT as exc:
+        if ending_signal() is not None:  # stopped by SIGTERM or SIGINT, not bad input
+            return 128 + ending_signal()
         print(f"pipeline {args.stage}: error: {one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     if result:

@@ -307,3 +307,44 @@ def test_activity_command_writes_json_and_refuses_bad_input(tiny, tiny_files, tm
     missing = tmp_path / "absent.parquet"
     assert main([*args[:1], "--catalogue", str(missing), *args[3:]]) == 2
     assert "absent.parquet" in capsys.readouterr().err
+
+
+def test_the_activity_reads_its_efficiency_from_the_efficiency_frames_and_their_map(cfg, tmp_path):
+    """The workflow's route: `efficiency` writes frames for the data's detector, the model maps
+    them (here an oracle: the truth labels), and `activity` takes the efficiency from both. It
+    is the efficiency of those frames through the data chain, close to the truth-label one."""
+    import json
+
+    from pipeline.config.stages import settings_of
+    from pipeline.efficiency import efficiency_from_files
+    from pipeline.io import open_frames
+    from pipeline.maps import write_maps
+    from pipeline.simulate import simulate_file
+
+    four = cfg.model_copy(
+        update={"activity": cfg.activity.model_copy(update={"efficiency_frames": 4})}
+    )
+    small = cfg.model_copy(update={"detector": cfg.detector.model_copy(update={"height": 64})})
+    data = simulate_file(small, tmp_path / "data.h5", 2, seed=3, progress=False)[0]
+    frames = tmp_path / "efficiency.h5"
+    efficiency.run(settings_of(four, "efficiency"), data, frames)
+    with open_frames(frames, cfg.io, cfg.classes) as ff:
+        truth = iter([ff.labels[i].compute() for i in range(ff.n_frames)])
+        assert ff.n_frames == 4 and ff.frames.shape[1:] == (512, 512)
+    catalogue = tmp_path / "efficiency.parquet"
+    labeller = lambda charge, noise: (next(truth), None)  # noqa: E731
+    write_maps(four, labeller, frames, tmp_path / "m.h5", catalogue, progress=False)
+    # the data's catalogue: its truth clusters too
+    with open_frames(data, cfg.io, cfg.classes) as ff:
+        data_truth = iter([ff.labels[i].compute() for i in range(ff.n_frames)])
+    data_catalogue = tmp_path / "data.parquet"
+    label_data = lambda charge, noise: (next(data_truth), None)  # noqa: E731
+    write_maps(small, label_data, data, tmp_path / "d.h5", data_catalogue, progress=False)
+    out = tmp_path / "activity.json"
+    activity.run(settings_of(four, "activity"), data_catalogue, data, out, frames, catalogue)
+    summary = json.loads(out.read_text())
+    expected = efficiency_from_files(four, frames, catalogue)
+    assert summary["efficiency"] == pytest.approx(expected[0])
+    assert summary["efficiency_error"] == pytest.approx(expected[1])
+    truth_label, error = efficiency.efficiency_with_error(cfg, n_frames=4)
+    assert abs(summary["efficiency"] - truth_label) < 2 * error

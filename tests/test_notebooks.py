@@ -9,6 +9,7 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+pytestmark = pytest.mark.xdist_group("workflow")  # one run of the tiny workflow serves them all
 
 
 def execute(name: str, parameters: dict) -> list[str]:

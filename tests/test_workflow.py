@@ -27,6 +27,9 @@ def test_default_config_dry_run_plans_everything(tmp_path):
         "rule train",
         "rule evaluate",
         "results/activity/heldout.json",
+        # the efficiency frames: a dataset of their own, mapped by the trained model
+        "data/efficiency/heldout.h5",
+        "results/catalogues/heldout.efficiency.unet.parquet",
     ):
         assert planned in result.stdout
 
@@ -81,6 +84,7 @@ def test_bad_config_stops_before_any_job(tmp_path, text, named):
     assert not (tmp_path / "wf" / "results").exists()
 
 
+@pytest.mark.xdist_group("workflow")
 def test_workflow_runs_and_reruns_only_on_relevant_change(workflow_run):
     work, small = workflow_run
     for made in (
@@ -124,6 +128,7 @@ def _reruns(work, small, text):
     assert "rule infer" in retrain.stdout and "rule evaluate" in retrain.stdout
 
 
+@pytest.mark.xdist_group("workflow")
 def test_fine_tuning_scores_the_starting_model_beside_the_tuned_one(workflow_run, tmp_path):
     work, small = workflow_run
     start = tmp_path / "start.pt"
