@@ -96,3 +96,11 @@ def workflow_run(tmp_path_factory):
     result = snakemake(work, "--configfile", str(small))
     assert result.returncode == 0, result.stderr[-3000:]
     return work, small
+
+
+def pytest_collection_modifyitems(config, items):
+    """The tests that share the tiny workflow run (the longest fixture, on one xdist worker)
+    go first, so the other workers take the rest meanwhile instead of waiting for it at the
+    end."""
+    first = [item for item in items if item.get_closest_marker("xdist_group")]
+    items[:] = first + [item for item in items if item not in first]
