@@ -1,11 +1,17 @@
 """Shared fixtures: tiny simulated frame files and a config that trains on them in seconds."""
 
+import os
 from pathlib import Path
 
 import pytest
 
 from pipeline.config import Config, load_config
 from pipeline.simulate import simulate_file
+
+# One thread per test process (and the processes tests start): the suite runs one xdist worker
+# per core, and two-thread pools in each would only contend (torch reads this at import).
+for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
 
 TINY = {
     "detector.height": 96,

@@ -87,16 +87,25 @@ KILLS = {
 }
 
 
+KILLED = {"train.epochs": 4, "train.steps_per_epoch": 4, "tracking.enabled": False}
+
+
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory, tiny_files):
+    """The weights of the training the killed ones must reproduce, run once without a kill."""
+    from tests.conftest import tiny_config, training_files
+
+    folder = tmp_path_factory.mktemp("straight")
+    config = tiny_config(folder, **KILLED)
+    train(config, **training_files(tiny_files, folder / "model"), progress=False)
+    return _weights(folder / "model" / "last.pt")
+
+
 @pytest.mark.parametrize("kills", list(KILLS.values()), ids=list(KILLS))
-def test_killed_training_resumes_to_the_same_weights(tiny, tiny_train, tmp_path, kills):
-    overrides = {"train.epochs": 4, "train.steps_per_epoch": 4, "tracking.enabled": False}
-    straight = tiny.model_copy(
-        update={"train": tiny.train.model_copy(update={"epochs": 4, "steps_per_epoch": 4})}
-    )
-    straight = straight.model_copy(
-        update={"tracking": tiny.tracking.model_copy(update={"enabled": False})}
-    )
-    train(straight, **{**tiny_train, "out": tmp_path / "straight"}, progress=False)
+def test_killed_training_resumes_to_the_same_weights(
+    tiny, tiny_train, tmp_path, kills, straight_run
+):
+    overrides = KILLED
     killed_cfg = config_to_dict(tiny)
     for key, value in overrides.items():
         section, name = key.split(".")
@@ -107,20 +116,21 @@ def test_killed_training_resumes_to_the_same_weights(tiny, tiny_train, tmp_path,
     command += ["--frames", *tiny_train["frames"], "--val-frames", *tiny_train["val_frames"]]
     command += ["--out", str(tmp_path / "killed")]
     last = tmp_path / "killed" / "last.pt"
-    for attempt, (kind, when) in enumerate(kills):
+    for attempt, (checkpoints, delay_s) in enumerate(kills):
         resume = ["--resume"] if attempt else []
         proc = subprocess.Popen(
             [*command, *resume], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        if kind == "checkpoint":
-            _checkpoints_written(last, proc, int(when))
-        else:
-            time.sleep(when)
-        os.kill(proc.pid, signal.SIGKILL)
+        _checkpoints_written(last, proc, checkpoints)  # a resumed run counts its start file
+        time.sleep(delay_s)
+        if attempt == 0:  # a fresh run of 4 epochs is alive after its 1st or 3rd checkpoint
+            assert proc.poll() is None, "the training ended before its kill point"
+        if proc.poll() is None:  # a resumed one may have reached the end
+            os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     done = subprocess.run([*command, "--resume"], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
-    a, b = _weights(tmp_path / "straight" / "last.pt"), _weights(last)
+    a, b = straight_run, _weights(last)
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key

@@ -6,16 +6,15 @@ import contextlib
 import threading
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import awkward as ak
 import dask
 import dask.array as da
 import h5py
 import numpy as np
-import uproot
-from astropy.io import fits
-from astropy.utils.exceptions import AstropyUserWarning
+
+if TYPE_CHECKING:  # uproot, awkward and astropy load with the first file of their format
+    from astropy.io import fits
 
 from pipeline.config import IOConfig
 from pipeline.io.base import (
@@ -107,6 +106,8 @@ def _root_block(
     hw: tuple[int, int],
     dtype: np.dtype,
 ) -> np.ndarray:
+    import awkward as ak
+
     with lock:
         arr = branch.array(entry_start=start, entry_stop=stop, library="ak")
     counts = np.asarray(ak.num(arr))
@@ -136,6 +137,8 @@ def _root_array(path: Path, tree: Any, name: str, hw: tuple[int, int], n: int) -
 
 
 def open_root(path: Path, io: IOConfig, handles: list[Any]) -> FrameFile:
+    import uproot
+
     f = uproot.open(path)
     handles.append(f)
     keys = f.keys(cycle=False)
@@ -235,6 +238,9 @@ def _fits_select(path: Path, hdul: fits.HDUList, hdus: list[int | str] | None) -
 
 
 def open_fits(path: Path, io: IOConfig, handles: list[Any]) -> FrameFile:
+    from astropy.io import fits
+    from astropy.utils.exceptions import AstropyUserWarning
+
     cfg = io.fits
     with warnings.catch_warnings():  # astropy only warns about truncated or damaged HDUs
         warnings.simplefilter("error", AstropyUserWarning)

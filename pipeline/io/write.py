@@ -8,10 +8,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self
 
-import awkward as ak
 import h5py
 import numpy as np
-import uproot
 
 from pipeline.atomic import atomic_output
 from pipeline.config import IOConfig
@@ -138,6 +136,8 @@ class FrameWriter(_AtomicWriter):
         return f
 
     def open_root(self, tmp: Path) -> Any:
+        import uproot
+
         f = uproot.recreate(tmp)
         if self.class_names:
             f["class_names"] = ",".join(self.class_names)
@@ -198,6 +198,8 @@ class FrameWriter(_AtomicWriter):
         self._append_rows(items, self.n)
 
     def _flush_root(self) -> None:
+        import awkward as ak
+
         if not self._batch:
             return
         size, n = self.hw[0] * self.hw[1], len(self._batch)
