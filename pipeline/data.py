@@ -3,7 +3,7 @@
 Owns choosing the training tiles (from labelled frame files, from the simulation stream of
 `pipeline.stream`, or a mix by `stream.weight`), their sampler (seeded per epoch and shared out
 across DDP ranks), the validation tiles (always fixed files), and the hash of what was read.
-`world` is the DDP layout (rank, world size) of `pipeline.train.Distributed`.
+`world` is the DDP layout (rank, world size) of `pipeline.device.Distributed`.
 """
 
 from __future__ import annotations

@@ -1,13 +1,18 @@
 """Where the network runs and in which precision, for training and inference alike.
 
-Owns the device choice (`auto`: the local CUDA device where there is one, else the CPU) and the
-autocast dtype: training autocasts on CUDA only; inference also on CPUs that compute bf16
-natively (AMX or AVX512-BF16), where it is faster than fp32.
+Owns the device choice (`auto`: the local CUDA device where there is one, else the CPU), the
+DDP process group torchrun describes, and the autocast dtype: training autocasts on CUDA only;
+inference also on CPUs that compute bf16 natively (AMX or AVX512-BF16), where it is faster than
+fp32.
 """
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
+
 import torch
+import torch.distributed as dist
 
 from pipeline.errors import ConfigError
 
@@ -45,3 +50,24 @@ def inference_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     if device.type == "cpu":
         return {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}[amp]
     return autocast_dtype(amp, device)
+
+
+@dataclass(frozen=True)
+class Distributed:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(use_cuda: bool) -> Distributed:
+    """Join the process group torchrun describes in the environment (a no-op for one process)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Distributed()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    return Distributed(dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0")))

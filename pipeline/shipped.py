@@ -13,16 +13,18 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 import yaml
-from torch import nn
 
 from pipeline.atomic import atomic_output
 from pipeline.config import REPO_ROOT, Config, ConfigError
 from pipeline.config.stages import ExportSettings, ModelsSettings
-from pipeline.model import CheckpointError, load_checkpoint, load_model, model_config_from_card
+from pipeline.errors import CheckpointError
+
+if TYPE_CHECKING:  # torch loads only where weights are read: finding a model by name needs none
+    import torch
+    from torch import nn
 
 SUFFIX = ".pt"
 
@@ -46,6 +48,8 @@ def models_dir(directory: str | Path) -> Path:
 
 def list_models(directory: str | Path) -> list[ShippedModel]:
     """Every shipped model of `directory`, by name; a file that is not a checkpoint is an error."""
+    from pipeline.model import load_checkpoint
+
     folder = models_dir(directory)
     found = []
     for path in sorted(folder.glob(f"*{SUFFIX}")):
@@ -73,6 +77,8 @@ def unused_parameters(model: nn.Module, in_channels: int, size: int = 64) -> lis
     """Names of the state-dict entries a forward pass never touches: the parameters that get no
     gradient, and the buffers of the modules they belong to. (Evaluation mode: the pass must not
     move BatchNorm statistics.)"""
+    import torch
+
     model = model.eval()
     model.zero_grad(set_to_none=True)
     model(torch.zeros(2, in_channels, size, size)).sum().backward()
@@ -98,6 +104,8 @@ def half_state_dict(model: nn.Module, drop: list[str]) -> dict[str, torch.Tensor
 
 def _training_state(run_dir: Path) -> dict[str, Any]:
     """What last.pt says of the run: epochs run, best epoch, wall time, MLflow run id."""
+    from pipeline.model import load_checkpoint
+
     last = run_dir / "last.pt"
     if not last.is_file():
         raise CheckpointError(f"{last}: no such file (export needs the run's last.pt)")
@@ -172,6 +180,10 @@ def export_model(
     run_dir, name = Path(run_dir), cfg.name
     if not name:
         raise ConfigError("config key 'release.name' is not set (give --name)")
+    import torch
+
+    from pipeline.model import load_model, model_config_from_card
+
     model, card = load_model(run_dir / "best.pt")
     card = release_card(config, card, run_dir, Path(train_config))
     if suite:

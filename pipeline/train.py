@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import time
 from collections.abc import Sequence
@@ -31,7 +30,7 @@ from pipeline import tracking
 from pipeline.config import Config, ConfigError, TrainConfig
 from pipeline.config.stages import TrainSettings
 from pipeline.data import Data, TrainFiles, build_data
-from pipeline.device import autocast_dtype, pick_device
+from pipeline.device import Distributed, autocast_dtype, init_distributed, pick_device
 from pipeline.geometry import IGNORE
 from pipeline.io import atomic_output
 from pipeline.metrics import class_metrics, confusion_matrix
@@ -60,28 +59,7 @@ class TrainState:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class Distributed:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
 # ---------------------------------------------------------------- set-up
-
-
-def init_distributed(use_cuda: bool) -> Distributed:
-    """Join the process group torchrun describes in the environment (a no-op for one process)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return Distributed()
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-    return Distributed(dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0")))
 
 
 def seed_everything(seed: int) -> None:

@@ -8,7 +8,7 @@ from snakemake.exceptions import WorkflowError
 
 from pipeline.config import write_config_sections
 from pipeline.config.stages import STAGE_SETTINGS, stage_sections
-from pipeline.model import CheckpointError
+from pipeline.errors import CheckpointError
 from pipeline.shipped import resolve_model
 
 # the sections each stage reads: the fields of its typed settings (pipeline/config/stages.py)

@@ -188,7 +188,7 @@ def test_muon_zenith_angles_follow_the_configured_power(power):
 def test_a_training_on_the_stream_alone_needs_fixed_validation_files(tiny, tiny_files):
     from pipeline.config import ConfigError
     from pipeline.data import TrainFiles, build_data
-    from pipeline.train import Distributed
+    from pipeline.device import Distributed
 
     alone = tiny.model_copy(update={"stream": tiny.stream.model_copy(update={"weight": 1.0})})
     files = TrainFiles([str(tiny_files["train"])], [])
