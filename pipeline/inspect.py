@@ -20,6 +20,8 @@ def describe(frames: Any) -> dict[str, Any]:
         "dtype": str(frames.frames.dtype),
         "attrs": {k: v for k, v in frames.attrs.items() if k != "simulator_config"},
     }
+    if frames.sources:  # what a FITS header (or the config over it) said, and where
+        summary["read from"] = dict(frames.sources)
     if frames.labels is not None:
         counts = _pixel_counts(frames.labels, len(frames.class_names))
         summary["labelled pixels"] = dict(zip(frames.class_names, counts, strict=True))

@@ -134,7 +134,20 @@ class SimulateConfig(Section):
     datasets: dict[str, SimDataset]
 
 
+class FitsKeywords(Section):
+    """Header keywords, first found wins (pipeline/io/fits_header.py)."""
+
+    gain_e_per_adu: list[str]
+    readout_noise_e: list[str]
+    exposure_s: list[str]
+    data_section: list[str]
+    bias_section: list[str]
+
+
 class FitsConfig(Section):
+    header: bool
+    keywords: FitsKeywords
+    attrs: dict[Literal["gain_adu_per_e", "readout_noise_e", "exposure_s", "pixel_size_um"], float]
     hdus: list[int | str] | None
     data_rows: tuple[int, int] | None
     data_cols: tuple[int, int] | None

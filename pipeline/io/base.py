@@ -50,6 +50,7 @@ class FrameFile:
     class_names: list[str] | None = None
     attrs: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_ATTRS))
     overscan: da.Array | None = None
+    sources: dict[str, str] = field(default_factory=dict)  # where attrs and sections came from
     _handles: list[Any] = field(default_factory=list, repr=False)
 
     @property

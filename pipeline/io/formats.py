@@ -25,6 +25,7 @@ from pipeline.io.base import (
     dtype_name,
     is_numeric,
 )
+from pipeline.io.fits_header import header_values
 
 
 def _h5_datasets(f: h5py.File) -> list[str]:
@@ -205,10 +206,11 @@ def _fits_frame(
 
 
 def _cut(path: Path, span: tuple[int, int] | None, size: int, what: str) -> slice:
+    """`span` ([start, stop), from `what`: a header section or a config key) as a slice."""
     if span is None:
         return slice(0, size)
     if not 0 <= span[0] < span[1] <= size:
-        raise FrameFileError(path, f"io.fits.{what} {list(span)} outside the image (size {size})")
+        raise FrameFileError(path, f"{what} {list(span)} outside the image (size {size})")
     return slice(*span)
 
 
@@ -255,24 +257,29 @@ def open_fits(path: Path, io: IOConfig, handles: list[Any]) -> FrameFile:
             path,
             f"HDU {bad_rank[0]} has rank {hdul[bad_rank[0]].header['NAXIS']}; expected 2-D images",
         )
+    found = {i: header_values(path, _headers(hdul, i), cfg) for i in indices}
     cuts = {
         i: (
-            _cut(path, cfg.data_rows, s[0], "data_rows"),
-            _cut(path, cfg.data_cols, s[1], "data_cols"),
+            _cut(path, found[i].data_rows, s[0], found[i].source("data_rows")),
+            _cut(path, found[i].data_cols, s[1], found[i].source("data_cols")),
         )
         for i, s in shapes.items()
     }
     cut_shapes = {i: (c[0].stop - c[0].start, c[1].stop - c[1].start) for i, c in cuts.items()}
     if len(set(cut_shapes.values())) > 1:
         raise FrameFileError(path, f"image HDUs differ in shape: {cut_shapes} (HDU: (rows, cols))")
-    pedestal = cfg.pedestal_from_overscan and cfg.overscan_cols is not None
-    if cfg.pedestal_from_overscan and cfg.overscan_cols is None:
-        raise FrameFileError(path, "io.fits.pedestal_from_overscan needs io.fits.overscan_cols")
+    first = found[indices[0]]  # the file's attributes: those of its first image HDU
+    pedestal = cfg.pedestal_from_overscan and first.overscan_cols is not None
+    if cfg.pedestal_from_overscan and first.overscan_cols is None:
+        raise FrameFileError(
+            path, "io.fits.pedestal_from_overscan needs io.fits.overscan_cols or a BIASSEC"
+        )
     dtypes = [_fits_dtype(hdul[i].header) for i in indices]
     dtype = np.dtype(np.float32) if pedestal else np.result_type(*dtypes)
     lock, frames, overscan = threading.Lock(), [], []
     for i, odt in zip(indices, dtypes, strict=True):
-        over = cfg.overscan_cols and _cut(path, cfg.overscan_cols, shapes[i][1], "overscan_cols")
+        spans = found[i].overscan_cols
+        over = spans and _cut(path, spans, shapes[i][1], found[i].source("overscan_cols"))
         load = dask.delayed(_fits_frame, pure=False, nout=1 if over is None else 2)(
             hdul, i, lock, cuts[i], over, pedestal, dtype, odt
         )
@@ -281,4 +288,18 @@ def open_fits(path: Path, io: IOConfig, handles: list[Any]) -> FrameFile:
             oshape = (1, cut_shapes[i][0], over.stop - over.start)
             overscan.append(da.from_delayed(load[1], shape=oshape, dtype=odt))
     ovs = da.concatenate(overscan, axis=0) if overscan else None
-    return FrameFile(path, "fits", da.concatenate(frames, axis=0), overscan=ovs, _handles=handles)
+    return FrameFile(
+        path,
+        "fits",
+        da.concatenate(frames, axis=0),
+        attrs={**DEFAULT_ATTRS, **first.attrs},
+        overscan=ovs,
+        sources=first.sources,
+        _handles=handles,
+    )
+
+
+def _headers(hdul: fits.HDUList, index: int) -> list[tuple[str, Any]]:
+    """The headers a keyword of image HDU `index` is looked up in: its own, then the primary."""
+    own = (f"HDU {index} {hdul[index].name}".rstrip(), hdul[index].header)
+    return [own] if index == 0 else [own, ("primary header", hdul[0].header)]
