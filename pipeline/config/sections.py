@@ -9,9 +9,18 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from pipeline.config.base import Section
+from pipeline.config.files import FitsConfig, FitsKeywords, IOConfig
 from pipeline.config.workflow import JobResources, WorkflowConfig, WorkflowResources
 
-__all__ = ["JobResources", "Section", "WorkflowConfig", "WorkflowResources"]  # re-exported
+__all__ = [  # re-exported
+    "FitsConfig",
+    "FitsKeywords",
+    "IOConfig",
+    "JobResources",
+    "Section",
+    "WorkflowConfig",
+    "WorkflowResources",
+]
 
 MAX_FRAME_EDGE = 16384  # pixels
 MAX_WINDOW = 8192  # network window or tile edge, pixels
@@ -132,38 +141,6 @@ class SimulateConfig(Section):
     seed: int = Field(ge=0)
     root: bool
     datasets: dict[str, SimDataset]
-
-
-class FitsKeywords(Section):
-    """Header keywords, first found wins (pipeline/io/fits_header.py)."""
-
-    gain_e_per_adu: list[str]
-    readout_noise_e: list[str]
-    exposure_s: list[str]
-    data_section: list[str]
-    bias_section: list[str]
-
-
-class FitsConfig(Section):
-    header: bool
-    keywords: FitsKeywords
-    attrs: dict[Literal["gain_adu_per_e", "readout_noise_e", "exposure_s", "pixel_size_um"], float]
-    hdus: list[int | str] | None
-    data_rows: tuple[int, int] | None
-    data_cols: tuple[int, int] | None
-    overscan_cols: tuple[int, int] | None
-    pedestal_from_overscan: bool
-
-
-class IOConfig(Section):
-    frames_dataset: str
-    labels_dataset: str
-    instances_dataset: str
-    events_group: str
-    root_tree: str
-    check_finite: bool
-    prefetch_frames: int = Field(ge=0, le=64)
-    fits: FitsConfig
 
 
 class CalibrateConfig(Section):
