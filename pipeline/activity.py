@@ -385,6 +385,9 @@ def run(
     except ValueError as exc:
         raise ConfigError(f"{catalogue} with {frames}: {exc}") from None
     summary = activity_summary(result)
+    summary["exposure_s_from"] = (
+        f"{frames}: attr exposure_s" if exposure_s is not None else "config activity.exposure_s"
+    )
     summary["counts_per_frame"] = {c: counts[c].tolist() for c in counts.columns}
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(out) as tmp:

@@ -97,7 +97,10 @@ def test_the_config_names_keywords_and_overrides_any_value(tmp_path):
         ({"GAIN": "fast"}, r"header GAIN = 'fast' \(HDU 1\) is not a number"),
         ({"GAIN": 0.0}, r"header GAIN = 0.0 \(HDU 1\) is 0"),
         ({"RDNOISE": -1.0}, r"header RDNOISE = -1.0 \(HDU 1\) must be >= 0"),
-        ({"TRIMSEC": "[3:40,1:6]"}, r"TRIMSEC = \[3:40,1:6\] \(HDU 1\) \[2, 40\] outside the image"),
+        (
+            {"TRIMSEC": "[3:40,1:6]"},
+            r"TRIMSEC = \[3:40,1:6\] \(HDU 1\) \[2, 40\] outside the image",
+        ),
     ],
 )
 def test_bad_header_values_are_one_line_errors_naming_the_keyword(tmp_path, image, pattern):
@@ -120,4 +123,11 @@ def test_the_activity_takes_its_live_time_from_the_header(tmp_path):
     config = load_config(overrides={"activity.efficiency": 0.3, "activity.exposure_s": 600.0})
     out = tmp_path / "a.json"
     activity.run(settings_of(config, "activity"), catalogue, path, out)
-    assert json.loads(out.read_text())["live_time_s"] == 150.0
+    summary = json.loads(out.read_text())
+    assert summary["live_time_s"] == 150.0 and "attr exposure_s" in summary["exposure_s_from"]
+    activity.run(
+        settings_of(config, "activity"), catalogue, _write(tmp_path / "b.fits", {}, {}), out
+    )
+    summary = json.loads(out.read_text())
+    assert summary["live_time_s"] == 600.0
+    assert summary["exposure_s_from"] == "config activity.exposure_s"
