@@ -1,4 +1,5 @@
-"""Plots for people: training curves (and, as stages land, maps and spectra). matplotlib, Agg."""
+"""Plots for people: training curves, confusion matrices, energy spectra and zooms of an example
+frame around a deposit of each class. matplotlib, Agg."""
 
 from __future__ import annotations
 
@@ -81,6 +82,37 @@ def energy_spectra(
     _save(fig, path)
 
 
+ZOOM_PX = 48  # smallest edge of a zoomed region: a tritium cluster (a few pixels) stays visible
+
+
+def zoom_windows(
+    truth: np.ndarray, classes: Sequence[str], margin_px: int = 8
+) -> list[tuple[str, tuple[slice, slice]]]:
+    """(class name, region) for each signal class present in `truth`: its largest 8-connected
+    deposit, with a margin, at least ZOOM_PX on a side (less where the frame is smaller)."""
+    from scipy import ndimage
+
+    from pipeline.components import EIGHT_CONNECTED
+
+    windows = []
+    for cls, name in enumerate(classes):
+        if cls == 0 or not (truth == cls).any():
+            continue
+        components, _ = ndimage.label(truth == cls, EIGHT_CONNECTED)
+        largest = np.bincount(components.ravel())[1:].argmax() + 1
+        box = ndimage.find_objects((components == largest).astype(np.int32))[0]
+        grown = tuple(_grown(s, margin_px, n) for s, n in zip(box, truth.shape, strict=True))
+        windows.append((name, grown))
+    return windows
+
+
+def _grown(span: slice, margin: int, size: int) -> slice:
+    """`span` grown by `margin` each side and to at least ZOOM_PX, kept inside [0, size)."""
+    edge = min(size, max(ZOOM_PX, span.stop - span.start + 2 * margin))
+    start = max(0, min((span.start + span.stop - edge) // 2, size - edge))
+    return slice(start, start + edge)
+
+
 def example_frame(
     charge_e: np.ndarray,
     truth: np.ndarray,
@@ -88,18 +120,35 @@ def example_frame(
     classes: Sequence[str],
     path: Path,
 ) -> None:
-    """Calibrated charge, truth and each method's labels of one frame, side by side."""
-    panels = 2 + len(predictions)
-    fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 4.4))
-    axes[0].imshow(np.arcsinh(np.clip(charge_e, 0, None) / 10), cmap="magma")
-    axes[0].set_title("charge (asinh)")
+    """One row per signal class in the frame: a zoom on its largest true deposit, showing the
+    calibrated charge, the truth and each method's labels (a whole CCD frame makes a tritium
+    cluster smaller than a screen pixel)."""
+    windows = zoom_windows(truth, classes) or [("frame", (slice(None), slice(None)))]
+    columns = {"truth": truth, **predictions}
+    fig, axes = plt.subplots(
+        len(windows),
+        1 + len(columns),
+        figsize=(2.6 * (1 + len(columns)), 2.6 * len(windows)),
+        squeeze=False,
+    )
     cmap = matplotlib.colormaps["tab10"].resampled(len(classes))
-    for ax, (title, labels) in zip(axes[1:], {"truth": truth, **predictions}.items(), strict=True):
-        ax.imshow(labels, cmap=cmap, vmin=-0.5, vmax=len(classes) - 0.5, interpolation="nearest")
+    for row, (name, region) in zip(axes, windows, strict=True):
+        row[0].imshow(np.arcsinh(np.clip(charge_e[region], 0, None) / 10), cmap="magma")
+        rows, cols = region
+        row[0].set_ylabel(f"{name}\nrows {rows.start}-{rows.stop}, cols {cols.start}-{cols.stop}")
+        for ax, labels in zip(row[1:], columns.values(), strict=True):
+            ax.imshow(
+                labels[region],
+                cmap=cmap,
+                vmin=-0.5,
+                vmax=len(classes) - 0.5,
+                interpolation="nearest",
+            )
+    for ax, title in zip(axes[0], ["charge (asinh)", *columns], strict=True):
         ax.set_title(title)
     handles = [plt.Rectangle((0, 0), 1, 1, color=cmap(i)) for i in range(len(classes))]
-    fig.legend(handles, classes, loc="lower center", ncol=len(classes), fontsize=8)
-    for ax in axes:
+    axes[0, -1].legend(handles, classes, loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8)
+    for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
     _save(fig, path)
