@@ -25,6 +25,7 @@ from types import FrameType
 
 TMP_MARK = ".tmp-"
 _live: dict[Path, int] = {}  # temporary -> pid of the process that made it
+_groups: list[tuple[int, list[Path]]] = []  # (pid, outputs moved into place) of open groups
 _HOST = socket.gethostname().replace("-", "_") or "host"
 
 
@@ -105,6 +106,25 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
             raise OSError(
                 f"{path}: cannot move the finished file into place ({exc.strerror})"
             ) from None
+        for _, moved in _groups:
+            moved.append(path)
+
+
+@contextlib.contextmanager
+def output_group() -> Iterator[None]:
+    """Outputs that appear together or not at all (a map and its catalogue): if the block
+    raises, or a signal ends the process, after some of them were moved into place, those are
+    removed again."""
+    entry: tuple[int, list[Path]] = (os.getpid(), [])
+    _groups.append(entry)
+    try:
+        yield
+    except BaseException:
+        for path in entry[1]:
+            _remove(path)
+        raise
+    finally:
+        _groups.remove(entry)
 
 
 @contextlib.contextmanager
@@ -128,10 +148,15 @@ def atomic_directory(out: str | Path, last: str | None = None) -> Iterator[Path]
 
 
 def remove_live_temporaries() -> None:
-    """Remove every temporary this process has open (a signal is ending it)."""
+    """Remove every temporary this process has open, and the outputs of its unfinished output
+    groups (a signal is ending it)."""
     for tmp, pid in list(_live.items()):
         if pid == os.getpid():  # not a forked worker's copy of its parent's list
             _remove(tmp)
+    for pid, moved in list(_groups):
+        if pid == os.getpid():
+            for path in moved:
+                _remove(path)
 
 
 _ending: list[int] = []  # the signal that is ending this process, once one came

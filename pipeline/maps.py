@@ -17,6 +17,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from pipeline import clusters
+from pipeline.atomic import output_group
 from pipeline.config import Config
 from pipeline.frames import calibrated
 from pipeline.io import MapWriter
@@ -59,14 +60,17 @@ def write_maps(
         frames.calibrate()  # before any output is opened
         n, height, width = frames.file.shape
         tables: list[pd.DataFrame] = []
-        with MapWriter(
-            output_path,
-            height=height,
-            width=width,
-            class_names=config.classes,
-            source=name,
-            probabilities=probabilities,
-        ) as writer:
+        with (
+            output_group(),
+            MapWriter(
+                output_path,
+                height=height,
+                width=width,
+                class_names=config.classes,
+                source=name,
+                probabilities=probabilities,
+            ) as writer,
+        ):
             charges = frames.charges(config.io.prefetch_frames)
             for i, charge in tqdm(
                 enumerate(charges), total=n, desc=f"{desc} {name}", disable=not progress

@@ -133,3 +133,27 @@ def test_a_forked_child_never_removes_its_parents_temporaries(tmp_path):
         atomic.remove_live_temporaries()  # the parent's own call does remove it
         assert not tmp.exists()
         tmp.write_text("rewritten")
+
+
+def test_outputs_of_a_group_appear_together_or_not_at_all(tmp_path):
+    """A map and its catalogue: a failure (or a signal) after the first is in place removes it."""
+    from pipeline.atomic import output_group, remove_live_temporaries
+
+    first, second = tmp_path / "c.parquet", tmp_path / "m.h5"
+    with pytest.raises(RuntimeError), output_group():
+        with atomic_output(first) as tmp:
+            tmp.write_text("catalogue")
+        assert first.is_file()  # in place, but its group is not finished
+        raise RuntimeError("the map failed")
+    assert list(tmp_path.iterdir()) == []
+    with output_group():
+        for path in (first, second):
+            with atomic_output(path) as tmp:
+                tmp.write_text(path.name)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.parquet", "m.h5"]
+    # what the SIGTERM handler does mid-group: the group's finished outputs go too
+    with output_group():
+        with atomic_output(tmp_path / "late.csv") as tmp:
+            tmp.write_text("x")
+        remove_live_temporaries()
+        assert not (tmp_path / "late.csv").exists()
