@@ -17,7 +17,7 @@ from typing import Any
 
 from pipeline.errors import ConfigError
 
-# files a training run writes into train.out, and an evaluation into evaluate.out
+# files a training run writes into its --out folder, and an evaluation into its --out folder
 TRAIN_FILES = ("best.pt", "last.pt", "model_card.json", "training_curves.png")
 EVALUATE_FILES = (
     "summary.json",

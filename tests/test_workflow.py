@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from tests.workflow_helpers import snakemake
+from tests.workflow_helpers import REPO, snakemake
 
 pytestmark = pytest.mark.skipif(shutil.which("snakemake") is None, reason="snakemake not installed")
 
@@ -167,3 +167,16 @@ def test_report_builds_with_the_evaluation_plots(workflow_run):
     ):
         assert name in html, name
     assert "harmonic mean" in html  # the rst caption of the comparison table
+
+
+def test_the_release_recipe_plans_training_suite_and_export(tmp_path):
+    """The README's release command, as written there (the target before --configfile, which
+    takes every word after it as a config file)."""
+    readme = (REPO / "README.md").read_text()
+    command = next(line for line in readme.splitlines() if "# CPU: train, suite, export" in line)
+    args = command.split("#")[0].split()[1:]  # without `snakemake`
+    args = [a for i, a in enumerate(args) if a != "--cores" and args[i - 1] != "--cores"]
+    result = snakemake(tmp_path / "wf", "-n", "-p", *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "rule train" in result.stdout and "pipeline export" in result.stdout
+    assert "--name ccd-unet-v1" in result.stdout
