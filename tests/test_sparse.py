@@ -139,7 +139,7 @@ def simulated(tmp_path, occupancy: float, seed: int):
         "sources.electron.rate_per_frame": 0.25 * occupancy,
         "sources.alpha.rate_per_frame": 0.1 * occupancy,
     }
-    config = load_config(overrides={"detector.height": 256, "detector.width": 256, **rates})
+    config = load_config(overrides={"detector.height": 512, "detector.width": 512, **rates})
     path = simulate_file(config, tmp_path / f"occ{occupancy}.h5", 3, seed=seed, progress=False)[0]
     with open_frames(path, config.io, config.classes) as ff:
         run = calibrate.calibrate_file(ff, config)
