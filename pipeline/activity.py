@@ -363,22 +363,23 @@ def run(
     efficiency_frames: str | Path | None = None,
     efficiency_catalogue: str | Path | None = None,
 ) -> str:
-    """The `activity` stage: counts per frame and the activity of the catalogue of `frames`,
-    written as JSON to `out`. The efficiency comes from `activity.efficiency`, else from the
-    efficiency frames and the catalogue the model made of them (the workflow's datasets), else
-    it is measured here (through `activity.model`, or the truth labels)."""
+    """The `activity` stage: counts per frame and the activity of `catalogue` (of `frames`) as
+    JSON in `out`. Efficiency: `activity.efficiency`, else the efficiency frames and the model's
+    catalogue of them (the workflow's), else measured here (`activity.model` or truth labels)."""
     from pipeline.atomic import atomic_output
     from pipeline.clusters import read_catalogue
     from pipeline.efficiency import efficiency_for, efficiency_from_files
     from pipeline.io import open_frames
 
+    if (efficiency_frames is None) != (efficiency_catalogue is None):
+        raise ConfigError("--efficiency-frames and --efficiency-catalogue go together")
     table = read_catalogue(catalogue, ACTIVITY_COLUMNS)
     with open_frames(frames, settings.io.model_copy(update={"check_finite": False})) as ff:
-        n_frames, exposure_s = ff.n_frames, ff.attrs.get("exposure_s")
-    if settings.activity.efficiency is None and efficiency_frames and efficiency_catalogue:
+        n_frames, attrs, exposure_s = ff.n_frames, dict(ff.attrs), ff.attrs.get("exposure_s")
+    if settings.activity.efficiency is None and efficiency_frames is not None:
         efficiency, error = efficiency_from_files(settings, efficiency_frames, efficiency_catalogue)
     else:
-        efficiency, error = efficiency_for(settings, frames)
+        efficiency, error = efficiency_for(settings, attrs)
     try:
         counts = counts_per_frame(table, settings.classes, n_frames)
         result = estimate_activity(table, n_frames, settings, exposure_s, efficiency, error)

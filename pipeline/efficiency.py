@@ -86,15 +86,19 @@ def efficiency_with_error(
     return _ratio(config, pd.concat(tables, ignore_index=True), decays)
 
 
+def file_attrs(config: EfficiencySettings | Config, path: str | Path) -> dict[str, Any]:
+    """The attributes of a frame file (its readout noise, exposure...), without reading frames."""
+    with open_frames(path, config.io.model_copy(update={"check_finite": False})) as ff:
+        return dict(ff.attrs)
+
+
 def simulate_efficiency_frames(
-    config: EfficiencySettings | Config, data_frames: str | Path, out: str | Path
+    config: EfficiencySettings | Config, data_attrs: dict[str, Any], out: str | Path
 ) -> list[Path]:
-    """The efficiency frames of the detector of `data_frames` (its declared readout noise, the
-    config's detector otherwise): `activity.efficiency_frames` frames, seed `activity.seed`,
-    written to `out` with their truth and event tables."""
-    with open_frames(data_frames, config.io.model_copy(update={"check_finite": False})) as ff:
-        attrs = ff.attrs
-    sim = efficiency_config(detector_of(config, attrs))
+    """The efficiency frames of the detector of the data (the readout noise its file declares,
+    `data_attrs`; the config's detector otherwise): `activity.efficiency_frames` frames, seed
+    `activity.seed`, written to `out` with their truth and event tables."""
+    sim = efficiency_config(detector_of(config, data_attrs))
     cfg = config.activity
     return simulate.simulate_file(sim, Path(out), cfg.efficiency_frames, cfg.seed, progress=False)
 
@@ -115,7 +119,7 @@ def efficiency_from_files(
 
 
 def model_efficiency_with_error(
-    config: Config, model: str | Path, data_frames: str | Path, progress: bool = False
+    config: Config, model: str | Path, data_attrs: dict[str, Any], progress: bool = False
 ) -> tuple[float, float]:
     """Efficiency of the trained `model` and its error, all in a temporary folder: the
     efficiency frames of the data's detector, calibrated, inferred (with `config.infer`'s
@@ -124,7 +128,7 @@ def model_efficiency_with_error(
 
     with tempfile.TemporaryDirectory(prefix="efficiency-") as tmp:
         frames, catalogue = Path(tmp) / "frames.h5", Path(tmp) / "catalogue.parquet"
-        simulate_efficiency_frames(config, data_frames, frames)
+        simulate_efficiency_frames(config, data_attrs, frames)
         infer = config.infer.model_copy(update={"model": str(model), "probabilities": False})
         inferred = config.model_copy(update={"infer": infer})
         infer_file(inferred, frames, Path(tmp) / "map.h5", catalogue, progress=progress)
@@ -149,21 +153,19 @@ def detector_of(config: Config, attrs: dict[str, Any]) -> Config:
     return config.model_copy(update={"detector": detector})
 
 
-def efficiency_for(config: Config, data_frames: str | Path) -> tuple[float, float]:
+def efficiency_for(config: Config, data_attrs: dict[str, Any]) -> tuple[float, float]:
     """(efficiency, its error): from the config, else measured through activity.model (or the
-    truth labels) on frames simulated for the detector of `data_frames`."""
+    truth labels) on frames simulated for the data's detector (`data_attrs`: its file's)."""
     cfg = config.activity
     if cfg.efficiency is not None:
         return cfg.efficiency, 0.0
     if cfg.model is not None:
-        return model_efficiency_with_error(config, cfg.model, data_frames)
-    with open_frames(data_frames, config.io.model_copy(update={"check_finite": False})) as ff:
-        attrs = ff.attrs
-    return efficiency_with_error(detector_of(config, attrs), cfg.efficiency_frames)
+        return model_efficiency_with_error(config, cfg.model, data_attrs)
+    return efficiency_with_error(detector_of(config, data_attrs), cfg.efficiency_frames)
 
 
 def run(settings: EfficiencySettings, frames: str | Path, out: str | Path) -> str:
     """The `efficiency` stage: the efficiency frames of the detector of `frames`, into `out`
     (the workflow maps them with the model, and `activity` reads both)."""
-    paths = simulate_efficiency_frames(settings, frames, out)
+    paths = simulate_efficiency_frames(settings, file_attrs(settings, frames), out)
     return "\n".join(f"wrote {path}" for path in paths)

@@ -249,7 +249,8 @@ def test_model_efficiency_runs_the_data_chain_and_agrees_with_truth(cfg, monkeyp
     small = cfg.model_copy(update={"detector": cfg.detector.model_copy(update={"height": 64})})
     data = simulate_file(small, tmp_path / "data.h5", 1, seed=3, progress=False)[0]
     eff, error = efficiency.efficiency_with_error(cfg, n_frames=4)
-    chain, chain_error = efficiency.model_efficiency_with_error(four, "oracle.pt", data)
+    attrs = efficiency.file_attrs(four, data)
+    chain, chain_error = efficiency.model_efficiency_with_error(four, "oracle.pt", attrs)
     assert chain_error == pytest.approx(error, rel=0.2)
     # same frames and labels; only the cluster charge differs (measured, with readout noise)
     assert abs(chain - eff) < error
@@ -348,3 +349,12 @@ def test_the_activity_reads_its_efficiency_from_the_efficiency_frames_and_their_
     assert summary["efficiency_error"] == pytest.approx(expected[1])
     truth_label, error = efficiency.efficiency_with_error(cfg, n_frames=4)
     assert abs(summary["efficiency"] - truth_label) < 2 * error
+
+
+def test_efficiency_frames_without_their_catalogue_are_refused(cfg, tmp_path):
+    from pipeline.config import ConfigError
+    from pipeline.config.stages import settings_of
+
+    with pytest.raises(ConfigError, match="go together"):
+        activity.run(settings_of(cfg, "activity"), "c.parquet", "f.h5", tmp_path / "a.json", "e.h5")
+    assert not (tmp_path / "a.json").exists()
