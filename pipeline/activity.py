@@ -292,13 +292,13 @@ def _interval_with_efficiency(
 
 def estimate_activity(
     catalogue: pd.DataFrame,
-    n_frames: int,
+    n_exposures: int,
     config: Config,
     exposure_s: float | None = None,
     efficiency: float | None = None,
     efficiency_error: float = 0.0,
 ) -> ActivityResult:
-    """Activity = N_t / (efficiency x n_frames x exposure), N_t from the spectral fit of the
+    """Activity = N_t / (efficiency x n_exposures x exposure), N_t from the spectral fit of the
     tritium- and xray-labelled clusters. The efficiency comes from the argument (with its error,
     folded into the interval; see pipeline.efficiency) or the config. MDA: Currie
     with B = fitted non-tritium counts under the tritium template, over efficiency x live time."""
@@ -306,7 +306,10 @@ def estimate_activity(
         efficiency = config.activity.efficiency
     if efficiency is None:
         raise ValueError("no efficiency: give one, or measure it with pipeline.efficiency")
-    live = n_frames * (exposure_s if exposure_s is not None else config.activity.exposure_s)
+    exposure_s = exposure_s if exposure_s is not None else config.activity.exposure_s
+    if exposure_s is None:
+        raise ValueError("no exposure time: the frame file states none; set activity.exposure_s")
+    live = n_exposures * exposure_s
     fit = fit_spectrum(fit_energies(catalogue), config)
     scale = efficiency * live
     activity = fit.tritium / scale
@@ -375,20 +378,27 @@ def run(
         raise ConfigError("--efficiency-frames and --efficiency-catalogue go together")
     table = read_catalogue(catalogue, ACTIVITY_COLUMNS)
     with open_frames(frames, settings.io.model_copy(update={"check_finite": False})) as ff:
-        n_frames, attrs, exposure_s = ff.n_frames, dict(ff.attrs), ff.attrs.get("exposure_s")
+        n_frames, exposures, attrs = ff.n_frames, ff.n_exposures, dict(ff.attrs)
+    exposure_s = attrs.get("exposure_s")
+    if exposure_s is None and settings.activity.exposure_s is None:
+        raise ConfigError(
+            f"{frames}: no exposure time (no attr exposure_s, no FITS EXPTIME/EXPOSURE keyword); "
+            "set activity.exposure_s or io.fits.attrs.exposure_s"
+        )
     if settings.activity.efficiency is None and efficiency_frames is not None:
         efficiency, error = efficiency_from_files(settings, efficiency_frames, efficiency_catalogue)
     else:
         efficiency, error = efficiency_for(settings, attrs)
     try:
         counts = counts_per_frame(table, settings.classes, n_frames)
-        result = estimate_activity(table, n_frames, settings, exposure_s, efficiency, error)
+        result = estimate_activity(table, exposures, settings, exposure_s, efficiency, error)
     except ValueError as exc:
         raise ConfigError(f"{catalogue} with {frames}: {exc}") from None
     summary = activity_summary(result)
     summary["exposure_s_from"] = (
         f"{frames}: attr exposure_s" if exposure_s is not None else "config activity.exposure_s"
     )
+    summary["exposures"], summary["frames_per_exposure"] = exposures, n_frames // exposures
     summary["counts_per_frame"] = {c: counts[c].tolist() for c in counts.columns}
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(out) as tmp:

@@ -2,16 +2,16 @@
 
 This module owns every step between a raw frame in ADU and the normalised charge image the U-Net
 sees: the per-row pedestal (frame or overscan median), the gain (file attribute, config, or measured
-on the Mn K-alpha line of an Fe-55 run), the readout noise of each frame, the hot-pixel and
-hot-column mask of a run, and `normalise`/`denormalise`. Physics numbers come from the config;
-the only constants here are statistical conventions, named below.
+on the Mn K-alpha line of an Fe-55 run, per amplifier), the readout noise of each frame, the
+hot-pixel and hot-column masks of a run (found by pipeline/hot_pixels.py, per amplifier), and
+`normalise`/`denormalise`. Physics numbers come from the config; the only constants here are
+statistical conventions, named below.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -21,19 +21,12 @@ from scipy import stats
 from pipeline.config import CalibrateConfig, Config, NormaliseConfig
 from pipeline.config.sections import NORMALISE_CHANNELS
 from pipeline.gain import cluster_sums_adu, gain_from_sums
+from pipeline.hot_pixels import MAD_TO_SIGMA, HotStack
 
 if TYPE_CHECKING:
     from pipeline.io import FrameFile
 
-MAD_TO_SIGMA = 1.4826  # Gaussian sigma = 1.4826 x median absolute deviation
-# The median of N Gaussian values has std ~ sqrt(pi/2) sigma / sqrt(N).
-MEDIAN_SPREAD = math.sqrt(math.pi / 2)
 NOISE_ITERATIONS = 5  # clip-and-re-estimate rounds of the noise (converges in 2-3)
-# With fewer frames the per-pixel median cannot tell a hot pixel from a track that crossed it.
-MIN_FRAMES_FOR_PIXELS = 3
-STACK_LIMIT = 6.0e4  # frames are kept as float16 (max 65504); clipping there leaves medians intact
-BLOCK_BYTES = 64 * 2**20  # float32 working block of the median computations
-HOT_STACK_BYTES = 4 * 2**30  # the float16 frames kept for the hot-pixel medians
 # Values within 0.1 % of a step of the grid count as on it (float32 rounding of integer ADU).
 GRID_TOLERANCE = 1e-3
 
@@ -47,9 +40,32 @@ class FrameCalibration:
 
 @dataclass
 class RunCalibration:
-    gain_adu_per_e: float
+    """A run's calibration: each frame's, and per amplifier its gain and hot mask (frame i is
+    amplifier i % amplifiers of exposure i // amplifiers)."""
+
+    gains: list[float]  # ADU per electron, per amplifier
     frames: list[FrameCalibration]
-    hot_mask: np.ndarray  # (H, W) bool
+    hot_masks: list[np.ndarray]  # (H, W) bool, per amplifier
+
+    @property
+    def amplifiers(self) -> int:
+        return len(self.hot_masks)
+
+    @property
+    def gain_adu_per_e(self) -> float:
+        """The gain of a one-amplifier run (the median of the amplifiers' otherwise)."""
+        return float(np.median(self.gains))
+
+    @property
+    def hot_mask(self) -> np.ndarray:
+        """The hot mask of a one-amplifier run."""
+        if self.amplifiers != 1:
+            raise ValueError(f"a run of {self.amplifiers} amplifiers has one mask each: mask_of")
+        return self.hot_masks[0]
+
+    def mask_of(self, index: int) -> np.ndarray:
+        """The hot mask of frame `index` (its amplifier's)."""
+        return self.hot_masks[index % self.amplifiers]
 
     @property
     def noise_e(self) -> float:
@@ -206,70 +222,6 @@ def measure_gain_fe55(
     return gain_from_sums(np.concatenate(sums), float(np.median(noises)), fe55_kev, pair_energy_ev)
 
 
-def find_hot_pixels(
-    charge_frames: Iterable[np.ndarray], noise_e: float, cfg: CalibrateConfig
-) -> np.ndarray:
-    """(H, W) mask of hot pixels and hot columns across the frames of a run.
-
-    Rule (same for pixels and columns): the per-pixel median over the N frames (per column: over
-    rows x frames) is an outlier when it exceeds the median of all of them by `n_sigma` x spread,
-    spread = max(expected, measured): expected is the std of a median of M pure-noise values,
-    sqrt(pi/2) noise / sqrt(M) (M = N, resp. H x N), measured is 1.4826 x MAD of the medians.
-    Pixels need N >= 3 frames: with fewer, a median cannot tell a hot pixel from a track, and
-    only columns are looked for. Memory: the frames are kept as float16, 2 x N x H x W bytes
-    (300 frames of 1024 x 1024: 600 MiB), plus 64 MiB float32 working blocks.
-    """
-    return _hot_mask([_to_stack(np.asarray(f)) for f in charge_frames], noise_e, cfg)
-
-
-def _to_stack(frame: np.ndarray) -> np.ndarray:
-    return np.clip(frame, -STACK_LIMIT, STACK_LIMIT).astype(np.float16)
-
-
-def _hot_mask(frames: list[np.ndarray], noise: float, cfg: CalibrateConfig) -> np.ndarray:
-    if not frames:
-        raise ValueError("find_hot_pixels: no frames")
-    n, (h, w) = len(frames), frames[0].shape
-    mask = np.zeros((h, w), dtype=bool)
-    column_spread = MEDIAN_SPREAD * noise / math.sqrt(h * n)
-    mask[:, _outliers(_medians(frames, True), cfg.hot_column_sigma, column_spread)] = True
-    if n >= MIN_FRAMES_FOR_PIXELS:
-        pixel_spread = MEDIAN_SPREAD * noise / math.sqrt(n)
-        mask |= _outliers(_medians(frames, False), cfg.hot_pixel_sigma, pixel_spread)
-    return mask
-
-
-def _outliers(medians: np.ndarray, n_sigma: float, expected_spread: float) -> np.ndarray:
-    centre = float(np.median(medians))
-    measured = MAD_TO_SIGMA * float(np.median(np.abs(medians - centre)))
-    return medians > centre + n_sigma * max(expected_spread, measured)
-
-
-def _medians(frames: list[np.ndarray], per_column: bool) -> np.ndarray:
-    """Per-pixel medians over frames, or per-column medians over rows x frames, in blocks."""
-    n, (h, w) = len(frames), frames[0].shape
-    step = max(1, BLOCK_BYTES // (4 * n * (h if per_column else w)))
-    parts = []
-    for i in range(0, w if per_column else h, step):
-        cut = np.s_[:, i : i + step] if per_column else np.s_[i : i + step]
-        block = np.stack([f[cut] for f in frames]).astype(np.float32)
-        if per_column:  # rows x frames of a column made contiguous: partitions 1.7x faster
-            by_column = np.ascontiguousarray(block.transpose(2, 0, 1)).reshape(block.shape[2], -1)
-            parts.append(np.median(by_column, axis=1))
-        else:
-            parts.append(_median_of_frames(block))
-    return np.concatenate(parts, axis=0)
-
-
-def _median_of_frames(block: np.ndarray) -> np.ndarray:
-    """np.median(block, axis=0), exactly, for the few frames of a stack: a sort along the short
-    axis is ~3x faster than numpy's partition across it."""
-    ordered, n = np.sort(block, axis=0), block.shape[0]
-    if n % 2:
-        return ordered[n // 2]
-    return np.mean(ordered[n // 2 - 1 : n // 2 + 1], axis=0)
-
-
 def apply_mask(charge_e: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """A copy of the charge with the masked pixels set to 0 electrons."""
     if mask.shape != charge_e.shape[-2:]:
@@ -320,18 +272,22 @@ def calibrate_run(
     cfg: CalibrateConfig,
     pair_energy_ev: float,
     overscan: Any = None,
+    amplifier_attrs: Sequence[Mapping[str, Any]] | None = None,
 ) -> RunCalibration:
-    """Calibrate a run in one streaming pass: per-frame pedestal and noise, the gain (for 'fe55'
-    measured on these frames), and the hot mask. The hot rule is scale-free, so the mask is found
-    on the pedestal-subtracted ADU frames before the gain is known."""
-    frames_in = _iter_frames(frames_adu)
-    kept = _hot_sample(frames_adu, cfg.hot_mask_frames)
-    if overscan is None:
-        pairs = zip(frames_in, itertools.repeat(None))
-    else:
-        pairs = zip(frames_in, _iter_frames(overscan), strict=True)
-    pedestals, noises, sums, stack = [], [], [], []
-    for index, (frame, over) in enumerate(pairs):
+    """Calibrate a run in one streaming pass: per-frame pedestal and noise, and per amplifier
+    the gain (for 'fe55' measured on its frames) and the hot mask. `amplifier_attrs` (one
+    mapping per amplifier, e.g. the HDUs of a multi-amplifier FITS file) makes frame i
+    amplifier i % len(amplifier_attrs) of exposure i // len(amplifier_attrs); without it every
+    frame is an exposure of one amplifier with the file's `attrs`. The hot rule is scale-free,
+    so the masks are found on the pedestal-subtracted ADU frames before the gain is known."""
+    per_amplifier = list(amplifier_attrs) if amplifier_attrs else [attrs]
+    n_amp = len(per_amplifier)
+    n_frames = 1 if getattr(frames_adu, "ndim", None) == 2 else _length(frames_adu)
+    if n_frames is not None and n_frames % n_amp:
+        raise ValueError(f"{n_frames} frames are not whole exposures of {n_amp} amplifiers")
+    hot = HotStack(n_frames, n_amp, cfg.hot_mask_frames)
+    pedestals, noises, sums = [], [], [[] for _ in range(n_amp)]
+    for index, (frame, over) in enumerate(_with_overscan(frames_adu, overscan)):
         try:
             check_not_saturated(frame)
         except ValueError as exc:
@@ -340,48 +296,41 @@ def calibrate_run(
         residual = frame - pedestals[-1][:, None]
         noises.append(measure_noise_e(residual, cfg.noise_clip_sigma))
         if cfg.gain == "fe55":
-            sums.append(cluster_sums_adu(residual, noises[-1]))
-        if index in kept:
-            if not stack:
-                _check_stack_memory(len(kept), frame.shape)
-            stack.append(_to_stack(residual))
-    if not stack:
+            sums[index % n_amp].append(cluster_sums_adu(residual, noises[-1]))
+        hot.add(index, residual)
+    if not noises:
         raise ValueError("calibrate_run: no frames")
-    noise_adu = float(np.median(noises))
+    noise_adu = [float(np.median(noises[a::n_amp])) for a in range(n_amp)]
     if cfg.gain == "fe55":
-        gain = gain_from_sums(np.concatenate(sums), noise_adu, cfg.fe55_kev, pair_energy_ev)
+        gains = [
+            gain_from_sums(np.concatenate(s), n, cfg.fe55_kev, pair_energy_ev)
+            for s, n in zip(sums, noise_adu, strict=True)
+        ]
     else:
-        gain = resolve_gain(attrs, cfg)
-    frames = [FrameCalibration(gain, p, n / gain) for p, n in zip(pedestals, noises, strict=True)]
-    return RunCalibration(gain, frames, _hot_mask(stack, noise_adu, cfg))
+        gains = [resolve_gain(a, cfg) for a in per_amplifier]
+    frames = [
+        FrameCalibration(gains[i % n_amp], p, n / gains[i % n_amp])
+        for i, (p, n) in enumerate(zip(pedestals, noises, strict=True))
+    ]
+    return RunCalibration(gains, frames, hot.masks(noise_adu, cfg))
 
 
-def _check_stack_memory(n_frames: int, shape: tuple[int, ...]) -> None:
-    need = n_frames * math.prod(shape) * 2  # float16
-    if need > HOT_STACK_BYTES:
-        raise ValueError(
-            f"calibrate.hot_mask_frames: {n_frames} frames of {shape[0]}x{shape[1]} need "
-            f"{need / 2**30:.1f} GiB for the hot-pixel medians (limit {HOT_STACK_BYTES / 2**30:g} "
-            "GiB); lower calibrate.hot_mask_frames"
-        )
+def _length(frames: Any) -> int | None:
+    return len(frames) if hasattr(frames, "__len__") else None
 
 
-def _hot_sample(frames: Any, limit: int) -> set[int]:
-    """Indices of the frames kept for the hot-pixel medians: at most `limit`, evenly spread over
-    the run, so memory does not grow with the run (the first `limit` if the length is unknown)."""
-    if getattr(frames, "ndim", None) == 2:
-        return {0}
-    if not hasattr(frames, "__len__"):
-        return set(range(limit))
-    n = len(frames)
-    return {int(i) for i in np.linspace(0, n - 1, min(limit, n)).round()} if n else set()
+def _with_overscan(frames_adu: Any, overscan: Any) -> Iterator[tuple[np.ndarray, Any]]:
+    frames_in = _iter_frames(frames_adu)
+    if overscan is None:
+        return ((f, None) for f in frames_in)
+    return zip(frames_in, _iter_frames(overscan), strict=True)
 
 
 def frame_charge(frame_adu: np.ndarray, run: RunCalibration, index: int) -> np.ndarray:
     """Calibrated charge (electrons, float32) of frame `index` of a run, hot pixels masked."""
     cal = run.frames[index]
     charge = (np.asarray(frame_adu, np.float32) - cal.pedestal_adu[:, None]) / cal.gain_adu_per_e
-    return apply_mask(charge.astype(np.float32), run.hot_mask)
+    return apply_mask(charge.astype(np.float32), run.mask_of(index))
 
 
 def calibrate_file(ff: FrameFile, config: Config) -> RunCalibration:
@@ -392,7 +341,12 @@ def calibrate_file(ff: FrameFile, config: Config) -> RunCalibration:
 
     try:
         return calibrate_run(
-            ff.frames, ff.attrs, config.calibrate, config.physics.pair_energy_ev, ff.overscan
+            ff.frames,
+            ff.attrs,
+            config.calibrate,
+            config.physics.pair_energy_ev,
+            ff.overscan,
+            ff.amplifier_attrs,
         )
     except Exception as exc:
         raise FrameFileError(

@@ -87,9 +87,10 @@ def efficiency_with_error(
 
 
 def file_attrs(config: EfficiencySettings | Config, path: str | Path) -> dict[str, Any]:
-    """The attributes of a frame file (its readout noise, exposure...), without reading frames."""
+    """The attributes a frame file states (its readout noise, gain, pixel size, exposure...),
+    without the readers' defaults and without reading frames."""
     with open_frames(path, config.io.model_copy(update={"check_finite": False})) as ff:
-        return dict(ff.attrs)
+        return ff.stated_attrs
 
 
 def simulate_efficiency_frames(
@@ -143,14 +144,17 @@ def measure_efficiency(
     return efficiency_with_error(config, n_frames, label_fn)[0]
 
 
+DETECTOR_ATTRS = ("readout_noise_e", "gain_adu_per_e", "pixel_size_um", "thickness_um")
+
+
 def detector_of(config: Config, attrs: dict[str, Any]) -> Config:
-    """The config's detector with the readout noise the frame file declares (attr
-    readout_noise_e): the efficiency frames are simulated with the noise of the data. (The gain
-    only sets the ADU scale, which calibration undoes.)"""
-    if not attrs.get("readout_noise_e"):
+    """The config's detector with what the data's file states of its own (`attrs`: readout
+    noise, gain, pixel pitch, thickness; `file_attrs`): the efficiency frames are simulated for
+    the detector of the data. A readout noise of 0 (a writer's placeholder) is not taken."""
+    known = {k: float(attrs[k]) for k in DETECTOR_ATTRS if attrs.get(k)}
+    if not known:
         return config
-    detector = config.detector.model_copy(update={"readout_noise_e": attrs["readout_noise_e"]})
-    return config.model_copy(update={"detector": detector})
+    return config.model_copy(update={"detector": config.detector.model_copy(update=known)})
 
 
 def efficiency_for(config: Config, data_attrs: dict[str, Any]) -> tuple[float, float]:

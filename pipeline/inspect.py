@@ -1,5 +1,6 @@
 """What a frame file holds (the `inspect` stage): a short, YAML-friendly summary of an opened
-file: path, format, shape, dtype, attributes, labelled pixels and events per class."""
+file: path, format, shape, dtype, attributes (per amplifier too, for a multi-amplifier file),
+where a FITS header's values came from, labelled pixels and events per class."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ import yaml
 from pipeline.config.stages import InspectSettings
 
 
+AMPLIFIER_KEYS = ("gain_adu_per_e", "readout_noise_e")  # what may differ between amplifiers
+
+
 def describe(frames: Any) -> dict[str, Any]:
     """A short, YAML-friendly summary of an opened frame file."""
     summary: dict[str, Any] = {
@@ -20,6 +24,11 @@ def describe(frames: Any) -> dict[str, Any]:
         "dtype": str(frames.frames.dtype),
         "attrs": {k: v for k, v in frames.attrs.items() if k != "simulator_config"},
     }
+    if frames.amplifiers > 1:  # one exposure read out through several amplifiers
+        summary["exposures"] = frames.n_exposures
+        summary["amplifiers"] = [
+            {k: v for k, v in a.items() if k in AMPLIFIER_KEYS} for a in frames.amplifier_attrs
+        ]
     if frames.sources:  # what a FITS header (or the config over it) said, and where
         summary["read from"] = dict(frames.sources)
     if frames.labels is not None:

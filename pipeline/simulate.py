@@ -252,6 +252,7 @@ def simulate_file(
         "gain_adu_per_e": det.gain_adu_per_e,
         "pixel_size_um": det.pixel_size_um,
         "readout_noise_e": det.readout_noise_e,
+        "exposure_s": det.exposure_s,
         "units": "ADU",
         "simulator_seed": seed,
         "simulator_config": json.dumps(config_to_dict(config), sort_keys=True),

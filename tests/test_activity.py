@@ -198,8 +198,8 @@ def test_mda_grows_with_background(cfg):
         catalogue = synthetic_catalogue(
             cfg, np.random.default_rng(5), 50, LINE_YIELDS * scale, n_frames=4
         )
-        result = activity.estimate_activity(catalogue, 4, cfg, efficiency=0.35)
-        assert result.live_time_s == 4 * cfg.activity.exposure_s
+        result = activity.estimate_activity(catalogue, 4, cfg, 600.0, efficiency=0.35)
+        assert result.live_time_s == 4 * 600.0
         mdas.append(result.mda_bq)
     assert 0 < mdas[0] < mdas[1]
 

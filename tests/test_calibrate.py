@@ -6,7 +6,7 @@ import dask.array as da
 import numpy as np
 import pytest
 
-from pipeline import calibrate
+from pipeline import calibrate, hot_pixels
 from pipeline.config import load_config
 from pipeline.simulate import make_detector, simulate_frame
 
@@ -58,7 +58,7 @@ def test_known_row_pedestal_is_recovered():
     adu = GAIN * (frame.signal_e + rng.normal(0.0, NOISE_E, (h, w))) + pedestal[:, None]
     _, cal = calibrate.calibrate_frame(adu, GAIN, calib_config())
     error = (cal.pedestal_adu - pedestal) / (GAIN * NOISE_E)  # in units of the noise
-    expected = calibrate.MEDIAN_SPREAD / math.sqrt(w)  # std of a row median of w pixels: 0.078
+    expected = hot_pixels.MEDIAN_SPREAD / math.sqrt(w)  # std of a row median of w pixels: 0.078
     assert abs(error.mean()) < 0.02  # no bias from the sparse signal
     assert np.sqrt(np.mean(error**2)) < 1.2 * expected
     assert np.abs(error).max() < 5 * expected
@@ -123,7 +123,7 @@ def test_overscan_pedestal_ignores_dense_signal():
     cfg = calib_config(**{"calibrate.pedestal": "overscan"})
     charge, cal = calibrate.calibrate_frame(adu, GAIN, cfg, overscan)
     error = (cal.pedestal_adu - pedestal) / noise_adu
-    assert np.abs(error).max() < 5 * calibrate.MEDIAN_SPREAD / math.sqrt(n_over)
+    assert np.abs(error).max() < 5 * hot_pixels.MEDIAN_SPREAD / math.sqrt(n_over)
     quiet = charge[128:]  # rows without signal: zero-centred noise
     assert calibrate.measure_noise_e(quiet, 4.0) == pytest.approx(NOISE_E, rel=0.03)
     assert abs(np.median(quiet)) < 0.02 * NOISE_E
@@ -158,8 +158,8 @@ def test_hot_pixels_and_columns_found_across_frames():
     frames = sim_frames(config, 6, seed=7)
     cfg = calib_config()
     charges = [calibrate.calibrate_frame(f.adu, GAIN, cfg)[0] for f in frames]
-    mask = calibrate.find_hot_pixels(charges, NOISE_E, cfg)
-    threshold = cfg.hot_pixel_sigma * calibrate.MEDIAN_SPREAD * NOISE_E / math.sqrt(6)  # 6.4 e-
+    mask = hot_pixels.find_hot_pixels(charges, NOISE_E, cfg)
+    threshold = cfg.hot_pixel_sigma * hot_pixels.MEDIAN_SPREAD * NOISE_E / math.sqrt(6)  # 6.4 e-
     findable = detector.hot_pixels & (detector.dark_map_e > threshold)
     assert findable.sum() > 100
     assert mask[findable].mean() >= 0.9
@@ -176,7 +176,7 @@ def test_single_frame_finds_columns_and_keeps_tracks():
     detector = make_detector(config.detector)
     frame = sim_frames(config, 1, seed=8)[0]
     charge, cal = calibrate.calibrate_frame(frame.adu, GAIN, calib_config())
-    mask = calibrate.find_hot_pixels([charge], cal.noise_e, calib_config())
+    mask = hot_pixels.find_hot_pixels([charge], cal.noise_e, calib_config())
     assert mask.shape == charge.shape
     assert mask[:, detector.hot_columns].all()
     assert mask.sum() == 256 * len(detector.hot_columns)  # no track is masked as a hot pixel
@@ -238,10 +238,10 @@ def test_bad_inputs_raise_value_errors():
 
 
 def test_hot_mask_uses_a_bounded_evenly_spread_sample_of_frames():
-    assert calibrate._hot_sample(np.zeros((10, 2, 2)), 4) == {0, 3, 6, 9}
-    assert calibrate._hot_sample(np.zeros((2, 2, 2)), 4) == {0, 1}
-    assert calibrate._hot_sample(np.zeros((2, 2)), 4) == {0}
-    assert calibrate._hot_sample(iter([]), 4) == {0, 1, 2, 3}  # length unknown: the first 4
+    assert hot_pixels.exposure_sample(10, 4) == {0, 3, 6, 9}
+    assert hot_pixels.exposure_sample(2, 4) == {0, 1}
+    assert hot_pixels.exposure_sample(1, 4) == {0}
+    assert hot_pixels.exposure_sample(None, 4) == {0, 1, 2, 3}  # length unknown: the first 4
     rng = np.random.default_rng(3)
     frames = rng.normal(100.0, 2.0, (12, 32, 32))
     frames[:, 5, 7] += 40.0  # a hot pixel in every frame
@@ -329,7 +329,7 @@ def test_counted_frames_calibrate_like_float_frames():
 
 @pytest.mark.parametrize("n_frames", [3, 8, 9, 32])
 def test_the_per_pixel_median_of_a_stack_is_numpys_exactly(n_frames):
-    from pipeline.calibrate import _median_of_frames
+    from pipeline.hot_pixels import _median_of_frames
 
     stack = np.random.default_rng(n_frames).normal(size=(n_frames, 40, 30)).astype(np.float32)
     stack[:, 3, 4] = np.nan if n_frames == 3 else stack[:, 3, 4]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from pipeline.config import load_config
+from pipeline.config import ConfigError, load_config
 from pipeline.io import FrameFileError, open_frames
 from pipeline.io.fits_header import parse_section
 
@@ -53,6 +53,8 @@ def test_the_gmos_cutout_takes_its_exposure_from_the_primary_header():
         assert ff.sources["exposure_s"] == "EXPTIME (primary header)"
         assert ff.attrs["gain_adu_per_e"] == 1.0  # no GAIN keyword: the default, said nowhere
         assert "gain_adu_per_e" not in ff.sources
+        assert ff.shape == (1, 150, 200)  # SCI only: VAR and SKYFIT hold no charge
+        assert ff.amplifiers == 1 and ff.n_exposures == 1
 
 
 def _write(path: Path, primary: dict, image: dict, data=None) -> Path:
@@ -131,3 +133,6 @@ def test_the_activity_takes_its_live_time_from_the_header(tmp_path):
     summary = json.loads(out.read_text())
     assert summary["live_time_s"] == 600.0
     assert summary["exposure_s_from"] == "config activity.exposure_s"
+    unstated = load_config(overrides={"activity.efficiency": 0.3})  # no exposure anywhere
+    with pytest.raises(ConfigError, match=r"b\.fits: no exposure time .* set activity.exposure_s"):
+        activity.run(settings_of(unstated, "activity"), catalogue, tmp_path / "b.fits", out)

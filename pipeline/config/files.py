@@ -18,13 +18,18 @@ class FitsKeywords(Section):
     exposure_s: list[str]
     data_section: list[str]
     bias_section: list[str]
+    exposure_start: list[str]
 
 
 class FitsConfig(Section):
     header: bool
     keywords: FitsKeywords
-    attrs: dict[Literal["gain_adu_per_e", "readout_noise_e", "exposure_s", "pixel_size_um"], float]
+    attrs: dict[
+        Literal["gain_adu_per_e", "readout_noise_e", "exposure_s", "pixel_size_um", "thickness_um"],
+        float,
+    ]
     hdus: list[int | str] | None
+    hdus_are: Literal["auto", "amplifiers", "exposures"]
     data_rows: tuple[int, int] | None
     data_cols: tuple[int, int] | None
     overscan_cols: tuple[int, int] | None

@@ -50,6 +50,7 @@ class DetectorConfig(Section):
     hot_column_charge_e: float = Field(ge=0)
     defect_seed: int = Field(ge=0)
     frame_dtype: Literal["float32", "float64", "int32", "uint16"]
+    exposure_s: float = Field(gt=0)
 
 
 class PhysicsConfig(Section):
@@ -310,7 +311,7 @@ class ClassicalConfig(Section):
 
 
 class ActivityConfig(Section):
-    exposure_s: float = Field(gt=0)
+    exposure_s: float | None = Field(gt=0)
     confidence: float = Field(gt=0, lt=1)
     energy_range_kev: tuple[float, float]
     bin_kev: float = Field(gt=0)

@@ -51,11 +51,29 @@ class FrameFile:
     attrs: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_ATTRS))
     overscan: da.Array | None = None
     sources: dict[str, str] = field(default_factory=dict)  # where attrs and sections came from
+    # One exposure read by several amplifiers (a multi-amplifier FITS file): each amplifier's
+    # attrs; frame i is amplifier i % amplifiers of exposure i // amplifiers. None: one each.
+    amplifier_attrs: list[dict[str, Any]] | None = None
+    defaulted: frozenset[str] = frozenset(DEFAULT_ATTRS)  # attrs the file does not state
     _handles: list[Any] = field(default_factory=list, repr=False)
 
     @property
     def n_frames(self) -> int:
         return int(self.frames.shape[0])
+
+    @property
+    def stated_attrs(self) -> dict[str, Any]:
+        """The attrs the file (or the config over its header) states, without the defaults."""
+        return {k: v for k, v in self.attrs.items() if k not in self.defaulted}
+
+    @property
+    def amplifiers(self) -> int:
+        return len(self.amplifier_attrs) if self.amplifier_attrs else 1
+
+    @property
+    def n_exposures(self) -> int:
+        """Exposures in the file: its frames over its amplifiers."""
+        return self.n_frames // self.amplifiers
 
     @property
     def shape(self) -> tuple[int, int, int]:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # uproot, awkward and astropy load with the first file of the
     from astropy.io import fits
 
 from pipeline.config import IOConfig
+from pipeline.config.files import FitsConfig
 from pipeline.io.base import (
     DEFAULT_ATTRS,
     ROOT_BLOCK,
@@ -89,8 +90,18 @@ def open_hdf5(path: Path, io: IOConfig, handles: list[Any]) -> FrameFile:
     attrs.update({k: attr_value(v) for k, v in f.attrs.items() if k != "class_names"})
     attrs = {k: v for k, v in attrs.items() if v is not None}
     names = names_of(f.attrs["class_names"]) if "class_names" in f.attrs else None
+    defaulted = frozenset(DEFAULT_ATTRS) - set(f.attrs)
     return FrameFile(
-        path, "hdf5", frames, labels, instances, events, names, attrs, _handles=handles
+        path,
+        "hdf5",
+        frames,
+        labels,
+        instances,
+        events,
+        names,
+        attrs,
+        defaulted=defaulted,
+        _handles=handles,
     )
 
 
@@ -220,7 +231,8 @@ def _fits_select(path: Path, hdul: fits.HDUList, hdus: list[int | str] | None) -
         if not images:
             present = [f"{i}:{h.name}:{type(h).__name__}" for i, h in enumerate(hdul)]
             raise FrameFileError(path, f"no image HDU with data (HDUs present: {present})")
-        return images
+        science = [i for i in images if hdul[i].name.upper() == "SCI"]
+        return science or images  # SCI, VAR, DQ... (Gemini, HST): only SCI holds the charge
     chosen = []
     for sel in hdus:
         match = [
@@ -288,14 +300,44 @@ def open_fits(path: Path, io: IOConfig, handles: list[Any]) -> FrameFile:
             oshape = (1, cut_shapes[i][0], over.stop - over.start)
             overscan.append(da.from_delayed(load[1], shape=oshape, dtype=odt))
     ovs = da.concatenate(overscan, axis=0) if overscan else None
+    layout, why = hdu_layout(hdul, indices, cfg)
+    sources = dict(first.sources)
+    if len(indices) > 1:
+        sources["hdus"] = f"{len(indices)} {layout}: {why}"
+    per_hdu = [{**DEFAULT_ATTRS, **found[i].attrs} for i in indices]
     return FrameFile(
         path,
         "fits",
         da.concatenate(frames, axis=0),
-        attrs={**DEFAULT_ATTRS, **first.attrs},
+        attrs=per_hdu[0],
         overscan=ovs,
-        sources=first.sources,
+        sources=sources,
+        amplifier_attrs=per_hdu if layout == "amplifiers" else None,
+        defaulted=frozenset(DEFAULT_ATTRS) - set(first.attrs),
         _handles=handles,
+    )
+
+
+def hdu_layout(hdul: fits.HDUList, indices: list[int], cfg: FitsConfig) -> tuple[str, str]:
+    """('amplifiers' or 'exposures', why) for the image HDUs read. By `io.fits.hdus_are`, or
+    (auto) as the multi-extension convention has it: one file is one exposure, its HDUs the
+    amplifiers (or CCDs) that read it out, unless their own headers give different start times
+    (`io.fits.keywords.exposure_start`), which makes them separate exposures."""
+    names = ", ".join(hdul[i].name or str(i) for i in indices)
+    if len(indices) == 1:
+        return "exposures", f"one image HDU ({names})"
+    if cfg.hdus_are != "auto":
+        return cfg.hdus_are, f"HDUs {names}, by io.fits.hdus_are"
+    for keyword in cfg.keywords.exposure_start:
+        starts = {hdul[i].header.get(keyword) for i in indices if keyword in hdul[i].header}
+        if len(starts) > 1:
+            return (
+                "exposures",
+                f"HDUs {names} start at different {keyword} (io.fits.hdus_are: auto)",
+            )
+    return (
+        "amplifiers",
+        f"HDUs {names} of one exposure (no different start times; io.fits.hdus_are)",
     )
 
 
