@@ -11,7 +11,6 @@ import yaml
 
 from pipeline.config.stages import InspectSettings
 
-
 AMPLIFIER_KEYS = ("gain_adu_per_e", "readout_noise_e")  # what may differ between amplifiers
 
 
