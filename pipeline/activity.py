@@ -1,7 +1,7 @@
 """Tritium decay counts and the sample's activity (the `activity` stage).
 
 Owns turning a cluster catalogue into a number of tritium decays and an activity in becquerel:
-per-frame cluster counts, exact Poisson intervals, Currie detection limits, the spectral templates
+per-frame cluster counts and Currie detection limits (pipeline/counting.py), the spectral templates
 (the collected-energy spectrum of simulated tritium betas, the X-ray lines and continuum), a binned
 Poisson-likelihood fit of the tritium-like cluster spectrum, the detection efficiency measured on
 simulated frames (pipeline/efficiency.py), and the activity with its interval and minimum
@@ -18,7 +18,6 @@ misses (threshold losses, clusters labelled as other classes, merged clusters).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from scipy import optimize, stats
 from pipeline import charge, physics
 from pipeline.config import Config, ConfigError
 from pipeline.config.stages import ActivitySettings
+from pipeline.counting import counts_per_frame, currie_detection_limit
 
 FIT_CLASSES = ("tritium", "xray")  # tritium-like clusters entering the spectral fit
 POINT_CLUSTER_PIXELS = 9  # readout noise of a compact cluster adds over ~3 x 3 pixels
@@ -36,38 +36,11 @@ TEMPLATE_CHUNK = 2000  # betas per collect() call (bounds the memory of the carr
 LINE_SCALE_RANGE = (0.95, 1.02)  # fitted energy scale of the X-ray lines
 TNC = {"ftol": 1e-12, "gtol": 1e-9, "maxfun": 20000}  # tight: profile rises of ~1 are solved
 _TEMPLATES: dict[tuple, np.ndarray] = {}
-
-
-# ---------------------------------------------------------------- counting statistics
-
-
 ACTIVITY_COLUMNS = ("frame", "class_name", "energy_kev")  # what the activity reads
-
-
-def counts_per_frame(
-    catalogue: pd.DataFrame, classes: Sequence[str], n_frames: int
-) -> pd.DataFrame:
-    """Cluster counts per frame (index 0..n_frames-1, empty frames included) and class name."""
-    frames = catalogue["frame"].to_numpy(dtype=int)
-    if len(frames) and (frames.min() < 0 or frames.max() >= n_frames):
-        raise ValueError(f"catalogue frames {frames.min()}..{frames.max()} exceed {n_frames}")
-    columns = {
-        name: np.bincount(frames[(catalogue["class_name"] == name).to_numpy()], minlength=n_frames)
-        for name in classes
-    }
-    return pd.DataFrame(columns, index=pd.RangeIndex(n_frames, name="frame"), dtype=int)
-
-
-def poisson_interval(n: int, confidence: float) -> tuple[float, float]:
-    """Exact (Garwood 1936) central interval for a Poisson mean, from chi-square quantiles."""
-    alpha = 1.0 - confidence
-    lower = 0.0 if n == 0 else float(stats.chi2.ppf(alpha / 2, 2 * n) / 2)
-    return lower, float(stats.chi2.ppf(1 - alpha / 2, 2 * n + 2) / 2)
-
-
-def currie_detection_limit(background_counts: float) -> float:
-    """Currie (1968) detection limit in counts, 5 % false positives and negatives, paired blank."""
-    return 2.71 + 4.65 * float(np.sqrt(max(background_counts, 0.0)))
+NO_EXPOSURE = (
+    "no exposure time (no attr exposure_s, no FITS EXPTIME/EXPOSURE keyword); set "
+    "activity.exposure_s or io.fits.attrs.exposure_s"
+)
 
 
 # ---------------------------------------------------------------- spectral templates
@@ -308,7 +281,7 @@ def estimate_activity(
         raise ValueError("no efficiency: give one, or measure it with pipeline.efficiency")
     exposure_s = exposure_s if exposure_s is not None else config.activity.exposure_s
     if exposure_s is None:
-        raise ValueError("no exposure time: the frame file states none; set activity.exposure_s")
+        raise ValueError(NO_EXPOSURE)
     live = n_exposures * exposure_s
     fit = fit_spectrum(fit_energies(catalogue), config)
     scale = efficiency * live
@@ -369,6 +342,7 @@ def run(
     """The `activity` stage: counts per frame and the activity of `catalogue` (of `frames`) as
     JSON in `out`. Efficiency: `activity.efficiency`, else the efficiency frames and the model's
     catalogue of them (the workflow's), else measured here (`activity.model` or truth labels)."""
+    from pipeline import systematics
     from pipeline.atomic import atomic_output
     from pipeline.clusters import read_catalogue
     from pipeline.efficiency import efficiency_for, efficiency_from_files
@@ -378,13 +352,10 @@ def run(
         raise ConfigError("--efficiency-frames and --efficiency-catalogue go together")
     table = read_catalogue(catalogue, ACTIVITY_COLUMNS)
     with open_frames(frames, settings.io.model_copy(update={"check_finite": False})) as ff:
-        n_frames, exposures, attrs = ff.n_frames, ff.n_exposures, dict(ff.attrs)
+        n_frames, exposures, attrs = ff.n_frames, ff.n_exposures, ff.stated_attrs
     exposure_s = attrs.get("exposure_s")
     if exposure_s is None and settings.activity.exposure_s is None:
-        raise ConfigError(
-            f"{frames}: no exposure time (no attr exposure_s, no FITS EXPTIME/EXPOSURE keyword); "
-            "set activity.exposure_s or io.fits.attrs.exposure_s"
-        )
+        raise ConfigError(f"{frames}: {NO_EXPOSURE}")
     if settings.activity.efficiency is None and efficiency_frames is not None:
         efficiency, error = efficiency_from_files(settings, efficiency_frames, efficiency_catalogue)
     else:
@@ -394,10 +365,12 @@ def run(
         result = estimate_activity(table, exposures, settings, exposure_s, efficiency, error)
     except ValueError as exc:
         raise ConfigError(f"{catalogue} with {frames}: {exc}") from None
+    terms = systematics.measure_terms(settings, attrs, table, result)
+    result = systematics.with_systematics(result, terms)
     summary = activity_summary(result)
-    summary["exposure_s_from"] = (
-        f"{frames}: attr exposure_s" if exposure_s is not None else "config activity.exposure_s"
-    )
+    summary["systematics"] = systematics.summary(settings, terms)
+    from_file = f"{frames}: attr exposure_s" if exposure_s is not None else None
+    summary["exposure_s_from"] = from_file or "config activity.exposure_s"
     summary["exposures"], summary["frames_per_exposure"] = exposures, n_frames // exposures
     summary["counts_per_frame"] = {c: counts[c].tolist() for c in counts.columns}
     Path(out).parent.mkdir(parents=True, exist_ok=True)

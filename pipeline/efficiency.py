@@ -54,7 +54,8 @@ def efficiency_config(config: Config) -> Config:
     )
 
 
-def _ratio(config: Config, catalogue: pd.DataFrame, decays: int) -> tuple[float, float]:
+def ratio(config: Config, catalogue: pd.DataFrame, decays: int) -> tuple[float, float]:
+    """(efficiency, its error): the fitted tritium yield of `catalogue` over the `decays`."""
     fit = fit_spectrum(fit_energies(catalogue), config)
     if decays == 0 or fit.tritium <= 0:
         raise EfficiencyError(
@@ -68,9 +69,18 @@ def efficiency_with_error(
     config: Config, n_frames: int = 4, label_fn: Callable | None = None
 ) -> tuple[float, float]:
     """Efficiency with truth labels (or `label_fn(SimulatedFrame) -> labels`) and its error (the
-    fit's tritium error over the number of decays). Every simulated beta deposits energy on its
-    first step, so the tritium rows of the event tables count the decays. Clusters take the
-    truth charge (`signal_e`)."""
+    fit's tritium error over the number of decays)."""
+    return ratio(config, *simulated_catalogue(config, n_frames, label_fn))
+
+
+def simulated_catalogue(
+    config: Config, n_frames: int, label_fn: Callable | None = None
+) -> tuple[pd.DataFrame, int]:
+    """(catalogue, tritium decays) of `n_frames` efficiency frames of `config`'s detector,
+    labelled by the truth (or `label_fn(SimulatedFrame) -> labels`); seeds `activity.seed`
+    and the frame index, so two detectors see the same decays. Every simulated beta deposits
+    energy on its first step, so the tritium rows of the event tables count the decays.
+    Clusters take the truth charge (`signal_e`)."""
     sim = efficiency_config(config)
     detector = simulate.make_detector(sim.detector)
     tritium_class = sim.classes.index("tritium")
@@ -83,7 +93,7 @@ def efficiency_with_error(
             frame_clusters(labels, frame.signal_e, sim.classes, sim.physics.pair_energy_ev, index)
         )
         decays += int(np.sum(frame.events["class"] == tritium_class))
-    return _ratio(config, pd.concat(tables, ignore_index=True), decays)
+    return pd.concat(tables, ignore_index=True), decays
 
 
 def file_attrs(config: EfficiencySettings | Config, path: str | Path) -> dict[str, Any]:
@@ -116,7 +126,7 @@ def efficiency_from_files(
         events = ff.events or {}
     tritium = config.classes.index("tritium")
     decays = int(np.sum(np.asarray(events.get("class", [])) == tritium))
-    return _ratio(config, read_catalogue(catalogue, ACTIVITY_COLUMNS), decays)
+    return ratio(config, read_catalogue(catalogue, ACTIVITY_COLUMNS), decays)
 
 
 def model_efficiency_with_error(
@@ -162,7 +172,7 @@ def efficiency_for(config: Config, data_attrs: dict[str, Any]) -> tuple[float, f
     truth labels) on frames simulated for the data's detector (`data_attrs`: its file's)."""
     cfg = config.activity
     if cfg.efficiency is not None:
-        return cfg.efficiency, 0.0
+        return cfg.efficiency, cfg.efficiency_error
     if cfg.model is not None:
         return model_efficiency_with_error(config, cfg.model, data_attrs)
     return efficiency_with_error(detector_of(config, data_attrs), cfg.efficiency_frames)

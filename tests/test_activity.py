@@ -1,4 +1,4 @@
-"""Activity stage: Poisson intervals, Currie limits, per-frame counts, the spectral templates and
+"""Activity stage: the spectral templates and
 fit (on energies drawn from the model itself), the efficiency and the activity."""
 
 import json
@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import activity, efficiency
+from pipeline import activity, counting, efficiency
 from pipeline.clusters import empty_catalogue
 from pipeline.config import load_config
 from pipeline.physics import sample_beta_energies
@@ -40,40 +40,6 @@ def draw_spectrum(cfg, rng, n_tritium: int, line_yields: np.ndarray, n_flat: int
     lines.append(rng.uniform(*xray.continuum_kev, rng.poisson(line_yields[-1])))
     flat = rng.uniform(low, high, rng.poisson(n_flat))
     return {"tritium": tritium, "xray": np.concatenate(lines), "flat": flat}
-
-
-# ---------------------------------------------------------------- counting statistics
-
-
-@pytest.mark.parametrize(
-    ("n", "confidence", "expected"),
-    [(0, 0.95, (0.0, 3.689)), (10, 0.95, (4.795, 18.39)), (5, 0.90, (1.970, 10.51))],
-)
-def test_garwood_interval(n, confidence, expected):
-    assert activity.poisson_interval(n, confidence) == pytest.approx(expected, rel=1e-3, abs=1e-9)
-
-
-def test_currie_detection_limit():
-    assert activity.currie_detection_limit(0) == pytest.approx(2.71)
-    assert activity.currie_detection_limit(100) == pytest.approx(2.71 + 46.5)
-
-
-def test_counts_per_frame_includes_empty_frames():
-    catalogue = pd.DataFrame(
-        {
-            "frame": [0, 0, 0, 2, 2, 3],
-            "class_name": ["tritium", "xray", "tritium", "muon", "xray", "alpha"],
-            "energy_kev": [1.0, 5.9, 2.0, 500.0, 8.0, 5000.0],
-        }
-    )
-    table = activity.counts_per_frame(catalogue, ["muon", "tritium", "xray", "electron"], 5)
-    assert list(table.index) == [0, 1, 2, 3, 4] and table.index.name == "frame"
-    assert table["tritium"].tolist() == [2, 0, 0, 0, 0]
-    assert table["xray"].tolist() == [1, 0, 1, 0, 0]
-    assert table["muon"].tolist() == [0, 0, 1, 0, 0]
-    assert table["electron"].tolist() == [0] * 5
-    with pytest.raises(ValueError, match="exceed"):
-        activity.counts_per_frame(catalogue, ["tritium"], 3)
 
 
 # ---------------------------------------------------------------- templates
@@ -262,7 +228,7 @@ def test_activity_without_any_efficiency_is_refused(cfg):
 
 
 def test_empty_catalogue_gives_zero_activity_and_an_upper_edge(cfg):
-    table = activity.counts_per_frame(empty_catalogue(), ["tritium"], 3)
+    table = counting.counts_per_frame(empty_catalogue(), ["tritium"], 3)
     assert table["tritium"].tolist() == [0, 0, 0]
     result = activity.estimate_activity(empty_catalogue(), 3, cfg, 100.0, 0.5)
     assert result.activity_bq == 0.0 and result.interval_bq[0] == 0.0

@@ -419,5 +419,6 @@ def test_bad_catalogues_for_the_activity(tmp_path, capsys, catalogue_and_frames,
     out.mkdir()
     argv = ["activity", "--catalogue", str(bad), "--frames", str(frames)]
     argv += ["--out", str(out / "a.json"), "--set", "activity.efficiency=0.3"]
+    argv += ["--set", "activity.exposure_s=600"]  # the test frames state none
     err = refused(capsys, argv, str(bad), out=out)
     assert pattern in err, err

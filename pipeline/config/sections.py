@@ -310,12 +310,30 @@ class ClassicalConfig(Section):
     xray_windows_kev: list[tuple[float, float]]
 
 
+class SystematicsConfig(Section):
+    """Detector-model ranges of the efficiency (pipeline/systematics.py); null = not varied."""
+
+    back_layer_um: tuple[float, float] | None = None
+    diffusion_scale: tuple[float, float] | None = None
+    gain_scale: tuple[float, float] | None = None
+    threshold_kev: tuple[float, float] | None = None
+
+    @model_validator(mode="after")
+    def _ranges(self) -> SystematicsConfig:
+        for name, span in self:
+            if span is not None and not 0 < span[0] <= span[1]:
+                raise ValueError(f"{name}: expected 0 < low <= high, got {list(span)}")
+        return self
+
+
 class ActivityConfig(Section):
     exposure_s: float | None = Field(gt=0)
     confidence: float = Field(gt=0, lt=1)
     energy_range_kev: tuple[float, float]
     bin_kev: float = Field(gt=0)
     efficiency: float | None = Field(default=None, gt=0, le=1)
+    efficiency_error: float = Field(default=0.0, ge=0, le=1)
+    systematics: SystematicsConfig
     model: str | None = None
     efficiency_frames: int = Field(gt=0, le=10_000)
     template_events: int = Field(gt=0, le=10_000_000)
