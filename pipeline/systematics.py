@@ -51,7 +51,7 @@ class Term:
 
 
 def varied(config: Config, name: str, value: float) -> Config:
-    """`config` with parameter `name` at `value` (the gain leaves the config as it is)."""
+    """`config` with parameter `name` at `value` (the gain, and 'nominal', leave it as it is)."""
     if name == "back_layer_um":
         return config.model_copy(
             update={"detector": config.detector.model_copy(update={"backside_pcc_um": value})}
@@ -64,7 +64,7 @@ def varied(config: Config, name: str, value: float) -> Config:
         span = (value, config.activity.energy_range_kev[1])
         activity = config.activity.model_copy(update={"energy_range_kev": span})
         return config.model_copy(update={"activity": activity})
-    if name == "gain_scale":
+    if name in ("gain_scale", "nominal"):
         return config
     raise ValueError(f"activity.systematics: unknown parameter {name!r}")
 
