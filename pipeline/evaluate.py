@@ -11,7 +11,7 @@ reconstructed versus true energy spectra. Metric functions are pure functions on
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from pipeline import clusters, tracking
+from pipeline import clusters, registry, tracking
 from pipeline.atomic import atomic_directory
 from pipeline.config import Config, ConfigError
 from pipeline.config.stages import EvaluateSettings
@@ -114,8 +114,11 @@ def evaluate_files(
     maps: dict[str, str | Path],
     out_dir: str | Path,
     progress: bool = True,
+    links: Mapping[str, dict[str, str]] | None = None,
 ) -> dict:
-    """Score each map file against the truth file; write summary.json, comparison.md, plots."""
+    """Score each map file against the truth file; write summary.json, comparison.md, plots.
+    `links`: per map, the run and model that made it (pipeline/registry.py), kept in the summary
+    as the method's `model`."""
     out, classes = Path(out_dir), config.classes
     tritium = classes.index("tritium")
     with ExitStack() as stack:
@@ -153,6 +156,9 @@ def evaluate_files(
                 example = (charge, labels, preds)
         true_energy = _true_energies(truth, classes)
     summary = {name: s.summary(classes) for name, s in scores.items()}
+    for name, linked in (links or {}).items():
+        if linked:
+            summary[name]["model"] = dict(linked)
     _write_outputs(out, summary, scores, true_energy, example, classes)
     return summary
 
@@ -228,11 +234,18 @@ def _write_outputs(out: Path, summary, scores, true_energy, example, classes) ->
 def log_evaluation(config: Config, summary: dict, out: Path, truth: str | Path) -> None:
     """One MLflow run per evaluation: metrics prefixed by method, the summary and plots."""
     tracker = tracking.Tracker(config)
+    links = {
+        f"{name}.{key}": value
+        for name, result in summary.items()
+        for key, value in result.get("model", {}).items()
+    }
     tracker.start(
         {
             "stage": "evaluate",
             "git_commit": tracking.git_commit(),
             "truth": str(truth),
+            "data_hash": tracking.data_hash([truth]),
+            **links,
         }
     )
     try:
@@ -265,7 +278,12 @@ def run(
     if names and len(names) != len(pred):
         raise ConfigError(f"--names gives {len(names)} names for {len(pred)} map files")
     named = dict(zip(names or [Path(p).stem for p in pred], pred, strict=True))
-    summary = evaluate_files(settings, truth, named, out)
+    links = (
+        {name: registry.map_links(settings.tracking, path) for name, path in named.items()}
+        if settings.tracking.enabled
+        else {}
+    )
+    summary = evaluate_files(settings, truth, named, out, links=links)
     log_evaluation(settings, summary, Path(out), truth)
     table = comparison_table(summary, settings.classes)
     return f"{table}wrote {out}/summary.json, comparison.md and plots"

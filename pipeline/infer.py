@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline import calibrate, clusters, geometry, runtime, sparse
+from pipeline import calibrate, clusters, geometry, registry, runtime, sparse, tracking
 from pipeline.config import Config, ConfigError, InferConfig, NormaliseConfig
 from pipeline.config.sections import MAX_BATCH_PIXELS
 from pipeline.config.stages import InferSettings
@@ -229,5 +229,49 @@ def run(
     output: str | Path,
     catalogue: str | Path | None = None,
 ) -> str:
-    """The `infer` stage: `infer_file`, and what it wrote."""
-    return str(infer_file(settings, input, output, catalogue))
+    """The `infer` stage: `infer_file`, tracked as an MLflow run tied to the model's registered
+    version (`tracking.enabled`), and what it wrote."""
+    tracker = tracking.Tracker(settings)
+    if tracker.active:
+        links = registry.model_links(settings, resolve_model(settings.infer.model))
+        tracker.start(
+            {
+                "stage": "infer",
+                "git_commit": tracking.git_commit(),
+                "input": str(input),
+                "output": str(output),
+                **links,
+            }
+        )
+    try:
+        result = infer_file(settings, input, output, catalogue)
+        if tracker.active:
+            _log_result(tracker, settings, input, result, catalogue)
+    except BaseException:
+        tracker.end("FAILED")
+        raise
+    tracker.end()
+    return str(result)
+
+
+def _log_result(
+    tracker: tracking.Tracker,
+    settings: InferSettings,
+    input_path: str | Path,
+    result: MapResult,
+    catalogue: str | Path | None,
+) -> None:
+    """The input's hash, the map's SHA-256 (what evaluations find the run by), the speed and
+    the clusters per frame of each class."""
+    tracker.set_tags(
+        {
+            "data_hash": tracking.data_hash([input_path]),
+            "output_sha256": tracking.file_sha256(result.output),
+        }
+    )
+    metrics = {"frames": result.frames, "megapixels_per_s": result.megapixels_per_s}
+    if catalogue is not None:
+        found = clusters.read_catalogue(catalogue)["class_name"].value_counts()
+        for name in settings.classes[1:]:
+            metrics[f"{name}_per_frame"] = found.get(name, 0) / max(result.frames, 1)
+    tracker.log_metrics(metrics, step=0)

@@ -198,13 +198,15 @@ def export_model(
         torch.save(payload, tmp)
     with atomic_output(out.with_suffix(".json")) as tmp:
         tmp.write_text(json.dumps(card, indent=2))
-    _log_export(config, out, card)
+    _log_export(config, out, card, model)
     return out
 
 
-def _log_export(config: Config, out: Path, card: dict[str, Any]) -> None:
-    """An MLflow run of the shipped model: its card, file, hash and suite scores."""
-    from pipeline.tracking import Tracker, file_sha256, git_commit
+def _log_export(config: Config, out: Path, card: dict[str, Any], model: nn.Module) -> None:
+    """An MLflow run of the shipped model: its card, file, hash and suite scores, and the model,
+    registered with the `shipped` alias."""
+    from pipeline import registry
+    from pipeline.tracking import Tracker, file_sha256, git_commit, store_lock
 
     release = card["release"]
     tracker = Tracker(config)
@@ -226,6 +228,10 @@ def _log_export(config: Config, out: Path, card: dict[str, Any]) -> None:
     )
     tracker.log_dict(card, "model_card.json")
     tracker.log_artifact(out, "shipped")
+    if tracker.active and config.tracking.log_models:
+        with store_lock(config.tracking.uri):
+            version = registry.log_model(config.tracking, model, card, tags["sha256"])
+            registry.set_alias(config.tracking, registry.SHIPPED, version)
     tracker.end()
 
 

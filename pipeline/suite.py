@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipeline import registry
 from pipeline.atomic import atomic_output
 from pipeline.config import ConfigError
-from pipeline.config.stages import ClassesSettings
+from pipeline.config.stages import SuiteSettings
 
 METRICS = (("cluster F1", "cluster_f1"), ("pixel IoU", "pixel_iou"))
 REFERENCE = "classical"  # what every other method's wins are counted against
@@ -105,15 +106,33 @@ def write_suite(
     return out
 
 
+def version_scores(summaries: dict[str, dict]) -> dict[str, float]:
+    """Registered model version -> its mean macro cluster F1 over the detectors, for each
+    method that one version made on every detector (the evaluations' `model` links)."""
+    scores = {}
+    for method in next(iter(summaries.values()), {}):
+        results = [s.get(method, {}) for s in summaries.values()]
+        versions = {r.get("model", {}).get("model_version") for r in results}
+        if len(versions) == 1 and None not in versions:
+            f1 = [r["macro_cluster_f1"] or 0.0 for r in results]
+            scores[versions.pop()] = sum(f1) / len(f1)
+    return scores
+
+
 def run(
-    settings: ClassesSettings,
+    settings: SuiteSettings,
     summaries: Sequence[str | Path],
     out: str | Path,
     names: Sequence[str] = (),
 ) -> str:
     """The `suite` stage: the table of every detector's `summary.json` (named by `names`, else
-    by the folder each summary is in), written to `out` and its HTML twin; the table."""
-    table = write_suite(
-        summaries, names or [Path(p).parent.name for p in summaries], out, settings.classes
-    )
-    return f"{table.read_text()}wrote {table} and {table.with_suffix('.html')}"
+    by the folder each summary is in), written to `out` and its HTML twin; with tracking, the
+    registry's `best` alias moved to the model version with the highest mean; the table."""
+    names = names or [Path(p).parent.name for p in summaries]
+    table = write_suite(summaries, names, out, settings.classes)
+    lines = [f"{table.read_text()}wrote {table} and {table.with_suffix('.html')}"]
+    scores = version_scores(read_summaries(summaries, names))
+    if settings.tracking.enabled and scores:
+        best = registry.mark_best(settings.tracking, scores, ",".join(names))
+        lines.append(f"registry: {settings.tracking.registered_model}@best is version {best}")
+    return "\n".join(lines)

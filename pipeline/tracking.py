@@ -8,10 +8,12 @@ is the config key `tracking.uri`. Artefacts are written and read as plain files.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import math
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +81,29 @@ def artifact_root(uri: str) -> str | None:
     return (Path(uri[len(prefix) :]).resolve().parent / "mlartifacts").as_uri()
 
 
+_HELD_LOCKS: set[Path] = set()  # store locks this process holds: taking one again is a no-op
+
+
+@contextlib.contextmanager
+def store_lock(uri: str) -> Iterator[None]:
+    """Hold an exclusive lock beside an embedded sqlite store (`<db>.lock`): parallel jobs that
+    would create its tables, or register the same model, take turns. A server needs none."""
+    prefix = "sqlite:///"
+    lock = Path(uri[len(prefix) :] + ".lock").resolve() if uri.startswith(prefix) else None
+    if lock is None or lock in _HELD_LOCKS:
+        yield
+        return
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        _HELD_LOCKS.add(lock)
+        try:
+            yield
+        finally:
+            _HELD_LOCKS.discard(lock)
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 class Tracker:
     """One MLflow run; every method is a no-op when tracking is disabled (or not rank 0)."""
 
@@ -95,15 +120,22 @@ class Tracker:
 
         uri, name = self.config.tracking.uri, self.config.tracking.experiment
         mlflow.set_tracking_uri(uri)
-        if mlflow.get_experiment_by_name(name) is None:
-            mlflow.create_experiment(name, artifact_location=artifact_root(uri))
-        mlflow.set_experiment(name)
-        run = mlflow.start_run(run_id=run_id)
+        with store_lock(uri):
+            if mlflow.get_experiment_by_name(name) is None:
+                mlflow.create_experiment(name, artifact_location=artifact_root(uri))
+            mlflow.set_experiment(name)
+            run = mlflow.start_run(run_id=run_id)
         self.run_id = run.info.run_id
         if run_id is None:
             mlflow.log_params(flatten(config_to_dict(self.config)))
         mlflow.set_tags(dict(tags))
         return self.run_id
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        if self.active:
+            import mlflow
+
+            mlflow.set_tags(dict(tags))
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         if self.active:

@@ -361,6 +361,18 @@ def _finish(config: Config, out: Path, state: TrainState, tracker, data_hash: st
         tracker.log_artifact(out / "training_curves.png", "plots")
     tracker.log_dict(card, "model_card.json")
     tracker.log_artifact(out / "best.pt", "checkpoint")
+    if tracker.active and config.tracking.log_models:
+        _register(config, out / "best.pt", tracker)
+
+
+def _register(config: Config, best: Path, tracker: tracking.Tracker) -> None:
+    """The best checkpoint as an MLflow model, registered (pipeline/registry.py)."""
+    from pipeline import registry
+
+    model, card = load_model(best)
+    with tracking.store_lock(config.tracking.uri):
+        version = registry.log_model(config.tracking, model, card, tracking.file_sha256(best))
+    tracker.set_tags({"model_version": version})
 
 
 def run(

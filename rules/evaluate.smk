@@ -116,6 +116,7 @@ rule suite:
         ),
     params:
         names=" ".join(SUITE),
+        tracking_uri=config["tracking"]["uri"],
     conda:
         "../envs/pipeline.yaml"
     log:
@@ -127,4 +128,5 @@ rule suite:
         **job_resources("evaluate"),
     shell:
         "python -m pipeline suite --config {input.config} --summaries {input.summaries}"
-        " --names {params.names} --out {output.table} > {log} 2>&1"
+        " --names {params.names} --out {output.table}"
+        " --set tracking.uri={params.tracking_uri} > {log} 2>&1"

@@ -12,6 +12,8 @@ rule infer:
         map="results/maps/{name}.unet.h5",
         catalogue="results/catalogues/{name}.unet.parquet",
         csv="results/catalogues/{name}.unet.csv",
+    params:
+        tracking_uri=config["tracking"]["uri"],
     conda:
         "../envs/pipeline.yaml"
     log:
@@ -24,7 +26,7 @@ rule infer:
     shell:
         "python -m pipeline infer --config {input.config} --model {input.model}"
         " --input {input.frames:q} --output {output.map} --catalogue {output.catalogue}"
-        " > {log} 2>&1"
+        " --set tracking.uri={params.tracking_uri} > {log} 2>&1"
 
 
 rule infer_init:
@@ -37,6 +39,8 @@ rule infer_init:
         map="results/maps/{name}.init.h5",
         catalogue="results/catalogues/{name}.init.parquet",
         csv="results/catalogues/{name}.init.csv",
+    params:
+        tracking_uri=config["tracking"]["uri"],
     conda:
         "../envs/pipeline.yaml"
     log:
@@ -49,7 +53,7 @@ rule infer_init:
     shell:
         "python -m pipeline infer --config {input.config} --model {input.model}"
         " --input {input.frames:q} --output {output.map} --catalogue {output.catalogue}"
-        " > {log} 2>&1"
+        " --set tracking.uri={params.tracking_uri} > {log} 2>&1"
 
 
 rule classical:

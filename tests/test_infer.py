@@ -75,7 +75,9 @@ def checkpoint(tiny, tmp_path):
 def _fits_copy(h5_path, out):
     with h5py.File(h5_path) as f:
         frames = f["frames"][()]
-    hdus = [fits.PrimaryHDU()] + [fits.ImageHDU(frame) for frame in frames]
+    # one exposure per HDU, as their start times say (HDUs of one exposure are amplifiers)
+    starts = [fits.Header({"DATE-OBS": f"2026-01-01T0{i}:00:00"}) for i in range(len(frames))]
+    hdus = [fits.PrimaryHDU()] + [fits.ImageHDU(f, h) for f, h in zip(frames, starts, strict=True)]
     fits.HDUList(hdus).writeto(out)
     return out
 

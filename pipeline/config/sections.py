@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 
 from pipeline.config.base import Section
 from pipeline.config.files import FitsConfig, FitsKeywords, IOConfig
+from pipeline.config.runs import ReleaseConfig, TrackingConfig
 from pipeline.config.workflow import JobResources, WorkflowConfig, WorkflowResources
 
 __all__ = [  # re-exported
@@ -17,7 +18,9 @@ __all__ = [  # re-exported
     "FitsKeywords",
     "IOConfig",
     "JobResources",
+    "ReleaseConfig",
     "Section",
+    "TrackingConfig",
     "WorkflowConfig",
     "WorkflowResources",
 ]
@@ -338,21 +341,6 @@ class ActivityConfig(Section):
     efficiency_frames: int = Field(gt=0, le=10_000)
     template_events: int = Field(gt=0, le=10_000_000)
     seed: int = Field(ge=0)
-
-
-class ReleaseConfig(Section):
-    """Shipped models (`pipeline models`) and the making of one (`pipeline export`)."""
-
-    dir: str
-    suite_method: str
-    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    description: str
-
-
-class TrackingConfig(Section):
-    enabled: bool
-    uri: str
-    experiment: str
 
 
 class Config(Section):

@@ -72,6 +72,7 @@ class TrainSettings(FrameSettings):
 
 class InferSettings(FrameSettings):
     infer: InferConfig
+    tracking: TrackingConfig
 
 
 class ClassicalSettings(FrameSettings):
@@ -101,6 +102,10 @@ class ExportSettings(ClassesSettings):
     tracking: TrackingConfig
 
 
+class SuiteSettings(ClassesSettings):
+    tracking: TrackingConfig
+
+
 class ModelsSettings(Section):
     release: ReleaseConfig
 
@@ -112,7 +117,7 @@ STAGE_SETTINGS: dict[str, type[Section]] = {
     "infer": InferSettings,
     "classical": ClassicalSettings,
     "evaluate": EvaluateSettings,
-    "suite": ClassesSettings,
+    "suite": SuiteSettings,
     "efficiency": EfficiencySettings,
     "activity": ActivitySettings,
     "export": ExportSettings,
