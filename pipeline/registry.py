@@ -44,9 +44,10 @@ def signature(in_channels: int, n_classes: int) -> Any:
 
 def log_model(tracking: TrackingConfig, model: Any, card: Mapping[str, Any], sha256: str) -> str:
     """Log `model` in the active run as an MLflow model, register it; its version number."""
+    import importlib.metadata
+
     import mlflow
     import mlflow.pytorch
-    import torch
 
     from pipeline.model import model_config_from_card
 
@@ -58,7 +59,7 @@ def log_model(tracking: TrackingConfig, model: Any, card: Mapping[str, Any], sha
         name="model",
         signature=signature(channels, len(card["classes"])),
         input_example=example,
-        pip_requirements=[f"torch=={torch.__version__}"],
+        pip_requirements=[f"torch=={importlib.metadata.version('torch')}"],
         metadata={"card": dict(card)},
         registered_model_name=tracking.registered_model,
     )
