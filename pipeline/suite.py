@@ -61,6 +61,30 @@ def suite_frame(summaries: dict[str, dict], classes: Sequence[str]) -> pd.DataFr
     return pd.DataFrame(rows)
 
 
+def macro_frame(summaries: dict[str, dict]) -> pd.DataFrame:
+    """The generalisation table at a glance: macro cluster F1, a row per detector, a column per
+    method."""
+    return pd.DataFrame(
+        {
+            detector: {m: _cell(scores["macro_cluster_f1"]) for m, scores in summary.items()}
+            for detector, summary in summaries.items()
+        }
+    ).T.rename_axis("detector")
+
+
+def _wins_lines(summaries: dict[str, dict]) -> list[str]:
+    methods = list(next(iter(summaries.values())))
+    reference = REFERENCE if REFERENCE in methods else methods[-1]
+    lines = []
+    for method in methods:
+        if method != reference:
+            won, total = wins(summaries, method, reference)
+            lines.append(
+                f"{method} macro cluster F1 >= {reference}'s on {won} of {total} detectors."
+            )
+    return lines
+
+
 def wins(summaries: dict[str, dict], method: str, reference: str) -> tuple[int, int]:
     """On how many detectors `method`'s macro cluster F1 is >= `reference`'s, of how many."""
     won = sum(
@@ -71,21 +95,20 @@ def wins(summaries: dict[str, dict], method: str, reference: str) -> tuple[int, 
 
 
 def suite_markdown(summaries: dict[str, dict], classes: Sequence[str]) -> str:
-    table = suite_frame(summaries, classes)
+    macro = macro_frame(summaries).reset_index()
+    lines = ["Macro cluster F1 (mean over the signal classes):", ""]
+    lines += _markdown_rows(macro, bold=lambda row: False)
+    lines += ["", *_wins_lines(summaries), "", "Per class:", ""]
+    lines += _markdown_rows(suite_frame(summaries, classes), bold=lambda row: row[1] == "macro")
+    return "\n".join(lines) + "\n"
+
+
+def _markdown_rows(table: pd.DataFrame, bold) -> list[str]:
     lines = ["| " + " | ".join(table.columns) + " |", "|---" * len(table.columns) + "|"]
     for row in table.itertuples(index=False):
-        cells = [f"**{c}**" if row[1] == "macro" else str(c) for c in row]
+        cells = [f"**{c}**" if bold(row) else str(c) for c in row]
         lines.append("| " + " | ".join(cells) + " |")
-    methods = list(next(iter(summaries.values())))
-    reference = REFERENCE if REFERENCE in methods else methods[-1]
-    lines.append("")
-    for method in methods:
-        if method != reference:
-            won, total = wins(summaries, method, reference)
-            lines.append(
-                f"{method} macro cluster F1 >= {reference}'s on {won} of {total} detectors."
-            )
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def write_suite(
@@ -98,7 +121,15 @@ def write_suite(
     summaries = read_summaries(summary_paths, names)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    html = suite_frame(summaries, classes).to_html(index=False, border=0)
+    html = "\n".join(
+        [
+            "<h3>Macro cluster F1 on each detector the model never saw</h3>",
+            macro_frame(summaries).to_html(border=0),
+            *(f"<p>{line}</p>" for line in _wins_lines(summaries)),
+            "<h3>Per class</h3>",
+            suite_frame(summaries, classes).to_html(index=False, border=0),
+        ]
+    )
     with atomic_output(out.with_suffix(".html")) as tmp:
         tmp.write_text(html)
     with atomic_output(out) as tmp:

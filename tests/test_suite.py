@@ -32,3 +32,20 @@ def test_the_table_counts_every_method_against_the_classical_one():
     assert "init macro cluster F1 >= classical's on 2 of 3 detectors." in text
     assert "classical macro cluster F1 >=" not in text
     assert "| **noisy** | **macro** | **0.600** | **0.300** | **0.900** |" in text
+
+
+def test_the_table_opens_with_each_detectors_macro_score_per_method(tmp_path):
+    import json
+
+    from pipeline.suite import write_suite
+
+    text = suite_markdown(SUMMARIES, CLASSES)
+    assert text.index("| noisy | 0.600 | 0.900 | 0.650 |") < text.index("Per class")
+    paths = []
+    for detector, summary in SUMMARIES.items():
+        (tmp_path / detector).mkdir()
+        paths.append(tmp_path / detector / "summary.json")
+        paths[-1].write_text(json.dumps(summary))
+    out = write_suite(paths, list(SUMMARIES), tmp_path / "suite.md", CLASSES)
+    html = out.with_suffix(".html").read_text()
+    assert html.index("never saw") < html.index("<td>0.900</td>") < html.index("Per class")
