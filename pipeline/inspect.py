@@ -30,6 +30,8 @@ def describe(frames: Any) -> dict[str, Any]:
         ]
     if frames.sources:  # what a FITS header (or the config over it) said, and where
         summary["read from"] = dict(frames.sources)
+    if frames.defaulted:  # what the file does not state: the format's defaults stand in
+        summary["not in the file (defaults)"] = sorted(frames.defaulted)
     if frames.labels is not None:
         counts = _pixel_counts(frames.labels, len(frames.class_names))
         summary["labelled pixels"] = dict(zip(frames.class_names, counts, strict=True))

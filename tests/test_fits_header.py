@@ -57,6 +57,22 @@ def test_the_gmos_cutout_takes_its_exposure_from_the_primary_header():
         assert ff.amplifiers == 1 and ff.n_exposures == 1
 
 
+@needs_real
+def test_inspect_says_which_hdus_were_read_and_what_the_file_does_not_state():
+    from pipeline.inspect import describe
+
+    with open_frames(GMOS, IO) as ff:
+        gmos = describe(ff)
+    assert gmos["read from"]["hdus"] == (
+        "1 exposure: one image HDU (SCI); not read: VAR, SKYFIT (io.fits.hdus)"
+    )
+    assert gmos["not in the file (defaults)"] == ["gain_adu_per_e", "pixel_size_um"]
+    with open_frames(SAAO, IO) as ff:
+        saao = describe(ff)
+    assert "hdus" not in saao["read from"]  # one image HDU: no choice to report
+    assert saao["not in the file (defaults)"] == ["pixel_size_um"]
+
+
 def _write(path: Path, primary: dict, image: dict, data=None) -> Path:
     data = np.arange(6 * 10, dtype=np.float32).reshape(6, 10) if data is None else data
     hdus = fits.HDUList([fits.PrimaryHDU(header=fits.Header(primary)), fits.ImageHDU(data)])

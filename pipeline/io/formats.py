@@ -301,9 +301,10 @@ def open_fits(path: Path, io: IOConfig, handles: list[Any]) -> FrameFile:
             overscan.append(da.from_delayed(load[1], shape=oshape, dtype=odt))
     ovs = da.concatenate(overscan, axis=0) if overscan else None
     layout, why = hdu_layout(hdul, indices, cfg)
-    sources = dict(first.sources)
-    if len(indices) > 1:
-        sources["hdus"] = f"{len(indices)} {layout}: {why}"
+    count = f"{len(indices)} {layout}" if len(indices) > 1 else "1 exposure"
+    skipped = _skipped(hdul, indices)
+    sources = {"hdus": f"{count}: {why}{skipped}"} if len(indices) > 1 or skipped else {}
+    sources |= first.sources  # the choice is said where there was one
     per_hdu = [{**DEFAULT_ATTRS, **found[i].attrs} for i in indices]
     return FrameFile(
         path,
@@ -316,6 +317,16 @@ def open_fits(path: Path, io: IOConfig, handles: list[Any]) -> FrameFile:
         defaulted=frozenset(DEFAULT_ATTRS) - set(first.attrs),
         _handles=handles,
     )
+
+
+def _skipped(hdul: fits.HDUList, indices: list[int]) -> str:
+    """The image HDUs not read, in words ('' when none)."""
+    left = [
+        h.name or str(i)
+        for i, h in enumerate(hdul)
+        if i not in indices and h.is_image and h.header.get("NAXIS", 0) > 0
+    ]
+    return f"; not read: {', '.join(left)} (io.fits.hdus)" if left else ""
 
 
 def hdu_layout(hdul: fits.HDUList, indices: list[int], cfg: FitsConfig) -> tuple[str, str]:
