@@ -38,8 +38,8 @@ TNC = {"ftol": 1e-12, "gtol": 1e-9, "maxfun": 20000}  # tight: profile rises of 
 _TEMPLATES: dict[tuple, np.ndarray] = {}
 ACTIVITY_COLUMNS = ("frame", "class_name", "energy_kev")  # what the activity reads
 NO_EXPOSURE = (
-    "no exposure time (no attr exposure_s, no FITS EXPTIME/EXPOSURE keyword); set "
-    "activity.exposure_s or io.fits.attrs.exposure_s"
+    "no exposure time (no attr exposure_s, no FITS EXPTIME/EXPOSURE keyword; ROOT files "
+    "carry none); set activity.exposure_s (for FITS also io.fits.attrs.exposure_s)"
 )
 
 
@@ -352,7 +352,7 @@ def run(
         raise ConfigError("--efficiency-frames and --efficiency-catalogue go together")
     table = read_catalogue(catalogue, ACTIVITY_COLUMNS)
     with open_frames(frames, settings.io.model_copy(update={"check_finite": False})) as ff:
-        n_frames, exposures, attrs = ff.n_frames, ff.n_exposures, ff.stated_attrs
+        n_frames, exposures, attrs = ff.n_frames, ff.n_exposures, ff.detector_attrs
     exposure_s = attrs.get("exposure_s")
     if exposure_s is None and settings.activity.exposure_s is None:
         raise ConfigError(f"{frames}: {NO_EXPOSURE}")
@@ -362,12 +362,13 @@ def run(
         efficiency, error = efficiency_for(settings, attrs)
     try:
         counts = counts_per_frame(table, settings.classes, n_frames)
-        result = estimate_activity(table, exposures, settings, exposure_s, efficiency, error)
+        counting = estimate_activity(table, exposures, settings, exposure_s, efficiency, error)
+        terms = systematics.measure_terms(settings, attrs, table, counting)
     except ValueError as exc:
         raise ConfigError(f"{catalogue} with {frames}: {exc}") from None
-    terms = systematics.measure_terms(settings, attrs, table, result)
-    result = systematics.with_systematics(result, terms)
+    result = systematics.with_systematics(counting, terms)
     summary = activity_summary(result)
+    summary["interval_counting_bq"] = list(counting.interval_bq)  # before the systematics
     summary["systematics"] = systematics.summary(settings, terms)
     from_file = f"{frames}: attr exposure_s" if exposure_s is not None else None
     summary["exposure_s_from"] = from_file or "config activity.exposure_s"

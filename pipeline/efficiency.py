@@ -97,10 +97,10 @@ def simulated_catalogue(
 
 
 def file_attrs(config: EfficiencySettings | Config, path: str | Path) -> dict[str, Any]:
-    """The attributes a frame file states (its readout noise, gain, pixel size, exposure...),
-    without the readers' defaults and without reading frames."""
+    """The attributes a frame file states (its readout noise, gain, pixel size, exposure...;
+    the amplifiers' medians), without the readers' defaults and without reading frames."""
     with open_frames(path, config.io.model_copy(update={"check_finite": False})) as ff:
-        return ff.stated_attrs
+        return ff.detector_attrs
 
 
 def simulate_efficiency_frames(
@@ -159,12 +159,28 @@ DETECTOR_ATTRS = ("readout_noise_e", "gain_adu_per_e", "pixel_size_um", "thickne
 
 def detector_of(config: Config, attrs: dict[str, Any]) -> Config:
     """The config's detector with what the data's file states of its own (`attrs`: readout
-    noise, gain, pixel pitch, thickness; `file_attrs`): the efficiency frames are simulated for
-    the detector of the data. A readout noise of 0 (a writer's placeholder) is not taken."""
-    known = {k: float(attrs[k]) for k in DETECTOR_ATTRS if attrs.get(k)}
+    noise, gain, pixel pitch, thickness, exposure; `file_attrs`): the efficiency frames are
+    simulated for the detector of the data. A readout noise of 0 (a writer's placeholder) is
+    not taken. The sources' rates and the dark charge are per frame of `detector.exposure_s`:
+    a longer exposure scales them, so the efficiency frames are as busy as the data's."""
+    known = {k: float(attrs[k]) for k in (*DETECTOR_ATTRS, "exposure_s") if attrs.get(k)}
     if not known:
         return config
-    return config.model_copy(update={"detector": config.detector.model_copy(update=known)})
+    scale = known.get("exposure_s", config.detector.exposure_s) / config.detector.exposure_s
+    known["dark_current_e"] = config.detector.dark_current_e * scale
+    src = config.sources
+    sources = {
+        name: getattr(src, name).model_copy(
+            update={"rate_per_frame": getattr(src, name).rate_per_frame * scale}
+        )
+        for name in simulate.SOURCES
+    }
+    return config.model_copy(
+        update={
+            "detector": config.detector.model_copy(update=known),
+            "sources": src.model_copy(update=sources),
+        }
+    )
 
 
 def efficiency_for(config: Config, data_attrs: dict[str, Any]) -> tuple[float, float]:

@@ -4,8 +4,9 @@ Owns logging a model as an MLflow model: the PyTorch flavour, saved as a traced 
 frame size stay free, and loading runs no pickle), a tensor signature, and the model card as its
 metadata (classes, input normalisation, calibration). Each model is registered under
 `tracking.registered_model` with its checkpoint file's SHA-256 as a version tag, so any run that
-uses a checkpoint finds its version. Aliases: `shipped`, the newest shipped model (registered by
-`export`, or by the first run that uses one); `best`, the version with the highest mean macro
+uses a checkpoint finds its version. Aliases: `shipped`, the newest shipped model (set by
+`export`; a run that uses a shipped model no run here registered registers it, and sets the
+alias only where there is none); `best`, the version with the highest mean macro
 cluster F1 on the generalisation suite. A map file leads back to the inference run that wrote it
 (its SHA-256 is that run's `output_sha256` tag), and so to the model version.
 """
@@ -62,10 +63,13 @@ def log_model(tracking: TrackingConfig, model: Any, card: Mapping[str, Any], sha
         pip_requirements=[f"torch=={importlib.metadata.version('torch')}"],
         metadata={"card": dict(card)},
         registered_model_name=tracking.registered_model,
+        serialization_format="pt2",
     )
     version = str(info.registered_model_version)
     client = mlflow.MlflowClient(tracking_uri=tracking.uri)
-    tags = {"sha256": sha256, "macro_iou": str(card.get("metrics", {}).get("macro_iou"))}
+    tags = {"sha256": sha256}
+    if card.get("metrics", {}).get("macro_iou") is not None:
+        tags["val_macro_iou"] = str(card["metrics"]["macro_iou"])
     if "release" in card:
         tags["shipped_model"] = str(card["release"]["name"])
     for key, value in tags.items():
@@ -78,6 +82,18 @@ def set_alias(tracking: TrackingConfig, alias: str, version: str) -> None:
 
     client = mlflow.MlflowClient(tracking_uri=tracking.uri)
     client.set_registered_model_alias(tracking.registered_model, alias, version)
+
+
+def _alias(tracking: TrackingConfig, alias: str) -> Any | None:
+    """The version `alias` points at, or None."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow.MlflowClient(tracking_uri=tracking.uri)
+    try:
+        return client.get_model_version_by_alias(tracking.registered_model, alias)
+    except MlflowException:
+        return None
 
 
 def version_of(tracking: TrackingConfig, sha256: str) -> Any | None:
@@ -109,7 +125,8 @@ def register_shipped(config: Any, checkpoint: Path, sha256: str) -> Any | None:
         found = version_of(tracking, sha256)
         if found is not None:
             return found
-        if "release" not in check_card(checkpoint, load_checkpoint(checkpoint)["card"]):
+        release = "release" in check_card(checkpoint, load_checkpoint(checkpoint)["card"])
+        if not (release and tracking.log_models):
             return None
         model, card = load_model(checkpoint, classes=config.classes)
         tracker = Tracker(config)
@@ -117,7 +134,8 @@ def register_shipped(config: Any, checkpoint: Path, sha256: str) -> Any | None:
         tracker.start({**tags, "git_commit": git_commit(), "sha256": sha256})
         try:
             version = log_model(tracking, model, card, sha256)
-            set_alias(tracking, SHIPPED, version)
+            if _alias(tracking, SHIPPED) is None:  # `export` moves it to each new release
+                set_alias(tracking, SHIPPED, version)
         finally:
             tracker.end()
     return version_of(tracking, sha256)
@@ -139,9 +157,12 @@ def map_links(tracking: TrackingConfig, map_path: str | Path) -> dict[str, str]:
     """The inference run that wrote `map_path`, and its model's links; {} if none did here."""
     import mlflow
 
+    if not Path(map_path).is_file():  # a missing map: the caller says so
+        return {}
     client = mlflow.MlflowClient(tracking_uri=tracking.uri)
-    experiment = client.get_experiment_by_name(tracking.experiment)
-    if experiment is None or not Path(map_path).is_file():  # a missing map: the caller says so
+    with store_lock(tracking.uri):  # the first job to open a new store creates its tables
+        experiment = client.get_experiment_by_name(tracking.experiment)
+    if experiment is None:
         return {}
     runs = client.search_runs(
         [experiment.experiment_id],

@@ -76,19 +76,20 @@ class EfficiencyModel:
         self.config, self.attrs = config, data_attrs
         self._catalogues: dict[tuple[str, float], tuple[pd.DataFrame, int]] = {}
 
+    def _detector(self, name: str, value: float) -> Config:
+        """The data's detector with `name` at `value`: simulated, and fitted, as such."""
+        return detector_of(varied(self.config, name, value), self.attrs)
+
     def _catalogue(self, name: str, value: float) -> tuple[pd.DataFrame, int]:
         key = (name, value) if name in RESIMULATED else ("nominal", 0.0)
         if key not in self._catalogues:
-            sim = detector_of(varied(self.config, name, value), self.attrs)
             frames = self.config.activity.efficiency_frames
-            self._catalogues[key] = simulated_catalogue(sim, frames)
+            self._catalogues[key] = simulated_catalogue(self._detector(*key), frames)
         return self._catalogues[key]
 
-    def efficiency(self, name: str | None = None, value: float = 0.0) -> float:
-        """The truth efficiency, nominal (`name` None) or with `name` at `value`."""
-        if name is None:
-            return ratio(self.config, *self._catalogue("nominal", 0.0))[0]
-        return ratio(varied(self.config, name, value), *self._catalogue(name, value))[0]
+    def efficiency(self, name: str = "nominal", value: float = 0.0) -> float:
+        """The truth efficiency, nominal or with `name` at `value`."""
+        return ratio(self._detector(name, value), *self._catalogue(name, value))[0]
 
 
 def measure_terms(

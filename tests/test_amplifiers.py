@@ -102,6 +102,30 @@ def test_hdus_that_started_at_different_times_are_exposures(tmp_path):
         assert ff.amplifiers == 4
 
 
+def test_exposures_of_several_amplifiers_are_grouped_by_their_start_times(tmp_path):
+    """Two exposures, each read by two amplifiers (as CCD_A..D here): 2 amplifiers, 2
+    exposures, each amplifier its own gain; the live time counts two exposures."""
+    first, second = "2024-03-01T00:00:00", "2024-03-01T01:00:00"
+    path = damic_like(tmp_path / "two.fits", [first, first, second, second])
+    with open_frames(path, _io()) as ff:
+        assert ff.amplifiers == 2 and ff.n_exposures == 2
+        gains = [a["gain_adu_per_e"] for a in ff.amplifier_attrs]
+        assert gains == pytest.approx([1 / g for g in GAINS_E_PER_ADU[:2]])
+        assert "2 exposures (by DATE-OBS) of 2 amplifiers" in ff.sources["hdus"]
+    mixed = damic_like(tmp_path / "mixed.fits", [first, second, first, second])
+    with pytest.raises(Exception, match=r"mixed\.fits: .*set io.fits.hdus_are") as error:
+        open_frames(mixed, _io()).__enter__()
+    assert "\n" not in str(error.value)
+
+
+def test_one_detector_stands_for_the_amplifiers_in_the_efficiency_simulation(tmp_path):
+    with open_frames(damic_like(tmp_path / "ccd.fits"), _io()) as ff:
+        attrs = ff.detector_attrs
+    assert attrs["readout_noise_e"] == pytest.approx(np.median(NOISE_E))
+    assert attrs["gain_adu_per_e"] == pytest.approx(np.median([1 / g for g in GAINS_E_PER_ADU]))
+    assert attrs["exposure_s"] == 500
+
+
 def test_only_sci_hdus_are_frames_in_a_sci_var_dq_file(tmp_path):
     data = np.ones((8, 8), np.float32)
     hdus = [fits.PrimaryHDU()] + [fits.ImageHDU(data, name=n) for n in ("SCI", "VAR", "DQ")]

@@ -164,3 +164,23 @@ def test_the_store_lock_is_reentrant(tmp_path):
     uri = f"sqlite:///{tmp_path / 'm.db'}"
     with store_lock(uri), store_lock(uri):  # a second take in the same process must not block
         assert (tmp_path / "m.db.lock").exists()
+
+
+def test_the_store_lock_makes_another_process_wait(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    waiter = (
+        "import time; from pipeline.tracking import store_lock\n"
+        "print('ready', flush=True)\n"
+        f"with store_lock({uri!r}): print(time.time())"
+    )
+    with store_lock(uri):
+        child = subprocess.Popen([sys.executable, "-c", waiter], stdout=subprocess.PIPE, text=True)
+        assert child.stdout.readline().strip() == "ready"  # imported, about to take the lock
+        time.sleep(0.5)
+        released = time.time()
+    acquired = float(child.communicate(timeout=60)[0])
+    assert acquired >= released

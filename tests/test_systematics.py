@@ -65,7 +65,11 @@ def test_each_term_moves_the_activity_the_way_its_physics_does():
     assert gain.activity_bq[0] != gain.activity_bq[1]  # the spectrum refitted, scaled
     for term in terms:
         assert min(term.error_bq) >= 0
-    assert widened.interval_bq[0] <= result.interval_bq[0]
+    # a thicker dead layer, more diffusion, a higher threshold: fewer betas are recovered
+    for name in ("back_layer_um", "diffusion_scale", "threshold_kev"):
+        low_end, high_end = by_name[name].efficiency
+        assert low_end > result.efficiency > high_end, name
+    assert widened.interval_bq[0] < result.interval_bq[0]
     assert widened.interval_bq[1] > result.interval_bq[1]
     assert widened.activity_bq == result.activity_bq
 
@@ -96,3 +100,24 @@ def test_ranges_are_checked():
     with pytest.raises(Exception, match="back_layer_um"):
         load_config(overrides={"activity.systematics.back_layer_um": [3.0, 0.3]})
     assert np.isfinite(load_config().activity.systematics.gain_scale).all()
+    refused = {
+        "activity.systematics.threshold_kev": [0.4, 25.0],  # above the fit's high edge
+        "activity.systematics.diffusion_scale": [1.2, 2.0],  # the nominal, 1, outside
+        "activity.systematics.back_layer_um": [2.0, 3.0],  # detector.backside_pcc_um outside
+    }
+    for key, span in refused.items():
+        with pytest.raises(Exception, match=key.rsplit(".", 1)[1]):
+            load_config(overrides={key: span})
+
+
+def test_the_efficiency_frames_take_the_datas_exposure_noise_and_occupancy():
+    from pipeline.efficiency import detector_of
+
+    config = load_config()
+    assert detector_of(config, {}) is config
+    long = detector_of(config, {"exposure_s": 1800.0, "readout_noise_e": 0.5})
+    assert long.detector.exposure_s == 1800.0 and long.detector.readout_noise_e == 0.5
+    for name in ("muon", "electron", "alpha", "xray", "tritium"):
+        rate = getattr(config.sources, name).rate_per_frame
+        assert getattr(long.sources, name).rate_per_frame == pytest.approx(3 * rate)
+    assert long.detector.dark_current_e == pytest.approx(3 * config.detector.dark_current_e)

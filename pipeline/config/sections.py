@@ -8,18 +8,21 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from pipeline.config.activity import ActivityConfig, SystematicsConfig
 from pipeline.config.base import Section
 from pipeline.config.files import FitsConfig, FitsKeywords, IOConfig
 from pipeline.config.runs import ReleaseConfig, TrackingConfig
 from pipeline.config.workflow import JobResources, WorkflowConfig, WorkflowResources
 
 __all__ = [  # re-exported
+    "ActivityConfig",
     "FitsConfig",
     "FitsKeywords",
     "IOConfig",
     "JobResources",
     "ReleaseConfig",
     "Section",
+    "SystematicsConfig",
     "TrackingConfig",
     "WorkflowConfig",
     "WorkflowResources",
@@ -313,36 +316,6 @@ class ClassicalConfig(Section):
     xray_windows_kev: list[tuple[float, float]]
 
 
-class SystematicsConfig(Section):
-    """Detector-model ranges of the efficiency (pipeline/systematics.py); null = not varied."""
-
-    back_layer_um: tuple[float, float] | None = None
-    diffusion_scale: tuple[float, float] | None = None
-    gain_scale: tuple[float, float] | None = None
-    threshold_kev: tuple[float, float] | None = None
-
-    @model_validator(mode="after")
-    def _ranges(self) -> SystematicsConfig:
-        for name, span in self:
-            if span is not None and not 0 < span[0] <= span[1]:
-                raise ValueError(f"{name}: expected 0 < low <= high, got {list(span)}")
-        return self
-
-
-class ActivityConfig(Section):
-    exposure_s: float | None = Field(gt=0)
-    confidence: float = Field(gt=0, lt=1)
-    energy_range_kev: tuple[float, float]
-    bin_kev: float = Field(gt=0)
-    efficiency: float | None = Field(default=None, gt=0, le=1)
-    efficiency_error: float = Field(default=0.0, ge=0, le=1)
-    systematics: SystematicsConfig
-    model: str | None = None
-    efficiency_frames: int = Field(gt=0, le=10_000)
-    template_events: int = Field(gt=0, le=10_000_000)
-    seed: int = Field(ge=0)
-
-
 class Config(Section):
     classes: list[str] = Field(min_length=2)
     detector: DetectorConfig
@@ -404,4 +377,10 @@ class Config(Section):
         unknown = [c for c in self.tiles.rare_classes if c not in self.classes]
         if unknown:
             raise ValueError(f"tiles.rare_classes {unknown} are not in classes {self.classes}")
+        back_layer = self.activity.systematics.back_layer_um
+        if back_layer and not back_layer[0] <= self.detector.backside_pcc_um <= back_layer[1]:
+            raise ValueError(
+                f"activity.systematics.back_layer_um {list(back_layer)} does not hold "
+                f"detector.backside_pcc_um ({self.detector.backside_pcc_um})"
+            )
         return self

@@ -67,6 +67,17 @@ class FrameFile:
         return {k: v for k, v in self.attrs.items() if k not in self.defaulted}
 
     @property
+    def detector_attrs(self) -> dict[str, Any]:
+        """The stated attrs as one detector: for several amplifiers, the median of each of
+        their noises and gains (what a simulation with one amplifier takes)."""
+        attrs = self.stated_attrs
+        for key in ("readout_noise_e", "gain_adu_per_e"):
+            values = [a[key] for a in self.amplifier_attrs or [] if key in a]
+            if key in attrs and len(values) > 1:
+                attrs[key] = float(np.median(values))
+        return attrs
+
+    @property
     def amplifiers(self) -> int:
         return len(self.amplifier_attrs) if self.amplifier_attrs else 1
 

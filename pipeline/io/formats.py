@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
 import warnings
 from pathlib import Path
@@ -300,7 +301,8 @@ def open_fits(path: Path, io: IOConfig, handles: list[Any]) -> FrameFile:
             oshape = (1, cut_shapes[i][0], over.stop - over.start)
             overscan.append(da.from_delayed(load[1], shape=oshape, dtype=odt))
     ovs = da.concatenate(overscan, axis=0) if overscan else None
-    layout, why = hdu_layout(hdul, indices, cfg)
+    amplifiers, why = hdu_layout(path, hdul, indices, cfg)
+    layout = "amplifiers" if amplifiers > 1 else "exposures"
     count = f"{len(indices)} {layout}" if len(indices) > 1 else "1 exposure"
     skipped = _skipped(hdul, indices)
     sources = {"hdus": f"{count}: {why}{skipped}"} if len(indices) > 1 or skipped else {}
@@ -313,7 +315,7 @@ def open_fits(path: Path, io: IOConfig, handles: list[Any]) -> FrameFile:
         attrs=per_hdu[0],
         overscan=ovs,
         sources=sources,
-        amplifier_attrs=per_hdu if layout == "amplifiers" else None,
+        amplifier_attrs=per_hdu[:amplifiers] if amplifiers > 1 else None,
         defaulted=frozenset(DEFAULT_ATTRS) - set(first.attrs),
         _handles=handles,
     )
@@ -329,27 +331,40 @@ def _skipped(hdul: fits.HDUList, indices: list[int]) -> str:
     return f"; not read: {', '.join(left)} (io.fits.hdus)" if left else ""
 
 
-def hdu_layout(hdul: fits.HDUList, indices: list[int], cfg: FitsConfig) -> tuple[str, str]:
-    """('amplifiers' or 'exposures', why) for the image HDUs read. By `io.fits.hdus_are`, or
-    (auto) as the multi-extension convention has it: one file is one exposure, its HDUs the
-    amplifiers (or CCDs) that read it out, unless their own headers give different start times
-    (`io.fits.keywords.exposure_start`), which makes them separate exposures."""
+def hdu_layout(
+    path: Path, hdul: fits.HDUList, indices: list[int], cfg: FitsConfig
+) -> tuple[int, str]:
+    """(amplifiers per exposure, why) for the image HDUs read. By `io.fits.hdus_are`, or (auto)
+    as the multi-extension convention has it: one file is one exposure, its HDUs the amplifiers
+    (or CCDs) that read it out, unless their own headers give different start times
+    (`io.fits.keywords.exposure_start`): then each run of HDUs with one start time, in file
+    order, is an exposure read by that many amplifiers (one each: the HDUs are exposures)."""
     names = ", ".join(hdul[i].name or str(i) for i in indices)
     if len(indices) == 1:
-        return "exposures", f"one image HDU ({names})"
+        return 1, f"one image HDU ({names})"
     if cfg.hdus_are != "auto":
-        return cfg.hdus_are, f"HDUs {names}, by io.fits.hdus_are"
+        amplifiers = len(indices) if cfg.hdus_are == "amplifiers" else 1
+        return amplifiers, f"HDUs {names}, by io.fits.hdus_are"
     for keyword in cfg.keywords.exposure_start:
-        starts = {hdul[i].header.get(keyword) for i in indices if keyword in hdul[i].header}
-        if len(starts) > 1:
-            return (
-                "exposures",
-                f"HDUs {names} start at different {keyword} (io.fits.hdus_are: auto)",
+        starts = [hdul[i].header.get(keyword) for i in indices]
+        if len(set(starts) - {None}) < 2:
+            continue
+        runs = [len(list(group)) for _, group in itertools.groupby(starts)]
+        if len(set(runs)) > 1 or len(runs) != len(set(starts)):
+            raise FrameFileError(
+                path,
+                f"HDUs {names}: their {keyword} values {starts} do not group them, in file "
+                "order, into exposures of as many amplifiers each; set io.fits.hdus_are or "
+                "io.fits.hdus",
             )
-    return (
-        "amplifiers",
-        f"HDUs {names} of one exposure (no different start times; io.fits.hdus_are)",
-    )
+        if runs[0] == 1:
+            return 1, f"HDUs {names} start at different {keyword} (io.fits.hdus_are: auto)"
+        return runs[0], (
+            f"HDUs {names}: {len(runs)} exposures (by {keyword}) of {runs[0]} amplifiers "
+            "(io.fits.hdus_are: auto)"
+        )
+    why = f"HDUs {names} of one exposure (no different start times; io.fits.hdus_are)"
+    return len(indices), why
 
 
 def _headers(hdul: fits.HDUList, index: int) -> list[tuple[str, Any]]:

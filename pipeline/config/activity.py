@@ -1,0 +1,53 @@
+"""The activity section of the configuration: the measurement of the sample's tritium activity
+(pipeline/activity.py) and the detector-model ranges of its systematics
+(pipeline/systematics.py)."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from pipeline.config.base import Section
+
+
+class SystematicsConfig(Section):
+    """Detector-model ranges of the efficiency (pipeline/systematics.py); null = not varied."""
+
+    back_layer_um: tuple[float, float] | None = None
+    diffusion_scale: tuple[float, float] | None = None
+    gain_scale: tuple[float, float] | None = None
+    threshold_kev: tuple[float, float] | None = None
+
+    @model_validator(mode="after")
+    def _ranges(self) -> SystematicsConfig:
+        for name, span in self:
+            if span is not None and not 0 < span[0] <= span[1]:
+                raise ValueError(f"{name}: expected 0 < low <= high, got {list(span)}")
+        for name in ("diffusion_scale", "gain_scale"):  # factors on the nominal model
+            span = getattr(self, name)
+            if span is not None and not span[0] <= 1.0 <= span[1]:
+                raise ValueError(f"{name}: the range {list(span)} must hold 1 (the nominal)")
+        return self
+
+
+class ActivityConfig(Section):
+    exposure_s: float | None = Field(gt=0)
+    confidence: float = Field(gt=0, lt=1)
+    energy_range_kev: tuple[float, float]
+    bin_kev: float = Field(gt=0)
+    efficiency: float | None = Field(default=None, gt=0, le=1)
+    efficiency_error: float = Field(default=0.0, ge=0, le=1)
+    systematics: SystematicsConfig
+    model: str | None = None
+    efficiency_frames: int = Field(gt=0, le=10_000)
+    template_events: int = Field(gt=0, le=10_000_000)
+    seed: int = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _threshold(self) -> ActivityConfig:
+        span, (low, high) = self.systematics.threshold_kev, self.energy_range_kev
+        if span is not None and not (span[0] <= low <= span[1] and span[1] < high):
+            raise ValueError(
+                f"systematics.threshold_kev {list(span)} must hold the low edge of "
+                f"energy_range_kev {[low, high]} and stay below its high edge"
+            )
+        return self
