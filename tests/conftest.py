@@ -36,6 +36,7 @@ TINY = {
     "train.lr": 1.0e-2,
     "train.init": None,  # from scratch: the shipped model is another architecture
     "stream.narrow": 1.0,
+    "tracking.log_models": False,  # tests/test_registry.py turns it on
 }
 
 

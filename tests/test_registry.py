@@ -22,7 +22,7 @@ from tests.conftest import tiny_config, training_files
 def trained(tmp_path_factory, tiny_files):
     """A tiny training run with tracking (its config, result and MLflow client)."""
     tmp_path = tmp_path_factory.mktemp("registry")
-    tiny = tiny_config(tmp_path, **{"infer.window": 64})
+    tiny = tiny_config(tmp_path, **{"infer.window": 64, "tracking.log_models": True})
     result = train(tiny, **training_files(tiny_files, tmp_path / "model"), progress=False)
     tiny = tiny.model_copy(
         update={"infer": tiny.infer.model_copy(update={"model": str(result.out / "best.pt")})}

@@ -103,7 +103,6 @@ def test_ranges_are_checked():
     refused = {
         "activity.systematics.threshold_kev": [0.4, 25.0],  # above the fit's high edge
         "activity.systematics.diffusion_scale": [1.2, 2.0],  # the nominal, 1, outside
-        "activity.systematics.back_layer_um": [2.0, 3.0],  # detector.backside_pcc_um outside
     }
     for key, span in refused.items():
         with pytest.raises(Exception, match=key.rsplit(".", 1)[1]):

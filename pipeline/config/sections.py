@@ -377,10 +377,4 @@ class Config(Section):
         unknown = [c for c in self.tiles.rare_classes if c not in self.classes]
         if unknown:
             raise ValueError(f"tiles.rare_classes {unknown} are not in classes {self.classes}")
-        back_layer = self.activity.systematics.back_layer_um
-        if back_layer and not back_layer[0] <= self.detector.backside_pcc_um <= back_layer[1]:
-            raise ValueError(
-                f"activity.systematics.back_layer_um {list(back_layer)} does not hold "
-                f"detector.backside_pcc_um ({self.detector.backside_pcc_um})"
-            )
         return self
