@@ -152,6 +152,7 @@ def test_a_missing_starting_model_stops_before_any_job(tmp_path):
     assert not (tmp_path / "wf" / "results").exists()
 
 
+@pytest.mark.xdist_group("workflow")  # another worker would run the whole workflow again
 def test_report_builds_with_the_evaluation_plots(workflow_run):
     work, small = workflow_run
     result = snakemake(work, "--configfile", str(small), "--report", "report.html")
