@@ -17,6 +17,8 @@ from pipeline.tracking import file_sha256, store_lock
 from pipeline.train import train
 from tests.conftest import tiny_config, training_files
 
+pytestmark = pytest.mark.xdist_group("registry")  # one worker trains the module's model once
+
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tiny_files):
