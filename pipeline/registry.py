@@ -13,8 +13,10 @@ cluster F1 on the generalisation suite. A map file leads back to the inference r
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Mapping
+import logging
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -54,17 +56,17 @@ def log_model(tracking: TrackingConfig, model: Any, card: Mapping[str, Any], sha
 
     channels = model_config_from_card(dict(card)).in_channels
     batch, height, width = EXAMPLE_SHAPE
-    example = np.zeros((batch, channels, height, width), np.float32)
-    info = mlflow.pytorch.log_model(
-        copy.deepcopy(model).float().eval(),
-        name="model",
-        signature=signature(channels, len(card["classes"])),
-        input_example=example,
-        pip_requirements=[f"torch=={importlib.metadata.version('torch')}"],
-        metadata={"card": dict(card)},
-        registered_model_name=tracking.registered_model,
-        serialization_format="pt2",
-    )
+    with _quiet("mlflow.models.model"):
+        info = mlflow.pytorch.log_model(
+            copy.deepcopy(model).float().eval(),
+            name="model",
+            signature=signature(channels, len(card["classes"])),
+            input_example=np.zeros((batch, channels, height, width), np.float32),
+            pip_requirements=[f"torch=={importlib.metadata.version('torch')}"],
+            metadata={"card": dict(card)},
+            registered_model_name=tracking.registered_model,
+            serialization_format="pt2",
+        )
     version = str(info.registered_model_version)
     client = mlflow.MlflowClient(tracking_uri=tracking.uri)
     tags = {"sha256": sha256}
@@ -75,6 +77,20 @@ def log_model(tracking: TrackingConfig, model: Any, card: Mapping[str, Any], sha
     for key, value in tags.items():
         client.set_model_version_tag(tracking.registered_model, version, key, value)
     return version
+
+
+@contextlib.contextmanager
+def _quiet(logger: str) -> Iterator[None]:
+    """`logger` at ERROR for the block. MLflow re-sends the input example as a JSON serving
+    request, which the PyTorch flavour cannot take for tensors; its warning would print the
+    whole example into the job's log."""
+    log = logging.getLogger(logger)
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 def set_alias(tracking: TrackingConfig, alias: str, version: str) -> None:
