@@ -356,14 +356,18 @@ def run(
     exposure_s = attrs.get("exposure_s")
     if exposure_s is None and settings.activity.exposure_s is None:
         raise ConfigError(f"{frames}: {NO_EXPOSURE}")
-    if settings.activity.efficiency is None and efficiency_frames is not None:
+    truth = systematics.EfficiencyModel(settings, attrs)  # simulates each detector once
+    given, model = settings.activity.efficiency, settings.activity.model
+    if given is None and efficiency_frames is not None:
         efficiency, error = efficiency_from_files(settings, efficiency_frames, efficiency_catalogue)
+    elif given is None and model is None:
+        efficiency, error = truth.efficiency_with_error()
     else:
         efficiency, error = efficiency_for(settings, attrs)
     try:
         counts = counts_per_frame(table, settings.classes, n_frames)
         counting = estimate_activity(table, exposures, settings, exposure_s, efficiency, error)
-        terms = systematics.measure_terms(settings, attrs, table, counting)
+        terms = systematics.measure_terms(settings, attrs, table, counting, truth)
     except ValueError as exc:
         raise ConfigError(f"{catalogue} with {frames}: {exc}") from None
     result = systematics.with_systematics(counting, terms)

@@ -87,20 +87,31 @@ class EfficiencyModel:
             self._catalogues[key] = simulated_catalogue(self._detector(*key), frames)
         return self._catalogues[key]
 
+    def efficiency_with_error(
+        self, name: str = "nominal", value: float = 0.0
+    ) -> tuple[float, float]:
+        """The truth efficiency and its error, nominal or with `name` at `value`."""
+        return ratio(self._detector(name, value), *self._catalogue(name, value))
+
     def efficiency(self, name: str = "nominal", value: float = 0.0) -> float:
-        """The truth efficiency, nominal or with `name` at `value`."""
-        return ratio(self._detector(name, value), *self._catalogue(name, value))[0]
+        return self.efficiency_with_error(name, value)[0]
 
 
 def measure_terms(
-    config: Config, data_attrs: dict[str, Any], catalogue: pd.DataFrame, result: ActivityResult
+    config: Config,
+    data_attrs: dict[str, Any],
+    catalogue: pd.DataFrame,
+    result: ActivityResult,
+    model: EfficiencyModel | None = None,
 ) -> list[Term]:
     """Every configured term of `activity.systematics` for the data's `catalogue` and its
-    nominal `result`; none where the config gives the efficiency."""
+    nominal `result` (`model`: the data's detector, with what it simulated already); none where
+    the config gives the efficiency."""
     spans = {n: s for n, s in config.activity.systematics if s is not None}
     if config.activity.efficiency is not None or not spans:
         return []
-    model, energies = EfficiencyModel(config, data_attrs), fit_energies(catalogue)
+    model = model or EfficiencyModel(config, data_attrs)
+    energies = fit_energies(catalogue)
     nominal = model.efficiency()
     terms = []
     for name, span in spans.items():
