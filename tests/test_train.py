@@ -101,7 +101,16 @@ def straight_run(tmp_path_factory, tiny_files):
     return _weights(folder / "model" / "last.pt")
 
 
-@pytest.mark.parametrize("kills", list(KILLS.values()), ids=list(KILLS))
+SLOW_KILLS = {"third checkpoint"}  # a checkpoint boundary like the first: `pytest -m slow`
+
+
+@pytest.mark.parametrize(
+    "kills",
+    [
+        pytest.param(kills, id=name, marks=[pytest.mark.slow] if name in SLOW_KILLS else [])
+        for name, kills in KILLS.items()
+    ],
+)
 def test_killed_training_resumes_to_the_same_weights(
     tiny, tiny_train, tmp_path, kills, straight_run
 ):
