@@ -117,8 +117,12 @@ def write_suite(
     out: str | Path,
     classes: Sequence[str],
 ) -> Path:
-    """Write `out` (Markdown) and its `.html` twin; returns `out`."""
-    summaries = read_summaries(summary_paths, names)
+    """Write `out` (Markdown) and its `.html` twin of the summary files; returns `out`."""
+    return write_tables(read_summaries(summary_paths, names), out, classes)
+
+
+def write_tables(summaries: dict[str, dict], out: str | Path, classes: Sequence[str]) -> Path:
+    """Write `out` (Markdown) and its `.html` twin of the read summaries; returns `out`."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     html = "\n".join(
@@ -159,11 +163,11 @@ def run(
     """The `suite` stage: the table of every detector's `summary.json` (named by `names`, else
     by the folder each summary is in), written to `out` and its HTML twin; with tracking, the
     registry's `best` alias moved to the model version with the highest mean; the table."""
-    names = names or [Path(p).parent.name for p in summaries]
-    table = write_suite(summaries, names, out, settings.classes)
+    read = read_summaries(summaries, names or [Path(p).parent.name for p in summaries])
+    table = write_tables(read, out, settings.classes)
     lines = [f"{table.read_text()}wrote {table} and {table.with_suffix('.html')}"]
-    scores = version_scores(read_summaries(summaries, names))
+    scores = version_scores(read)
     if settings.tracking.enabled and scores:
-        best = registry.mark_best(settings.tracking, scores, ",".join(names))
+        best = registry.mark_best(settings.tracking, scores, ",".join(read))
         lines.append(f"registry: {settings.tracking.registered_model}@best is version {best}")
     return "\n".join(lines)
