@@ -29,11 +29,11 @@ from pathlib import Path
 import torch
 from paths import PATHS, infer_config  # bench/paths.py
 
-from pipeline.classical import classical_file
 from pipeline.config import Config, load_config
-from pipeline.device import cpu_has_native_bf16
-from pipeline.infer import infer_file
-from pipeline.simulate import simulate_file
+from pipeline.inference.classical import classical_file
+from pipeline.inference.infer import infer_file
+from pipeline.network.device import cpu_has_native_bf16
+from pipeline.simulation.simulate import simulate_file
 
 OCCUPANCY = {"low": "heldout", "high": "suite_busy"}  # simulate.datasets used
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_tile")

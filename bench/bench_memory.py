@@ -24,7 +24,7 @@ import h5py
 import numpy as np
 
 from pipeline.config import load_config
-from pipeline.simulate import simulate_file
+from pipeline.simulation.simulate import simulate_file
 
 FRAME = 1024
 SEED_FRAMES = 4

@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from pipeline.config import load_config
-from pipeline.simulate import make_detector, simulate_frame
+from pipeline.simulation.simulate import make_detector, simulate_frame
 
 
 def main() -> None:

@@ -23,8 +23,8 @@ from paths import PATHS, infer_config  # bench/paths.py
 from scipy import ndimage
 
 from pipeline.config import load_config
-from pipeline.evaluate import evaluate_files
-from pipeline.infer import infer_file
+from pipeline.evaluation.evaluate import evaluate_files
+from pipeline.inference.infer import infer_file
 from pipeline.io import open_frames, open_map
 
 SUITE = ["heldout", "suite_skipper", "suite_noisy", "suite_thin", "suite_front_xrays"]

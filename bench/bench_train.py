@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 
 from pipeline.config import load_config
-from pipeline.simulate import simulate_file
-from pipeline.train import train
+from pipeline.learning.train import train
+from pipeline.simulation.simulate import simulate_file
 
 
 def measure(config_path: str | None, device: str, steps: int, folder: Path) -> dict:

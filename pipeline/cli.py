@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from pipeline.commands import STAGES, Flag
-from pipeline.errors import BAD_INPUT, ConfigError, one_line
+from pipeline.core.errors import BAD_INPUT, ConfigError, one_line
 
 EXIT_BAD_INPUT = 2
 ARG = "arg:"  # argparse dest prefix of the flags that fill a stage function's path argument
@@ -103,7 +103,7 @@ def run_stage(stage: str, config_path: Path | None, overrides: dict, arguments: 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from pipeline.atomic import ending_signal, install_signal_cleanup
+    from pipeline.core.atomic import ending_signal, install_signal_cleanup
 
     args = build_parser().parse_args(argv)
     install_signal_cleanup()

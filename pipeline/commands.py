@@ -53,7 +53,7 @@ STAGES: dict[str, Stage] = {
         "Reads: the config (detector, physics, sources). Writes: an HDF5 frame file with frames "
         "(ADU), labels, instances and the events table (docs/frame_format.md), and with --root "
         "its .root twin. Output is written atomically.",
-        "pipeline.simulate:run",
+        "pipeline.simulation.simulate:run",
         (
             path("--out", "output HDF5 path (.h5)"),
             key("--frames", "simulate.frames", "number of frames", type=int),
@@ -67,7 +67,7 @@ STAGES: dict[str, Stage] = {
         "open a frame file (HDF5, ROOT or FITS), validate it and summarise it",
         "Reads: a frame file, checked against the format contract (shapes, dtypes, NaN/inf, "
         "labels and class names). Writes: a YAML summary on stdout; no files.",
-        "pipeline.inspect:run",
+        "pipeline.io.inspect:run",
         (path("--input", "frame file to open"),),
     ),
     "train": Stage(
@@ -75,7 +75,7 @@ STAGES: dict[str, Stage] = {
         "Reads: labelled frame files (HDF5, ROOT or FITS), calibrated to electrons. Writes: "
         "OUT/last.pt (every epoch, with the state to resume), OUT/best.pt (weights and model "
         "card), OUT/model_card.json, OUT/training_curves.png, and an MLflow run.",
-        "pipeline.train:run",
+        "pipeline.learning.train:run",
         (
             path("--frames", "training frame files", nargs="*", required=False),
             path("--val-frames", "validation frame files", nargs="*", required=False),
@@ -94,7 +94,7 @@ STAGES: dict[str, Stage] = {
         "(docs/frame_format.md: labels, optional float16 probabilities, class_names, source), "
         "atomically, frame by frame, and with --catalogue the cluster catalogue as Parquet and "
         "CSV. With ONNX Runtime (fp32 on the CPU) the checkpoint's ONNX copy, once, beside it.",
-        "pipeline.infer:run",
+        "pipeline.inference.infer:run",
         (
             key("--model", "infer.model", "checkpoint, or a shipped model's name"),
             path("--input", "frame file"),
@@ -115,7 +115,7 @@ STAGES: dict[str, Stage] = {
         "the classical reconstruction (seeded clustering and shape cuts), as a map",
         f"Reads: {FRAMES_READ}. Writes: a map file in the same format as `infer` and, with "
         "--catalogue, the cluster catalogue.",
-        "pipeline.classical:run",
+        "pipeline.inference.classical:run",
         (
             path("--input", "frame file"),
             path("--output", "map file to write (.h5)"),
@@ -127,7 +127,7 @@ STAGES: dict[str, Stage] = {
         "Reads: a labelled frame file (truth) and one or more map files. Writes: OUT/"
         "summary.json, OUT/comparison.md, confusion, spectra and example-frame plots, and an "
         "MLflow run.",
-        "pipeline.evaluate:run",
+        "pipeline.evaluation.evaluate:run",
         (
             path("--truth", "labelled frame file"),
             path("--pred", "map files", nargs="+"),
@@ -139,7 +139,7 @@ STAGES: dict[str, Stage] = {
         "the generalisation suite: each method on each detector, side by side",
         "Reads: the summary.json that `evaluate` wrote for each detector. Writes: a table with "
         "a row per detector and class (Markdown) and its HTML twin.",
-        "pipeline.suite:run",
+        "pipeline.evaluation.suite:run",
         (
             path("--summaries", "summary.json per detector", nargs="+"),
             Flag("--names", "a detector name per summary", arg="names", nargs="+"),
@@ -151,7 +151,7 @@ STAGES: dict[str, Stage] = {
         "Reads: a frame file (its declared readout noise) and the config's detector and "
         "sources. Writes: an HDF5 frame file with truth (activity.efficiency_frames frames); "
         "map it with `infer` and give both to `activity`.",
-        "pipeline.efficiency:run",
+        "pipeline.measurement.efficiency:run",
         (path("--frames", "the data's frame file"), path("--out", "output HDF5 path (.h5)")),
     ),
     "activity": Stage(
@@ -160,7 +160,7 @@ STAGES: dict[str, Stage] = {
         "and the efficiency frames with their catalogue (else the checkpoint that labelled the "
         "data is run on frames simulated here). Writes: a JSON file with counts per frame, the "
         "spectral fit, the activity with its interval and the minimum detectable activity.",
-        "pipeline.activity:run",
+        "pipeline.measurement.activity:run",
         (
             path("--catalogue", "cluster catalogue (.parquet)"),
             path("--frames", "frame file the catalogue came from"),
@@ -173,14 +173,14 @@ STAGES: dict[str, Stage] = {
     "models": Stage(
         "list the shipped models (use one by name: --model NAME, train.init: NAME)",
         "Reads: the checkpoints in release.dir (models/). Writes: a line per model.",
-        "pipeline.shipped:run_models",
+        "pipeline.network.shipped:run_models",
         (key("--dir", "release.dir", "directory of shipped models"),),
     ),
     "export": Stage(
         "make a shipped model of a training run (float16, unused weights dropped)",
         "Reads: RUN/best.pt and RUN/last.pt, the run's config and the suite's evaluations. "
         "Writes: DIR/NAME.pt and its model card DIR/NAME.json, atomically.",
-        "pipeline.shipped:run_export",
+        "pipeline.learning.export:run_export",
         (
             path("--run", "training output directory (best.pt, last.pt)"),
             path("--train-config", "the config the run trained with"),

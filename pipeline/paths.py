@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 
 # files a training run writes into its --out folder, and an evaluation into its --out folder
 TRAIN_FILES = ("best.pt", "last.pt", "model_card.json", "training_curves.png")
@@ -31,11 +31,6 @@ FRAME_SUFFIXES = (".h5", ".hdf5")
 SQLITE = "sqlite:///"
 
 Named = list[tuple[str, Path]]  # (what the path is: a flag or config key and a note, the path)
-
-
-def catalogue_twin(path: str | Path) -> Path:
-    """The CSV written beside a Parquet catalogue."""
-    return Path(path).with_suffix(".csv")
 
 
 def flag(arg: str) -> str:
@@ -88,6 +83,8 @@ def stage_outputs(stage: str, settings: Any, args: Mapping[str, Any]) -> Named:
         twin = [("the ROOT twin of --out", p.with_suffix(".root")) for _, p in out]
         return out + (twin if settings.simulate.root else [])
     if stage in ("infer", "classical"):
+        from pipeline.results.clusters import catalogue_twin  # pandas only where it is needed
+
         catalogue = _args(args, "catalogue")
         twins = [("the CSV twin of --catalogue", catalogue_twin(p)) for _, p in catalogue]
         return _args(args, "output") + catalogue + twins

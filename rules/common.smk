@@ -8,8 +8,8 @@ from snakemake.exceptions import WorkflowError
 
 from pipeline.config import write_config_sections
 from pipeline.config.stages import STAGE_SETTINGS, stage_sections
-from pipeline.errors import CheckpointError
-from pipeline.shipped import resolve_model
+from pipeline.core.errors import CheckpointError
+from pipeline.network.shipped import resolve_model
 
 # the sections each stage reads: the fields of its typed settings (pipeline/config/stages.py)
 STAGE_SECTIONS = {stage: stage_sections(stage) for stage in STAGE_SETTINGS}

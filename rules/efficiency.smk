@@ -1,6 +1,6 @@
 # The efficiency frames of each dataset the activity is measured on: simulated once for its
 # detector (the noise its file declares, its dataset's config overrides), then mapped by the
-# infer rule like the data (results/maps/NAME.efficiency.unet.h5), see pipeline/efficiency.py.
+# infer rule like the data (results/maps/NAME.efficiency.unet.h5), see pipeline/measurement/efficiency.py.
 # Not made where the config gives the efficiency (activity.efficiency).
 
 

@@ -1,6 +1,6 @@
 # The U-Net and the classical reconstruction scored side by side on the held-out frames and on
 # each detector of the generalisation suite, and the tritium activity of each file (held-out and
-# the user's), see pipeline/evaluate.py, pipeline/suite.py and pipeline/activity.py.
+# the user's), see pipeline/evaluation/evaluate.py, pipeline/evaluation/suite.py and pipeline/measurement/activity.py.
 
 
 rule evaluate:

@@ -1,6 +1,6 @@
 # Per-pixel maps and cluster catalogues, by the U-Net (the held-out frames and each of the user's
 # files, one job per file) and by the classical reconstruction (same formats), see
-# pipeline/infer.py and pipeline/classical.py.
+# pipeline/inference/infer.py and pipeline/inference/classical.py.
 
 
 rule infer:

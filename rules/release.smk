@@ -1,6 +1,6 @@
 # A shipped model of this run (`snakemake release`, with release.name set, as configs/release.yaml
 # does): the trained model in float16 without the weights it never uses, its card holding how it
-# was made and its scores on the generalisation suite, see pipeline/shipped.py. Copy
+# was made and its scores on the generalisation suite, see pipeline/network/shipped.py. Copy
 # results/release/NAME.pt and NAME.json to models/ to ship it.
 
 

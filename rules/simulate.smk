@@ -1,4 +1,4 @@
-# Simulated frames with per-pixel truth (training and held-out sets), see pipeline/simulate.py.
+# Simulated frames with per-pixel truth (training and held-out sets), see pipeline/simulation/simulate.py.
 
 
 rule simulate:

@@ -1,4 +1,4 @@
-# Training of the U-Net on the simulated (or the user's labelled) frames, see pipeline/train.py;
+# Training of the U-Net on the simulated (or the user's labelled) frames, see pipeline/learning/train.py;
 # by default it fine-tunes the shipped model (train.init).
 # With more than one GPU it launches through torchrun: one DDP process per GPU.
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import Config, load_config
-from pipeline.simulate import simulate_file
+from pipeline.simulation.simulate import simulate_file
 
 # One thread per test process (and the processes tests start): the suite runs one xdist worker
 # per core, and two-thread pools in each would only contend (torch reads this at import).

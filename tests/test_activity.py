@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import activity, counting, efficiency
-from pipeline.clusters import empty_catalogue
 from pipeline.config import load_config
-from pipeline.physics import sample_beta_energies
+from pipeline.measurement import activity, counting, efficiency, estimate, spectrum
+from pipeline.results.clusters import empty_catalogue
+from pipeline.simulation.physics import sample_beta_energies
 
 N_TRITIUM, N_BACKGROUND = 600, 40
 LINE_YIELDS = np.array([300.0, 45.0, 70.0, 55.0, 80.0])  # the 4 default lines, then continuum
@@ -26,14 +26,14 @@ def draw_spectrum(cfg, rng, n_tritium: int, line_yields: np.ndarray, n_flat: int
     template's), Gaussian lines with the fit's widths, the uniform continuum and a flat
     background. Yields are Poisson-fluctuated around the given means."""
     low, high = cfg.activity.energy_range_kev
-    betas = activity.collected_beta_energies(cfg, 4 * n_tritium, int(rng.integers(1000, 10**6)))
+    betas = spectrum.collected_beta_energies(cfg, 4 * n_tritium, int(rng.integers(1000, 10**6)))
     betas = betas[(betas >= low) & (betas < high)]
     tritium = rng.choice(betas, rng.poisson(n_tritium), replace=False)
     xray, phys = cfg.sources.xray, cfg.physics
     lines = []
     for line, mean in zip(xray.lines, line_yields[:-1], strict=True):
         sigma = np.hypot(
-            activity.resolution_kev(cfg),
+            spectrum.resolution_kev(cfg),
             np.sqrt(phys.fano_factor * line.energy_kev * phys.pair_energy_ev / 1000),
         )
         lines.append(rng.normal(line.energy_kev, sigma, rng.poisson(mean)))
@@ -46,22 +46,22 @@ def draw_spectrum(cfg, rng, n_tritium: int, line_yields: np.ndarray, n_flat: int
 
 
 def test_template_is_degraded_beta_spectrum(cfg):
-    edges = activity.fit_edges(cfg)
-    template = activity.tritium_template(cfg, edges)
+    edges = spectrum.fit_edges(cfg)
+    template = spectrum.tritium_template(cfg, edges)
     assert template.sum() == pytest.approx(1.0) and (template >= 0).all()
     centres = (edges[1:] + edges[:-1]) / 2
     emitted = sample_beta_energies(100_000, cfg.sources.tritium, np.random.default_rng(0))
     assert emitted.mean() == pytest.approx(5.69, abs=0.05)
     # backscatter and the partially collecting back layer lower the collected energy
     assert (template * centres).sum() < emitted.mean() - 1.0
-    collected = activity.collected_beta_energies(cfg, 4000, 3)
+    collected = spectrum.collected_beta_energies(cfg, 4000, 3)
     assert collected.mean() < 0.5 * emitted.mean()
     assert template[centres > cfg.sources.tritium.endpoint_kev].sum() == 0
 
 
 def test_line_shapes_are_normalised_and_centred(cfg):
-    edges = activity.fit_edges(cfg)
-    shapes = activity.line_shapes(cfg, edges, resolution_kev=0.05)
+    edges = spectrum.fit_edges(cfg)
+    shapes = spectrum.line_shapes(cfg, edges, resolution_kev=0.05)
     assert shapes.shape == (len(cfg.sources.xray.lines) + 1, len(edges) - 1)
     assert shapes.sum(axis=1) == pytest.approx(1.0)
     k_alpha = np.argmax(shapes[0])
@@ -78,7 +78,7 @@ def test_fit_recovers_tritium_with_lines_and_background(cfg):
     pulls, covered = [], 0
     for seed in range(5):
         parts = draw_spectrum(cfg, np.random.default_rng(seed), N_TRITIUM, LINE_YIELDS, 40)
-        fit = activity.fit_spectrum(np.concatenate(list(parts.values())), cfg)
+        fit = spectrum.fit_spectrum(np.concatenate(list(parts.values())), cfg)
         covered += fit.interval[0] <= N_TRITIUM <= fit.interval[1]
         assert fit.interval[0] < fit.tritium < fit.interval[1]
         assert fit.tritium_error == pytest.approx(np.sqrt(N_TRITIUM), rel=0.5)
@@ -93,14 +93,14 @@ def test_fit_recovers_tritium_with_lines_and_background(cfg):
 def test_fit_without_tritium_is_compatible_with_zero(cfg):
     for seed in range(3):
         parts = draw_spectrum(cfg, np.random.default_rng(100 + seed), 0, LINE_YIELDS, 20)
-        fit = activity.fit_spectrum(np.concatenate([parts["xray"], parts["flat"]]), cfg)
+        fit = spectrum.fit_spectrum(np.concatenate([parts["xray"], parts["flat"]]), cfg)
         assert fit.tritium < 2 * fit.tritium_error
         assert fit.interval[0] == pytest.approx(0.0, abs=1e-6)
         assert fit.lines[0] == pytest.approx(LINE_YIELDS[0], rel=0.2)
 
 
 def test_fit_of_empty_input(cfg):
-    fit = activity.fit_spectrum(np.array([]), cfg)
+    fit = spectrum.fit_spectrum(np.array([]), cfg)
     assert fit.tritium == 0.0 and fit.interval[0] == 0.0
     assert fit.interval[1] == pytest.approx(1.92, abs=0.01)  # chi2_1(0.95) / 2 counts
     assert fit.counts.sum() == 0
@@ -110,8 +110,8 @@ def test_confidence_widens_the_interval(cfg):
     energies = np.concatenate(
         list(draw_spectrum(cfg, np.random.default_rng(7), 300, LINE_YIELDS, 20).values())
     )
-    narrow = activity.fit_spectrum(energies, load_config(overrides={"activity.confidence": 0.68}))
-    wide = activity.fit_spectrum(energies, cfg)
+    narrow = spectrum.fit_spectrum(energies, load_config(overrides={"activity.confidence": 0.68}))
+    wide = spectrum.fit_spectrum(energies, cfg)
     assert wide.interval[0] < narrow.interval[0] and narrow.interval[1] < wide.interval[1]
 
 
@@ -144,16 +144,16 @@ def test_activity_from_synthetic_catalogue(cfg):
     catalogue = synthetic_catalogue(
         cfg, np.random.default_rng(11), N_TRITIUM, LINE_YIELDS, n_frames
     )
-    result = activity.estimate_activity(catalogue, n_frames, cfg, exposure, efficiency)
+    result = estimate.estimate_activity(catalogue, n_frames, cfg, exposure, efficiency)
     expected = N_TRITIUM / (efficiency * n_frames * exposure)
     assert result.live_time_s == n_frames * exposure
     assert result.interval_bq[0] <= expected <= result.interval_bq[1]
     assert result.activity_bq == pytest.approx(result.tritium_counts / (efficiency * 3000.0))
     assert 0 < result.mda_bq < result.activity_bq
-    summary = activity.activity_summary(result)
+    summary = estimate.activity_summary(result)
     assert json.loads(json.dumps(summary))["activity_bq"] == pytest.approx(result.activity_bq)
     # an uncertain efficiency widens the interval
-    shaky = activity.estimate_activity(catalogue, n_frames, cfg, exposure, efficiency, 0.05)
+    shaky = estimate.estimate_activity(catalogue, n_frames, cfg, exposure, efficiency, 0.05)
     assert shaky.interval_bq[0] < result.interval_bq[0]
     assert shaky.interval_bq[1] > result.interval_bq[1]
 
@@ -164,7 +164,7 @@ def test_mda_grows_with_background(cfg):
         catalogue = synthetic_catalogue(
             cfg, np.random.default_rng(5), 50, LINE_YIELDS * scale, n_frames=4
         )
-        result = activity.estimate_activity(catalogue, 4, cfg, 600.0, efficiency=0.35)
+        result = estimate.estimate_activity(catalogue, 4, cfg, 600.0, efficiency=0.35)
         assert result.live_time_s == 4 * 600.0
         mdas.append(result.mda_bq)
     assert 0 < mdas[0] < mdas[1]
@@ -173,7 +173,7 @@ def test_mda_grows_with_background(cfg):
 def test_measured_efficiency_matches_collected_fraction(cfg):
     eff, error = efficiency.efficiency_with_error(cfg, n_frames=4)
     low, high = cfg.activity.energy_range_kev
-    collected = activity.collected_beta_energies(cfg, 20000, 99)
+    collected = spectrum.collected_beta_energies(cfg, 20000, 99)
     accepted = np.mean((collected >= low) & (collected < high))
     assert 0 < error < 0.2 * eff
     assert abs(eff - accepted) < 3 * error + 0.02
@@ -191,10 +191,10 @@ def test_model_efficiency_runs_the_data_chain_and_agrees_with_truth(cfg, monkeyp
     """With an oracle in place of the network (it returns the truth labels), the chain through a
     frame file, calibration, the map writer and the catalogue's measured charge reproduces the
     truth-label efficiency of the same frames."""
-    from pipeline import infer
+    from pipeline.inference import infer
     from pipeline.io import open_frames
-    from pipeline.maps import write_maps
-    from pipeline.simulate import simulate_file
+    from pipeline.results.maps import write_maps
+    from pipeline.simulation.simulate import simulate_file
 
     def oracle_infer(config, input_path, output_path, catalogue_path=None, progress=False):
         with open_frames(input_path, config.io, config.classes) as ff:
@@ -224,13 +224,13 @@ def test_model_efficiency_runs_the_data_chain_and_agrees_with_truth(cfg, monkeyp
 
 def test_activity_without_any_efficiency_is_refused(cfg):
     with pytest.raises(ValueError, match="no efficiency"):
-        activity.estimate_activity(empty_catalogue(), 3, cfg, 100.0)
+        estimate.estimate_activity(empty_catalogue(), 3, cfg, 100.0)
 
 
 def test_empty_catalogue_gives_zero_activity_and_an_upper_edge(cfg):
     table = counting.counts_per_frame(empty_catalogue(), ["tritium"], 3)
     assert table["tritium"].tolist() == [0, 0, 0]
-    result = activity.estimate_activity(empty_catalogue(), 3, cfg, 100.0, 0.5)
+    result = estimate.estimate_activity(empty_catalogue(), 3, cfg, 100.0, 0.5)
     assert result.activity_bq == 0.0 and result.interval_bq[0] == 0.0
     assert result.interval_bq[1] == pytest.approx(1.92 / 150.0, rel=0.01)
     assert result.mda_bq == pytest.approx(2.71 / 150.0)
@@ -240,8 +240,8 @@ def test_activity_command_writes_json_and_refuses_bad_input(tiny, tiny_files, tm
     import json
 
     from pipeline.cli import main
-    from pipeline.clusters import frame_clusters, write_catalogue
     from pipeline.io import open_frames
+    from pipeline.results.clusters import frame_clusters, write_catalogue
 
     with open_frames(tiny_files["train"], tiny.io, tiny.classes) as ff:
         tables = [
@@ -283,10 +283,10 @@ def test_the_activity_reads_its_efficiency_from_the_efficiency_frames_and_their_
     import json
 
     from pipeline.config.stages import settings_of
-    from pipeline.efficiency import efficiency_from_files
     from pipeline.io import open_frames
-    from pipeline.maps import write_maps
-    from pipeline.simulate import simulate_file
+    from pipeline.measurement.efficiency import efficiency_from_files
+    from pipeline.results.maps import write_maps
+    from pipeline.simulation.simulate import simulate_file
 
     four = cfg.model_copy(
         update={"activity": cfg.activity.model_copy(update={"efficiency_frames": 4})}

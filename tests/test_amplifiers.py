@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from pipeline import activity, calibrate
-from pipeline.clusters import empty_catalogue, write_catalogue
+from pipeline.calibration import calibrate
 from pipeline.config import load_config
 from pipeline.config.stages import settings_of
 from pipeline.io import open_frames
+from pipeline.measurement import activity
+from pipeline.results.clusters import empty_catalogue, write_catalogue
 
 ROWS, COLS = 64, 96
 GAINS_E_PER_ADU = (2.0, 4.0, 1.0, 8.0)  # GAIN of CCD_A..D, electrons per ADU

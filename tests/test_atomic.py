@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import atomic
-from pipeline.atomic import atomic_directory, atomic_output
+from pipeline.core import atomic
+from pipeline.core.atomic import atomic_directory, atomic_output
 
 
 def temporaries(folder: Path) -> list[Path]:
@@ -94,7 +94,7 @@ def test_stale_temporaries_of_dead_processes_are_removed_by_the_next_write(tmp_p
 HOLDER = textwrap.dedent(
     """
     import sys, time
-    from pipeline.atomic import atomic_output, install_signal_cleanup
+    from pipeline.core.atomic import atomic_output, install_signal_cleanup
     install_signal_cleanup()
     with atomic_output(sys.argv[1]) as tmp:
         tmp.write_text("partial")
@@ -137,7 +137,7 @@ def test_a_forked_child_never_removes_its_parents_temporaries(tmp_path):
 
 def test_outputs_of_a_group_appear_together_or_not_at_all(tmp_path):
     """A map and its catalogue: a failure (or a signal) after the first is in place removes it."""
-    from pipeline.atomic import output_group, remove_live_temporaries
+    from pipeline.core.atomic import output_group, remove_live_temporaries
 
     first, second = tmp_path / "c.parquet", tmp_path / "m.h5"
     with pytest.raises(RuntimeError), output_group():

@@ -4,7 +4,8 @@ import albumentations as A
 import numpy as np
 import pytest
 
-from pipeline.augment import (
+from pipeline.config import load_config
+from pipeline.learning.augment import (
     ALLOWED_TRANSFORMS,
     ExtraNoise,
     GainJitter,
@@ -13,7 +14,6 @@ from pipeline.augment import (
     augment,
     build_augmentation,
 )
-from pipeline.config import load_config
 
 ALL_OFF = {
     "augment.enabled": True,

@@ -6,9 +6,9 @@ import dask.array as da
 import numpy as np
 import pytest
 
-from pipeline import calibrate, hot_pixels
+from pipeline.calibration import calibrate, hot_pixels
 from pipeline.config import load_config
-from pipeline.simulate import make_detector, simulate_frame
+from pipeline.simulation.simulate import make_detector, simulate_frame
 
 GAIN, NOISE_E, PEDESTAL = 7.3, 2.5, 1234.0
 SIGNAL_SOURCES = ("tritium", "xray", "muon", "electron", "alpha")
@@ -329,7 +329,7 @@ def test_counted_frames_calibrate_like_float_frames():
 
 @pytest.mark.parametrize("n_frames", [3, 8, 9, 32])
 def test_the_per_pixel_median_of_a_stack_is_numpys_exactly(n_frames):
-    from pipeline.hot_pixels import _median_of_frames
+    from pipeline.calibration.hot_pixels import _median_of_frames
 
     stack = np.random.default_rng(n_frames).normal(size=(n_frames, 40, 30)).astype(np.float32)
     stack[:, 3, 4] = np.nan if n_frames == 3 else stack[:, 3, 4]

@@ -8,16 +8,17 @@ import pandas as pd
 import pytest
 from scipy import ndimage
 
-from pipeline import calibrate, classical
-from pipeline.classical import (
+from pipeline.calibration import calibrate
+from pipeline.config import load_config
+from pipeline.inference import classical
+from pipeline.inference.classical import (
     classical_file,
     classical_labels,
     classify,
     cluster_features,
     seeded_clusters,
 )
-from pipeline.config import load_config
-from pipeline.simulate import make_detector, simulate_file, simulate_frame
+from pipeline.simulation.simulate import make_detector, simulate_file, simulate_frame
 
 SOURCES = ("muon", "electron", "tritium", "xray", "alpha")
 RATES = {"muon": 3.0, "electron": 3.0, "tritium": 30.0, "xray": 20.0, "alpha": 2.0}

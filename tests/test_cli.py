@@ -190,7 +190,8 @@ def test_a_stop_that_a_library_turns_into_an_oserror_still_exits_as_the_signal(m
     import os
     import signal
 
-    from pipeline import commands, simulate
+    from pipeline import commands
+    from pipeline.simulation import simulate
 
     def interrupted_write(settings, out):
         try:

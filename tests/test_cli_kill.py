@@ -15,8 +15,8 @@ import h5py
 import pytest
 import torch
 
-from pipeline.model import build_model, model_card, save_checkpoint
-from pipeline.simulate import simulate_file
+from pipeline.network.model import build_model, model_card, save_checkpoint
+from pipeline.simulation.simulate import simulate_file
 
 FRAMES = 12
 

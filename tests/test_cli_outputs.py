@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.cli import main
-from pipeline.clusters import empty_catalogue, write_catalogue
 from pipeline.config import load_config
 from pipeline.io import write_map
+from pipeline.results.clusters import empty_catalogue, write_catalogue
 from tests.test_cli_refusals import checkpoint
 from tests.test_io import h5_file
 

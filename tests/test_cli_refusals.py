@@ -16,7 +16,7 @@ import torch
 from pipeline.cli import main
 from pipeline.config import load_config
 from pipeline.io import write_map
-from pipeline.model import build_model, model_card, save_checkpoint
+from pipeline.network.model import build_model, model_card, save_checkpoint
 from tests.test_io import BAD_INPUTS, h5_file, put
 
 # cases about labels and class names: `classical` reads frames only, so only `evaluate` sees them
@@ -365,7 +365,7 @@ def catalogue_and_frames(tmp_path, frames) -> tuple[Path, Path]:
     """A catalogue of two clusters, as `write_catalogue` writes it, and its frames."""
     import pandas as pd
 
-    from pipeline.clusters import COLUMNS, write_catalogue
+    from pipeline.results.clusters import COLUMNS, write_catalogue
 
     row = {c: 1.0 for c in COLUMNS} | {"frame": 0, "class": 3, "class_name": "tritium"}
     out = tmp_path / "made"

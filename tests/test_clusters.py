@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.clusters import COLUMNS, component_vote, frame_clusters, write_catalogue
+from pipeline.results.clusters import COLUMNS, component_vote, frame_clusters, write_catalogue
 
 CLASSES = ["background", "muon", "electron", "tritium", "xray", "alpha"]
 
@@ -56,9 +56,9 @@ def test_empty_map_and_catalogue_files(tmp_path):
 
 
 def test_fe55_catalogue_energy_peaks_at_5_9_kev():
-    from pipeline import calibrate
+    from pipeline.calibration import calibrate
     from pipeline.config import load_config
-    from pipeline.simulate import make_detector, simulate_frame
+    from pipeline.simulation.simulate import make_detector, simulate_frame
 
     off = {f"sources.{s}.rate_per_frame": 0.0 for s in ("muon", "electron", "tritium", "alpha")}
     cfg = load_config(

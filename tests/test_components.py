@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from pipeline.components import EIGHT_CONNECTED, moments, seeded_components
+from pipeline.core.components import EIGHT_CONNECTED, moments, seeded_components
 
 
 def test_seeded_components_keep_clusters_with_a_seed_and_join_diagonals():

@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from pipeline import counting
+from pipeline.measurement import counting
 
 
 @pytest.mark.parametrize(

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from pipeline import device
 from pipeline.config import ConfigError
-from pipeline.device import autocast_dtype, inference_dtype, pick_device
+from pipeline.network import device
+from pipeline.network.device import autocast_dtype, inference_dtype, pick_device
 
 
 def test_device_and_precision_choices_without_a_gpu(monkeypatch):

@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 
-from pipeline.evaluate import (
+from pipeline.evaluation.evaluate import (
     comparison_table,
     evaluate_files,
 )

@@ -59,7 +59,7 @@ def test_the_gmos_cutout_takes_its_exposure_from_the_primary_header():
 
 @needs_real
 def test_inspect_says_which_hdus_were_read_and_what_the_file_does_not_state():
-    from pipeline.inspect import describe
+    from pipeline.io.inspect import describe
 
     with open_frames(GMOS, IO) as ff:
         gmos = describe(ff)
@@ -132,9 +132,9 @@ def test_the_activity_takes_its_live_time_from_the_header(tmp_path):
     """EXPTIME of the frames' file, not activity.exposure_s, sets the live time."""
     import json
 
-    from pipeline import activity
-    from pipeline.clusters import empty_catalogue, write_catalogue
     from pipeline.config.stages import settings_of
+    from pipeline.measurement import activity
+    from pipeline.results.clusters import empty_catalogue, write_catalogue
 
     path = _write(tmp_path / "run.fits", {"EXPTIME": 150.0}, {})
     catalogue = write_catalogue(empty_catalogue(), tmp_path / "c.parquet")[0]

@@ -4,8 +4,8 @@ prefetching reader, and errors that reach the caller."""
 import numpy as np
 import pytest
 
-from pipeline import calibrate
-from pipeline.frames import calibrated, prefetched
+from pipeline.calibration import calibrate
+from pipeline.calibration.frames import calibrated, prefetched
 from pipeline.io import FrameFileError, FrameWriter, open_frames
 
 

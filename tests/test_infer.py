@@ -8,17 +8,17 @@ import torch
 from astropy.io import fits
 from torch import nn
 
-from pipeline import calibrate
+from pipeline.calibration import calibrate
 from pipeline.cli import main
 from pipeline.config import load_config
-from pipeline.infer import (
+from pipeline.inference.infer import (
     Predictor,
     gaussian_importance,
     infer_file,
     window_starts,
 )
 from pipeline.io import FrameWriter, open_frames
-from pipeline.model import build_model, model_card, save_checkpoint
+from pipeline.network.model import build_model, model_card, save_checkpoint
 
 
 class Pointwise(nn.Module):
@@ -83,7 +83,7 @@ def _fits_copy(h5_path, out):
 
 
 def test_infer_writes_the_same_map_from_hdf5_root_and_fits(tiny, tiny_files, checkpoint, tmp_path):
-    from pipeline.simulate import simulate_file
+    from pipeline.simulation.simulate import simulate_file
 
     h5, root = simulate_file(tiny, tmp_path / "f.h5", 3, seed=5, root=True, progress=False)
     inputs = {"h5": h5, "root": root, "fits": _fits_copy(h5, tmp_path / "f.fits")}
@@ -177,7 +177,7 @@ def test_bad_inputs_are_refused_in_one_line_with_no_output(
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tiny_files):
     """A tiny U-Net trained for 12 steps (its weights are no longer the initial ones)."""
-    from pipeline.train import train
+    from pipeline.learning.train import train
     from tests.conftest import tiny_config, training_files
 
     folder = tmp_path_factory.mktemp("trained")
@@ -231,7 +231,7 @@ def test_infer_and_evaluate_commands_on_each_format(tiny, checkpoint, tmp_path, 
     """`python -m pipeline infer` then `evaluate`, from a frame file of each format. FITS frames
     carry no truth, so the FITS map is scored against the HDF5 twin, and a FITS truth file is
     refused in one line."""
-    from pipeline.simulate import simulate_file
+    from pipeline.simulation.simulate import simulate_file
 
     h5, root = simulate_file(tiny, tmp_path / "f.h5", 2, seed=6, root=True, progress=False)
     frames = {"h5": h5, "root": root, "fits": _fits_copy(h5, tmp_path / "f.fits")}[fmt]
@@ -316,7 +316,7 @@ def test_electron_counted_integer_frames_map_as_well_as_float_frames(trained, tm
     """A skipper-like detector (0.16 e-, gain 1): the same frames as floats and as int32 whole
     electrons. Before the noise floor, the int32 frames had a measured noise of 0, every
     probability was NaN and the map was empty."""
-    from pipeline.simulate import simulate_file
+    from pipeline.simulation.simulate import simulate_file
 
     _, _, checkpoint = trained
     skipper = load_config(

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from pipeline.metrics import (
+from pipeline.results.metrics import (
     class_metrics,
     cluster_purity_counts,
     confusion_matrix,

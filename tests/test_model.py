@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from pipeline.model import (
+from pipeline.network.model import (
     CheckpointError,
     build_model,
     load_checkpoint,

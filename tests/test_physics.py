@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
-from pipeline import physics
 from pipeline.config import load_config
+from pipeline.simulation import physics
 
 CFG = load_config()
 DET, PHYS, SRC = CFG.detector, CFG.physics, CFG.sources

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from pipeline.plots import ZOOM_PX, example_frame, zoom_windows
+from pipeline.results.plots import ZOOM_PX, example_frame, zoom_windows
 
 CLASSES = ["background", "muon", "electron", "tritium", "xray", "alpha"]
 

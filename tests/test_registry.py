@@ -9,12 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline import evaluate, infer, registry, suite
 from pipeline.config.stages import settings_of
-from pipeline.model import load_model
-from pipeline.shipped import export_model
-from pipeline.tracking import file_sha256, store_lock
-from pipeline.train import train
+from pipeline.core.hashing import file_sha256
+from pipeline.evaluation import evaluate, suite
+from pipeline.inference import infer
+from pipeline.learning.export import export_model
+from pipeline.learning.train import train
+from pipeline.network.model import load_model
+from pipeline.tracking import registry
+from pipeline.tracking.runs import store_lock
 from tests.conftest import tiny_config, training_files
 
 pytestmark = pytest.mark.xdist_group("registry")  # one worker trains the module's model once
@@ -175,7 +178,7 @@ def test_the_store_lock_makes_another_process_wait(tmp_path):
 
     uri = f"sqlite:///{tmp_path / 'm.db'}"
     waiter = (
-        "import time; from pipeline.tracking import store_lock\n"
+        "import time; from pipeline.tracking.runs import store_lock\n"
         "print('ready', flush=True)\n"
         f"with store_lock({uri!r}): print(time.time())"
     )

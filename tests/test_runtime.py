@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline import runtime
 from pipeline.config import ConfigError
-from pipeline.infer import Predictor, infer_file
-from pipeline.model import build_model, model_card, save_checkpoint
+from pipeline.inference import runtime
+from pipeline.inference.infer import Predictor, infer_file
+from pipeline.network.model import build_model, model_card, save_checkpoint
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 

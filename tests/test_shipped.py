@@ -10,11 +10,12 @@ import yaml
 
 from pipeline.cli import main
 from pipeline.config import REPO_ROOT, config_to_dict, load_config
-from pipeline.evaluate import evaluate_files
-from pipeline.infer import infer_file
-from pipeline.model import CheckpointError, load_checkpoint, load_model
-from pipeline.shipped import export_model, list_models, resolve_model, unused_parameters
-from pipeline.train import train
+from pipeline.evaluation.evaluate import evaluate_files
+from pipeline.inference.infer import infer_file
+from pipeline.learning.export import export_model, unused_parameters
+from pipeline.learning.train import train
+from pipeline.network.model import CheckpointError, load_checkpoint, load_model
+from pipeline.network.shipped import list_models, resolve_model
 from tests.conftest import tiny_config, training_files
 
 DEFAULT = load_config()
@@ -121,7 +122,7 @@ def test_models_command_lists_what_is_shipped(run, tmp_path, capsys):
 
 
 def test_unused_parameters_are_found_without_moving_batchnorm_statistics(tiny):
-    from pipeline.model import build_model
+    from pipeline.network.model import build_model
 
     model = build_model(tiny.model, 6)
     before = {k: v.clone() for k, v in model.state_dict().items()}

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from pipeline import charge as charge_transport
-from pipeline import physics, simulate
 from pipeline.config import load_config
 from pipeline.io import open_frames
+from pipeline.simulation import charge as charge_transport
+from pipeline.simulation import physics, simulate
 
 CFG = load_config()
 PHYS = CFG.physics

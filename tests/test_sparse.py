@@ -8,12 +8,14 @@ import torch
 from scipy import ndimage
 from torch import nn
 
-from pipeline import calibrate, clusters, sparse
+from pipeline.calibration import calibrate
 from pipeline.config import NormaliseConfig, load_config
-from pipeline.infer import Predictor
+from pipeline.inference import sparse
+from pipeline.inference.infer import Predictor
 from pipeline.io import open_frames
-from pipeline.model import load_model
-from pipeline.simulate import simulate_file
+from pipeline.network.model import load_model
+from pipeline.results import clusters
+from pipeline.simulation.simulate import simulate_file
 
 CPU = torch.device("cpu")
 

@@ -12,10 +12,8 @@ import torch
 from scipy import integrate
 from torch.utils.data import DataLoader
 
-from pipeline import physics
 from pipeline.config import config_to_dict, load_config
-from pipeline.model import load_checkpoint
-from pipeline.stream import (
+from pipeline.learning.stream import (
     LOG_RANGES,
     STREAM_TAG,
     MixedDataset,
@@ -26,7 +24,9 @@ from pipeline.stream import (
     draw_parameters,
     narrowed_stream,
 )
-from pipeline.train import train
+from pipeline.learning.train import train
+from pipeline.network.model import load_checkpoint
+from pipeline.simulation import physics
 from tests.conftest import TINY
 
 CONFIG = load_config(overrides=TINY)
@@ -187,8 +187,8 @@ def test_muon_zenith_angles_follow_the_configured_power(power):
 
 def test_a_training_on_the_stream_alone_needs_fixed_validation_files(tiny, tiny_files):
     from pipeline.config import ConfigError
-    from pipeline.data import TrainFiles, build_data
-    from pipeline.device import Distributed
+    from pipeline.learning.data import TrainFiles, build_data
+    from pipeline.network.device import Distributed
 
     alone = tiny.model_copy(update={"stream": tiny.stream.model_copy(update={"weight": 1.0})})
     files = TrainFiles([str(tiny_files["train"])], [])

@@ -1,6 +1,6 @@
 """The generalisation table: every method's wins are counted against the classical reference."""
 
-from pipeline.suite import suite_markdown, wins
+from pipeline.evaluation.suite import suite_markdown, wins
 
 CLASSES = ["background", "tritium"]
 
@@ -37,7 +37,7 @@ def test_the_table_counts_every_method_against_the_classical_one():
 def test_the_table_opens_with_each_detectors_macro_score_per_method(tmp_path):
     import json
 
-    from pipeline.suite import write_suite
+    from pipeline.evaluation.suite import write_suite
 
     text = suite_markdown(SUMMARIES, CLASSES)
     assert text.index("| noisy | 0.600 | 0.900 | 0.650 |") < text.index("Per class")

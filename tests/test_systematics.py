@@ -9,8 +9,8 @@ import json
 import numpy as np
 import pytest
 
-from pipeline import activity, efficiency, systematics
 from pipeline.config import load_config
+from pipeline.measurement import activity, efficiency, estimate, systematics
 
 FRAMES, EXPOSURE_S = 8, 600.0
 SMALL = {
@@ -32,7 +32,7 @@ def _data(seed: int, back_layer_um: float):
 
 def _measured(config, catalogue):
     eff, error = efficiency.efficiency_with_error(config, config.activity.efficiency_frames)
-    result = activity.estimate_activity(catalogue, FRAMES, config, EXPOSURE_S, eff, error)
+    result = estimate.estimate_activity(catalogue, FRAMES, config, EXPOSURE_S, eff, error)
     terms = systematics.measure_terms(config, {}, catalogue, result)
     return result, terms, systematics.with_systematics(result, terms)
 
@@ -75,9 +75,9 @@ def test_each_term_moves_the_activity_the_way_its_physics_does():
 
 
 def test_a_given_efficiency_drops_the_model_terms(tmp_path):
-    from pipeline.clusters import write_catalogue
     from pipeline.config.stages import settings_of
-    from pipeline.simulate import simulate_file
+    from pipeline.results.clusters import write_catalogue
+    from pipeline.simulation.simulate import simulate_file
 
     config = load_config(overrides={**SMALL, "activity.efficiency": 0.3})
     frames = simulate_file(config, tmp_path / "f.h5", 2, seed=3, progress=False)[0]
@@ -110,7 +110,7 @@ def test_ranges_are_checked():
 
 
 def test_the_efficiency_frames_take_the_datas_exposure_noise_and_occupancy():
-    from pipeline.efficiency import detector_of
+    from pipeline.measurement.efficiency import detector_of
 
     config = load_config()
     assert detector_of(config, {}) is config

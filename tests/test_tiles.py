@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline import geometry, tiles
+from pipeline.core import geometry
 from pipeline.io import FrameWriter
+from pipeline.learning import tiles
 
 
 def test_grid_covers_frames_and_pads_to_multiples_of_32():

@@ -1,6 +1,7 @@
 """Tracking helpers: flattened params, commit, data hash."""
 
-from pipeline.tracking import data_hash, flatten, git_commit
+from pipeline.core.hashing import data_hash
+from pipeline.tracking.runs import flatten, git_commit
 
 
 def test_flatten_nested_config():
@@ -26,7 +27,7 @@ def test_git_commit_outside_a_repository_is_unknown(tmp_path):
 def test_file_sha256_is_the_digest_of_the_bytes(tmp_path):
     import hashlib
 
-    from pipeline.tracking import file_sha256
+    from pipeline.core.hashing import file_sha256
 
     path = tmp_path / "weights.pt"
     path.write_bytes(bytes(range(256)) * 5000)  # over one hash block

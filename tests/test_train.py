@@ -17,9 +17,9 @@ import torch.multiprocessing as mp
 import yaml
 
 from pipeline.config import config_to_dict
-from pipeline.model import load_checkpoint
+from pipeline.learning.train import train
+from pipeline.network.model import load_checkpoint
 from pipeline.paths import TRAIN_FILES
-from pipeline.train import train
 
 
 def test_loss_falls_and_mlflow_run_holds_the_record(tiny, tiny_train, tmp_path):
@@ -245,7 +245,7 @@ def test_an_init_checkpoint_of_another_network_is_refused(
     tiny, tiny_train, tmp_path, change, pattern
 ):
     from pipeline.config import load_config
-    from pipeline.model import CheckpointError, build_model, model_card, save_checkpoint
+    from pipeline.network.model import CheckpointError, build_model, model_card, save_checkpoint
     from tests.conftest import TINY
 
     start = tmp_path / "start.pt"

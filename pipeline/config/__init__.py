@@ -5,6 +5,8 @@ overrides are merged on top of it and the result is validated into the pydantic 
 `pipeline.config.sections`. `configs/schema.yaml` is generated from these models
 (``python -m pipeline.config``) and is what the Snakefile validates against, so both paths
 enforce the same rules.
+
+Imports: `core` (see `pipeline.LAYERS`).
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from pipeline.config.sections import (
     XrayConfig,
     XrayLine,
 )
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -203,7 +205,7 @@ def config_to_dict(config: Config) -> dict[str, Any]:
 
 def write_config_sections(sections: dict[str, Any], path: str | Path) -> None:
     """Write config sections as YAML (a stage's slice of the workflow config), atomically."""
-    from pipeline.atomic import atomic_output
+    from pipeline.core.atomic import atomic_output
 
     with atomic_output(path) as tmp:
         tmp.write_text(yaml.safe_dump(sections, sort_keys=False))
@@ -220,7 +222,7 @@ def json_schema() -> dict[str, Any]:
 
 
 def write_schema(path: Path = SCHEMA_PATH) -> None:
-    from pipeline.atomic import atomic_output
+    from pipeline.core.atomic import atomic_output
 
     with atomic_output(path) as tmp:
         tmp.write_text(yaml.safe_dump(json_schema(), sort_keys=False))

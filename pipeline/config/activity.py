@@ -1,6 +1,6 @@
 """The activity section of the configuration: the measurement of the sample's tritium activity
-(pipeline/activity.py) and the detector-model ranges of its systematics
-(pipeline/systematics.py)."""
+(pipeline/measurement/activity.py) and the detector-model ranges of its systematics
+(pipeline/measurement/systematics.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from pipeline.config.base import Section
 
 
 class SystematicsConfig(Section):
-    """Detector-model ranges of the efficiency (pipeline/systematics.py); null = not varied."""
+    """Detector-model ranges of the efficiency (pipeline/measurement/systematics.py); null = not
+    varied."""
 
     back_layer_um: tuple[float, float] | None = None
     diffusion_scale: tuple[float, float] | None = None

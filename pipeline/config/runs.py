@@ -1,5 +1,6 @@
 """The sections of the configuration that record and ship models: MLflow tracking and its model
-registry (pipeline/tracking.py, pipeline/registry.py), the shipped models (pipeline/shipped.py)."""
+registry (pipeline/tracking/runs.py, pipeline/tracking/registry.py), the shipped models
+(pipeline/network/shipped.py)."""
 
 from __future__ import annotations
 

@@ -274,7 +274,7 @@ class TrainConfig(Section):
 
 
 class SparseConfig(Section):
-    """Where the network runs: pipeline/sparse.py."""
+    """Where the network runs: pipeline/inference/sparse.py."""
 
     enabled: bool
     seed_sigma: float = Field(gt=0)

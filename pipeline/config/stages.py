@@ -39,7 +39,7 @@ class ClassesSettings(Section):
 
 
 class FrameSettings(ClassesSettings):
-    """What reading calibrated frames needs (pipeline/frames.py)."""
+    """What reading calibrated frames needs (pipeline/calibration/frames.py)."""
 
     io: IOConfig
     calibrate: CalibrateConfig

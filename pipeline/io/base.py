@@ -11,7 +11,7 @@ import dask.array as da
 import h5py
 import numpy as np
 
-from pipeline.errors import FrameFileError, one_line
+from pipeline.core.errors import FrameFileError, one_line
 
 FORMATS = ("hdf5", "root", "fits")
 EVENT_COLUMNS = {

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config.sections import FitsConfig
-from pipeline.errors import FrameFileError
+from pipeline.core.errors import FrameFileError
 
 SECTION = re.compile(r"^\[\s*(\d+)\s*:\s*(\d+)\s*,\s*(\d+)\s*:\s*(\d+)\s*\]$")
 

@@ -11,8 +11,8 @@ from typing import Any, Self
 import h5py
 import numpy as np
 
-from pipeline.atomic import atomic_output
 from pipeline.config import IOConfig
+from pipeline.core.atomic import atomic_output
 from pipeline.io.base import DEFAULT_ATTRS, EVENT_COLUMNS, ROOT_BLOCK
 
 

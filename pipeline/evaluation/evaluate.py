@@ -1,0 +1,291 @@
+"""Evaluation against truth (the `evaluate` stage).
+
+Owns the numbers a physicist trusts, computed frame by frame against the truth of a labelled
+frame file, for one or several map files side by side (the U-Net, the classical baseline): the
+pixel confusion matrix with per-class IoU, precision and recall; per-class cluster efficiency
+(true events whose pixels are mostly predicted as their class), purity (predicted 8-connected
+clusters whose pixels are mostly truly of that class) and F1; the tritium count bias per frame;
+reconstructed versus true energy spectra. Metric functions are pure functions on arrays.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from pipeline.calibration.frames import calibrated
+from pipeline.config import Config, ConfigError
+from pipeline.config.stages import EvaluateSettings
+from pipeline.core import hashing
+from pipeline.core.atomic import atomic_directory
+from pipeline.io import FrameFile, FrameFileError, open_map
+from pipeline.results import clusters
+from pipeline.results.metrics import (
+    cluster_purity_counts,
+    confusion_matrix,
+    count_clusters,
+    event_efficiency_counts,
+    f1,
+    instances_from_labels,
+    pixel_scores,
+)
+from pipeline.tracking import registry, runs
+
+# ---------------------------------------------------------------- accumulation
+
+
+@dataclass
+class Scores:
+    """Running totals for one method over the frames of a file."""
+
+    n_classes: int
+    confusion: np.ndarray = field(init=False)
+    events: np.ndarray = field(init=False)
+    found: np.ndarray = field(init=False)
+    clusters: np.ndarray = field(init=False)
+    pure: np.ndarray = field(init=False)
+    count_pairs: list[tuple[int, int]] = field(default_factory=list)  # tritium (true, predicted)
+    energies: dict[int, list[float]] = field(default_factory=dict)  # predicted cluster energies
+
+    def __post_init__(self) -> None:
+        c = self.n_classes
+        self.confusion = np.zeros((c, c), np.int64)
+        self.events, self.found = np.zeros(c, int), np.zeros(c, int)
+        self.clusters, self.pure = np.zeros(c, int), np.zeros(c, int)
+
+    def add(self, truth: np.ndarray, instances: np.ndarray, pred: np.ndarray, tritium: int) -> None:
+        c = self.n_classes
+        self.confusion += confusion_matrix(truth, pred, c)
+        events, found = event_efficiency_counts(instances, truth, pred, c)
+        clusters, pure = cluster_purity_counts(truth, pred, c)
+        self.events += events
+        self.found += found
+        self.clusters += clusters
+        self.pure += pure
+        self.count_pairs.append((int(events[tritium]), count_clusters(pred, tritium)))
+
+    def summary(self, classes: Sequence[str]) -> dict:
+        pixel = pixel_scores(self.confusion)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            efficiency = self.found / self.events
+            purity = self.pure / self.clusters
+        cluster_f1 = f1(efficiency, purity)
+        true, predicted = np.array(self.count_pairs).T if self.count_pairs else ([0], [0])
+        per_class = {
+            name: {
+                "pixel_iou": _num(pixel["iou"][i]),
+                "pixel_precision": _num(pixel["precision"][i]),
+                "pixel_recall": _num(pixel["recall"][i]),
+                "cluster_efficiency": _num(efficiency[i]),
+                "cluster_purity": _num(purity[i]),
+                "cluster_f1": _num(cluster_f1[i]),
+                "true_events": int(self.events[i]),
+                "predicted_clusters": int(self.clusters[i]),
+            }
+            for i, name in enumerate(classes)
+            if i > 0
+        }
+        tritium_bias = float(np.mean(np.asarray(predicted) - np.asarray(true)))
+        return {
+            "per_class": per_class,
+            "macro_pixel_iou": _num(np.nanmean(pixel["iou"][1:])),
+            "macro_cluster_f1": _num(np.nanmean(cluster_f1[1:])),
+            "tritium_count_bias_per_frame": tritium_bias,
+            "tritium_true_per_frame": float(np.mean(true)),
+            "confusion": self.confusion.tolist(),
+        }
+
+
+def _num(value: float) -> float | None:
+    return None if not np.isfinite(value) else round(float(value), 5)
+
+
+# ---------------------------------------------------------------- files
+
+
+def evaluate_files(
+    config: Config,
+    truth_path: str | Path,
+    maps: dict[str, str | Path],
+    out_dir: str | Path,
+    progress: bool = True,
+    links: Mapping[str, dict[str, str]] | None = None,
+) -> dict:
+    """Score each map file against the truth file; write summary.json, comparison.md, plots.
+    `links`: per map, the run and model that made it (pipeline/tracking/registry.py), kept in the
+    summary as the method's `model`."""
+    out, classes = Path(out_dir), config.classes
+    tritium = classes.index("tritium")
+    with ExitStack() as stack:
+        calibrated_truth = stack.enter_context(calibrated(truth_path, config, classes))
+        truth = calibrated_truth.file
+        if truth.labels is None:
+            raise FrameFileError(truth_path, "evaluation needs truth labels; the file has none")
+        opened = {
+            name: stack.enter_context(open_map(path, config.io, config.classes))
+            for name, path in maps.items()
+        }
+        for name, ff in opened.items():
+            if ff.shape != truth.shape:
+                raise FrameFileError(maps[name], f"map shape {ff.shape} != frames {truth.shape}")
+        calibrated_truth.calibrate()
+        scores = {name: Scores(len(classes)) for name in maps}
+        example = None
+        for i in tqdm(range(truth.n_frames), desc="evaluate", disable=not progress):
+            labels = truth.read("labels", i)
+            instances = (
+                truth.read("instances", i)
+                if truth.instances is not None
+                else instances_from_labels(labels)
+            )
+            charge = calibrated_truth.charge(i)
+            preds = {name: ff.read("labels", i) for name, ff in opened.items()}
+            for name, pred in preds.items():
+                scores[name].add(labels, instances, pred, tritium)
+                table = clusters.frame_clusters(
+                    pred, charge, classes, config.physics.pair_energy_ev, i
+                )
+                for cls, group in table.groupby("class"):
+                    scores[name].energies.setdefault(int(cls), []).extend(group["energy_kev"])
+            if example is None:
+                example = (charge, labels, preds)
+        true_energy = _true_energies(truth, classes)
+    summary = {name: s.summary(classes) for name, s in scores.items()}
+    for name, linked in (links or {}).items():
+        if linked:
+            summary[name]["model"] = dict(linked)
+    _write_outputs(out, summary, scores, true_energy, example, classes)
+    return summary
+
+
+def _true_energies(truth: FrameFile, classes: Sequence[str]) -> dict[int, list[float]]:
+    events = truth.events or {}
+    if "class" not in events:
+        return {}
+    return {
+        int(c): events["energy_kev"][events["class"] == c].tolist() for c in range(1, len(classes))
+    }
+
+
+def comparison_rows(summary: dict, classes: Sequence[str]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows: cluster F1 and pixel IoU per class, a column pair per method, then the
+    macro averages and the tritium count bias."""
+    names = list(summary)
+    header = ["class"] + [f"{n} {what}" for n in names for what in ("cluster F1", "pixel IoU")]
+    rows = [
+        [cls]
+        + [
+            _fmt(summary[n]["per_class"][cls][key])
+            for n in names
+            for key in ("cluster_f1", "pixel_iou")
+        ]
+        for cls in classes[1:]
+    ]
+    macro = [
+        _fmt(summary[n][key]) for n in names for key in ("macro_cluster_f1", "macro_pixel_iou")
+    ]
+    rows.append(["**macro (signal)**", *macro])
+    bias = [f"{summary[n]['tritium_count_bias_per_frame']:+.2f}" for n in names]
+    rows.append(["tritium count bias / frame", *[cell for b in bias for cell in (b, "")]])
+    return header, rows
+
+
+def comparison_table(summary: dict, classes: Sequence[str]) -> str:
+    """The comparison as a Markdown table."""
+    header, rows = comparison_rows(summary, classes)
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def comparison_html(summary: dict, classes: Sequence[str]) -> str:
+    """The comparison as an HTML table (for the Snakemake report)."""
+    header, rows = comparison_rows(summary, classes)
+    table = pd.DataFrame([[cell.strip("*") for cell in row] for row in rows], columns=header)
+    return table.to_html(index=False, border=0)
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _write_outputs(out: Path, summary, scores, true_energy, example, classes) -> None:
+    """Everything is written to a staging directory beside `out`, then moved in, summary.json
+    last: a killed evaluation leaves no summary, so no rerun takes it for complete."""
+    from pipeline.results import plots
+
+    with atomic_directory(out, last="summary.json") as staging:
+        (staging / "comparison.md").write_text(comparison_table(summary, classes))
+        (staging / "comparison.html").write_text(comparison_html(summary, classes))
+        matrices = {n: np.array(s["confusion"]) for n, s in summary.items()}
+        plots.confusion_matrices(matrices, classes, staging / "confusion.png")
+        energies = {n: s.energies for n, s in scores.items()}
+        plots.energy_spectra(energies, true_energy, classes, staging / "spectra.png")
+        if example is not None:
+            plots.example_frame(*example, classes, staging / "example_frame.png")
+        (staging / "summary.json").write_text(json.dumps(summary, indent=2))
+
+
+def log_evaluation(config: Config, summary: dict, out: Path, truth: str | Path) -> None:
+    """One MLflow run per evaluation: metrics prefixed by method, the summary and plots."""
+    tracker = runs.Tracker(config)
+    links = {
+        f"{name}.{key}": value
+        for name, result in summary.items()
+        for key, value in result.get("model", {}).items()
+    }
+    tracker.start(
+        {
+            "stage": "evaluate",
+            "git_commit": runs.git_commit(),
+            "truth": str(truth),
+            "data_hash": hashing.data_hash([truth]),
+            **links,
+        }
+    )
+    try:
+        for name, result in summary.items():
+            metrics = {
+                f"{name}.macro_cluster_f1": result["macro_cluster_f1"],
+                f"{name}.macro_pixel_iou": result["macro_pixel_iou"],
+                f"{name}.tritium_count_bias": result["tritium_count_bias_per_frame"],
+            }
+            for cls, scores in result["per_class"].items():
+                metrics[f"{name}.{cls}.cluster_f1"] = scores["cluster_f1"]
+                metrics[f"{name}.{cls}.pixel_iou"] = scores["pixel_iou"]
+            tracker.log_metrics({k: v for k, v in metrics.items() if v is not None}, step=0)
+        for artefact in sorted(out.glob("*")):
+            if artefact.suffix in (".json", ".md", ".html", ".png"):
+                tracker.log_artifact(artefact, "evaluation")
+    finally:
+        tracker.end()
+
+
+def run(
+    settings: EvaluateSettings,
+    truth: str | Path,
+    pred: Sequence[str | Path],
+    out: str | Path,
+    names: Sequence[str] = (),
+) -> str:
+    """The `evaluate` stage: score each map file of `pred` (named by `names`, else by its file
+    name) against `truth`, write the outputs into `out`, log the run; the comparison table."""
+    if names and len(names) != len(pred):
+        raise ConfigError(f"--names gives {len(names)} names for {len(pred)} map files")
+    named = dict(zip(names or [Path(p).stem for p in pred], pred, strict=True))
+    links = (
+        {name: registry.map_links(settings.tracking, path) for name, path in named.items()}
+        if settings.tracking.enabled
+        else {}
+    )
+    summary = evaluate_files(settings, truth, named, out, links=links)
+    log_evaluation(settings, summary, Path(out), truth)
+    table = comparison_table(summary, settings.classes)
+    return f"{table}wrote {out}/summary.json, comparison.md and plots"

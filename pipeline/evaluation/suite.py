@@ -1,0 +1,173 @@
+"""The generalisation suite (the `suite` stage): every method on every held-out detector, side by
+side.
+
+Owns reading the `summary.json` that `evaluate` wrote for each detector of the suite (held-out
+detectors away from the training detector, simulated with seeds never used in training) and
+writing one table, a row per detector and class and a macro row per detector, as Markdown
+(`suite.md`) and as HTML for the Snakemake report (`suite.html`, beside it).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.config import ConfigError
+from pipeline.config.stages import SuiteSettings
+from pipeline.core.atomic import atomic_output
+from pipeline.tracking import registry
+
+METRICS = (("cluster F1", "cluster_f1"), ("pixel IoU", "pixel_iou"))
+REFERENCE = "classical"  # what every other method's wins are counted against
+
+
+def read_summaries(paths: Sequence[str | Path], names: Sequence[str]) -> dict[str, dict]:
+    """detector name -> the evaluation summary (method -> scores) of its summary.json."""
+    if len(paths) != len(names):
+        raise ConfigError(f"{len(names)} suite names for {len(paths)} summary files")
+    summaries = {}
+    for name, path in zip(names, paths, strict=True):
+        try:
+            summaries[name] = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"{path}: not an evaluation summary ({exc})") from None
+    return summaries
+
+
+def _cell(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def suite_frame(summaries: dict[str, dict], classes: Sequence[str]) -> pd.DataFrame:
+    """The table: detector, class, then per method its cluster F1 and pixel IoU."""
+    rows = []
+    for detector, summary in summaries.items():
+        methods = list(summary)
+        for cls in [*classes[1:], "macro"]:
+            row = {"detector": detector, "class": cls}
+            for method in methods:
+                scores = summary[method]
+                for label, key in METRICS:
+                    value = (
+                        scores[f"macro_{key}"]
+                        if cls == "macro"
+                        else (scores["per_class"][cls][key])
+                    )
+                    row[f"{method} {label}"] = _cell(value)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def macro_frame(summaries: dict[str, dict]) -> pd.DataFrame:
+    """The generalisation table at a glance: macro cluster F1, a row per detector, a column per
+    method."""
+    return pd.DataFrame(
+        {
+            detector: {m: _cell(scores["macro_cluster_f1"]) for m, scores in summary.items()}
+            for detector, summary in summaries.items()
+        }
+    ).T.rename_axis("detector")
+
+
+def _wins_lines(summaries: dict[str, dict]) -> list[str]:
+    methods = list(next(iter(summaries.values())))
+    reference = REFERENCE if REFERENCE in methods else methods[-1]
+    lines = []
+    for method in methods:
+        if method != reference:
+            won, total = wins(summaries, method, reference)
+            lines.append(
+                f"{method} macro cluster F1 >= {reference}'s on {won} of {total} detectors."
+            )
+    return lines
+
+
+def wins(summaries: dict[str, dict], method: str, reference: str) -> tuple[int, int]:
+    """On how many detectors `method`'s macro cluster F1 is >= `reference`'s, of how many."""
+    won = sum(
+        (s[method]["macro_cluster_f1"] or 0) >= (s[reference]["macro_cluster_f1"] or 0)
+        for s in summaries.values()
+    )
+    return won, len(summaries)
+
+
+def suite_markdown(summaries: dict[str, dict], classes: Sequence[str]) -> str:
+    macro = macro_frame(summaries).reset_index()
+    lines = ["Macro cluster F1 (mean over the signal classes):", ""]
+    lines += _markdown_rows(macro, bold=lambda row: False)
+    lines += ["", *_wins_lines(summaries), "", "Per class:", ""]
+    lines += _markdown_rows(suite_frame(summaries, classes), bold=lambda row: row[1] == "macro")
+    return "\n".join(lines) + "\n"
+
+
+def _markdown_rows(table: pd.DataFrame, bold) -> list[str]:
+    lines = ["| " + " | ".join(table.columns) + " |", "|---" * len(table.columns) + "|"]
+    for row in table.itertuples(index=False):
+        cells = [f"**{c}**" if bold(row) else str(c) for c in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def write_suite(
+    summary_paths: Sequence[str | Path],
+    names: Sequence[str],
+    out: str | Path,
+    classes: Sequence[str],
+) -> Path:
+    """Write `out` (Markdown) and its `.html` twin of the summary files; returns `out`."""
+    return write_tables(read_summaries(summary_paths, names), out, classes)
+
+
+def write_tables(summaries: dict[str, dict], out: str | Path, classes: Sequence[str]) -> Path:
+    """Write `out` (Markdown) and its `.html` twin of the read summaries; returns `out`."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    html = "\n".join(
+        [
+            "<h3>Macro cluster F1 on each detector the model never saw</h3>",
+            macro_frame(summaries).to_html(border=0),
+            *(f"<p>{line}</p>" for line in _wins_lines(summaries)),
+            "<h3>Per class</h3>",
+            suite_frame(summaries, classes).to_html(index=False, border=0),
+        ]
+    )
+    with atomic_output(out.with_suffix(".html")) as tmp:
+        tmp.write_text(html)
+    with atomic_output(out) as tmp:
+        tmp.write_text(suite_markdown(summaries, classes))
+    return out
+
+
+def version_scores(summaries: dict[str, dict]) -> dict[str, float]:
+    """Registered model version -> its mean macro cluster F1 over the detectors, for each
+    method that one version made on every detector (the evaluations' `model` links)."""
+    scores = {}
+    for method in next(iter(summaries.values()), {}):
+        results = [s.get(method, {}) for s in summaries.values()]
+        versions = {r.get("model", {}).get("model_version") for r in results}
+        if len(versions) == 1 and None not in versions:
+            f1 = [r["macro_cluster_f1"] or 0.0 for r in results]
+            scores[versions.pop()] = sum(f1) / len(f1)
+    return scores
+
+
+def run(
+    settings: SuiteSettings,
+    summaries: Sequence[str | Path],
+    out: str | Path,
+    names: Sequence[str] = (),
+) -> str:
+    """The `suite` stage: the table of every detector's `summary.json` (named by `names`, else
+    by the folder each summary is in), written to `out` and its HTML twin; with tracking, the
+    registry's `best` alias moved to the model version with the highest mean; the table."""
+    read = read_summaries(summaries, names or [Path(p).parent.name for p in summaries])
+    table = write_tables(read, out, settings.classes)
+    lines = [f"{table.read_text()}wrote {table} and {table.with_suffix('.html')}"]
+    scores = version_scores(read)
+    if settings.tracking.enabled and scores:
+        best = registry.mark_best(settings.tracking, scores, ",".join(read))
+        lines.append(f"registry: {settings.tracking.registered_model}@best is version {best}")
+    return "\n".join(lines)

@@ -1,0 +1,163 @@
+"""Classical reconstruction (the reference the U-Net must beat).
+
+Owns the cut-based track finding of the CCD dark-matter experiments (DAMIC, DAMIC-M, SENSEI):
+seeded clustering of the calibrated charge (8-connected pixels above a neighbour threshold,
+kept when one pixel passes a seed threshold), per-cluster charge-weighted shape features
+(pipeline/core/components.py, shared with the catalogue), classification by published-style cuts,
+and streaming a frame file into the same map file and cluster catalogue as
+`pipeline.inference.infer`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.config import ClassicalConfig, Config
+from pipeline.config.stages import ClassicalSettings
+from pipeline.core.components import moments, seeded_components
+from pipeline.results.maps import MapResult, write_maps
+
+PIXEL_VARIANCE = 1.0 / 12.0  # variance of a uniform charge spread across one pixel (px^2)
+FEATURE_COLUMNS = (
+    "pixels",
+    "energy_kev",
+    "sigma_x",
+    "sigma_y",
+    "elongation",
+    "length_px",
+    "sigma_minor",
+)
+
+
+def seeded_clusters(
+    charge_e: np.ndarray, noise_e: float, cfg: ClassicalConfig
+) -> tuple[np.ndarray, int]:
+    """8-connected components of pixels above `neighbour_sigma` x noise that hold at least one
+    pixel above `seed_sigma` x noise, relabelled 1..n (0 elsewhere); returns (components, n)."""
+    return seeded_components(charge_e, cfg.neighbour_sigma * noise_e, cfg.seed_sigma * noise_e)
+
+
+def _eigen(xx: np.ndarray, yy: np.ndarray, xy: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Larger and smaller eigenvalue of [[xx, xy], [xy, yy]] and the major axis angle."""
+    half_trace, half_diff = (xx + yy) / 2, (xx - yy) / 2
+    root = np.hypot(half_diff, xy)
+    major = np.maximum(half_trace + root, 0)
+    minor = np.clip(half_trace - root, 0, major)
+    return major, minor, 0.5 * np.arctan2(2 * xy, xx - yy)
+
+
+def cluster_features(
+    components: np.ndarray, n: int, charge_e: np.ndarray, pair_energy_ev: float
+) -> pd.DataFrame:
+    """One row per cluster 1..n: pixels, energy_kev, charge-weighted sigma_x and sigma_y
+    (positive charge), elongation = sqrt(major / minor eigenvalue of the charge-weighted
+    covariance, each plus the 1/12 px^2 variance of one pixel so a line or a single pixel stays
+    finite; >= 1), length_px (extent of the pixel centres along the major axis, + 1) and
+    sigma_minor = sqrt(minor eigenvalue)."""
+    if n == 0:
+        return pd.DataFrame({name: pd.Series(dtype=float) for name in FEATURE_COLUMNS})
+    m = moments(components, n, charge_e)
+    xx, yy = np.maximum(m.xx, 0), np.maximum(m.yy, 0)
+    major, minor, angle = _eigen(xx, yy, m.xy)
+    return pd.DataFrame(
+        {
+            "pixels": m.pixels.astype(int),
+            "energy_kev": m.charge * pair_energy_ev / 1000.0,
+            "sigma_x": np.sqrt(xx),
+            "sigma_y": np.sqrt(yy),
+            "elongation": np.sqrt((major + PIXEL_VARIANCE) / (minor + PIXEL_VARIANCE)),
+            "length_px": m.extent(angle),
+            "sigma_minor": np.sqrt(minor),
+        }
+    )
+
+
+def _compact_class(
+    energy: np.ndarray, sigma: np.ndarray, cfg: ClassicalConfig, xray: int, tritium: int
+) -> np.ndarray:
+    """X-ray if the energy sits in an X-ray line window, above the tritium endpoint, or the
+    cluster is sharper than charge from the back surface; tritium otherwise."""
+    in_window = np.zeros(energy.shape, dtype=bool)
+    for low, high in cfg.xray_windows_kev:
+        in_window |= (energy >= low) & (energy <= high)
+    is_xray = in_window | (energy > cfg.tritium_max_kev) | (sigma < cfg.tritium_min_sigma_px)
+    return np.where(is_xray, xray, tritium)
+
+
+def classify(features: pd.DataFrame, classes: Sequence[str], cfg: ClassicalConfig) -> np.ndarray:
+    """Class index (into `classes`, matched by name) of each cluster, by the cuts the CCD
+    dark-matter experiments publish, first match wins:
+
+    1. alpha: above `alpha_min_kev` (MeV alphas make saturated, plasma-broadened blobs), unless
+       it is a long straight track;
+    2. muon: a straight minimum-ionising track, `length_px` >= `muon_min_length_px` and
+       `elongation` >= `muon_min_elongation`;
+    3. compact (`pixels` <= `point_max_pixels`): X-ray if its energy falls in an X-ray line
+       window (Fe-55 Mn K-alpha/K-beta, Cu and Si K-alpha fluorescence), lies above the tritium
+       endpoint, or the cluster is sharper (sigma = sqrt((sigma_x^2 + sigma_y^2) / 2) below
+       `tritium_min_sigma_px`) than the diffusion-vs-depth relation allows for charge from the
+       back surface, which diffuses the most; tritium (betas from the back surface) otherwise;
+    4. electron: other extended clusters of at least `electron_min_kev`;
+    5. anything left (extended but faint): the compact rule.
+    """
+    names = list(classes)
+    ids = {name: names.index(name) for name in ("muon", "electron", "tritium", "xray", "alpha")}
+    energy = features["energy_kev"].to_numpy(dtype=float)
+    sigma = np.sqrt((features["sigma_x"].to_numpy() ** 2 + features["sigma_y"].to_numpy() ** 2) / 2)
+    straight = (features["length_px"].to_numpy() >= cfg.muon_min_length_px) & (
+        features["elongation"].to_numpy() >= cfg.muon_min_elongation
+    )
+    compact = features["pixels"].to_numpy() <= cfg.point_max_pixels
+    point = _compact_class(energy, sigma, cfg, ids["xray"], ids["tritium"])
+    conditions = [
+        (energy > cfg.alpha_min_kev) & ~straight,
+        straight,
+        compact,
+        energy >= cfg.electron_min_kev,
+    ]
+    choices = [ids["alpha"], ids["muon"], point, ids["electron"]]
+    return np.select(conditions, choices, default=point).astype(np.uint8)
+
+
+def classical_labels(charge_e: np.ndarray, noise_e: float, config: Config) -> np.ndarray:
+    """(H, W) uint8 class map of one calibrated frame: each kept cluster's pixels carry its
+    class, all other pixels are background (0)."""
+    components, n = seeded_clusters(charge_e, noise_e, config.classical)
+    lut = np.zeros(n + 1, dtype=np.uint8)
+    if n:
+        features = cluster_features(components, n, charge_e, config.physics.pair_energy_ev)
+        lut[1:] = classify(features, config.classes, config.classical)
+    return lut[components]
+
+
+def classical_file(
+    config: ClassicalSettings | Config,
+    input_path: str | Path,
+    output_path: str | Path,
+    catalogue_path: str | Path | None = None,
+    progress: bool = True,
+) -> MapResult:
+    """Stream a frame file (any readable format) through calibration and `classical_labels`
+    into a map file (labels only) and, with `catalogue_path`, the cluster catalogue (probability
+    NaN). Both appear only if every frame succeeds."""
+
+    def label(charge: np.ndarray, noise_e: float) -> tuple[np.ndarray, None]:
+        return classical_labels(charge, noise_e, config), None
+
+    return write_maps(
+        config, label, input_path, output_path, catalogue_path, progress=progress, desc="classical"
+    )
+
+
+def run(
+    settings: ClassicalSettings,
+    input: str | Path,
+    output: str | Path,
+    catalogue: str | Path | None = None,
+) -> str:
+    """The `classical` stage: `classical_file`, and what it wrote."""
+    return str(classical_file(settings, input, output, catalogue))

@@ -1,0 +1,281 @@
+"""Full-frame inference (the `infer` stage).
+
+Owns turning frames of any size and format into per-pixel class maps: calibration with the user's
+calibration config, the network input defined by the model card, overlapping sliding windows
+blended with Gaussian importance weights (as nnU-Net does), or only the crops around charge
+(`infer.sparse`, planned by pipeline/inference/sparse.py) batched by shape, optional flip test-time
+augmentation, autocast on GPU and native-bf16 CPUs, ONNX Runtime for fp32 on the CPU
+(pipeline/inference/runtime.py), an optional component vote (one class per connected deposit), and
+a map file written frame by frame, atomically. Memory is bounded by one frame and its probabilities,
+whatever the size of the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from pipeline.calibration import calibrate
+from pipeline.config import Config, ConfigError, InferConfig, NormaliseConfig
+from pipeline.config.sections import MAX_BATCH_PIXELS
+from pipeline.config.stages import InferSettings
+from pipeline.core import geometry, hashing
+from pipeline.core.errors import CheckpointError, NonFiniteOutput
+from pipeline.inference import runtime, sparse
+from pipeline.network.device import inference_dtype, pick_device
+from pipeline.network.model import load_model
+from pipeline.network.shipped import resolve_model
+from pipeline.results import clusters
+from pipeline.results.maps import MapResult, write_maps
+from pipeline.tracking import registry, runs
+
+FLIPS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))
+
+
+def gaussian_importance(size: int, sigma_scale: float, width: int | None = None) -> np.ndarray:
+    """Weights of a size x width window (square by default): a Gaussian of sigma = edge *
+    sigma_scale along each axis, 1 at the centre, never 0."""
+
+    def axis(n: int) -> np.ndarray:
+        return np.exp(-0.5 * ((np.arange(n) - (n - 1) / 2) / (n * sigma_scale)) ** 2)
+
+    weights = np.outer(axis(size), axis(width or size)).astype(np.float32)
+    return np.maximum(weights, weights[weights > 0].min())
+
+
+def window_starts(length: int, tile: int, overlap: float) -> list[int]:
+    return geometry.tile_starts(length, tile, min(round(tile * overlap), tile - 1))
+
+
+class Predictor:
+    """Class probabilities of whole frames with a trained model."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        tile: int,
+        normalise: NormaliseConfig,
+        cfg: InferConfig,
+        device: torch.device,
+        amp: torch.dtype | None = None,
+        multiple: int = geometry.NET_MULTIPLE,
+    ) -> None:
+        self.model = model.to(device).eval()
+        if cfg.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.multiple = multiple  # the network's input sizes: 2^depth
+        self.tile, self.normalise, self.cfg = geometry.padded(tile, multiple), normalise, cfg
+        self.device, self.amp = device, amp
+        self._classes: int | None = None
+        self._weight_cache: dict[tuple[int, int], torch.Tensor] = {}
+
+    def _weights(self, height: int, width: int) -> torch.Tensor:
+        if (height, width) not in self._weight_cache:
+            weights = gaussian_importance(height, self.cfg.gaussian_sigma_scale, width)
+            self._weight_cache[height, width] = torch.from_numpy(weights).to(self.device)
+        return self._weight_cache[height, width]
+
+    @torch.inference_mode()
+    def probabilities(self, charge_e: np.ndarray, noise_e: float) -> np.ndarray:
+        """(C, H, W) float32 class probabilities of one calibrated frame."""
+        height, width = charge_e.shape
+        # windows of the tile, or smaller along an axis the frame is shorter than
+        th = min(self.tile, geometry.padded(height, self.multiple))
+        tw = min(self.tile, geometry.padded(width, self.multiple))
+        ph, pw = max(height, th), max(width, tw)
+        starts = [
+            (y, xx)
+            for y in window_starts(ph, th, self.cfg.overlap)
+            for xx in window_starts(pw, tw, self.cfg.overlap)
+        ]
+        if len(starts) == 1:  # one window holds the frame: the blending weights cancel
+            return self.crop_probabilities([charge_e], noise_e)[0]
+        x = calibrate.normalise(charge_e, noise_e, self.normalise)
+        image = torch.zeros(1, x.shape[0], ph, pw, device=self.device)
+        image[0, :, :height, :width] = self._to_device(x)
+        weights = self._weights(th, tw)
+        total, norm = None, torch.zeros(ph, pw, device=self.device)
+        for first in range(0, len(starts), self.cfg.batch_size):
+            batch = starts[first : first + self.cfg.batch_size]
+            windows = torch.cat([image[..., y : y + th, xx : xx + tw] for y, xx in batch])
+            probs = self._predict(windows) * weights
+            if total is None:
+                total = torch.zeros(probs.shape[1], ph, pw, device=self.device)
+            for (y, xx), p in zip(batch, probs, strict=True):
+                total[:, y : y + th, xx : xx + tw] += p
+                norm[y : y + th, xx : xx + tw] += weights
+        return (total / norm)[:, :height, :width].float().cpu().numpy()
+
+    def frame_probabilities(self, charge_e: np.ndarray, noise_e: float) -> np.ndarray:
+        """(C, H, W) probabilities: the network on the crops around charge (`infer.sparse`),
+        background elsewhere; the whole frame where sparse is off or the frame is busy."""
+        plan = self.cfg.sparse
+        if plan.enabled:
+            seeds = sparse.seed_mask(charge_e, noise_e, plan)
+            crops = sparse.plan_crops(seeds, plan, self.multiple)
+            if sparse.covered_fraction(crops, charge_e.shape) <= plan.max_fraction:
+                return sparse.assemble(
+                    lambda batch: self.crop_probabilities(batch, noise_e),
+                    charge_e,
+                    crops,
+                    self.classes,
+                    self.cfg.batch_size * self.tile**2,
+                )
+        return self.probabilities(charge_e, noise_e)
+
+    @torch.inference_mode()
+    def crop_probabilities(self, crops: list[np.ndarray], noise_e: float) -> np.ndarray:
+        """(B, C, h, w) float32 probabilities of same-shape crops of one calibrated frame, each
+        on its own (zero-padded to the network's multiple where a crop is shorter)."""
+        height, width = crops[0].shape
+        ph, pw = geometry.padded(height, self.multiple), geometry.padded(width, self.multiple)
+        x = np.zeros((len(crops), self.normalise.channels, ph, pw), dtype=np.float32)
+        for i, crop in enumerate(crops):
+            x[i, :, :height, :width] = calibrate.normalise(crop, noise_e, self.normalise)
+        probs = self._predict(self._to_device(x))
+        return probs[:, :, :height, :width].float().cpu().numpy()
+
+    @property
+    def classes(self) -> int:
+        """Classes the network outputs (asked of it once, on an empty window)."""
+        if self._classes is None:
+            empty = np.zeros((self.multiple, self.multiple), dtype=np.float32)
+            self._classes = self.probabilities(empty, 1.0).shape[0]
+        return self._classes
+
+    def _to_device(self, array: np.ndarray) -> torch.Tensor:
+        """The array on the device: through pinned memory, asynchronously, to a GPU."""
+        tensor = torch.from_numpy(array)
+        if self.device.type != "cuda":
+            return tensor
+        return tensor.pin_memory().to(self.device, non_blocking=True)
+
+    def _predict(self, windows: torch.Tensor) -> torch.Tensor:
+        flips = FLIPS if self.cfg.tta else FLIPS[:1]
+        out = 0
+        if self.cfg.channels_last:
+            windows = windows.contiguous(memory_format=torch.channels_last)
+        for dims in flips:
+            inputs = windows.flip(dims) if dims else windows
+            with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
+                logits = self.model(inputs).float()
+            if not bool(torch.isfinite(logits).all()):
+                raise NonFiniteOutput(
+                    f"the network output is not finite ({self.amp or torch.float32} on "
+                    f"{self.device.type}): the map would be meaningless"
+                )
+            probs = logits.softmax(dim=1)
+            out = out + (probs.flip(dims) if dims else probs)
+        return out / len(flips)
+
+
+def infer_file(
+    config: InferSettings | Config,
+    input_path: str | Path,
+    output_path: str | Path,
+    catalogue_path: str | Path | None = None,
+    progress: bool = True,
+) -> MapResult:
+    """Map the frames of `input_path` with the model `infer.model` into the map file
+    `output_path` (and the cluster catalogue `catalogue_path`)."""
+    cfg = config.infer
+    checkpoint = resolve_model(cfg.model)
+    model, card = load_model(checkpoint, classes=config.classes)
+    device = pick_device(cfg.device, "infer.device")
+    amp = inference_dtype(cfg.amp, device)
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    window = cfg.window if cfg.window is not None else card["tile_size"]
+    if cfg.batch_size * geometry.padded(window) ** 2 > MAX_BATCH_PIXELS:
+        raise ConfigError(
+            f"infer.batch_size {cfg.batch_size} windows of {window} px (the model card's tile) "
+            f"exceed {MAX_BATCH_PIXELS:,} pixels per batch; lower infer.batch_size"
+        )
+    multiple = 2 ** card["architecture"]["depth"]
+    normalise = NormaliseConfig(**card["normalise"])
+    engine = runtime.choose_runtime(cfg.runtime, device, amp)
+    network = runtime.runtime_network(model, engine, checkpoint, normalise.channels)
+    if engine != "torch":  # ONNX Runtime picks its own layout
+        cfg = cfg.model_copy(update={"channels_last": False})
+    predictor = Predictor(network, window, normalise, cfg, device, amp, multiple)
+
+    def label(charge: np.ndarray, noise_e: float) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            probs = predictor.frame_probabilities(charge, noise_e)
+        except NonFiniteOutput as exc:
+            raise CheckpointError(f"{cfg.model}: on {input_path}: {exc}") from None
+        if cfg.component_vote:
+            return clusters.component_vote(probs), probs
+        return probs.argmax(axis=0).astype(np.uint8), probs
+
+    # ONNX Runtime owns the cores; torch's thread pool, left awake beside it, turns the small
+    # element-wise steps (softmax, finiteness) into waits (0.8 s per 8 frames, bench_infer)
+    with runtime.torch_threads(1) if engine == "onnxruntime" else contextlib.nullcontext():
+        return write_maps(
+            config,
+            label,
+            input_path,
+            output_path,
+            catalogue_path,
+            probabilities=cfg.probabilities,
+            progress=progress,
+            desc="infer",
+        )
+
+
+def run(
+    settings: InferSettings,
+    input: str | Path,
+    output: str | Path,
+    catalogue: str | Path | None = None,
+) -> str:
+    """The `infer` stage: `infer_file`, tracked as an MLflow run tied to the model's registered
+    version (`tracking.enabled`), and what it wrote."""
+    tracker = runs.Tracker(settings)
+    if tracker.active:
+        links = registry.model_links(settings, resolve_model(settings.infer.model))
+        tracker.start(
+            {
+                "stage": "infer",
+                "git_commit": runs.git_commit(),
+                "input": str(input),
+                "output": str(output),
+                **links,
+            }
+        )
+    try:
+        result = infer_file(settings, input, output, catalogue)
+        if tracker.active:
+            _log_result(tracker, settings, input, result, catalogue)
+    except BaseException:
+        tracker.end("FAILED")
+        raise
+    tracker.end()
+    return str(result)
+
+
+def _log_result(
+    tracker: runs.Tracker,
+    settings: InferSettings,
+    input_path: str | Path,
+    result: MapResult,
+    catalogue: str | Path | None,
+) -> None:
+    """The input's hash, the map's SHA-256 (what evaluations find the run by), the speed and
+    the clusters per frame of each class."""
+    tracker.set_tags(
+        {
+            "data_hash": hashing.data_hash([input_path]),
+            "output_sha256": hashing.file_sha256(result.output),
+        }
+    )
+    metrics = {"frames": result.frames, "megapixels_per_s": result.megapixels_per_s}
+    if catalogue is not None:
+        found = clusters.read_catalogue(catalogue)["class_name"].value_counts()
+        for name in settings.classes[1:]:
+            metrics[f"{name}_per_frame"] = found.get(name, 0) / max(result.frames, 1)
+    tracker.log_metrics(metrics, step=0)

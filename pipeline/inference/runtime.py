@@ -1,0 +1,151 @@
+"""The network's runtime for inference (used by the `infer` stage).
+
+Owns choosing what executes the U-Net's forward pass, and the ONNX copy of a checkpoint that
+ONNX Runtime runs:
+
+- `torch`: PyTorch eager, with autocast (bf16 on CPUs that compute it natively, on CUDA);
+- `onnxruntime`: ONNX Runtime's CPU engine in fp32, 1.1-1.8x PyTorch eager fp32 on 2-core x86
+  CPUs without native bf16 (bench/bench_infer.py), the same probabilities to 1e-5;
+- `auto`: ONNX Runtime on the CPU where inference runs in fp32, PyTorch elsewhere.
+
+The ONNX file is exported once per checkpoint, next to it (`best.onnx` for `best.pt`; in the
+temporary directory where that folder is read-only), and carries the checkpoint's SHA-256: a
+changed checkpoint is exported again, atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from pipeline.config import ConfigError
+from pipeline.core.atomic import atomic_output
+from pipeline.core.hashing import file_sha256
+
+ONNX_OPSET = 17
+HASH_KEY = "checkpoint_sha256"
+
+
+def choose_runtime(runtime: str, device: torch.device, amp: torch.dtype | None) -> str:
+    """`torch` or `onnxruntime` for infer.runtime (`auto`: ONNX Runtime for fp32 on the CPU)."""
+    if runtime == "onnxruntime" and (device.type != "cpu" or amp is not None):
+        raise ConfigError(
+            f"infer.runtime onnxruntime runs fp32 on the CPU; this run is "
+            f"{amp or 'fp32'} on {device.type} (set infer.amp: off and infer.device: cpu)"
+        )
+    if runtime == "auto":
+        return "onnxruntime" if device.type == "cpu" and amp is None else "torch"
+    return runtime
+
+
+def onnx_path(checkpoint: str | Path) -> Path:
+    return Path(checkpoint).with_suffix(".onnx")
+
+
+def _stored_hash(path: Path) -> str | None:
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # unreadable or partial: export again
+        return None
+    return next((p.value for p in model.metadata_props if p.key == HASH_KEY), None)
+
+
+def export_onnx(model: nn.Module, in_channels: int, checkpoint: str | Path) -> Path:
+    """The ONNX copy of `checkpoint` (exported from `model` unless an up-to-date one exists):
+    beside it, or in the temporary directory's cache where its folder is read-only."""
+    digest = file_sha256(Path(checkpoint))
+    beside = onnx_path(checkpoint)
+    cached = Path(tempfile.gettempdir()) / "ccd-decay-unet-onnx" / f"{digest}.onnx"
+    for target in (beside, cached):
+        if target.is_file() and _stored_hash(target) == digest:
+            return target
+    try:
+        return _export(model, in_channels, digest, beside)
+    except PermissionError:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        return _export(model, in_channels, digest, cached)
+
+
+def _export(model: nn.Module, in_channels: int, digest: str, target: Path) -> Path:
+    import onnx
+
+    example = torch.zeros(1, in_channels, 64, 64)
+    axes = {0: "batch", 2: "height", 3: "width"}
+    with atomic_output(target) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(
+            model.cpu().eval(),
+            (example,),
+            str(tmp),
+            input_names=["x"],
+            output_names=["logits"],
+            dynamic_axes={"x": axes, "logits": axes},
+            opset_version=ONNX_OPSET,
+            dynamo=False,
+        )
+        exported = onnx.load(str(tmp))
+        onnx.helper.set_model_props(exported, {HASH_KEY: digest})
+        onnx.save(exported, str(tmp))
+    return target
+
+
+class OnnxNetwork(nn.Module):
+    """A module whose forward runs an ONNX Runtime session (fp32, CPU) on the ONNX copy of
+    `checkpoint`: drop-in for the U-Net in the `Predictor`. The copy is made, and the session
+    opened, at the first forward pass: a run refused before any frame is labelled (unreadable,
+    uncalibratable input) writes nothing."""
+
+    def __init__(self, model: nn.Module, in_channels: int, checkpoint: Path, threads: int) -> None:
+        super().__init__()
+        self.source, self.in_channels, self.checkpoint = model, in_channels, checkpoint
+        self.threads = threads
+        self._session = None
+
+    def _open(self):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # idle threads sleep instead of spinning: the reader thread and torch's post-processing
+        # share the cores between runs
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        path = export_onnx(self.source, self.in_channels, self.checkpoint)
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._session is None:
+            self._session = self._open()
+        inputs = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
+        return torch.from_numpy(self._session.run(None, {"x": inputs})[0])
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """torch's intra-op threads set to `threads` inside the block, restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def runtime_network(
+    model: nn.Module, runtime: str, checkpoint: str | Path, in_channels: int
+) -> nn.Module:
+    """The module the Predictor runs: `model` itself, or its ONNX Runtime twin."""
+    if runtime == "torch":
+        return model
+    return OnnxNetwork(model, in_channels, Path(checkpoint), torch.get_num_threads())

@@ -1,0 +1,100 @@
+"""What training reads (part of the `train` stage): the training and validation data loaders.
+
+Owns choosing the training tiles (from labelled frame files, from the simulation stream of
+`pipeline.learning.stream`, or a mix by `stream.weight`), their sampler (seeded per epoch and
+shared out across DDP ranks), the validation tiles (always fixed files), and the hash of what was
+read. `world` is the DDP layout (rank, world size) of `pipeline.network.device.Distributed`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch.utils.data import DataLoader, Dataset
+
+from pipeline.config import Config, ConfigError
+from pipeline.core import hashing
+from pipeline.learning import stream, tiles
+
+
+@dataclass
+class Data:
+    train: DataLoader
+    val: DataLoader
+    sampler: Any  # tiles.TileSampler or stream.StreamSampler: set_epoch, then draws
+    data_hash: str
+
+
+@dataclass(frozen=True)
+class TrainFiles:
+    """The labelled frame files a training reads."""
+
+    frames: list[str | Path]
+    val_frames: list[str | Path]
+
+
+def build_data(config: Config, files: TrainFiles, world: Any) -> Data:
+    """Training tiles from files, from the simulation stream, or both (`stream.weight`);
+    validation tiles always from fixed files."""
+    cfg, weight = config.train, config.stream.weight
+    if weight < 1 and not files.frames:
+        raise ConfigError(
+            "no training frame files (--frames): give frame files or stream.weight: 1"
+        )
+    if weight == 1 and not files.val_frames:
+        raise ConfigError(
+            "no validation frame files (--val-frames): a training on the stream alone "
+            "(stream.weight: 1) validates on fixed files"
+        )
+    draws = cfg.steps_per_epoch * cfg.batch_size * world.world
+    if weight == 1:
+        val_source = tiles.FrameSource(files.val_frames, config)
+        val_frames = [(f, i) for f, shape in enumerate(val_source.shapes) for i in range(shape[0])]
+        train_set: Dataset = stream.StreamDataset(config, cfg.seed)
+        sampler: Any = stream.StreamSampler(draws, world.rank, world.world)
+    else:
+        train_set, sampler, val_source, val_frames = _file_tiles(config, files, world, draws)
+        if weight > 0:
+            streamed = stream.StreamDataset(config, cfg.seed)
+            train_set = stream.MixedDataset(train_set, streamed, weight, cfg.seed)
+    val_tiles = val_source.grid(val_frames)
+    keep = np.random.default_rng(cfg.seed).permutation(len(val_tiles))[: cfg.val_tiles]
+    val_tiles = [val_tiles[i] for i in sorted(keep)]
+    loader = dict(num_workers=cfg.workers, persistent_workers=cfg.workers > 0)
+    train = DataLoader(
+        train_set, batch_size=cfg.batch_size, sampler=sampler, drop_last=True, **loader
+    )
+    val = DataLoader(
+        tiles.TileDataset(val_source, val_tiles, config, train=False, seed=cfg.seed),
+        batch_size=cfg.batch_size,
+        shuffle=False,
+        **loader,
+    )
+    hashed = [*files.frames, *files.val_frames] if weight < 1 else list(files.val_frames)
+    extra = stream.stream_hash_text(config) if weight > 0 else ""
+    return Data(train, val, sampler, hashing.data_hash(hashed, extra))
+
+
+def _file_tiles(config: Config, files: TrainFiles, world: Any, draws: int):
+    """Training tiles of the files, their sampler, and the validation source and frames."""
+    cfg = config.train
+    train_source = tiles.FrameSource(files.frames, config)
+    all_frames = [(f, i) for f, shape in enumerate(train_source.shapes) for i in range(shape[0])]
+    if files.val_frames:
+        val_source = tiles.FrameSource(files.val_frames, config)
+        train_frames = all_frames
+        val_frames = [(f, i) for f, shape in enumerate(val_source.shapes) for i in range(shape[0])]
+    else:
+        train_idx, val_idx = tiles.split_frames(
+            len(all_frames), config.tiles.val_fraction, cfg.seed
+        )
+        val_source, train_frames = train_source, [all_frames[i] for i in train_idx]
+        val_frames = [all_frames[i] for i in val_idx]
+    train_tiles = train_source.grid(train_frames)
+    weights = train_source.rare_weights(train_tiles)
+    sampler = tiles.TileSampler(weights, draws, cfg.seed, world.rank, world.world)
+    dataset = tiles.TileDataset(train_source, train_tiles, config, train=True, seed=cfg.seed)
+    return dataset, sampler, val_source, val_frames

@@ -1,0 +1,193 @@
+"""Making a shipped model of a training run (the `export` stage).
+
+Owns `export_model`: weights in half precision, without the parameters a shallower U-Net never
+runs (smp's ResNet encoders build all four stages whatever the depth), and a model card that says
+how the model was made: config, commit, seed, steps, training data, the MLflow run, and its
+scores on the generalisation suite; then an MLflow run of the shipped model, registered with the
+`shipped` alias. Finding and listing shipped models is pipeline/network/shipped.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import nn
+
+from pipeline.config import Config, ConfigError
+from pipeline.config.stages import ExportSettings
+from pipeline.core.atomic import atomic_output
+from pipeline.core.errors import CheckpointError
+from pipeline.core.hashing import file_sha256
+from pipeline.network.model import load_checkpoint, load_model, model_config_from_card
+from pipeline.network.shipped import SUFFIX
+from pipeline.tracking import registry
+from pipeline.tracking.runs import Tracker, git_commit, store_lock
+
+
+def unused_parameters(model: nn.Module, in_channels: int, size: int = 64) -> list[str]:
+    """Names of the state-dict entries a forward pass never touches: the parameters that get no
+    gradient, and the buffers of the modules they belong to. (Evaluation mode: the pass must not
+    move BatchNorm statistics.)"""
+    model = model.eval()
+    model.zero_grad(set_to_none=True)
+    model(torch.zeros(2, in_channels, size, size)).sum().backward()
+    idle = {name for name, p in model.named_parameters() if p.grad is None}
+    modules = {name.rpartition(".")[0] for name in idle}
+    model.zero_grad(set_to_none=True)
+    return sorted(
+        key for key in model.state_dict() if key in idle or key.rpartition(".")[0] in modules
+    )
+
+
+def half_state_dict(model: nn.Module, drop: list[str]) -> dict[str, torch.Tensor]:
+    """Parameters in float16; buffers (BatchNorm statistics: small, and their variances can
+    fall below float16's range) kept as they are; `drop` left out."""
+    params = {name for name, _ in model.named_parameters()}
+    out = {}
+    for key, tensor in model.state_dict().items():
+        if key in drop:
+            continue
+        out[key] = tensor.half() if key in params and tensor.is_floating_point() else tensor
+    return out
+
+
+def _training_state(run_dir: Path) -> dict[str, Any]:
+    """What last.pt says of the run: epochs run, best epoch, wall time, MLflow run id."""
+    last = run_dir / "last.pt"
+    if not last.is_file():
+        raise CheckpointError(f"{last}: no such file (export needs the run's last.pt)")
+    training = load_checkpoint(last).get("training") or {}
+    if "state" not in training:
+        raise CheckpointError(f"{last}: no training state (not a last.pt of `pipeline train`)")
+    return json.loads(training["state"])
+
+
+def _mlflow_tags(uri: str, run_id: str | None) -> dict[str, str]:
+    if not run_id:
+        return {}
+    import mlflow
+
+    try:
+        return dict(mlflow.MlflowClient(tracking_uri=uri).get_run(run_id).data.tags)
+    except Exception:  # the run's store is not here: the card says so by lacking the tags
+        return {}
+
+
+def suite_scores(suite_dir: Path, method: str) -> dict[str, dict[str, Any]]:
+    """detector -> macro and per-class cluster F1 of `method`, from the suite's summary.json."""
+    scores = {}
+    for path in sorted(suite_dir.glob("*/summary.json")):
+        summary = json.loads(path.read_text())
+        if method not in summary:
+            raise ConfigError(f"{path}: no scores of method {method!r} (it has {sorted(summary)})")
+        result = summary[method]
+        scores[path.parent.name] = {
+            "macro_cluster_f1": result["macro_cluster_f1"],
+            "cluster_f1": {c: v["cluster_f1"] for c, v in result["per_class"].items()},
+        }
+    if not scores:
+        raise ConfigError(f"{suite_dir}: no */summary.json of the suite")
+    return scores
+
+
+def release_card(
+    config: Config, card: dict[str, Any], run_dir: Path, train_config: Path
+) -> dict[str, Any]:
+    """The training card of run_dir/best.pt, with how the model was made."""
+    state = _training_state(run_dir)
+    trained = yaml.safe_load(train_config.read_text())
+    tags = _mlflow_tags(config.tracking.uri, state.get("run_id"))
+    steps = trained["train"]["steps_per_epoch"]
+    card["release"] = {
+        "name": config.release.name,
+        "description": config.release.description,
+        "git_commit": tags.get("git_commit"),
+        "mlflow_run_id": state.get("run_id"),
+        "training_seed": trained["train"]["seed"],
+        "steps": (state["best_epoch"] + 1) * steps,
+        "steps_run": state["epoch"] * steps,
+        "batch_size": trained["train"]["batch_size"],
+        "tile_size": trained["tiles"]["size"],
+        "training_minutes": round(state["elapsed_s"] / 60, 1),
+        "config": {k: trained[k] for k in ("train", "stream", "tiles", "augment", "model")},
+        "history": state.get("history", []),
+    }
+    return card
+
+
+def export_model(
+    config: ExportSettings | Config,
+    run_dir: str | Path,
+    train_config: str | Path,
+    suite: str | Path | None = None,
+) -> Path:
+    """Write the shipped model `release.dir/release.name.pt` of the training run in `run_dir`
+    (trained with the config file `train_config`; its suite evaluations in `suite`)."""
+    cfg = config.release
+    run_dir, name = Path(run_dir), cfg.name
+    if not name:
+        raise ConfigError("config key 'release.name' is not set (give --name)")
+    model, card = load_model(run_dir / "best.pt")
+    card = release_card(config, card, run_dir, Path(train_config))
+    if suite:
+        card["release"]["suite"] = suite_scores(Path(suite), cfg.suite_method)
+    drop = unused_parameters(model, model_config_from_card(card).in_channels)
+    card["weights_dtype"] = "float16"
+    card["unused_weights"] = drop
+    out = Path(cfg.dir) / f"{name}{SUFFIX}"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"state_dict": half_state_dict(model, drop), "card": json.dumps(card)}
+    with atomic_output(out) as tmp:
+        torch.save(payload, tmp)
+    with atomic_output(out.with_suffix(".json")) as tmp:
+        tmp.write_text(json.dumps(card, indent=2))
+    _log_export(config, out, card, model)
+    return out
+
+
+def _log_export(config: Config, out: Path, card: dict[str, Any], model: nn.Module) -> None:
+    """An MLflow run of the shipped model: its card, file, hash and suite scores, and the model,
+    registered with the `shipped` alias."""
+    release = card["release"]
+    tracker = Tracker(config)
+    tags = {
+        "stage": "export",
+        "shipped_model": str(release["name"]),
+        "trained_in_run": str(release["mlflow_run_id"]),
+        "git_commit": git_commit(),
+        "sha256": file_sha256(out),
+    }
+    tracker.start(tags)
+    suite = release.get("suite", {})
+    tracker.log_metrics(
+        {
+            f"suite_{d}_macro_cluster_f1": s["macro_cluster_f1"] or float("nan")
+            for d, s in suite.items()
+        },
+        step=0,
+    )
+    tracker.log_dict(card, "model_card.json")
+    tracker.log_artifact(out, "shipped")
+    if tracker.active and config.tracking.log_models:
+        with store_lock(config.tracking.uri):
+            version = registry.log_model(config.tracking, model, card, tags["sha256"])
+            registry.set_alias(config.tracking, registry.SHIPPED, version)
+    tracker.end()
+
+
+def run_export(
+    settings: ExportSettings,
+    run: str | Path,
+    train_config: str | Path,
+    suite: str | Path | None = None,
+) -> str:
+    """The `export` stage: `export_model`, and what it wrote."""
+    out = export_model(settings, run, train_config, suite)
+    size = out.stat().st_size / 1e6
+    return f"wrote {out} ({size:.1f} MB) and its card {out.with_suffix('.json')}"
+
+

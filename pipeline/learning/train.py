@@ -1,0 +1,397 @@
+"""Training of the U-Net (the `train` stage).
+
+Owns the training loop: smp Dice plus cross-entropy (or focal) loss for very sparse classes,
+AdamW with a one-cycle schedule, early stopping on the validation macro IoU of the signal classes,
+automatic device choice with bf16/fp16 autocast and channels_last on GPU, a checkpoint every
+epoch holding everything needed to resume exactly (`--resume`), DDP under `torchrun` (gloo on CPU,
+NCCL on GPU; only rank 0 validates, logs and writes), and the MLflow record of the run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import segmentation_models_pytorch as smp
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from pipeline.config import Config, ConfigError, TrainConfig
+from pipeline.config.stages import TrainSettings
+from pipeline.core import hashing
+from pipeline.core.geometry import IGNORE
+from pipeline.io import atomic_output
+from pipeline.learning.data import Data, TrainFiles, build_data
+from pipeline.network.device import Distributed, autocast_dtype, init_distributed, pick_device
+from pipeline.network.model import (
+    CheckpointError,
+    build_model,
+    load_checkpoint,
+    load_model,
+    model_card,
+    model_config_from_card,
+    save_checkpoint,
+    unwrap,
+)
+from pipeline.network.shipped import resolve_model
+from pipeline.results.metrics import class_metrics, confusion_matrix
+from pipeline.tracking import runs
+
+
+@dataclass
+class TrainState:
+    """What a checkpoint must carry, beyond weights and optimiser, to resume exactly."""
+
+    epoch: int = 0  # next epoch to run
+    best_metric: float = -1.0
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    elapsed_s: float = 0.0
+    run_id: str | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- set-up
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)  # numpy draws all use explicit, seeded Generators
+    torch.manual_seed(seed)
+
+
+class SegmentationLoss(nn.Module):
+    """smp Dice (multiclass, from logits) plus weighted cross-entropy or focal loss."""
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        super().__init__()
+        self.dice = smp.losses.DiceLoss(mode="multiclass", ignore_index=IGNORE)
+        if cfg.loss == "dice_ce":
+            weight = torch.tensor(cfg.class_weights, dtype=torch.float32)
+            self.pixel = nn.CrossEntropyLoss(weight=weight, ignore_index=IGNORE)
+        else:
+            self.pixel = smp.losses.FocalLoss(mode="multiclass", ignore_index=IGNORE)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.dice(logits, target) + self.pixel(logits, target)
+
+
+# ---------------------------------------------------------------- loop
+
+
+class Trainer:
+    def __init__(self, config: Config, world: Distributed, device: torch.device) -> None:
+        cfg = config.train
+        self.config, self.world, self.device = config, world, device
+        self.amp = autocast_dtype(cfg.amp, device)
+        model = build_model(config.model, len(config.classes)).to(device)
+        if device.type == "cuda" and cfg.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        if world.world > 1:
+            ids = [device.index] if device.type == "cuda" else None
+            if device.type == "cuda":
+                model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            # smp builds the whole encoder; stages deeper than `depth` get no gradient
+            model = nn.parallel.DistributedDataParallel(
+                model, device_ids=ids, find_unused_parameters=config.model.depth < 5
+            )
+        self.model = model
+        self.loss = SegmentationLoss(cfg).to(device)
+        self.optimizer = torch.optim.AdamW(
+            model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
+        )
+        self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            self.optimizer,
+            max_lr=cfg.lr,
+            total_steps=cfg.epochs * cfg.steps_per_epoch,
+            pct_start=max(cfg.warmup_fraction, 1e-3),
+        )
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp == torch.float16)
+
+    def _inputs(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, non_blocking=True)
+        if self.device.type == "cuda" and self.config.train.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None)
+
+    def train_epoch(self, loader: DataLoader, epoch: int, progress: bool) -> dict[str, float]:
+        self.model.train()
+        total, steps, n_tiles, start = 0.0, 0, 0, time.perf_counter()
+        bar = tqdm(loader, desc=f"epoch {epoch}", disable=not (progress and self.world.main))
+        for x, y in bar:
+            x, y = self._inputs(x), y.to(self.device, non_blocking=True)
+            with self._autocast():
+                loss = self.loss(self.model(x), y)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.scheduler.step()
+            total, steps, n_tiles = total + float(loss.detach()), steps + 1, n_tiles + len(x)
+            rate = n_tiles * self.world.world / (time.perf_counter() - start)
+            bar.set_postfix(loss=f"{total / steps:.4f}", tiles_s=f"{rate:.1f}")
+        elapsed = time.perf_counter() - start
+        return {
+            "train_loss": total / max(steps, 1),
+            "tiles_per_s": n_tiles * self.world.world / elapsed,
+        }
+
+    @torch.inference_mode()
+    def validate(self, loader: DataLoader) -> dict[str, float]:
+        model = unwrap(self.model)
+        model.eval()
+        n_classes = len(self.config.classes)
+        confusion, total, batches = np.zeros((n_classes, n_classes), np.int64), 0.0, 0
+        for x, y in loader:
+            x, y = self._inputs(x), y.to(self.device)
+            with self._autocast():
+                logits = model(x)
+            total, batches = total + float(self.loss(logits.float(), y)), batches + 1
+            pred = logits.argmax(dim=1).cpu().numpy()
+            confusion += confusion_matrix(y.cpu().numpy(), pred, n_classes)
+        loss = total / batches if batches else float("nan")  # an empty set has no loss
+        return {"val_loss": loss, **class_metrics(confusion, self.config.classes)}
+
+    def state_dicts(self) -> dict[str, Any]:
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+        }
+
+    def load_state_dicts(self, training: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(training["optimizer"])
+        self.scheduler.load_state_dict(training["scheduler"])
+        self.scaler.load_state_dict(training["scaler"])
+
+
+def _rng_states() -> dict[str, Any]:
+    return {
+        "torch": torch.get_rng_state(),
+        "python": json.dumps(random.getstate()),
+    }
+
+
+def _restore_rng(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    version, internal, gauss = json.loads(states["python"])
+    random.setstate((version, tuple(internal), gauss))
+
+
+def _resume(trainer: Trainer, path: Path) -> TrainState:
+    payload = load_checkpoint(path)
+    unwrap(trainer.model).load_state_dict(payload["state_dict"])
+    training = payload.get("training")
+    if training is None:
+        raise ConfigError(f"{path}: checkpoint has no training state to resume from")
+    trainer.load_state_dicts(training)
+    _restore_rng(training["rng"])
+    return TrainState(**json.loads(training["state"]))
+
+
+def _initial_weights(config: Config) -> dict[str, torch.Tensor]:
+    """The weights of `train.init` (fine-tuning), checked before any data is read: the
+    checkpoint must have this config's classes, network input and architecture."""
+    path = resolve_model(config.train.init)
+    model, card = load_model(path, classes=config.classes)
+    pairs = (
+        ("model", model_config_from_card(card).model_dump(), config.model.model_dump()),
+        ("normalise", card["normalise"], config.normalise.model_dump()),
+    )
+    for section, found, wanted in pairs:
+        for key, value in wanted.items():
+            if found.get(key) != value:
+                raise CheckpointError(
+                    f"{path}: {section}.{key} is {found.get(key)!r} in the checkpoint and "
+                    f"{value!r} in the config; train.init fine-tunes the same network"
+                )
+    return model.state_dict()
+
+
+def _sync_buffers(model: nn.Module, world: Distributed) -> None:
+    """BatchNorm statistics as rank 0 has them: DDP syncs buffers only before each forward."""
+    if world.world > 1:
+        for buffer in unwrap(model).buffers():
+            dist.broadcast(buffer, src=0)
+
+
+def _stop_everywhere(stop: bool, world: Distributed) -> bool:
+    """Rank 0 decides (early stopping, time budget); every rank follows."""
+    if world.world == 1:
+        return stop
+    flag = torch.tensor([int(stop)])
+    dist.broadcast(flag, src=0)
+    return bool(flag.item())
+
+
+@dataclass
+class TrainResult:
+    out: Path
+    state: TrainState
+    model: nn.Module
+
+
+def train(
+    config: TrainSettings | Config,
+    frames: Sequence[str | Path],
+    val_frames: Sequence[str | Path],
+    out: str | Path,
+    progress: bool = True,
+) -> TrainResult:
+    """Train on the labelled `frames` (and the simulation stream, `stream.weight`), validate on
+    `val_frames` (none: a split of `frames` by frame), write checkpoints into `out`; resumable
+    (`train.resume`); returns the final model and state."""
+    cfg = config.train
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    world = init_distributed(cfg.device != "cpu" and torch.cuda.is_available())
+    device = pick_device(cfg.device, "train.device", world.local_rank)
+    out = Path(out)
+    last = out / "last.pt"
+    resuming = cfg.resume and last.is_file()
+    initial = _initial_weights(config) if cfg.init and not resuming else None
+    seed_everything(cfg.seed)
+    data = build_data(config, TrainFiles(list(frames), list(val_frames)), world)
+    trainer = Trainer(config, world, device)
+    if initial is not None:  # the optimiser and schedule start afresh
+        unwrap(trainer.model).load_state_dict(initial)
+    state = _resume(trainer, last) if resuming else TrainState()
+    tracker = runs.Tracker(config, active=world.main)
+    tags = {
+        "git_commit": runs.git_commit(),
+        "data_hash": data.data_hash,
+        "stage": "train",
+        "seed": str(cfg.seed),
+        "device": str(device),
+        "world_size": str(world.world),
+        **({"init": cfg.init} if cfg.init else {}),
+        "frames": ",".join(map(str, frames)),
+        "val_frames": ",".join(map(str, val_frames)),
+        "out": str(out),
+    }
+    state.run_id = tracker.start(tags, run_id=state.run_id)
+    status = "FAILED"
+    try:
+        state = _loop(config, out, trainer, data, state, tracker, progress)
+        status = "FINISHED"
+    finally:
+        if world.main:
+            _finish(config, out, state, tracker, data.data_hash)
+        tracker.end(status)
+    return TrainResult(out, state, unwrap(trainer.model))
+
+
+def _loop(
+    config, out: Path, trainer: Trainer, data: Data, state: TrainState, tracker, progress
+) -> TrainState:
+    cfg, world = config.train, trainer.world
+    for epoch in range(state.epoch, cfg.epochs):
+        started = time.monotonic()
+        data.sampler.set_epoch(epoch)
+        metrics = trainer.train_epoch(data.train, epoch, progress)
+        _sync_buffers(trainer.model, world)
+        stop = False
+        if world.main:
+            metrics.update(trainer.validate(data.val))
+            state.history.append({"epoch": epoch, **metrics})
+            score = metrics["macro_iou"]
+            # no validation score (an empty set): the latest epoch is the best one known
+            improved = score > state.best_metric if math.isfinite(score) else True
+            state.bad_epochs = 0 if improved else state.bad_epochs + 1
+            state.epoch, state.elapsed_s = epoch + 1, state.elapsed_s + time.monotonic() - started
+            card = model_card(config, data.data_hash, _card_metrics(metrics))
+            if improved:
+                state.best_metric, state.best_epoch = score, epoch
+                save_checkpoint(out / "best.pt", trainer.model, card)
+            training = {
+                **trainer.state_dicts(),
+                "rng": _rng_states(),
+                "state": json.dumps(asdict(state)),
+            }
+            save_checkpoint(out / "last.pt", trainer.model, card, training)
+            tracker.log_metrics(metrics, step=epoch)
+            if progress:
+                tqdm.write(_summary(epoch, metrics, config.classes))
+            over_time = cfg.max_minutes is not None and state.elapsed_s > 60 * cfg.max_minutes
+            stop = state.bad_epochs >= cfg.patience or over_time
+        if _stop_everywhere(stop, world):
+            break
+    return state
+
+
+def _summary(epoch: int, metrics: dict[str, float], classes: list[str]) -> str:
+    ious = " ".join(f"{c} {metrics[f'iou_{c}']:.3f}" for c in classes[1:])
+    return (
+        f"epoch {epoch}: train loss {metrics['train_loss']:.4f}, val loss "
+        f"{metrics['val_loss']:.4f}, macro IoU {metrics['macro_iou']:.3f} ({ious}), "
+        f"{metrics['tiles_per_s']:.1f} tiles/s"
+    )
+
+
+def _card_metrics(metrics: dict[str, float]) -> dict[str, float]:
+    keep = ("macro_iou", "val_loss")
+    return {
+        k: round(v, 5) if math.isfinite(v) else None
+        for k, v in metrics.items()
+        if k in keep or k.startswith("iou_")
+    }
+
+
+def _finish(config: Config, out: Path, state: TrainState, tracker, data_hash: str) -> None:
+    """Model card, curves and the best checkpoint, next to the weights and in MLflow."""
+    from pipeline.results.plots import training_curves
+
+    if not (out / "best.pt").is_file():
+        return
+    card = load_checkpoint(out / "best.pt")["card"]
+    with atomic_output(out / "model_card.json") as tmp:
+        tmp.write_text(json.dumps(card, indent=2))
+    if state.history:
+        training_curves(state.history, config.classes, out / "training_curves.png")
+        tracker.log_artifact(out / "training_curves.png", "plots")
+    tracker.log_dict(card, "model_card.json")
+    tracker.log_artifact(out / "best.pt", "checkpoint")
+    if tracker.active and config.tracking.log_models:
+        _register(config, out / "best.pt", tracker)
+
+
+def _register(config: Config, best: Path, tracker: runs.Tracker) -> None:
+    """The best checkpoint as an MLflow model, registered (pipeline/tracking/registry.py)."""
+    from pipeline.tracking import registry
+
+    model, card = load_model(best)
+    with runs.store_lock(config.tracking.uri):
+        version = registry.log_model(config.tracking, model, card, hashing.file_sha256(best))
+    tracker.set_tags({"model_version": version})
+
+
+def run(
+    settings: TrainSettings,
+    out: str | Path,
+    frames: Sequence[str | Path] = (),
+    val_frames: Sequence[str | Path] = (),
+) -> str:
+    """The `train` stage: `train`, then what it made, in words."""
+    result = train(settings, frames, val_frames, out)
+    state, best = result.state, result.out / "best.pt"
+    lines = [
+        f"best macro IoU {state.best_metric:.4f} at epoch {state.best_epoch}; model: {best}"
+        if not math.isnan(state.best_metric)
+        else f"no validation score (empty validation set); model: {best}"
+    ]
+    if settings.tracking.enabled and state.run_id:
+        uri = settings.tracking.uri
+        lines.append(f"MLflow run {state.run_id} in {uri} (mlflow ui --backend-store-uri {uri})")
+    return "\n".join(lines)

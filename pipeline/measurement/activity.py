@@ -1,0 +1,76 @@
+"""Tritium decay counts and the sample's activity (the `activity` stage).
+
+Owns turning a cluster catalogue into a number of tritium decays and an activity in becquerel:
+per-frame cluster counts (pipeline/measurement/counting.py), the spectral fit
+(pipeline/measurement/spectrum.py), the detection efficiency measured on simulated frames
+(pipeline/measurement/efficiency.py), the activity with its interval and minimum detectable
+activity (pipeline/measurement/estimate.py), and its systematics
+(pipeline/measurement/systematics.py).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pipeline.config import ConfigError
+from pipeline.config.stages import ActivitySettings
+from pipeline.core.atomic import atomic_output
+from pipeline.io import open_frames
+from pipeline.measurement import systematics
+from pipeline.measurement.counting import counts_per_frame
+from pipeline.measurement.efficiency import efficiency_for, efficiency_from_files
+from pipeline.measurement.estimate import NO_EXPOSURE, activity_summary, estimate_activity
+from pipeline.measurement.spectrum import ACTIVITY_COLUMNS
+from pipeline.results.clusters import read_catalogue
+
+
+def run(
+    settings: ActivitySettings,
+    catalogue: str | Path,
+    frames: str | Path,
+    out: str | Path,
+    efficiency_frames: str | Path | None = None,
+    efficiency_catalogue: str | Path | None = None,
+) -> str:
+    """The `activity` stage: counts per frame and the activity of `catalogue` (of `frames`) as
+    JSON in `out`. Efficiency: `activity.efficiency`, else the efficiency frames and the model's
+    catalogue of them (the workflow's), else measured here (`activity.model` or truth labels)."""
+    if (efficiency_frames is None) != (efficiency_catalogue is None):
+        raise ConfigError("--efficiency-frames and --efficiency-catalogue go together")
+    table = read_catalogue(catalogue, ACTIVITY_COLUMNS)
+    with open_frames(frames, settings.io.model_copy(update={"check_finite": False})) as ff:
+        n_frames, exposures, attrs = ff.n_frames, ff.n_exposures, ff.detector_attrs
+    exposure_s = attrs.get("exposure_s")
+    if exposure_s is None and settings.activity.exposure_s is None:
+        raise ConfigError(f"{frames}: {NO_EXPOSURE}")
+    truth = systematics.EfficiencyModel(settings, attrs)  # simulates each detector once
+    given, model = settings.activity.efficiency, settings.activity.model
+    if given is None and efficiency_frames is not None:
+        efficiency, error = efficiency_from_files(settings, efficiency_frames, efficiency_catalogue)
+    elif given is None and model is None:
+        efficiency, error = truth.efficiency_with_error()
+    else:
+        efficiency, error = efficiency_for(settings, attrs)
+    try:
+        counts = counts_per_frame(table, settings.classes, n_frames)
+        counting = estimate_activity(table, exposures, settings, exposure_s, efficiency, error)
+        terms = systematics.measure_terms(settings, attrs, table, counting, truth)
+    except ValueError as exc:
+        raise ConfigError(f"{catalogue} with {frames}: {exc}") from None
+    result = systematics.with_systematics(counting, terms)
+    summary = activity_summary(result)
+    summary["interval_counting_bq"] = list(counting.interval_bq)  # before the systematics
+    summary["systematics"] = systematics.summary(settings, terms)
+    from_file = f"{frames}: attr exposure_s" if exposure_s is not None else None
+    summary["exposure_s_from"] = from_file or "config activity.exposure_s"
+    summary["exposures"], summary["frames_per_exposure"] = exposures, n_frames // exposures
+    summary["counts_per_frame"] = {c: counts[c].tolist() for c in counts.columns}
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(out) as tmp:
+        tmp.write_text(json.dumps(summary, indent=2))
+    low, high = result.interval_bq
+    return (
+        f"tritium activity {result.activity_bq:.4g} Bq ({settings.activity.confidence:.0%} "
+        f"interval {low:.4g}-{high:.4g} Bq), MDA {result.mda_bq:.4g} Bq; wrote {out}"
+    )

@@ -1,0 +1,201 @@
+"""Tritium detection efficiency (used by the `activity` stage).
+
+Owns measuring the fraction of tritium decays the whole chain recovers: frames simulated for the
+data's detector (denser in tritium, still sparse), labelled by the labeller that made the data's
+catalogue, catalogued, and put through the same spectral fit as the data. The labeller is either
+the simulator's truth (an upper bound, and the check of the fit itself) or the trained model run
+through calibration, sliding-window inference and the component vote exactly as `infer` runs it,
+so the efficiency absorbs what the model loses: missed betas, betas labelled as other classes,
+charge lost below threshold, merged clusters.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipeline.config import Config
+from pipeline.config.stages import EfficiencySettings
+from pipeline.core.errors import EfficiencyError
+from pipeline.io import open_frames
+from pipeline.measurement.spectrum import ACTIVITY_COLUMNS, fit_energies, fit_spectrum
+from pipeline.results.clusters import frame_clusters
+from pipeline.simulation import simulate
+
+FRAME_PX = 512  # edge of the (small) simulated frames of the efficiency measurement
+FRAMES = 16  # frames simulated by default (~5 % statistical error with truth labels)
+TRITIUM_PER_PIXEL = 4e-4  # betas per pixel in efficiency frames (~0.6 % occupancy)
+
+
+def efficiency_config(config: Config) -> Config:
+    """The config of the efficiency frames: at most FRAME_PX square, muons, electrons and alphas
+    at the configured density per pixel, tritium raised to at least TRITIUM_PER_PIXEL (still
+    sparse) and X-rays kept in their ratio to tritium."""
+    det = config.detector
+    height, width = min(det.height, FRAME_PX), min(det.width, FRAME_PX)
+    area = height * width / (det.height * det.width)
+    src = config.sources
+    scaled = {name: getattr(src, name).rate_per_frame * area for name in simulate.SOURCES}
+    tritium = max(scaled["tritium"], TRITIUM_PER_PIXEL * height * width)
+    boost = tritium / scaled["tritium"] if scaled["tritium"] > 0 else 1.0
+    scaled["tritium"], scaled["xray"] = tritium, scaled["xray"] * boost
+    sources = {
+        name: getattr(src, name).model_copy(update={"rate_per_frame": rate})
+        for name, rate in scaled.items()
+    }
+    detector = det.model_copy(update={"height": height, "width": width})
+    return config.model_copy(
+        update={"detector": detector, "sources": src.model_copy(update=sources)}
+    )
+
+
+def ratio(config: Config, catalogue: pd.DataFrame, decays: int) -> tuple[float, float]:
+    """(efficiency, its error): the fitted tritium yield of `catalogue` over the `decays`."""
+    fit = fit_spectrum(fit_energies(catalogue), config)
+    if decays == 0 or fit.tritium <= 0:
+        raise EfficiencyError(
+            f"efficiency: {decays} simulated tritium decays, {fit.tritium:.3g} fitted; set "
+            "activity.efficiency or use a model that finds tritium"
+        )
+    return fit.tritium / decays, fit.tritium_error / decays
+
+
+def efficiency_with_error(
+    config: Config, n_frames: int = 4, label_fn: Callable | None = None
+) -> tuple[float, float]:
+    """Efficiency with truth labels (or `label_fn(SimulatedFrame) -> labels`) and its error (the
+    fit's tritium error over the number of decays)."""
+    return ratio(config, *simulated_catalogue(config, n_frames, label_fn))
+
+
+def simulated_catalogue(
+    config: Config, n_frames: int, label_fn: Callable | None = None
+) -> tuple[pd.DataFrame, int]:
+    """(catalogue, tritium decays) of `n_frames` efficiency frames of `config`'s detector,
+    labelled by the truth (or `label_fn(SimulatedFrame) -> labels`); seeds `activity.seed`
+    and the frame index, so two detectors see the same decays. Every simulated beta deposits
+    energy on its first step, so the tritium rows of the event tables count the decays.
+    Clusters take the truth charge (`signal_e`)."""
+    sim = efficiency_config(config)
+    detector = simulate.make_detector(sim.detector)
+    tritium_class = sim.classes.index("tritium")
+    tables, decays = [], 0
+    for index in range(n_frames):
+        rng = np.random.default_rng(np.random.SeedSequence(sim.activity.seed, spawn_key=(index,)))
+        frame = simulate.simulate_frame(sim, detector, rng)
+        labels = frame.labels if label_fn is None else label_fn(frame)
+        tables.append(
+            frame_clusters(labels, frame.signal_e, sim.classes, sim.physics.pair_energy_ev, index)
+        )
+        decays += int(np.sum(frame.events["class"] == tritium_class))
+    return pd.concat(tables, ignore_index=True), decays
+
+
+def file_attrs(config: EfficiencySettings | Config, path: str | Path) -> dict[str, Any]:
+    """The attributes a frame file states (its readout noise, gain, pixel size, exposure...;
+    the amplifiers' medians), without the readers' defaults and without reading frames."""
+    with open_frames(path, config.io.model_copy(update={"check_finite": False})) as ff:
+        return ff.detector_attrs
+
+
+def simulate_efficiency_frames(
+    config: EfficiencySettings | Config, data_attrs: dict[str, Any], out: str | Path
+) -> list[Path]:
+    """The efficiency frames of the detector of the data (the readout noise its file declares,
+    `data_attrs`; the config's detector otherwise): `activity.efficiency_frames` frames, seed
+    `activity.seed`, written to `out` with their truth and event tables."""
+    sim = efficiency_config(detector_of(config, data_attrs))
+    cfg = config.activity
+    return simulate.simulate_file(sim, Path(out), cfg.efficiency_frames, cfg.seed, progress=False)
+
+
+def efficiency_from_files(
+    config: EfficiencySettings | Config, frames: str | Path, catalogue: str | Path
+) -> tuple[float, float]:
+    """(efficiency, its error) of the efficiency frames `frames` (their event tables count the
+    decays) from the catalogue the model made of them (`catalogue`), through the same spectral
+    fit as the data."""
+    from pipeline.results.clusters import read_catalogue
+
+    with open_frames(frames, config.io.model_copy(update={"check_finite": False})) as ff:
+        events = ff.events or {}
+    tritium = config.classes.index("tritium")
+    decays = int(np.sum(np.asarray(events.get("class", [])) == tritium))
+    return ratio(config, read_catalogue(catalogue, ACTIVITY_COLUMNS), decays)
+
+
+def model_efficiency_with_error(
+    config: Config, model: str | Path, data_attrs: dict[str, Any], progress: bool = False
+) -> tuple[float, float]:
+    """Efficiency of the trained `model` and its error, all in a temporary folder: the
+    efficiency frames of the data's detector, calibrated, inferred (with `config.infer`'s
+    settings) and catalogued with the measured charge, exactly like the data."""
+    from pipeline.inference.infer import infer_file  # torch only when a model is used
+
+    with tempfile.TemporaryDirectory(prefix="efficiency-") as tmp:
+        frames, catalogue = Path(tmp) / "frames.h5", Path(tmp) / "catalogue.parquet"
+        simulate_efficiency_frames(config, data_attrs, frames)
+        infer = config.infer.model_copy(update={"model": str(model), "probabilities": False})
+        inferred = config.model_copy(update={"infer": infer})
+        infer_file(inferred, frames, Path(tmp) / "map.h5", catalogue, progress=progress)
+        return efficiency_from_files(config, frames, catalogue)
+
+
+def measure_efficiency(
+    config: Config, n_frames: int = 4, label_fn: Callable | None = None
+) -> float:
+    """Fraction of simulated tritium decays recovered by the spectral fit (see
+    `efficiency_with_error`); `label_fn(SimulatedFrame) -> labels` replaces the truth labels."""
+    return efficiency_with_error(config, n_frames, label_fn)[0]
+
+
+DETECTOR_ATTRS = ("readout_noise_e", "gain_adu_per_e", "pixel_size_um", "thickness_um")
+
+
+def detector_of(config: Config, attrs: dict[str, Any]) -> Config:
+    """The config's detector with what the data's file states of its own (`attrs`: readout
+    noise, gain, pixel pitch, thickness, exposure; `file_attrs`): the efficiency frames are
+    simulated for the detector of the data. A readout noise of 0 (a writer's placeholder) is
+    not taken. The sources' rates and the dark charge are per frame of `detector.exposure_s`:
+    a longer exposure scales them, so the efficiency frames are as busy as the data's."""
+    known = {k: float(attrs[k]) for k in (*DETECTOR_ATTRS, "exposure_s") if attrs.get(k)}
+    if not known:
+        return config
+    scale = known.get("exposure_s", config.detector.exposure_s) / config.detector.exposure_s
+    known["dark_current_e"] = config.detector.dark_current_e * scale
+    src = config.sources
+    sources = {
+        name: getattr(src, name).model_copy(
+            update={"rate_per_frame": getattr(src, name).rate_per_frame * scale}
+        )
+        for name in simulate.SOURCES
+    }
+    return config.model_copy(
+        update={
+            "detector": config.detector.model_copy(update=known),
+            "sources": src.model_copy(update=sources),
+        }
+    )
+
+
+def efficiency_for(config: Config, data_attrs: dict[str, Any]) -> tuple[float, float]:
+    """(efficiency, its error): from the config, else measured through activity.model (or the
+    truth labels) on frames simulated for the data's detector (`data_attrs`: its file's)."""
+    cfg = config.activity
+    if cfg.efficiency is not None:
+        return cfg.efficiency, cfg.efficiency_error
+    if cfg.model is not None:
+        return model_efficiency_with_error(config, cfg.model, data_attrs)
+    return efficiency_with_error(detector_of(config, data_attrs), cfg.efficiency_frames)
+
+
+def run(settings: EfficiencySettings, frames: str | Path, out: str | Path) -> str:
+    """The `efficiency` stage: the efficiency frames of the detector of `frames`, into `out`
+    (the workflow maps them with the model, and `activity` reads both)."""
+    paths = simulate_efficiency_frames(settings, file_attrs(settings, frames), out)
+    return "\n".join(f"wrote {path}" for path in paths)

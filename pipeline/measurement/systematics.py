@@ -1,0 +1,149 @@
+"""Systematic errors of the activity: what the detector model the efficiency rests on may be.
+
+Owns varying each parameter of the detector model within its stated range
+(`activity.systematics`: the back-surface partial-charge layer, the diffusion, the gain and the
+energy threshold), the activity each end of a range gives, and the interval those shifts widen.
+Each range is read as +-1 standard deviation of its parameter.
+
+How one end is measured: the efficiency frames are simulated again with the parameter changed
+(the same seeds, so the same decays: the change is not drowned in sampling noise) and labelled
+by the truth; the ratio of that efficiency to the nominal one, both through the same spectral
+fit, scales the efficiency the activity used (the model's, or the truth's), and the data's
+spectrum is refitted (with its energies scaled, for the gain; with the new low edge, for the
+threshold). An efficiency given with `activity.efficiency` is the real detector's (a
+calibration source): then the model terms drop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from pipeline.config import Config
+from pipeline.measurement.efficiency import detector_of, ratio, simulated_catalogue
+from pipeline.measurement.estimate import ActivityResult
+from pipeline.measurement.spectrum import fit_energies, fit_spectrum
+
+RESIMULATED = ("back_layer_um", "diffusion_scale")  # terms that change the simulated frames
+
+
+@dataclass(frozen=True)
+class Term:
+    """One parameter varied to both ends of its range, and what the activity did."""
+
+    name: str
+    span: tuple[float, float]
+    efficiency: tuple[float, float]  # at the low and high end
+    activity_bq: tuple[float, float]
+    error_bq: tuple[float, float]  # (down, up) shifts from the nominal activity
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "range": list(self.span),
+            "efficiency": list(self.efficiency),
+            "activity_bq": list(self.activity_bq),
+            "error_bq": list(self.error_bq),
+        }
+
+
+def varied(config: Config, name: str, value: float) -> Config:
+    """`config` with parameter `name` at `value` (the gain, and 'nominal', leave it as it is)."""
+    if name == "back_layer_um":
+        return config.model_copy(
+            update={"detector": config.detector.model_copy(update={"backside_pcc_um": value})}
+        )
+    if name == "diffusion_scale":
+        diffusion = config.physics.diffusion_a_um2 * value
+        physics = config.physics.model_copy(update={"diffusion_a_um2": diffusion})
+        return config.model_copy(update={"physics": physics})
+    if name == "threshold_kev":
+        span = (value, config.activity.energy_range_kev[1])
+        activity = config.activity.model_copy(update={"energy_range_kev": span})
+        return config.model_copy(update={"activity": activity})
+    if name in ("gain_scale", "nominal"):
+        return config
+    raise ValueError(f"activity.systematics: unknown parameter {name!r}")
+
+
+class EfficiencyModel:
+    """The truth efficiency of the data's detector and of its variations, each simulated once."""
+
+    def __init__(self, config: Config, data_attrs: dict[str, Any]) -> None:
+        self.config, self.attrs = config, data_attrs
+        self._catalogues: dict[tuple[str, float], tuple[pd.DataFrame, int]] = {}
+
+    def _detector(self, name: str, value: float) -> Config:
+        """The data's detector with `name` at `value`: simulated, and fitted, as such."""
+        return detector_of(varied(self.config, name, value), self.attrs)
+
+    def _catalogue(self, name: str, value: float) -> tuple[pd.DataFrame, int]:
+        key = (name, value) if name in RESIMULATED else ("nominal", 0.0)
+        if key not in self._catalogues:
+            frames = self.config.activity.efficiency_frames
+            self._catalogues[key] = simulated_catalogue(self._detector(*key), frames)
+        return self._catalogues[key]
+
+    def efficiency_with_error(
+        self, name: str = "nominal", value: float = 0.0
+    ) -> tuple[float, float]:
+        """The truth efficiency and its error, nominal or with `name` at `value`."""
+        return ratio(self._detector(name, value), *self._catalogue(name, value))
+
+    def efficiency(self, name: str = "nominal", value: float = 0.0) -> float:
+        return self.efficiency_with_error(name, value)[0]
+
+
+def measure_terms(
+    config: Config,
+    data_attrs: dict[str, Any],
+    catalogue: pd.DataFrame,
+    result: ActivityResult,
+    model: EfficiencyModel | None = None,
+) -> list[Term]:
+    """Every configured term of `activity.systematics` for the data's `catalogue` and its
+    nominal `result` (`model`: the data's detector, with what it simulated already); none where
+    the config gives the efficiency."""
+    spans = {n: s for n, s in config.activity.systematics if s is not None}
+    if config.activity.efficiency is not None or not spans:
+        return []
+    model = model or EfficiencyModel(config, data_attrs)
+    energies = fit_energies(catalogue)
+    nominal = model.efficiency()
+    terms = []
+    for name, span in spans.items():
+        efficiencies, activities = [], []
+        for value in span:
+            efficiencies.append(result.efficiency * model.efficiency(name, value) / nominal)
+            scale = value if name == "gain_scale" else 1.0
+            fit = fit_spectrum(energies * scale, varied(config, name, value))
+            activities.append(fit.tritium / (efficiencies[-1] * result.live_time_s))
+        low, high = min(activities), max(activities)
+        down, up = max(result.activity_bq - low, 0.0), max(high - result.activity_bq, 0.0)
+        terms.append(Term(name, tuple(span), tuple(efficiencies), tuple(activities), (down, up)))
+    return terms
+
+
+def with_systematics(result: ActivityResult, terms: list[Term]) -> ActivityResult:
+    """`result` with its interval widened by the terms, in quadrature per side; each term's
+    shift is one standard deviation, scaled to the interval's confidence."""
+    if not terms:
+        return result
+    z = float(stats.norm.ppf(0.5 + result.fit.confidence / 2))
+    down = z * float(np.hypot.reduce([t.error_bq[0] for t in terms]))
+    up = z * float(np.hypot.reduce([t.error_bq[1] for t in terms]))
+    low, high = result.interval_bq
+    value = result.activity_bq
+    interval = (max(value - np.hypot(value - low, down), 0.0), value + np.hypot(high - value, up))
+    return dataclasses.replace(result, interval_bq=(float(interval[0]), float(interval[1])))
+
+
+def summary(config: Config, terms: list[Term]) -> dict[str, Any]:
+    """The JSON of the terms, or why there are none."""
+    if config.activity.efficiency is not None:
+        return {"dropped": "activity.efficiency is the real detector's: no detector-model terms"}
+    return {t.name: t.summary() for t in terms}

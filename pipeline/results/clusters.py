@@ -1,0 +1,149 @@
+"""Cluster catalogue (written by the `infer` and `classical` stages, read by `activity`).
+
+Owns turning a per-pixel class map into physics objects: the 8-connected components of each
+signal class (scipy.ndimage), and per cluster its frame, id, class, number of pixels, charge
+(electrons), energy (keV), charge-weighted centroid and spreads (pixels) and mean class
+probability: the catalogue of docs/frame_format.md, written as Parquet and CSV. Also the
+component vote that gives every connected deposit of a probability map one class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+
+from pipeline.core.components import EIGHT_CONNECTED, moments
+from pipeline.core.errors import CatalogueError, one_line
+from pipeline.io import atomic_output
+
+
+def catalogue_twin(path: str | Path) -> Path:
+    """The CSV written beside a Parquet catalogue."""
+    return Path(path).with_suffix(".csv")
+
+
+COLUMNS = (
+    "frame",
+    "cluster",
+    "class",
+    "class_name",
+    "pixels",
+    "charge_e",
+    "energy_kev",
+    "x",
+    "y",
+    "sigma_x",
+    "sigma_y",
+    "probability",
+)
+
+
+def frame_clusters(
+    labels: np.ndarray,
+    charge_e: np.ndarray,
+    classes: Sequence[str],
+    pair_energy_ev: float,
+    frame: int = 0,
+    probabilities: np.ndarray | None = None,
+    first_id: int = 1,
+) -> pd.DataFrame:
+    """The catalogue rows of one frame's map. Centroids and spreads weight pixels by their
+    (positive) charge; x is the column, y the row, pixel centres at integers. Sums run over the
+    labelled pixels only (bincount), so the cost after labelling is that of the deposits."""
+    rows = []
+    for cls in range(1, len(classes)):
+        components, n = ndimage.label(labels == cls, structure=EIGHT_CONNECTED)
+        if n == 0:
+            continue
+        m = moments(components, n, charge_e)
+        prob = (
+            m.total(probabilities[cls][m.rows, m.cols].astype(np.float64)) / m.pixels
+            if probabilities is not None
+            else np.full(n, np.nan)
+        )
+        rows.append(
+            pd.DataFrame(
+                {
+                    "frame": frame,
+                    "class": cls,
+                    "class_name": classes[cls],
+                    "pixels": m.pixels.astype(int),
+                    "charge_e": m.charge,
+                    "energy_kev": m.charge * pair_energy_ev / 1000.0,
+                    "x": m.x,
+                    "y": m.y,
+                    "sigma_x": np.sqrt(np.maximum(m.xx, 0)),
+                    "sigma_y": np.sqrt(np.maximum(m.yy, 0)),
+                    "probability": prob,
+                }
+            )
+        )
+    table = pd.concat(rows, ignore_index=True) if rows else empty_catalogue()
+    table["cluster"] = np.arange(first_id, first_id + len(table))
+    return table[list(COLUMNS)]
+
+
+def component_vote(probabilities: np.ndarray) -> np.ndarray:
+    """Labels (H, W) uint8 from class probabilities (C, H, W), one class per deposit.
+
+    The pixels whose most probable class is not background form 8-connected components; each
+    component takes the signal class with the largest summed probability over its pixels. One
+    particle makes one connected deposit, so a track the network labels half muon, half electron
+    becomes one muon instead of a string of fragments of both classes."""
+    labels = probabilities.argmax(axis=0)
+    components, n = ndimage.label(labels > 0, structure=EIGHT_CONNECTED)
+    if n == 0:
+        return labels.astype(np.uint8)
+    rr, cc = np.nonzero(components)
+    ids = components[rr, cc] - 1
+    sums = np.stack([np.bincount(ids, weights=p[rr, cc], minlength=n) for p in probabilities[1:]])
+    component_class = np.concatenate([[0], 1 + sums.argmax(axis=0)]).astype(np.uint8)
+    return component_class[components]
+
+
+def empty_catalogue() -> pd.DataFrame:
+    return pd.DataFrame({name: pd.Series(dtype=float) for name in COLUMNS})
+
+
+def write_catalogue(table: pd.DataFrame, path: str | Path) -> list[Path]:
+    """Parquet at `path` and a CSV twin, each written atomically."""
+    path = Path(path)
+    outputs = [path, catalogue_twin(path)]
+    with atomic_output(outputs[0]) as tmp:
+        table.to_parquet(tmp, index=False)
+    with atomic_output(outputs[1]) as tmp:
+        table.to_csv(tmp, index=False)
+    return outputs
+
+
+def read_catalogue(path: str | Path, needed: Sequence[str] = COLUMNS) -> pd.DataFrame:
+    """A catalogue written by `write_catalogue` (Parquet), with the `needed` columns, each
+    frame index a non-negative integer and each energy finite; CatalogueError otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise CatalogueError(f"{path}: no such catalogue file")
+    with open(path, "rb") as handle:
+        magic = handle.read(4)
+    if magic != b"PAR1":
+        hint = " (give the .parquet file, not its CSV twin)" if path.suffix == ".csv" else ""
+        raise CatalogueError(f"{path}: not a Parquet catalogue; first bytes {magic!r}{hint}")
+    try:
+        table = pd.read_parquet(path)
+    except Exception as exc:
+        raise CatalogueError(f"{path}: cannot read the catalogue ({one_line(exc)})") from None
+    missing = [c for c in needed if c not in table.columns]
+    if missing:
+        raise CatalogueError(
+            f"{path}: catalogue lacks columns {missing} (it has {list(table.columns)})"
+        )
+    frames = pd.to_numeric(table.get("frame", pd.Series(dtype=float)), errors="coerce")
+    if frames.isna().any() or (frames < 0).any() or (frames % 1 != 0).any():
+        raise CatalogueError(f"{path}: column 'frame' holds values that are not frame indices")
+    energy = pd.to_numeric(table.get("energy_kev", pd.Series(dtype=float)), errors="coerce")
+    if not np.isfinite(energy.to_numpy(dtype=float)).all():
+        raise CatalogueError(f"{path}: column 'energy_kev' holds non-finite or non-numeric values")
+    return table

@@ -1,0 +1,107 @@
+"""Segmentation and cluster metrics as pure numpy functions on label arrays, one implementation
+each, used alike by validation (training) and by evaluation.
+
+Owns the pixel confusion matrix and, from it, per-class IoU, precision and recall and the macro
+IoU over the signal classes (every class but index 0, background); the per-class cluster
+efficiency, purity and F1; truth events of files without instances. Padded pixels (`IGNORE`)
+count nowhere. A score with nothing to score (no pixel of the class in truth or prediction; an
+empty set) is NaN, never perfect; macro scores average the defined ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import ndimage
+
+from pipeline.core.components import EIGHT_CONNECTED
+from pipeline.core.geometry import IGNORE
+
+
+def confusion_matrix(truth: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """(C, C) pixel counts, rows = truth, columns = prediction; `IGNORE` pixels count nowhere."""
+    truth, pred = np.asarray(truth).ravel(), np.asarray(pred).ravel()
+    keep = truth != IGNORE
+    index = truth[keep].astype(np.int64) * n_classes + pred[keep].astype(np.int64)
+    return np.bincount(index, minlength=n_classes**2).reshape(n_classes, n_classes)
+
+
+def pixel_scores(confusion: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-class IoU, precision and recall from a confusion matrix (NaN where undefined)."""
+    tp = np.diag(confusion).astype(float)
+    fp, fn = confusion.sum(axis=0) - tp, confusion.sum(axis=1) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {"iou": tp / (tp + fp + fn), "precision": tp / (tp + fp), "recall": tp / (tp + fn)}
+
+
+def class_metrics(confusion: np.ndarray, classes: Sequence[str]) -> dict[str, float]:
+    """Per-class IoU, precision and recall, and the macro IoU over the signal classes (the
+    mean of the defined ones; NaN if none is): what validation logs."""
+    scores = pixel_scores(confusion)
+    out = {f"{k}_{c}": float(v[i]) for k, v in scores.items() for i, c in enumerate(classes)}
+    signal = scores["iou"][1:]
+    defined = signal[~np.isnan(signal)]
+    out["macro_iou"] = float(defined.mean()) if defined.size else float("nan")
+    return out
+
+
+def event_efficiency_counts(
+    instances: np.ndarray, truth: np.ndarray, pred: np.ndarray, n_classes: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per class: (true events, events whose labelled pixels are mostly predicted as their class).
+
+    An event's class is the truth label its pixels carry (the labelling convention gives all of
+    an event's labelled pixels its class)."""
+    mask = instances > 0
+    ids, inverse = np.unique(instances[mask], return_inverse=True)
+    if len(ids) == 0:
+        return np.zeros(n_classes, int), np.zeros(n_classes, int)
+    size = np.bincount(inverse, minlength=len(ids))
+    event_class = np.zeros(len(ids), np.int64)
+    event_class[inverse] = truth[mask]
+    right = np.bincount(inverse, weights=pred[mask] == event_class[inverse], minlength=len(ids))
+    found = right > size / 2
+    total = np.bincount(event_class, minlength=n_classes)
+    return total, np.bincount(event_class, weights=found, minlength=n_classes).astype(int)
+
+
+def instances_from_labels(labels: np.ndarray) -> np.ndarray:
+    """Truth events where a file has labels but no instances (ROOT): each 8-connected cluster
+    of one class is one event. Touching events of one class merge; instances, when present,
+    are always preferred."""
+    instances, offset = np.zeros(labels.shape, np.int64), 0
+    for cls in np.unique(labels[labels > 0]):
+        components, n = ndimage.label(labels == cls, structure=EIGHT_CONNECTED)
+        instances[components > 0] = components[components > 0] + offset
+        offset += n
+    return instances
+
+
+def cluster_purity_counts(
+    truth: np.ndarray, pred: np.ndarray, n_classes: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per class: (predicted clusters, those whose pixels are mostly truly of that class)."""
+    total, pure = np.zeros(n_classes, int), np.zeros(n_classes, int)
+    for cls in range(1, n_classes):
+        components, n = ndimage.label(pred == cls, structure=EIGHT_CONNECTED)
+        if n == 0:
+            continue
+        index = np.arange(1, n + 1)
+        size = ndimage.sum_labels(np.ones_like(truth), components, index)
+        right = ndimage.sum_labels(truth == cls, components, index)
+        total[cls], pure[cls] = n, int((right > size / 2).sum())
+    return total, pure
+
+
+def f1(efficiency: np.ndarray, purity: np.ndarray) -> np.ndarray:
+    """Harmonic mean; 0 when either is 0 (events missed, or only wrong clusters), NaN when the
+    class has neither true events nor predicted clusters."""
+    efficiency, purity = np.asarray(efficiency, float), np.asarray(purity, float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        score = 2 * efficiency * purity / (efficiency + purity)
+    return np.where((efficiency == 0) | (purity == 0), 0.0, score)
+
+
+def count_clusters(pred: np.ndarray, cls: int) -> int:
+    return int(ndimage.label(pred == cls, structure=EIGHT_CONNECTED)[1])

@@ -1,0 +1,161 @@
+"""Plots for people: training curves, confusion matrices, energy spectra and zooms of an example
+frame around a deposit of each class. matplotlib, Agg."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from pipeline.io import atomic_output
+
+
+def training_curves(
+    history: Sequence[dict[str, float]], classes: Sequence[str], path: Path
+) -> None:
+    """Loss per epoch (train and validation) and validation IoU per class, one PNG."""
+    epochs = [h["epoch"] for h in history]
+    fig, (loss_ax, iou_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    loss_ax.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
+    loss_ax.plot(epochs, [h["val_loss"] for h in history], "s-", label="validation")
+    loss_ax.set(xlabel="epoch", ylabel="loss (Dice + pixel)", title="Loss")
+    loss_ax.legend()
+    for name in classes[1:]:
+        iou_ax.plot(epochs, [h[f"iou_{name}"] for h in history], "o-", label=name)
+    iou_ax.plot(epochs, [h["macro_iou"] for h in history], "k--", label="macro (signal)")
+    iou_ax.set(xlabel="epoch", ylabel="pixel IoU", ylim=(0, 1), title="Validation IoU")
+    iou_ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def confusion_matrices(matrices: dict[str, np.ndarray], classes: Sequence[str], path: Path) -> None:
+    """Row-normalised pixel confusion matrix of each method, side by side."""
+    fig, axes = plt.subplots(1, len(matrices), figsize=(5.2 * len(matrices), 4.6), squeeze=False)
+    for ax, (name, matrix) in zip(axes[0], matrices.items(), strict=True):
+        rows = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+        ax.imshow(rows, cmap="viridis", vmin=0, vmax=1)
+        for (i, j), value in np.ndenumerate(rows):
+            ax.text(
+                j,
+                i,
+                f"{value:.2f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if value < 0.6 else "black",
+            )
+        ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+        ax.set_yticks(range(len(classes)), classes)
+        ax.set(xlabel="predicted", ylabel="true", title=f"{name}: pixels, row-normalised")
+    _save(fig, path)
+
+
+def energy_spectra(
+    predicted: dict[str, dict[int, list[float]]],
+    true: dict[int, list[float]],
+    classes: Sequence[str],
+    path: Path,
+    shown: Sequence[str] = ("tritium", "xray"),
+) -> None:
+    """Energy of predicted clusters of each shown class, per method, against the true events."""
+    fig, axes = plt.subplots(1, len(shown), figsize=(6 * len(shown), 4), squeeze=False)
+    bins = np.linspace(0, 20, 81)
+    for ax, name in zip(axes[0], shown, strict=True):
+        cls = classes.index(name)
+        ax.hist(
+            true.get(cls, []),
+            bins=bins,
+            histtype="stepfilled",
+            alpha=0.3,
+            color="k",
+            label="truth (deposited)",
+        )
+        for method, energies in predicted.items():
+            ax.hist(energies.get(cls, []), bins=bins, histtype="step", lw=1.5, label=method)
+        ax.set(xlabel="energy (keV)", ylabel="clusters / 0.25 keV", title=name)
+        ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+ZOOM_PX = 48  # smallest edge of a zoomed region: a tritium cluster (a few pixels) stays visible
+
+
+def zoom_windows(
+    truth: np.ndarray, classes: Sequence[str], margin_px: int = 8
+) -> list[tuple[str, tuple[slice, slice]]]:
+    """(class name, region) for each signal class present in `truth`: its largest 8-connected
+    deposit, with a margin, at least ZOOM_PX on a side (less where the frame is smaller)."""
+    from scipy import ndimage
+
+    from pipeline.core.components import EIGHT_CONNECTED
+
+    windows = []
+    for cls, name in enumerate(classes):
+        if cls == 0 or not (truth == cls).any():
+            continue
+        components, _ = ndimage.label(truth == cls, EIGHT_CONNECTED)
+        largest = np.bincount(components.ravel())[1:].argmax() + 1
+        box = ndimage.find_objects((components == largest).astype(np.int32))[0]
+        grown = tuple(_grown(s, margin_px, n) for s, n in zip(box, truth.shape, strict=True))
+        windows.append((name, grown))
+    return windows
+
+
+def _grown(span: slice, margin: int, size: int) -> slice:
+    """`span` grown by `margin` each side and to at least ZOOM_PX, kept inside [0, size)."""
+    edge = min(size, max(ZOOM_PX, span.stop - span.start + 2 * margin))
+    start = max(0, min((span.start + span.stop - edge) // 2, size - edge))
+    return slice(start, start + edge)
+
+
+def example_frame(
+    charge_e: np.ndarray,
+    truth: np.ndarray,
+    predictions: dict[str, np.ndarray],
+    classes: Sequence[str],
+    path: Path,
+) -> None:
+    """One row per signal class in the frame: a zoom on its largest true deposit, showing the
+    calibrated charge, the truth and each method's labels (a whole CCD frame makes a tritium
+    cluster smaller than a screen pixel)."""
+    windows = zoom_windows(truth, classes) or [("frame", (slice(None), slice(None)))]
+    columns = {"truth": truth, **predictions}
+    fig, axes = plt.subplots(
+        len(windows),
+        1 + len(columns),
+        figsize=(2.6 * (1 + len(columns)), 2.6 * len(windows)),
+        squeeze=False,
+    )
+    cmap = matplotlib.colormaps["tab10"].resampled(len(classes))
+    for row, (name, region) in zip(axes, windows, strict=True):
+        row[0].imshow(np.arcsinh(np.clip(charge_e[region], 0, None) / 10), cmap="magma")
+        rows, cols = region
+        row[0].set_ylabel(f"{name}\nrows {rows.start}-{rows.stop}, cols {cols.start}-{cols.stop}")
+        for ax, labels in zip(row[1:], columns.values(), strict=True):
+            ax.imshow(
+                labels[region],
+                cmap=cmap,
+                vmin=-0.5,
+                vmax=len(classes) - 0.5,
+                interpolation="nearest",
+            )
+    for ax, title in zip(axes[0], ["charge (asinh)", *columns], strict=True):
+        ax.set_title(title)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=cmap(i)) for i in range(len(classes))]
+    axes[0, -1].legend(handles, classes, loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    _save(fig, path)
+
+
+def _save(fig, path: Path) -> None:
+    fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)

@@ -1,0 +1,137 @@
+"""Experiment tracking with MLflow (the `tracking` stage).
+
+Owns what every run records: the flattened config as params; seed, git commit and a hash of the
+input frame files as tags; per-epoch metrics; the model card, the checkpoint and plots as
+artefacts. The default store is the embedded sqlite database `sqlite:///mlruns.db`; a server URI
+is the config key `tracking.uri`. Artefacts are written and read as plain files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import math
+import subprocess
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import REPO_ROOT, Config, config_to_dict
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested config -> {"a.b.c": "value"} for MLflow params."""
+    flat: dict[str, str] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+def git_commit(repo: Path = REPO_ROOT) -> str:
+    """The checked-out commit, with '-dirty' when tracked files changed; 'unknown' outside git."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=repo, capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{commit}-dirty" if dirty else commit
+
+
+def artifact_root(uri: str) -> str | None:
+    """Artefacts of an embedded sqlite store live beside it, in `mlartifacts/`."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix):
+        return None  # a tracking server decides
+    return (Path(uri[len(prefix) :]).resolve().parent / "mlartifacts").as_uri()
+
+
+_HELD_LOCKS: set[Path] = set()  # store locks this process holds: taking one again is a no-op
+
+
+@contextlib.contextmanager
+def store_lock(uri: str) -> Iterator[None]:
+    """Hold an exclusive lock beside an embedded sqlite store (`<db>.lock`): parallel jobs that
+    would create its tables, or register the same model, take turns. A server needs none."""
+    prefix = "sqlite:///"
+    lock = Path(uri[len(prefix) :] + ".lock").resolve() if uri.startswith(prefix) else None
+    if lock is None or lock in _HELD_LOCKS:
+        yield
+        return
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        _HELD_LOCKS.add(lock)
+        try:
+            yield
+        finally:
+            _HELD_LOCKS.discard(lock)
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+class Tracker:
+    """One MLflow run; every method is a no-op when tracking is disabled (or not rank 0)."""
+
+    def __init__(self, config: Config, active: bool = True) -> None:
+        self.config = config
+        self.active = active and config.tracking.enabled
+        self.run_id: str | None = None
+
+    def start(self, tags: Mapping[str, str], run_id: str | None = None) -> str | None:
+        """Start a new run, or reopen `run_id` when resuming; returns the run id."""
+        if not self.active:
+            return None
+        import mlflow
+
+        uri, name = self.config.tracking.uri, self.config.tracking.experiment
+        mlflow.set_tracking_uri(uri)
+        with store_lock(uri):
+            if mlflow.get_experiment_by_name(name) is None:
+                mlflow.create_experiment(name, artifact_location=artifact_root(uri))
+            mlflow.set_experiment(name)
+            run = mlflow.start_run(run_id=run_id)
+        self.run_id = run.info.run_id
+        if run_id is None:
+            mlflow.log_params(flatten(config_to_dict(self.config)))
+        mlflow.set_tags(dict(tags))
+        return self.run_id
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        if self.active:
+            import mlflow
+
+            mlflow.set_tags(dict(tags))
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        if self.active:
+            import mlflow
+
+            finite = {k: float(v) for k, v in metrics.items() if math.isfinite(v)}  # NaN: none
+            mlflow.log_metrics(finite, step=step)
+
+    def log_dict(self, data: Mapping[str, Any], name: str) -> None:
+        if self.active:
+            import mlflow
+
+            mlflow.log_dict(dict(data), name)
+
+    def log_artifact(self, path: str | Path, folder: str | None = None) -> None:
+        if self.active:
+            import mlflow
+
+            mlflow.log_artifact(str(path), folder)
+
+    def end(self, status: str = "FINISHED") -> None:
+        if self.active and self.run_id is not None:
+            import mlflow
+
+            mlflow.end_run(status=status)
