@@ -138,7 +138,7 @@ def test_unused_parameters_are_found_without_moving_batchnorm_statistics(tiny):
 
 
 def test_the_shipped_model_loads_and_agrees_with_the_default_config():
-    model, card = load_model(DEFAULT.train.init, classes=DEFAULT.classes)
+    model, card = load_model(resolve_model(DEFAULT.train.init), classes=DEFAULT.classes)
     assert card == json.loads(SHIPPED.with_suffix(".json").read_text())
     arch = {k: v for k, v in card["architecture"].items() if k != "name"}
     assert arch == DEFAULT.model.model_dump()

@@ -14,6 +14,7 @@ from pipeline.inference import sparse
 from pipeline.inference.infer import Predictor
 from pipeline.io import open_frames
 from pipeline.network.model import load_model
+from pipeline.network.shipped import resolve_model
 from pipeline.results import clusters
 from pipeline.simulation.simulate import simulate_file
 
@@ -129,7 +130,7 @@ def test_a_pointwise_model_gives_the_dense_probabilities_on_every_owned_pixel():
 @pytest.fixture(scope="module")
 def shipped():
     config = load_config()
-    model, card = load_model("ccd-unet-v1", classes=config.classes)
+    model, card = load_model(resolve_model("ccd-unet-v1"), classes=config.classes)
     return config, model, NormaliseConfig(**card["normalise"]), 2 ** card["architecture"]["depth"]
 
 
