@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.config import load_config
+from pipeline.config import ConfigError, load_config
 from pipeline.measurement import activity, counting, efficiency, estimate, spectrum
 from pipeline.results.clusters import empty_catalogue
 from pipeline.simulation.physics import sample_beta_energies
@@ -223,7 +223,7 @@ def test_model_efficiency_runs_the_data_chain_and_agrees_with_truth(cfg, monkeyp
 
 
 def test_activity_without_any_efficiency_is_refused(cfg):
-    with pytest.raises(ValueError, match="no efficiency"):
+    with pytest.raises(ConfigError, match="no efficiency"):
         estimate.estimate_activity(empty_catalogue(), 3, cfg, 100.0)
 
 

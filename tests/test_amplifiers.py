@@ -11,6 +11,7 @@ from astropy.io import fits
 from pipeline.calibration import calibrate
 from pipeline.config import load_config
 from pipeline.config.stages import settings_of
+from pipeline.core.errors import CalibrationError
 from pipeline.io import open_frames
 from pipeline.measurement import activity
 from pipeline.results.clusters import empty_catalogue, write_catalogue
@@ -85,7 +86,7 @@ def test_hot_pixels_of_an_amplifier_are_found_across_its_exposures_only():
     assert run.gains == [1.0, 2.0] and [f.gain_adu_per_e for f in run.frames] == [1, 2] * 3
     assert np.flatnonzero(run.mask_of(1)).tolist() == [5 * 32 + 7]
     assert not run.mask_of(0).any() and run.mask_of(3) is run.mask_of(1)
-    with pytest.raises(ValueError, match="whole exposures of 2 amplifiers"):
+    with pytest.raises(CalibrationError, match="whole exposures of 2 amplifiers"):
         calibrate.calibrate_run(frames[:5], {}, load_config().calibrate, 3.75, None, amps)
 
 

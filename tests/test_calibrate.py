@@ -8,6 +8,7 @@ import pytest
 
 from pipeline.calibration import calibrate, hot_pixels
 from pipeline.config import load_config
+from pipeline.core.errors import CalibrationError
 from pipeline.simulation.simulate import make_detector, simulate_frame
 
 GAIN, NOISE_E, PEDESTAL = 7.3, 2.5, 1234.0
@@ -217,19 +218,19 @@ def test_charge_significance_keeps_electrons_whatever_the_noise():
 # ------------------------------------------------------------------ bad inputs
 
 
-def test_bad_inputs_raise_value_errors():
+def test_bad_inputs_raise_calibration_errors():
     frame = sim_frames(sim_config(**QUIET), 1)[0].adu
-    with pytest.raises(ValueError, match="overscan"):
+    with pytest.raises(CalibrationError, match="overscan"):
         calibrate.calibrate_frame(frame, GAIN, calib_config(**{"calibrate.pedestal": "overscan"}))
     fe55 = calib_config(**{"calibrate.gain": "fe55"})
-    with pytest.raises(ValueError, match="no Fe-55 frames"):
+    with pytest.raises(CalibrationError, match="no Fe-55 frames"):
         calibrate.resolve_gain({}, fe55)
     noise_frames = np.stack([f.adu for f in sim_frames(sim_config(**QUIET), 3)])
-    with pytest.raises(ValueError, match="no Fe-55 peak"):
+    with pytest.raises(CalibrationError, match="no Fe-55 peak"):
         calibrate.resolve_gain({}, fe55, noise_frames)
-    with pytest.raises(ValueError, match="no Fe-55 peak"):
+    with pytest.raises(CalibrationError, match="no Fe-55 peak"):
         calibrate.calibrate_run(noise_frames, {}, fe55, 3.75)
-    with pytest.raises(ValueError, match="positive"):
+    with pytest.raises(CalibrationError, match="positive"):
         calibrate.resolve_gain({"gain_adu_per_e": 0.0}, calib_config())
     with pytest.raises(ValueError, match="kind"):
         calibrate.normalise(
@@ -283,14 +284,15 @@ def test_a_constant_region_does_not_hide_the_noise_of_the_rest():
 
 
 def test_a_frame_of_one_value_has_no_noise_to_measure():
-    with pytest.raises(ValueError, match="every pixel has the value 1000: no noise can be"):
+    with pytest.raises(CalibrationError, match="every pixel has the value 1000: no noise can be"):
         calibrate.measure_noise_e(np.full((20, 20), 1000.0), 4.0)
 
 
 def test_saturated_frames_are_refused_and_real_saturated_tracks_are_not():
     frame = np.full((20, 20), 65535, np.uint16)
     frame[:6] = 1000
-    with pytest.raises(ValueError, match="70% of the pixels sit at the frame's maximum, 65535"):
+    saturated = "70% of the pixels sit at the frame's maximum, 65535"
+    with pytest.raises(CalibrationError, match=saturated):
         calibrate.check_not_saturated(frame)
     track = np.random.default_rng(0).normal(1000, 5, (20, 20))
     track[10, 2:18] = 65535  # a muon core at the ADC's limit: a real frame

@@ -3,6 +3,7 @@
 import pandas as pd
 import pytest
 
+from pipeline.core.errors import CatalogueError
 from pipeline.measurement import counting
 
 
@@ -33,5 +34,5 @@ def test_counts_per_frame_includes_empty_frames():
     assert table["xray"].tolist() == [1, 0, 1, 0, 0]
     assert table["muon"].tolist() == [0, 0, 1, 0, 0]
     assert table["electron"].tolist() == [0] * 5
-    with pytest.raises(ValueError, match="exceed"):
+    with pytest.raises(CatalogueError, match="exceed"):
         counting.counts_per_frame(catalogue, ["tritium"], 3)

@@ -32,3 +32,47 @@ def test_file_sha256_is_the_digest_of_the_bytes(tmp_path):
     path = tmp_path / "weights.pt"
     path.write_bytes(bytes(range(256)) * 5000)  # over one hash block
     assert file_sha256(path) == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _tracking_config(tmp_path):
+    from pipeline.config import load_config
+
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    return load_config(overrides={"tracking.uri": uri, "tracking.experiment": "t"})
+
+
+def test_a_tracked_run_ends_finished_failed_or_killed(tmp_path):
+    """One context manager opens and ends every stage's run: FAILED when the stage raises,
+    KILLED when it is interrupted, FINISHED otherwise; the stage and commit are tags."""
+    import mlflow
+    import pytest
+
+    from pipeline.tracking.runs import tracked_run
+
+    config = _tracking_config(tmp_path)
+    ids = {}
+    with tracked_run(config, "evaluate", {"truth": "t.h5"}) as tracker:
+        ids["ok"] = tracker.run_id
+    for name, error in (("failed", ValueError("bug")), ("killed", KeyboardInterrupt())):
+        with pytest.raises(type(error)), tracked_run(config, "infer", {}) as tracker:
+            ids[name] = tracker.run_id
+            raise error
+    client = mlflow.MlflowClient(tracking_uri=config.tracking.uri)
+    status = {name: client.get_run(run_id).info.status for name, run_id in ids.items()}
+    assert status == {"ok": "FINISHED", "failed": "FAILED", "killed": "KILLED"}
+    tags = client.get_run(ids["ok"]).data.tags
+    assert tags["stage"] == "evaluate" and tags["truth"] == "t.h5"
+    assert tags["git_commit"] == git_commit()
+    assert mlflow.active_run() is None
+
+
+def test_without_tracking_a_tracked_run_opens_no_store(tmp_path):
+    from pipeline.tracking.runs import tracked_run
+
+    config = _tracking_config(tmp_path)
+    config = config.model_copy(
+        update={"tracking": config.tracking.model_copy(update={"enabled": False})}
+    )
+    with tracked_run(config, "infer", {}) as tracker:
+        assert tracker.run_id is None and not tracker.active
+    assert not (tmp_path / "mlruns.db").exists()

@@ -22,6 +22,7 @@ from pipeline.calibration.gain import cluster_sums_adu, gain_from_sums
 from pipeline.calibration.hot_pixels import MAD_TO_SIGMA, HotStack
 from pipeline.config import CalibrateConfig, Config, NormaliseConfig
 from pipeline.config.sections import NORMALISE_CHANNELS
+from pipeline.core.errors import CalibrationError, FrameFileError, one_line
 
 if TYPE_CHECKING:
     from pipeline.io import FrameFile
@@ -99,7 +100,7 @@ def measure_noise_e(charge_e: np.ndarray, clip_sigma: float) -> float:
     values = np.asarray(charge_e, dtype=np.float64).ravel()
     values = values[np.isfinite(values)]
     if values.size == 0:
-        raise ValueError("measure_noise_e: no finite pixels")
+        raise CalibrationError("measure_noise_e: no finite pixels")
     kept, sigma = values, 0.0
     for _ in range(NOISE_ITERATIONS):
         centre = np.median(kept)
@@ -126,7 +127,7 @@ def quantised_noise(values: np.ndarray, clip_sigma: float) -> float:
     deviation = np.abs(values - mode)
     off = deviation[deviation > 0]
     if off.size == 0:
-        raise ValueError(
+        raise CalibrationError(
             f"every pixel has the value {mode:g}: no noise can be measured (dead or saturated "
             "readout?)"
         )
@@ -141,13 +142,13 @@ def quantised_noise(values: np.ndarray, clip_sigma: float) -> float:
 
 
 def check_not_saturated(frame: np.ndarray) -> None:
-    """ValueError if more than half the pixels sit at the frame's maximum: a saturated (or dead)
-    readout, on which no pedestal, noise or charge can be measured."""
+    """CalibrationError if more than half the pixels sit at the frame's maximum: a saturated (or
+    dead) readout, on which no pedestal, noise or charge can be measured."""
     values = np.asarray(frame)
     top = float(np.max(values))
     share = np.count_nonzero(values == top) / values.size
     if share > 0.5:
-        raise ValueError(
+        raise CalibrationError(
             f"{share:.0%} of the pixels sit at the frame's maximum, {top:g} ADU: a saturated or "
             "dead readout, no pedestal or noise can be measured"
         )
@@ -157,20 +158,22 @@ def _pedestal(frame: np.ndarray, cfg: CalibrateConfig, overscan: np.ndarray | No
     if cfg.pedestal == "rows":
         return row_pedestal_adu(frame)
     if overscan is None:
-        raise ValueError(
+        raise CalibrationError(
             "calibrate.pedestal is 'overscan' but no overscan columns were given "
             "(set io.fits.overscan_cols, or calibrate.pedestal: rows)"
         )
     overscan = np.asarray(overscan)
     if overscan.ndim != 2 or overscan.shape[0] != frame.shape[0]:
-        raise ValueError(f"overscan shape {overscan.shape} does not match frame rows {frame.shape}")
+        raise CalibrationError(
+            f"overscan shape {overscan.shape} does not match frame rows {frame.shape}"
+        )
     return row_pedestal_adu(frame, overscan)
 
 
 def _check_gain(gain: float) -> float:
     gain = float(gain)
     if not (math.isfinite(gain) and gain > 0):
-        raise ValueError(f"gain_adu_per_e must be a positive number, got {gain}")
+        raise CalibrationError(f"gain_adu_per_e must be a positive number, got {gain}")
     return gain
 
 
@@ -200,7 +203,9 @@ def resolve_gain(
     if cfg.gain == "config":
         return _check_gain(cfg.gain_adu_per_e)
     if fe55_frames_adu is None:
-        raise ValueError("calibrate.gain is 'fe55' but no Fe-55 frames were given to measure it on")
+        raise CalibrationError(
+            "calibrate.gain is 'fe55' but no Fe-55 frames were given to measure it on"
+        )
     return measure_gain_fe55(fe55_frames_adu, cfg.fe55_kev, pair_energy_ev, cfg.noise_clip_sigma)
 
 
@@ -218,7 +223,7 @@ def measure_gain_fe55(
         noises.append(measure_noise_e(residual, clip_sigma))
         sums.append(cluster_sums_adu(residual, noises[-1]))
     if not sums:
-        raise ValueError("measure_gain_fe55: no frames")
+        raise CalibrationError("measure_gain_fe55: no frames")
     return gain_from_sums(np.concatenate(sums), float(np.median(noises)), fe55_kev, pair_energy_ev)
 
 
@@ -284,14 +289,14 @@ def calibrate_run(
     n_amp = len(per_amplifier)
     n_frames = 1 if getattr(frames_adu, "ndim", None) == 2 else _length(frames_adu)
     if n_frames is not None and n_frames % n_amp:
-        raise ValueError(f"{n_frames} frames are not whole exposures of {n_amp} amplifiers")
+        raise CalibrationError(f"{n_frames} frames are not whole exposures of {n_amp} amplifiers")
     hot = HotStack(n_frames, n_amp, cfg.hot_mask_frames)
     pedestals, noises, sums = [], [], [[] for _ in range(n_amp)]
     for index, (frame, over) in enumerate(_with_overscan(frames_adu, overscan)):
         try:
             check_not_saturated(frame)
-        except ValueError as exc:
-            raise ValueError(f"frame {index}: {exc}") from None
+        except CalibrationError as exc:
+            raise CalibrationError(f"frame {index}: {exc}") from None
         pedestals.append(_pedestal(frame, cfg, over))
         residual = frame - pedestals[-1][:, None]
         noises.append(measure_noise_e(residual, cfg.noise_clip_sigma))
@@ -299,7 +304,7 @@ def calibrate_run(
             sums[index % n_amp].append(cluster_sums_adu(residual, noises[-1]))
         hot.add(index, residual)
     if not noises:
-        raise ValueError("calibrate_run: no frames")
+        raise CalibrationError("calibrate_run: no frames")
     noise_adu = [float(np.median(noises[a::n_amp])) for a in range(n_amp)]
     if cfg.gain == "fe55":
         gains = [
@@ -337,7 +342,7 @@ def calibrate_file(ff: FrameFile, config: Config) -> RunCalibration:
     """`calibrate_run` over an opened frame file, with the config's calibration and physics.
     This is the first full pass over the data: a corrupt chunk, or frames the calibration cannot
     use (no Fe-55 peak, no finite pixel), is a FrameFileError naming the file."""
-    from pipeline.io.base import FrameFileError, one_line
+    from pipeline.io.base import read_errors
 
     try:
         return calibrate_run(
@@ -348,7 +353,7 @@ def calibrate_file(ff: FrameFile, config: Config) -> RunCalibration:
             ff.overscan,
             ff.amplifier_attrs,
         )
-    except Exception as exc:
+    except (CalibrationError, *read_errors()) as exc:  # a chunk is read here the first time
         raise FrameFileError(
             ff.path, f"cannot calibrate: {type(exc).__name__}: {one_line(exc)}"
         ) from None

@@ -14,6 +14,7 @@ import numpy as np
 from scipy import ndimage, optimize, signal
 
 from pipeline.core.components import EIGHT_CONNECTED, seeded_components
+from pipeline.core.errors import CalibrationError
 
 # Cluster finding as in DAMIC/SENSEI analyses: pixels above ~3 sigma joined 8-connected, a cluster
 # kept when one of its pixels (the seed) is above ~4 sigma.
@@ -57,14 +58,14 @@ def cluster_sums_adu(residual_adu: np.ndarray, noise_adu: float) -> np.ndarray:
 def gain_from_sums(sums: np.ndarray, noise_adu: float, fe55_kev: float, pair_ev: float) -> float:
     line = sums[sums > MIN_LINE_SNR * noise_adu]
     if line.size < MIN_LINE_CLUSTERS:
-        raise ValueError(
+        raise CalibrationError(
             f"no Fe-55 peak: {line.size} clusters above {MIN_LINE_SNR:g} noise sigma "
             f"(need {MIN_LINE_CLUSTERS}); are these Fe-55 frames?"
         )
     centre, width = _locate_peak(line)
     mean, sigma = _fit_gaussian(line, centre, width)
     if not 0 < sigma / mean <= MAX_LINE_REL_WIDTH:
-        raise ValueError(
+        raise CalibrationError(
             f"no Fe-55 peak: the most prominent peak ({mean:.1f} ADU) is {sigma / mean:.0%} wide, "
             f"a line is narrower than {MAX_LINE_REL_WIDTH:.0%}"
         )
@@ -80,7 +81,7 @@ def _locate_peak(values: np.ndarray) -> tuple[float, float]:
     padded = np.concatenate([[0], hist, [0]])  # so that an edge bin can be a peak
     peaks, props = signal.find_peaks(padded, prominence=1)
     if peaks.size == 0:
-        raise ValueError("no Fe-55 peak found in the histogram of cluster sums")
+        raise CalibrationError("no Fe-55 peak found in the histogram of cluster sums")
     best = int(peaks[np.argmax(props["prominences"])])
     bin_ln = float(edges[1] - edges[0])
     fwhm_ln = signal.peak_widths(padded, [best], rel_height=0.5)[0][0] * bin_ln
@@ -92,7 +93,9 @@ def _fit_gaussian(values: np.ndarray, centre: float, width: float) -> tuple[floa
     """Gaussian fit to the histogram of `values` within 2 sigma of the located peak."""
     window = values[np.abs(values - centre) < 2 * width]
     if window.size < MIN_LINE_CLUSTERS:
-        raise ValueError(f"no Fe-55 peak: only {window.size} clusters around {centre:.1f} ADU")
+        raise CalibrationError(
+            f"no Fe-55 peak: only {window.size} clusters around {centre:.1f} ADU"
+        )
     n_bins = int(np.clip(len(np.histogram_bin_edges(window, "fd")) - 1, 7, 100))
     hist, edges = np.histogram(window, bins=n_bins)
     mids = (edges[:-1] + edges[1:]) / 2
@@ -107,7 +110,9 @@ def _fit_gaussian(values: np.ndarray, centre: float, width: float) -> tuple[floa
                 maxfev=2000,
             )
     except RuntimeError as exc:
-        raise ValueError(f"no Fe-55 peak: Gaussian fit near {centre:.1f} ADU failed") from exc
+        raise CalibrationError(f"no Fe-55 peak: Gaussian fit near {centre:.1f} ADU failed") from exc
     if not abs(mean - centre) < 2 * width:
-        raise ValueError(f"no Fe-55 peak: Gaussian fit near {centre:.1f} ADU ran off to {mean:.1f}")
+        raise CalibrationError(
+            f"no Fe-55 peak: Gaussian fit near {centre:.1f} ADU ran off to {mean:.1f}"
+        )
     return float(mean), abs(float(sigma))

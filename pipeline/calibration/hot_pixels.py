@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from pipeline.config import CalibrateConfig
+from pipeline.config import CalibrateConfig, ConfigError
 
 MAD_TO_SIGMA = 1.4826  # Gaussian sigma = 1.4826 x median absolute deviation
 # The median of N Gaussian values has std ~ sqrt(pi/2) sigma / sqrt(N).
@@ -125,7 +125,7 @@ def _median_of_frames(block: np.ndarray) -> np.ndarray:
 def _check_stack_memory(n_frames: int, shape: tuple[int, ...]) -> None:
     need = n_frames * math.prod(shape) * 2  # float16
     if need > HOT_STACK_BYTES:
-        raise ValueError(
+        raise ConfigError(
             f"calibrate.hot_mask_frames: {n_frames} frames of {shape[0]}x{shape[1]} need "
             f"{need / 2**30:.1f} GiB for the hot-pixel medians (limit {HOT_STACK_BYTES / 2**30:g} "
             "GiB); lower calibrate.hot_mask_frames"

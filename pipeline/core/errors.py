@@ -1,7 +1,12 @@
 """The pipeline's error classes and their one-line messages (no heavy imports, for every stage).
 
-Every error a user can cause is one of `BAD_INPUT`: the command line prints its message on one
-line, naming the file or the config key, and exits with status 2.
+Every error a user can cause (a bad file, config key, checkpoint or catalogue) is a
+`PipelineError`: its message is one line that names the file or the config key, says what is
+wrong and, where it helps, what exists instead; the fields `path`, `key` and `instead` hold the
+same for code. It is not a `ValueError`, so no net for library errors catches it by accident,
+and a programming error is never taken for bad input: the command line prints a PipelineError
+(or an error of the operating system about a file) on one line and exits with status 2; any
+other exception is a traceback and status 1.
 """
 
 from __future__ import annotations
@@ -14,32 +19,57 @@ def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-class ConfigError(ValueError):
+class PipelineError(Exception):
+    """Input a user can mend; str(e) is one line naming the file or key and what is wrong."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | Path | None = None,
+        key: str | None = None,
+        instead: str | None = None,
+    ) -> None:
+        super().__init__(" ".join(str(message).split()))
+        self.path = None if path is None else str(path)
+        self.key = key
+        self.instead = instead
+
+
+class ConfigError(PipelineError):
     """A config file or override is wrong; the message names the file and the key."""
 
 
-class FrameFileError(Exception):
+class FrameFileError(PipelineError):
     """Bad input file. str(e) is ONE line that starts with the file path, says what is wrong and,
     where relevant, what exists instead."""
 
-    def __init__(self, path: str | Path, message: str) -> None:
-        super().__init__(f"{path}: {' '.join(str(message).split())}")
+    def __init__(
+        self, path: str | Path, message: str, *, key: str | None = None, instead: str | None = None
+    ) -> None:
+        super().__init__(f"{path}: {message}", path=path, key=key, instead=instead)
 
 
-class CheckpointError(ValueError):
+class CalibrationError(PipelineError):
+    """Frames the calibration cannot use (saturated, no noise, no Fe-55 peak, no overscan)."""
+
+
+class CheckpointError(PipelineError):
     """A checkpoint that cannot be used; the message names the file and the problem."""
 
 
-class CatalogueError(ValueError):
+class CatalogueError(PipelineError):
     """A catalogue that cannot be used; the message names the file and the problem."""
 
 
-class EfficiencyError(ValueError):
+class EfficiencyError(PipelineError):
     """The simulated frames gave no fitted tritium decays: the efficiency is not measurable."""
 
 
-class NonFiniteOutput(ValueError):
+class NonFiniteOutput(PipelineError):
     """The network produced NaN or inf: no meaningful map exists."""
 
 
-BAD_INPUT = (ConfigError, FrameFileError, CheckpointError, CatalogueError, EfficiencyError, OSError)
+# what the command line reports as bad input (one line, exit status 2): the pipeline's own
+# refusals, and the operating system's about a file (missing, unreadable, not writable)
+BAD_INPUT = (PipelineError, OSError)

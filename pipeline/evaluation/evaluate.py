@@ -235,22 +235,15 @@ def _write_outputs(out: Path, summary, scores, true_energy, example, classes) ->
 
 def log_evaluation(config: Config, summary: dict, out: Path, truth: str | Path) -> None:
     """One MLflow run per evaluation: metrics prefixed by method, the summary and plots."""
-    tracker = runs.Tracker(config)
+    if not config.tracking.enabled:
+        return
     links = {
         f"{name}.{key}": value
         for name, result in summary.items()
         for key, value in result.get("model", {}).items()
     }
-    tracker.start(
-        {
-            "stage": "evaluate",
-            "git_commit": runs.git_commit(),
-            "truth": str(truth),
-            "data_hash": hashing.data_hash([truth]),
-            **links,
-        }
-    )
-    try:
+    tags = {"truth": str(truth), "data_hash": hashing.data_hash([truth]), **links}
+    with runs.tracked_run(config, "evaluate", tags) as tracker:
         for name, result in summary.items():
             metrics = {
                 f"{name}.macro_cluster_f1": result["macro_cluster_f1"],
@@ -264,8 +257,6 @@ def log_evaluation(config: Config, summary: dict, out: Path, truth: str | Path) 
         for artefact in sorted(out.glob("*")):
             if artefact.suffix in (".json", ".md", ".html", ".png"):
                 tracker.log_artifact(artefact, "evaluation")
-    finally:
-        tracker.end()
 
 
 def run(

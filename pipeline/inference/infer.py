@@ -235,26 +235,17 @@ def run(
 ) -> str:
     """The `infer` stage: `infer_file`, tracked as an MLflow run tied to the model's registered
     version (`tracking.enabled`), and what it wrote."""
-    tracker = runs.Tracker(settings)
-    if tracker.active:
-        links = registry.model_links(settings, resolve_model(settings.infer.model))
-        tracker.start(
-            {
-                "stage": "infer",
-                "git_commit": runs.git_commit(),
-                "input": str(input),
-                "output": str(output),
-                **links,
-            }
-        )
-    try:
+    links = {}
+    if settings.tracking.enabled:
+        checkpoint = resolve_model(settings.infer.model)
+        sha256 = hashing.file_sha256(checkpoint)
+        version = registry.register_shipped(settings, checkpoint, sha256)  # a first use of it
+        links = registry.model_links(checkpoint, sha256, version)
+    tags = {"input": str(input), "output": str(output), **links}
+    with runs.tracked_run(settings, "infer", tags) as tracker:
         result = infer_file(settings, input, output, catalogue)
         if tracker.active:
             _log_result(tracker, settings, input, result, catalogue)
-    except BaseException:
-        tracker.end("FAILED")
-        raise
-    tracker.end()
     return str(result)
 
 

@@ -51,10 +51,11 @@ def onnx_path(checkpoint: str | Path) -> Path:
 
 def _stored_hash(path: Path) -> str | None:
     import onnx
+    from google.protobuf.message import DecodeError
 
     try:
         model = onnx.load(str(path), load_external_data=False)
-    except Exception:  # unreadable or partial: export again
+    except (OSError, DecodeError):  # unreadable or partial: export again
         return None
     return next((p.value for p in model.metadata_props if p.key == HASH_KEY), None)
 

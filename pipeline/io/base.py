@@ -1,8 +1,11 @@
-"""Shared pieces of frame-file I/O: the error type, the open-file record, small helpers."""
+"""Shared pieces of frame-file I/O: the error type, the errors of the file libraries, the
+open-file record, small helpers."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,29 @@ EVENT_COLUMNS = {
 }
 DEFAULT_ATTRS = {"gain_adu_per_e": 1.0, "pixel_size_um": 15.0}
 ROOT_BLOCK = 16
+
+
+@functools.cache
+def read_errors() -> tuple[type[BaseException], ...]:
+    """What the file libraries raise for a truncated, corrupt or foreign file: the OS's and
+    h5py's (OSError, EOFError), zlib's, uproot's (deserialisation, a missing key), astropy's
+    (VerifyError), and the malformed-data errors numpy, awkward and astropy raise underneath
+    (ValueError, TypeError, KeyError, IndexError). A reader catches only these, around the
+    library's calls, and names the file; anything else is a bug and stays a traceback."""
+    from astropy.io.fits.verify import VerifyError
+    from uproot.deserialization import DeserializationError
+
+    return (
+        OSError,
+        EOFError,
+        zlib.error,
+        DeserializationError,
+        VerifyError,
+        ValueError,
+        TypeError,
+        KeyError,
+        IndexError,
+    )
 
 
 def is_numeric(dtype: np.dtype) -> bool:
@@ -96,7 +122,7 @@ class FrameFile:
         a corrupt chunk may surface only here: it is a FrameFileError naming the file."""
         try:  # one frame is one chunk; dask's thread pool would deadlock in a forked worker
             return np.asarray(getattr(self, what)[index].compute(scheduler="synchronous"))
-        except Exception as exc:
+        except read_errors() as exc:
             raise FrameFileError(
                 self.path,
                 f"cannot read {what} of frame {index} (truncated or corrupt?): "

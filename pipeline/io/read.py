@@ -13,7 +13,7 @@ import dask.array as da
 import numpy as np
 
 from pipeline.config import IOConfig
-from pipeline.io.base import FORMATS, FrameFile, FrameFileError, one_line
+from pipeline.io.base import FORMATS, FrameFile, FrameFileError, one_line, read_errors
 from pipeline.io.formats import open_fits, open_hdf5, open_root
 
 _HDF5_MAGIC, _ROOT_MAGIC, _FITS_MAGIC = b"\x89HDF\r\n\x1a\n", b"root", b"SIMPLE  ="
@@ -59,8 +59,8 @@ def open_frames(path: str | Path, io: IOConfig, classes: Sequence[str] | None = 
         for handle in handles:
             with contextlib.suppress(Exception):
                 handle.close()
-        if isinstance(exc, FrameFileError) or not isinstance(exc, Exception):
-            raise
+        if isinstance(exc, FrameFileError) or not isinstance(exc, read_errors()):
+            raise  # ours, an interrupt, or a bug: not "corrupt"
         raise FrameFileError(
             path,
             f"cannot read {fmt} file (truncated or corrupt?): "

@@ -25,7 +25,7 @@ from pipeline.core.hashing import file_sha256
 from pipeline.network.model import load_checkpoint, load_model, model_config_from_card
 from pipeline.network.shipped import SUFFIX
 from pipeline.tracking import registry
-from pipeline.tracking.runs import Tracker, git_commit, store_lock
+from pipeline.tracking.runs import store_lock, tracked_run
 
 
 def unused_parameters(model: nn.Module, in_channels: int, size: int = 64) -> list[str]:
@@ -70,10 +70,11 @@ def _mlflow_tags(uri: str, run_id: str | None) -> dict[str, str]:
     if not run_id:
         return {}
     import mlflow
+    from mlflow.exceptions import MlflowException
 
     try:
         return dict(mlflow.MlflowClient(tracking_uri=uri).get_run(run_id).data.tags)
-    except Exception:  # the run's store is not here: the card says so by lacking the tags
+    except (MlflowException, OSError):  # the run's store is not here: the card lacks the tags
         return {}
 
 
@@ -153,30 +154,27 @@ def _log_export(config: Config, out: Path, card: dict[str, Any], model: nn.Modul
     """An MLflow run of the shipped model: its card, file, hash and suite scores, and the model,
     registered with the `shipped` alias."""
     release = card["release"]
-    tracker = Tracker(config)
+    sha256 = file_sha256(out)
     tags = {
-        "stage": "export",
         "shipped_model": str(release["name"]),
         "trained_in_run": str(release["mlflow_run_id"]),
-        "git_commit": git_commit(),
-        "sha256": file_sha256(out),
+        "sha256": sha256,
     }
-    tracker.start(tags)
-    suite = release.get("suite", {})
-    tracker.log_metrics(
-        {
-            f"suite_{d}_macro_cluster_f1": s["macro_cluster_f1"] or float("nan")
-            for d, s in suite.items()
-        },
-        step=0,
-    )
-    tracker.log_dict(card, "model_card.json")
-    tracker.log_artifact(out, "shipped")
-    if tracker.active and config.tracking.log_models:
-        with store_lock(config.tracking.uri):
-            version = registry.log_model(config.tracking, model, card, tags["sha256"])
-            registry.set_alias(config.tracking, registry.SHIPPED, version)
-    tracker.end()
+    with tracked_run(config, "export", tags) as tracker:
+        suite = release.get("suite", {})
+        tracker.log_metrics(
+            {
+                f"suite_{d}_macro_cluster_f1": s["macro_cluster_f1"] or float("nan")
+                for d, s in suite.items()
+            },
+            step=0,
+        )
+        tracker.log_dict(card, "model_card.json")
+        tracker.log_artifact(out, "shipped")
+        if tracker.active and config.tracking.log_models:
+            with store_lock(config.tracking.uri):
+                version = registry.log_model(config.tracking, model, card, sha256)
+                registry.set_alias(config.tracking, registry.SHIPPED, version)
 
 
 def run_export(

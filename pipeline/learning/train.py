@@ -268,11 +268,8 @@ def train(
     if initial is not None:  # the optimiser and schedule start afresh
         unwrap(trainer.model).load_state_dict(initial)
     state = _resume(trainer, last) if resuming else TrainState()
-    tracker = runs.Tracker(config, active=world.main)
     tags = {
-        "git_commit": runs.git_commit(),
         "data_hash": data.data_hash,
-        "stage": "train",
         "seed": str(cfg.seed),
         "device": str(device),
         "world_size": str(world.world),
@@ -281,15 +278,13 @@ def train(
         "val_frames": ",".join(map(str, val_frames)),
         "out": str(out),
     }
-    state.run_id = tracker.start(tags, run_id=state.run_id)
-    status = "FAILED"
-    try:
-        state = _loop(config, out, trainer, data, state, tracker, progress)
-        status = "FINISHED"
-    finally:
-        if world.main:
-            _finish(config, out, state, tracker, data.data_hash)
-        tracker.end(status)
+    with runs.tracked_run(config, "train", tags, run_id=state.run_id, active=world.main) as tracker:
+        state.run_id = tracker.run_id
+        try:
+            state = _loop(config, out, trainer, data, state, tracker, progress)
+        finally:  # what a stopped run made is logged too
+            if world.main:
+                _finish(config, out, state, tracker)
     return TrainResult(out, state, unwrap(trainer.model))
 
 
@@ -349,7 +344,7 @@ def _card_metrics(metrics: dict[str, float]) -> dict[str, float]:
     }
 
 
-def _finish(config: Config, out: Path, state: TrainState, tracker, data_hash: str) -> None:
+def _finish(config: Config, out: Path, state: TrainState, tracker: runs.Tracker) -> None:
     """Model card, curves and the best checkpoint, next to the weights and in MLflow."""
     from pipeline.results.plots import training_curves
 

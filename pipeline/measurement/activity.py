@@ -16,6 +16,7 @@ from pathlib import Path
 from pipeline.config import ConfigError
 from pipeline.config.stages import ActivitySettings
 from pipeline.core.atomic import atomic_output
+from pipeline.core.errors import CatalogueError
 from pipeline.io import open_frames
 from pipeline.measurement import systematics
 from pipeline.measurement.counting import counts_per_frame
@@ -56,7 +57,7 @@ def run(
         counts = counts_per_frame(table, settings.classes, n_frames)
         counting = estimate_activity(table, exposures, settings, exposure_s, efficiency, error)
         terms = systematics.measure_terms(settings, attrs, table, counting, truth)
-    except ValueError as exc:
+    except (CatalogueError, ConfigError) as exc:  # the catalogue does not fit its frame file
         raise ConfigError(f"{catalogue} with {frames}: {exc}") from None
     result = systematics.with_systematics(counting, terms)
     summary = activity_summary(result)

@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from pipeline.core.errors import CatalogueError
+
 
 def counts_per_frame(
     catalogue: pd.DataFrame, classes: Sequence[str], n_frames: int
@@ -16,7 +18,7 @@ def counts_per_frame(
     """Cluster counts per frame (index 0..n_frames-1, empty frames included) and class name."""
     frames = catalogue["frame"].to_numpy(dtype=int)
     if len(frames) and (frames.min() < 0 or frames.max() >= n_frames):
-        raise ValueError(f"catalogue frames {frames.min()}..{frames.max()} exceed {n_frames}")
+        raise CatalogueError(f"catalogue frames {frames.min()}..{frames.max()} exceed {n_frames}")
     columns = {
         name: np.bincount(frames[(catalogue["class_name"] == name).to_numpy()], minlength=n_frames)
         for name in classes

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from pipeline.config import Config
+from pipeline.config import Config, ConfigError
 from pipeline.measurement.counting import currie_detection_limit
 from pipeline.measurement.spectrum import SpectrumFit, fit_energies, fit_spectrum
 
@@ -56,10 +56,10 @@ def estimate_activity(
     if efficiency is None:
         efficiency = config.activity.efficiency
     if efficiency is None:
-        raise ValueError("no efficiency: give one, or measure it (the efficiency stage)")
+        raise ConfigError("no efficiency: give one, or measure it (the efficiency stage)")
     exposure_s = exposure_s if exposure_s is not None else config.activity.exposure_s
     if exposure_s is None:
-        raise ValueError(NO_EXPOSURE)
+        raise ConfigError(NO_EXPOSURE)
     live = n_exposures * exposure_s
     fit = fit_spectrum(fit_energies(catalogue), config)
     scale = efficiency * live

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from pipeline.config import Config
+from pipeline.config import Config, ConfigError
 from pipeline.simulation import charge, physics
 
 FIT_CLASSES = ("tritium", "xray")  # tritium-like clusters entering the spectral fit
@@ -195,7 +195,7 @@ def fit_spectrum(energies_kev: np.ndarray, config: Config) -> SpectrumFit:
     line_scale = _fit_line_scale(config, edges, counts) if counts.sum() > 0 else 1.0
     shapes = _model_shapes(config, edges, line_scale)
     if shapes[0].sum() == 0:
-        raise ValueError(f"activity.energy_range_kev {edges[[0, -1]]} holds no tritium betas")
+        raise ConfigError(f"activity.energy_range_kev {edges[[0, -1]]} holds no tritium betas")
     yields, nll_min = _fit_yields(shapes, counts)
     confidence = config.activity.confidence
     interval = _profile_interval(shapes, yields, counts, nll_min, stats.chi2.ppf(confidence, 1) / 2)

@@ -10,11 +10,14 @@ optionally the full training state for resuming. Checkpoints are written atomica
 from __future__ import annotations
 
 import json
+import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import segmentation_models_pytorch as smp
 import torch
+from pydantic import ValidationError
 from torch import nn
 
 from pipeline import __version__
@@ -47,6 +50,17 @@ class FullResolutionHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(torch.cat([self.unet(x), x], dim=1))
+
+# what torch.load raises for a truncated, corrupt or foreign file (weights_only refuses pickled
+# objects with UnpicklingError; a damaged archive is a RuntimeError of its zip reader)
+TORCH_LOAD_ERRORS = (
+    pickle.UnpicklingError,
+    RuntimeError,
+    EOFError,
+    OSError,
+    ValueError,
+    zipfile.BadZipFile,
+)
 
 
 def build_model(cfg: ModelConfig, n_classes: int) -> nn.Module:
@@ -104,7 +118,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt or foreign files
+    except TORCH_LOAD_ERRORS as exc:
         message = " ".join(str(exc).split())[:200]
         raise CheckpointError(f"{path}: not a readable checkpoint ({message})") from None
     if not isinstance(payload, dict) or not {"state_dict", "card"} <= payload.keys():
@@ -145,7 +159,7 @@ def check_card(path: str | Path, card: Any) -> dict[str, Any]:
         raise CheckpointError(f"{path}: model card tile_size {tile!r} is not in 1..{MAX_TILE}")
     try:
         NormaliseConfig(**card["normalise"])
-    except Exception as exc:
+    except (ValidationError, TypeError) as exc:  # not a mapping, or not a normalisation
         raise CheckpointError(
             f"{path}: model card normalise is invalid ({one_line(exc)})"
         ) from None
@@ -160,13 +174,13 @@ def model_config_from_card(card: dict[str, Any]) -> ModelConfig:
 def _build_from_card(path: str | Path, card: dict[str, Any]) -> nn.Module:
     try:
         arch = model_config_from_card(card)
-    except Exception as exc:
+    except (ValidationError, TypeError, AttributeError) as exc:  # not a mapping of the keys
         raise CheckpointError(
             f"{path}: model card architecture is invalid ({one_line(exc)})"
         ) from None
     try:
         return build_model(arch, len(card["classes"]))
-    except Exception as exc:  # smp: unknown encoder, impossible depth, ...
+    except (KeyError, ValueError, RuntimeError) as exc:  # smp: unknown encoder, bad depth
         raise CheckpointError(
             f"{path}: cannot build the card's architecture (encoder {arch.encoder!r}): "
             f"{type(exc).__name__}: {one_line(exc)}"

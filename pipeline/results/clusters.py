@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from scipy import ndimage
 
 from pipeline.core.components import EIGHT_CONNECTED, moments
@@ -133,7 +134,7 @@ def read_catalogue(path: str | Path, needed: Sequence[str] = COLUMNS) -> pd.Data
         raise CatalogueError(f"{path}: not a Parquet catalogue; first bytes {magic!r}{hint}")
     try:
         table = pd.read_parquet(path)
-    except Exception as exc:
+    except (pa.ArrowException, OSError, ValueError) as exc:  # damaged, or not a table we read
         raise CatalogueError(f"{path}: cannot read the catalogue ({one_line(exc)})") from None
     missing = [c for c in needed if c not in table.columns]
     if missing:

@@ -135,7 +135,7 @@ def register_shipped(config: Any, checkpoint: Path, sha256: str) -> Any | None:
     registered with the `shipped` alias, in a run of its own, the first time a run uses it.
     None for another model that no run here registered."""
     from pipeline.network.model import check_card, load_checkpoint, load_model
-    from pipeline.tracking.runs import Tracker, git_commit
+    from pipeline.tracking.runs import tracked_run
 
     tracking = config.tracking
     with store_lock(tracking.uri):
@@ -146,25 +146,19 @@ def register_shipped(config: Any, checkpoint: Path, sha256: str) -> Any | None:
         if not (release and tracking.log_models):
             return None
         model, card = load_model(checkpoint, classes=config.classes)
-        tracker = Tracker(config)
-        tags = {"stage": "register", "shipped_model": str(card["release"]["name"])}
-        tracker.start({**tags, "git_commit": git_commit(), "sha256": sha256})
-        try:
+        tags = {"shipped_model": str(card["release"]["name"]), "sha256": sha256}
+        with tracked_run(config, "register", tags):
             version = log_model(tracking, model, card, sha256)
             if _alias(tracking, SHIPPED) is None:  # `export` moves it to each new release
                 set_alias(tracking, SHIPPED, version)
-        finally:
-            tracker.end()
     return version_of(tracking, sha256)
 
 
-def model_links(config: Any, checkpoint: str | Path) -> dict[str, str]:
-    """Tags that tie a run to the checkpoint it used: file, SHA-256, registered version and the
-    run that trained (or registered) it."""
-    path = Path(checkpoint)
-    sha256 = file_sha256(path)
-    links = {"model": str(path), "model_sha256": sha256}
-    version = register_shipped(config, path, sha256)
+def model_links(checkpoint: str | Path, sha256: str, version: Any | None) -> dict[str, str]:
+    """Tags that tie a run to the checkpoint it used: file, SHA-256 and, where it is registered
+    (`version`, from `version_of` or `register_shipped`), its version and the run that trained
+    (or registered) it."""
+    links = {"model": str(checkpoint), "model_sha256": sha256}
     if version is not None:
         links |= {"model_version": str(version.version), "model_run_id": str(version.run_id)}
     return links

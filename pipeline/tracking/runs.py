@@ -135,3 +135,28 @@ class Tracker:
             import mlflow
 
             mlflow.end_run(status=status)
+
+
+@contextlib.contextmanager
+def tracked_run(
+    config: Any,
+    stage: str,
+    tags: Mapping[str, str],
+    *,
+    run_id: str | None = None,
+    active: bool = True,
+) -> Iterator[Tracker]:
+    """The one way a stage tracks: open (or, with `run_id`, reopen) an MLflow run tagged with the
+    stage, the git commit and `tags`; end it FINISHED, FAILED when the block raises, KILLED when
+    it is interrupted (Ctrl-C, a signal's exit). Without tracking (`tracking.enabled: false`, or
+    not DDP rank 0, `active`) the tracker does nothing."""
+    tracker = Tracker(config, active)
+    if tracker.active:
+        tracker.start({"stage": stage, "git_commit": git_commit(), **tags}, run_id=run_id)
+    try:
+        yield tracker
+    except BaseException as exc:
+        interrupted = isinstance(exc, KeyboardInterrupt | SystemExit)
+        tracker.end("KILLED" if interrupted else "FAILED")
+        raise
+    tracker.end("FINISHED")
