@@ -11,6 +11,7 @@ from torch import nn
 from pipeline.calibration import calibrate
 from pipeline.cli import main
 from pipeline.config import load_config
+from pipeline.core.errors import NonFiniteOutput
 from pipeline.inference.infer import (
     Predictor,
     gaussian_importance,
@@ -308,7 +309,7 @@ class Overflowing(Pointwise):
 def test_a_network_output_that_is_not_finite_is_an_error_not_a_background_map(tiny):
     predictor = Predictor(Overflowing(), 64, tiny.normalise, tiny.infer, torch.device("cpu"))
     charge = np.random.default_rng(1).normal(0, 5, (64, 64)).astype(np.float32)
-    with pytest.raises(ValueError, match="the network output is not finite"):
+    with pytest.raises(NonFiniteOutput, match="the network output is not finite"):
         predictor.probabilities(charge, 2.0)
 
 

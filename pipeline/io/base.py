@@ -33,19 +33,24 @@ ROOT_BLOCK = 16
 @functools.cache
 def read_errors() -> tuple[type[BaseException], ...]:
     """What the file libraries raise for a truncated, corrupt or foreign file: the OS's and
-    h5py's (OSError, EOFError), zlib's, uproot's (deserialisation, a missing key), astropy's
-    (VerifyError), and the malformed-data errors numpy, awkward and astropy raise underneath
-    (ValueError, TypeError, KeyError, IndexError). A reader catches only these, around the
-    library's calls, and names the file; anything else is a bug and stays a traceback."""
+    h5py's (OSError, EOFError, RuntimeError for damaged metadata), zlib's, uproot's
+    (deserialisation, a missing key), astropy's (VerifyError, and the warnings of a damaged
+    file, which the FITS reader raises as errors), and the malformed-data errors numpy, awkward
+    and astropy raise underneath (ValueError, TypeError, KeyError, IndexError). A reader catches
+    only these, around the library's calls, and names the file; anything else is a bug and
+    stays a traceback."""
     from astropy.io.fits.verify import VerifyError
+    from astropy.utils.exceptions import AstropyUserWarning
     from uproot.deserialization import DeserializationError
 
     return (
         OSError,
         EOFError,
+        RuntimeError,
         zlib.error,
         DeserializationError,
         VerifyError,
+        AstropyUserWarning,
         ValueError,
         TypeError,
         KeyError,

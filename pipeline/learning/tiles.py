@@ -1,4 +1,4 @@
-"""Tiles for training (the `tiles` stage).
+"""Tiles of frame files for training (read by `train` through pipeline/learning/data.py).
 
 Owns turning frame files into network inputs: a `FrameSource` that reads frames lazily (dask, one
 frame at a time), calibrates them to electrons and masks hot pixels, with a small per-process

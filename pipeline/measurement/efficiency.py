@@ -28,7 +28,6 @@ from pipeline.results.clusters import frame_clusters
 from pipeline.simulation import simulate
 
 FRAME_PX = 512  # edge of the (small) simulated frames of the efficiency measurement
-FRAMES = 16  # frames simulated by default (~5 % statistical error with truth labels)
 TRITIUM_PER_PIXEL = 4e-4  # betas per pixel in efficiency frames (~0.6 % occupancy)
 
 

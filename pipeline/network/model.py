@@ -1,4 +1,4 @@
-"""The U-Net and its checkpoint format (the `model` stage).
+"""The U-Net and its checkpoint format (written by `train`; read by `infer`, `export`, registry).
 
 Owns building the segmentation-models-pytorch `Unet` from the config (never downloading weights)
 and the checkpoint file: weights plus a JSON model card (architecture, classes, normalisation,

@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from pipeline.results import clusters
-from pipeline.core.atomic import output_group
-from pipeline.config import Config
 from pipeline.calibration.frames import calibrated
+from pipeline.config import Config
+from pipeline.core.atomic import output_group
 from pipeline.io import MapWriter
+from pipeline.results import clusters
 
 # charge (electrons) and measured noise -> (labels (H, W) uint8, probabilities (C, H, W) or None)
 Labeller = Callable[[np.ndarray, float], tuple[np.ndarray, np.ndarray | None]]

@@ -43,7 +43,6 @@ SOURCES: dict[str, tuple[str, SourceFn]] = {
     "xray": ("xray", lambda n, c, r: physics.xray_segments(n, c.sources.xray, c.detector, r)),
     "alpha": ("alpha", lambda n, c, r: physics.alpha_segments(n, c.sources.alpha, c.detector, r)),
 }
-EVENT_COLUMNS = ("frame", "instance", "class", "energy_kev", "x", "y", "depth_um")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Experiment tracking with MLflow (the `tracking` stage).
+"""Experiment tracking with MLflow: the runs of the stages that track (train, infer, evaluate,
+export, and the registration of a shipped model).
 
 Owns what every run records: the flattened config as params; seed, git commit and a hash of the
 input frame files as tags; per-epoch metrics; the model card, the checkpoint and plots as
