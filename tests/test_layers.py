@@ -92,7 +92,7 @@ def test_no_import_cycle():
             if target == module:
                 continue
             if state.get(target) == 1:
-                cycle = path[path.index(target) :] + [target]
+                cycle = [*path[path.index(target) :], target]
                 pytest.fail("import cycle: " + " -> ".join(cycle))
             if state.get(target) is None:
                 visit(target)

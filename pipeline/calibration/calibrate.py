@@ -20,8 +20,9 @@ from scipy import stats
 
 from pipeline.calibration.gain import cluster_sums_adu, gain_from_sums
 from pipeline.calibration.hot_pixels import MAD_TO_SIGMA, HotStack
-from pipeline.config import CalibrateConfig, Config, NormaliseConfig
+from pipeline.config import CalibrateConfig, NormaliseConfig
 from pipeline.config.sections import NORMALISE_CHANNELS
+from pipeline.config.stages import FrameSections
 
 if TYPE_CHECKING:
     from pipeline.io import FrameFile
@@ -286,7 +287,8 @@ def calibrate_run(
     if n_frames is not None and n_frames % n_amp:
         raise ValueError(f"{n_frames} frames are not whole exposures of {n_amp} amplifiers")
     hot = HotStack(n_frames, n_amp, cfg.hot_mask_frames)
-    pedestals, noises, sums = [], [], [[] for _ in range(n_amp)]
+    pedestals, noises = [], []
+    sums: list[list[np.ndarray]] = [[] for _ in range(n_amp)]
     for index, (frame, over) in enumerate(_with_overscan(frames_adu, overscan)):
         try:
             check_not_saturated(frame)
@@ -333,7 +335,7 @@ def frame_charge(frame_adu: np.ndarray, run: RunCalibration, index: int) -> np.n
     return apply_mask(charge.astype(np.float32), run.mask_of(index))
 
 
-def calibrate_file(ff: FrameFile, config: Config) -> RunCalibration:
+def calibrate_file(ff: FrameFile, config: FrameSections) -> RunCalibration:
     """`calibrate_run` over an opened frame file, with the config's calibration and physics.
     This is the first full pass over the data: a corrupt chunk, or frames the calibration cannot
     use (no Fe-55 peak, no finite pixel), is a FrameFileError naming the file."""

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from pipeline.results import clusters
 from pipeline.core.atomic import output_group
-from pipeline.config import Config
+from pipeline.config.stages import FrameSections
 from pipeline.calibration.frames import calibrated
 from pipeline.io import MapWriter
 
@@ -45,7 +45,7 @@ class MapResult:
 
 
 def write_maps(
-    config: Config,
+    config: FrameSections,
     labeller: Labeller,
     input_path: str | Path,
     output_path: str | Path,
