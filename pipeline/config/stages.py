@@ -40,6 +40,8 @@ from pipeline.config.sections import (
 
 
 class ClassesSections(Settings, Protocol):
+    """The class names (every slice has them)."""
+
     @property
     def classes(self) -> list[str]: ...
 
