@@ -84,7 +84,7 @@ def arguments_from(args: argparse.Namespace) -> dict[str, Any]:
     arguments = {}
     for flag in STAGES[args.stage].flags:
         value = getattr(args, _dest(flag)) if flag.arg else None
-        if value is not None:
+        if flag.arg and value is not None:
             arguments[flag.arg] = value
         elif flag.required:
             raise ConfigError(f"{flag.name} is required ({flag.help})")
@@ -111,8 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         arguments = arguments_from(args)
         result = run_stage(args.stage, args.config, overrides_from(args), arguments)
     except BAD_INPUT as exc:
-        if ending_signal() is not None:  # stopped by SIGTERM or SIGINT, not bad input
-            return 128 + ending_signal()
+        ended = ending_signal()
+        if ended is not None:  # stopped by SIGTERM or SIGINT, not bad input
+            return 128 + ended
         print(f"pipeline {args.stage}: error: {one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     if result:

@@ -20,8 +20,9 @@ from scipy import stats
 
 from pipeline.calibration.gain import cluster_sums_adu, gain_from_sums
 from pipeline.calibration.hot_pixels import MAD_TO_SIGMA, HotStack
-from pipeline.config import CalibrateConfig, Config, NormaliseConfig
+from pipeline.config import CalibrateConfig, NormaliseConfig
 from pipeline.config.sections import NORMALISE_CHANNELS
+from pipeline.config.stages import FrameSections
 from pipeline.core.errors import CalibrationError, FrameFileError, one_line
 
 if TYPE_CHECKING:
@@ -291,7 +292,8 @@ def calibrate_run(
     if n_frames is not None and n_frames % n_amp:
         raise CalibrationError(f"{n_frames} frames are not whole exposures of {n_amp} amplifiers")
     hot = HotStack(n_frames, n_amp, cfg.hot_mask_frames)
-    pedestals, noises, sums = [], [], [[] for _ in range(n_amp)]
+    pedestals, noises = [], []
+    sums: list[list[np.ndarray]] = [[] for _ in range(n_amp)]
     for index, (frame, over) in enumerate(_with_overscan(frames_adu, overscan)):
         try:
             check_not_saturated(frame)
@@ -338,12 +340,13 @@ def frame_charge(frame_adu: np.ndarray, run: RunCalibration, index: int) -> np.n
     return apply_mask(charge.astype(np.float32), run.mask_of(index))
 
 
-def calibrate_file(ff: FrameFile, config: Config) -> RunCalibration:
+def calibrate_file(ff: FrameFile, config: FrameSections) -> RunCalibration:
     """`calibrate_run` over an opened frame file, with the config's calibration and physics.
     This is the first full pass over the data: a corrupt chunk, or frames the calibration cannot
     use (no Fe-55 peak, no finite pixel), is a FrameFileError naming the file."""
     from pipeline.io.base import read_errors
 
+    unusable: tuple[type[BaseException], ...] = (CalibrationError, *read_errors())
     try:
         return calibrate_run(
             ff.frames,
@@ -353,7 +356,7 @@ def calibrate_file(ff: FrameFile, config: Config) -> RunCalibration:
             ff.overscan,
             ff.amplifier_attrs,
         )
-    except (CalibrationError, *read_errors()) as exc:  # a chunk is read here the first time
+    except unusable as exc:  # a chunk of the file is read here the first time
         raise FrameFileError(
             ff.path, f"cannot calibrate: {type(exc).__name__}: {one_line(exc)}"
         ) from None

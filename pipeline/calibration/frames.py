@@ -19,7 +19,8 @@ from typing import TypeVar
 import numpy as np
 
 from pipeline.calibration import calibrate
-from pipeline.config import Config, IOConfig
+from pipeline.config import IOConfig
+from pipeline.config.stages import FrameSections
 from pipeline.io import FrameFile, open_frames
 
 T = TypeVar("T")
@@ -46,7 +47,7 @@ class CalibratedFile:
     before it is calibrated: calibration is the first full pass over the data)."""
 
     def __init__(
-        self, file: FrameFile, config: Config, run: calibrate.RunCalibration | None = None
+        self, file: FrameFile, config: FrameSections, run: calibrate.RunCalibration | None = None
     ) -> None:
         self.file, self._config = file, config
         if run is not None:  # measured before, on this file
@@ -79,7 +80,7 @@ class CalibratedFile:
 @contextlib.contextmanager
 def calibrated(
     path: str | Path,
-    config: Config,
+    config: FrameSections,
     classes: Sequence[str] | None = None,
     io: IOConfig | None = None,
 ) -> Iterator[CalibratedFile]:

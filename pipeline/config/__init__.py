@@ -17,7 +17,9 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
+from pipeline.config.base import Settings
 from pipeline.config.sections import (
     ActivityConfig,
     AlphaConfig,
@@ -160,7 +162,7 @@ def _valid_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     return sorted(model.model_fields)
 
 
-def _format_error(error: dict[str, Any], source: str) -> str:
+def _format_error(error: ErrorDetails, source: str) -> str:
     loc = tuple(error["loc"])
     key = ".".join(str(part) for part in loc) or "<top level>"
     if error["type"] == "extra_forbidden":
@@ -198,7 +200,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     return validate_config(data, source)
 
 
-def config_to_dict(config: Config) -> dict[str, Any]:
+def config_to_dict(config: Settings) -> dict[str, Any]:
     """Plain nested dict of a config, as it would be written to YAML."""
     return config.model_dump(mode="json")
 

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any, Protocol
+
 from pydantic import BaseModel, ConfigDict
 
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Settings(Protocol):
+    """The whole `Config` or a stage's slice of it (pipeline/config/stages.py), as typed by what
+    a function reads of it; every one dumps to the plain dict it was validated from."""
+
+    def model_dump(self, *, mode: str = "python") -> dict[str, Any]: ...

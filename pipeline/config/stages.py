@@ -5,13 +5,18 @@ writes as arguments; paths are never settings. The command line and the workflow
 exactly its slice (`settings_of`), and the workflow writes exactly these sections into each
 stage's config file (`stage_sections`, imported by rules/common.smk), so a stage cannot read a
 section it does not declare. The whole `Config` has every section and serves any stage.
+
+A function shared by several stages takes the sections it reads as a protocol (`FrameSections`,
+...): the whole `Config` and every slice that holds those sections satisfy it.
 """
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from pydantic import Field
 
-from pipeline.config.base import Section
+from pipeline.config.base import Section, Settings
 from pipeline.config.sections import (
     ActivityConfig,
     AugmentConfig,
@@ -32,6 +37,56 @@ from pipeline.config.sections import (
     TrackingConfig,
     TrainConfig,
 )
+
+
+class ClassesSections(Settings, Protocol):
+    """The class names (every slice has them)."""
+
+    @property
+    def classes(self) -> list[str]: ...
+
+
+class FrameSections(ClassesSections, Protocol):
+    """What reading calibrated frames reads (pipeline/calibration/frames.py)."""
+
+    @property
+    def io(self) -> IOConfig: ...
+    @property
+    def calibrate(self) -> CalibrateConfig: ...
+    @property
+    def physics(self) -> PhysicsConfig: ...
+
+
+class InferSections(FrameSections, Protocol):
+    """What mapping frames with a model reads (pipeline/inference/infer.py)."""
+
+    @property
+    def infer(self) -> InferConfig: ...
+
+
+class SimulationSections(ClassesSections, Protocol):
+    """What simulating frames reads (pipeline/simulation/simulate.py)."""
+
+    @property
+    def detector(self) -> DetectorConfig: ...
+    @property
+    def physics(self) -> PhysicsConfig: ...
+    @property
+    def sources(self) -> SourcesConfig: ...
+
+
+class SimulationFileSections(SimulationSections, Protocol):
+    """What writing simulated frames to a file reads."""
+
+    @property
+    def io(self) -> IOConfig: ...
+
+
+class TrackedSections(Settings, Protocol):
+    """What an MLflow run of a stage reads (pipeline/tracking/runs.py)."""
+
+    @property
+    def tracking(self) -> TrackingConfig: ...
 
 
 class ClassesSettings(Section):

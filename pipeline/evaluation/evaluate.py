@@ -21,8 +21,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from pipeline.calibration.frames import calibrated
-from pipeline.config import Config, ConfigError
-from pipeline.config.stages import EvaluateSettings
+from pipeline.config import ConfigError
+from pipeline.config.stages import EvaluateSettings, FrameSections, TrackedSections
 from pipeline.core import hashing
 from pipeline.core.atomic import atomic_directory
 from pipeline.io import FrameFile, FrameFileError, open_map
@@ -111,7 +111,7 @@ def _num(value: float) -> float | None:
 
 
 def evaluate_files(
-    config: Config,
+    config: FrameSections,
     truth_path: str | Path,
     maps: dict[str, str | Path],
     out_dir: str | Path,
@@ -216,7 +216,14 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def _write_outputs(out: Path, summary, scores, true_energy, example, classes) -> None:
+def _write_outputs(
+    out: Path,
+    summary,
+    scores,
+    true_energy,
+    example: tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]] | None,
+    classes,
+) -> None:
     """Everything is written to a staging directory beside `out`, then moved in, summary.json
     last: a killed evaluation leaves no summary, so no rerun takes it for complete."""
     from pipeline.results import plots
@@ -233,7 +240,7 @@ def _write_outputs(out: Path, summary, scores, true_energy, example, classes) ->
         (staging / "summary.json").write_text(json.dumps(summary, indent=2))
 
 
-def log_evaluation(config: Config, summary: dict, out: Path, truth: str | Path) -> None:
+def log_evaluation(config: TrackedSections, summary: dict, out: Path, truth: str | Path) -> None:
     """One MLflow run per evaluation: metrics prefixed by method, the summary and plots."""
     if not config.tracking.enabled:
         return

@@ -119,11 +119,13 @@ def classify(features: pd.DataFrame, classes: Sequence[str], cfg: ClassicalConfi
         compact,
         energy >= cfg.electron_min_kev,
     ]
-    choices = [ids["alpha"], ids["muon"], point, ids["electron"]]
+    choices: list[int | np.ndarray] = [ids["alpha"], ids["muon"], point, ids["electron"]]
     return np.select(conditions, choices, default=point).astype(np.uint8)
 
 
-def classical_labels(charge_e: np.ndarray, noise_e: float, config: Config) -> np.ndarray:
+def classical_labels(
+    charge_e: np.ndarray, noise_e: float, config: ClassicalSettings | Config
+) -> np.ndarray:
     """(H, W) uint8 class map of one calibrated frame: each kept cluster's pixels carry its
     class, all other pixels are background (0)."""
     components, n = seeded_clusters(charge_e, noise_e, config.classical)

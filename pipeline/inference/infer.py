@@ -20,9 +20,9 @@ import torch
 from torch import nn
 
 from pipeline.calibration import calibrate
-from pipeline.config import Config, ConfigError, InferConfig, NormaliseConfig
+from pipeline.config import ConfigError, InferConfig, NormaliseConfig
 from pipeline.config.sections import MAX_BATCH_PIXELS
-from pipeline.config.stages import InferSettings
+from pipeline.config.stages import InferSections, InferSettings
 from pipeline.core import geometry, hashing
 from pipeline.core.errors import CheckpointError, NonFiniteOutput
 from pipeline.inference import runtime, sparse
@@ -108,6 +108,7 @@ class Predictor:
             for (y, xx), p in zip(batch, probs, strict=True):
                 total[:, y : y + th, xx : xx + tw] += p
                 norm[y : y + th, xx : xx + tw] += weights
+        assert total is not None  # more than one window: the loop ran
         return (total / norm)[:, :height, :width].float().cpu().numpy()
 
     def frame_probabilities(self, charge_e: np.ndarray, noise_e: float) -> np.ndarray:
@@ -156,7 +157,7 @@ class Predictor:
 
     def _predict(self, windows: torch.Tensor) -> torch.Tensor:
         flips = FLIPS if self.cfg.tta else FLIPS[:1]
-        out = 0
+        out: torch.Tensor | None = None
         if self.cfg.channels_last:
             windows = windows.contiguous(memory_format=torch.channels_last)
         for dims in flips:
@@ -169,12 +170,14 @@ class Predictor:
                     f"{self.device.type}): the map would be meaningless"
                 )
             probs = logits.softmax(dim=1)
-            out = out + (probs.flip(dims) if dims else probs)
+            flipped = probs.flip(dims) if dims else probs
+            out = flipped if out is None else out + flipped
+        assert out is not None  # flips holds the identity at least
         return out / len(flips)
 
 
 def infer_file(
-    config: InferSettings | Config,
+    config: InferSections,
     input_path: str | Path,
     output_path: str | Path,
     catalogue_path: str | Path | None = None,

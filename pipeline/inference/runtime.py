@@ -20,6 +20,7 @@ import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -28,6 +29,9 @@ from torch import nn
 from pipeline.config import ConfigError
 from pipeline.core.atomic import atomic_output
 from pipeline.core.hashing import file_sha256
+
+if TYPE_CHECKING:
+    import onnxruntime
 
 ONNX_OPSET = 17
 HASH_KEY = "checkpoint_sha256"
@@ -109,7 +113,7 @@ class OnnxNetwork(nn.Module):
         super().__init__()
         self.source, self.in_channels, self.checkpoint = model, in_channels, checkpoint
         self.threads = threads
-        self._session = None
+        self._session: onnxruntime.InferenceSession | None = None
 
     def _open(self):
         import onnxruntime as ort

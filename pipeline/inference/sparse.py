@@ -76,7 +76,7 @@ def owned_blocks(seeds: np.ndarray, block: int) -> np.ndarray:
     bh, bw = math.ceil(h / block), math.ceil(w / block)
     padded = np.zeros((bh * block, bw * block), dtype=bool)
     padded[:h, :w] = seeds
-    occupied = padded.reshape(bh, block, bw, block).any(axis=(1, 3))
+    occupied = np.asarray(padded.reshape(bh, block, bw, block).any(axis=(1, 3)))
     return ndimage.binary_dilation(occupied, EIGHT_CONNECTED) if occupied.any() else occupied
 
 

@@ -70,7 +70,8 @@ def open_frames(path: str | Path, io: IOConfig, classes: Sequence[str] | None = 
 
 def _scan(arr: da.Array, is_bad: Callable[[np.ndarray], np.ndarray]) -> tuple[int, Any, Counter]:
     """Stream over `arr` one chunk row at a time: how many bad values, where the first is, which."""
-    count, first, values, start = 0, None, Counter(), 0
+    count, first, start = 0, None, 0
+    values: Counter[str] = Counter()
     for n in arr.chunks[0]:
         block = np.asarray(arr[start : start + n].compute(scheduler="synchronous"))
         mask = is_bad(block)
@@ -163,7 +164,7 @@ def _match_classes(ff: FrameFile, names: list[str], classes: Sequence[str] | Non
         )
     lut = np.array([list(classes).index(n) for n in names], dtype=np.uint8)
     if ff.labels is not None:
-        ff.labels = ff.labels.map_blocks(lambda b: lut[b], dtype=np.uint8)
+        ff.labels = da.map_blocks(lambda b: lut[b], ff.labels, dtype=np.uint8)
     if ff.events is not None and "class" in ff.events:
         ff.events["class"] = lut[ff.events["class"]]
     ff.class_names = list(classes)

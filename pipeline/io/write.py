@@ -36,6 +36,7 @@ class _AtomicWriter:
     """Lifecycle of an atomic writer: an open `_file` inside `atomic_output`; a clean exit of
     the with-block closes and renames it into place, an exception or abort() deletes it."""
 
+    path: Path
     _file: Any
     _atomic: contextlib.AbstractContextManager[Path]
 
@@ -128,7 +129,7 @@ class FrameWriter(_AtomicWriter):
         if self.class_names:
             _h5_class_names(f, self.class_names)
         shape, chunks = (0, *self.hw), (1, *self.hw)
-        names = [(self.io.frames_dataset, self.dtype)]
+        names: list[tuple[str, np.dtype | str]] = [(self.io.frames_dataset, self.dtype)]
         if self.with_truth:
             names += [(self.io.labels_dataset, "uint8"), (self.io.instances_dataset, "int32")]
         for name, dtype in names:
@@ -193,6 +194,7 @@ class FrameWriter(_AtomicWriter):
     ) -> None:
         items = [(self.io.frames_dataset, frame)]
         if self.with_truth:
+            assert labels is not None  # append() requires labels with truth
             inst = np.zeros(self.hw, np.int32) if instances is None else instances
             items += [(self.io.labels_dataset, labels), (self.io.instances_dataset, inst)]
         self._append_rows(items, self.n)
@@ -213,7 +215,8 @@ class FrameWriter(_AtomicWriter):
             "width": np.full(n, self.hw[1], np.int32),
         }
         if self.with_truth:
-            flat = np.concatenate([lab.ravel() for _, lab in self._batch]).astype(np.uint8)
+            labels = [lab for _, lab in self._batch if lab is not None]  # all, with truth
+            flat = np.concatenate([lab.ravel() for lab in labels]).astype(np.uint8)
             data["labels"] = ak.unflatten(flat, np.full(n, size))
         self._file[self.io.root_tree].extend(data)
         self._batch = []
@@ -289,10 +292,10 @@ class MapWriter(_AtomicWriter):
         items = [("labels", labels.astype(np.uint8))]
         if "probabilities" in self._file:
             expected = (len(self.class_names), *self.hw)
-            if probabilities is None or np.shape(probabilities) != expected:
+            got = () if probabilities is None else np.shape(probabilities)
+            if got != expected:
                 raise ValueError(
-                    f"{self.path}: probabilities shape {np.shape(probabilities)} != (C, H, W) "
-                    f"= {expected}"
+                    f"{self.path}: probabilities shape {got} != (C, H, W) = {expected}"
                 )
             items.append(("probabilities", np.asarray(probabilities, dtype=np.float16)))
         self._append_rows(items, self.n)

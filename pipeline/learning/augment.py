@@ -155,12 +155,12 @@ def _physical_transforms(cfg: AugmentConfig) -> list[A.BasicTransform]:
     if cfg.pedestal_offset_e > 0:
         steps.append(PedestalOffset(pedestal_offset_e=cfg.pedestal_offset_e, p=1.0))
     if max(cfg.extra_noise_e) > 0:
-        steps.append(ExtraNoise(extra_noise_e=tuple(cfg.extra_noise_e), p=1.0))
+        steps.append(ExtraNoise(extra_noise_e=cfg.extra_noise_e, p=1.0))
     if cfg.hot_pixels_per_tile > 0:
         steps.append(
             HotPixels(
                 hot_pixels_per_tile=cfg.hot_pixels_per_tile,
-                hot_pixel_charge_e=tuple(cfg.hot_pixel_charge_e),
+                hot_pixel_charge_e=cfg.hot_pixel_charge_e,
                 p=1.0,
             )
         )

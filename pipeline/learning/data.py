@@ -16,6 +16,7 @@ import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
 from pipeline.config import Config, ConfigError
+from pipeline.config.stages import TrainSettings
 from pipeline.core import hashing
 from pipeline.learning import stream, tiles
 
@@ -36,7 +37,7 @@ class TrainFiles:
     val_frames: list[str | Path]
 
 
-def build_data(config: Config, files: TrainFiles, world: Any) -> Data:
+def build_data(config: TrainSettings | Config, files: TrainFiles, world: Any) -> Data:
     """Training tiles from files, from the simulation stream, or both (`stream.weight`);
     validation tiles always from fixed files."""
     cfg, weight = config.train, config.stream.weight
@@ -63,7 +64,7 @@ def build_data(config: Config, files: TrainFiles, world: Any) -> Data:
     val_tiles = val_source.grid(val_frames)
     keep = np.random.default_rng(cfg.seed).permutation(len(val_tiles))[: cfg.val_tiles]
     val_tiles = [val_tiles[i] for i in sorted(keep)]
-    loader = dict(num_workers=cfg.workers, persistent_workers=cfg.workers > 0)
+    loader: dict[str, Any] = dict(num_workers=cfg.workers, persistent_workers=cfg.workers > 0)
     train = DataLoader(
         train_set, batch_size=cfg.batch_size, sampler=sampler, drop_last=True, **loader
     )
@@ -78,7 +79,7 @@ def build_data(config: Config, files: TrainFiles, world: Any) -> Data:
     return Data(train, val, sampler, hashing.data_hash(hashed, extra))
 
 
-def _file_tiles(config: Config, files: TrainFiles, world: Any, draws: int):
+def _file_tiles(config: TrainSettings | Config, files: TrainFiles, world: Any, draws: int):
     """Training tiles of the files, their sampler, and the validation source and frames."""
     cfg = config.train
     train_source = tiles.FrameSource(files.frames, config)

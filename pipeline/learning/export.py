@@ -96,7 +96,7 @@ def suite_scores(suite_dir: Path, method: str) -> dict[str, dict[str, Any]]:
 
 
 def release_card(
-    config: Config, card: dict[str, Any], run_dir: Path, train_config: Path
+    config: ExportSettings | Config, card: dict[str, Any], run_dir: Path, train_config: Path
 ) -> dict[str, Any]:
     """The training card of run_dir/best.pt, with how the model was made."""
     state = _training_state(run_dir)
@@ -150,7 +150,9 @@ def export_model(
     return out
 
 
-def _log_export(config: Config, out: Path, card: dict[str, Any], model: nn.Module) -> None:
+def _log_export(
+    config: ExportSettings | Config, out: Path, card: dict[str, Any], model: nn.Module
+) -> None:
     """An MLflow run of the shipped model: its card, file, hash and suite scores, and the model,
     registered with the `shipped` alias."""
     release = card["release"]

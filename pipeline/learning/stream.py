@@ -23,6 +23,7 @@ from torch.utils.data import Dataset, Sampler
 
 from pipeline.calibration import calibrate
 from pipeline.config import Config, SourcesConfig, StreamConfig, config_to_dict
+from pipeline.config.stages import TrainSettings
 from pipeline.learning import augment
 from pipeline.learning.tiles import network_pair
 from pipeline.simulation.simulate import make_detector, simulate_frame
@@ -38,7 +39,7 @@ def _uniform(rng: np.random.Generator, bounds: tuple[float, float], log: bool = 
     return float(rng.uniform(low, high))
 
 
-def detector_values(config: Config) -> dict[str, float]:
+def detector_values(config: TrainSettings | Config) -> dict[str, float]:
     """The configured detector's value of each randomised quantity: where `stream.narrow` < 1
     shrinks the ranges to."""
     det, src = config.detector, config.sources
@@ -67,7 +68,7 @@ def _shrink(bounds: tuple[float, float], centre: float, s: float, log: bool) -> 
     return (centre + s * (low - centre), centre + s * (high - centre))
 
 
-def narrowed_stream(config: Config) -> StreamConfig:
+def narrowed_stream(config: TrainSettings | Config) -> StreamConfig:
     """`config.stream` with its ranges, X-ray entry weights and Compton share shrunk toward the
     configured detector and sources by `stream.narrow` (1: unchanged; toward 0: that detector)."""
     cfg, s = config.stream, config.stream.narrow
@@ -102,7 +103,9 @@ def draw_parameters(cfg: StreamConfig, rng: np.random.Generator) -> dict[str, An
     return values
 
 
-def draw_config(config: Config, size: int, rng: np.random.Generator) -> Config:
+def draw_config(
+    config: TrainSettings | Config, size: int, rng: np.random.Generator
+) -> TrainSettings | Config:
     """The config of one streamed tile: a size x size detector drawn from `config.stream`, with
     source rates scaled from the configured frame area to the tile and by the occupancy."""
     cfg = config.stream
@@ -149,7 +152,7 @@ def draw_config(config: Config, size: int, rng: np.random.Generator) -> Config:
     )
 
 
-def stream_hash_text(config: Config) -> str:
+def stream_hash_text(config: TrainSettings | Config) -> str:
     """What the stream's tiles depend on, as text for the training data hash."""
     sections = config_to_dict(config)
     keys = ("stream", "detector", "physics", "sources", "tiles", "calibrate", "classes")
@@ -161,7 +164,7 @@ class StreamDataset(Dataset):
 
     Items are draw numbers (or (index, draw) pairs from a tile sampler, the index unused)."""
 
-    def __init__(self, config: Config, seed: int) -> None:
+    def __init__(self, config: TrainSettings | Config, seed: int) -> None:
         self.config = config.model_copy(update={"stream": narrowed_stream(config)})
         self.seed = seed
         self.size = config.tiles.size

@@ -24,6 +24,7 @@ from torch.utils.data import Dataset, Sampler
 from pipeline.calibration import calibrate
 from pipeline.calibration.frames import CalibratedFile, calibrated
 from pipeline.config import Config
+from pipeline.config.stages import TrainSettings
 from pipeline.core.geometry import IGNORE, padded, tile_starts
 from pipeline.io import FrameFileError, open_frames
 from pipeline.learning import augment
@@ -57,7 +58,7 @@ def split_frames(n_frames: int, val_fraction: float, seed: int) -> tuple[list[in
 class FrameSource:
     """Calibrated (electrons, hot pixels masked) frames and labels of a list of frame files."""
 
-    def __init__(self, paths: Sequence[str | Path], config: Config) -> None:
+    def __init__(self, paths: Sequence[str | Path], config: TrainSettings | Config) -> None:
         self.paths = [Path(p) for p in paths]
         self.config = config
         self.calibrations: list[calibrate.RunCalibration] = []
@@ -126,7 +127,7 @@ class FrameSource:
 
 
 def network_pair(
-    config: Config,
+    config: TrainSettings | Config,
     transform: Any,
     charge: np.ndarray,
     labels: np.ndarray,
@@ -152,7 +153,7 @@ class TileDataset(Dataset):
         self,
         source: FrameSource,
         tiles: Sequence[TileRef],
-        config: Config,
+        config: TrainSettings | Config,
         train: bool,
         seed: int,
     ) -> None:

@@ -89,7 +89,9 @@ class SegmentationLoss(nn.Module):
 
 
 class Trainer:
-    def __init__(self, config: Config, world: Distributed, device: torch.device) -> None:
+    def __init__(
+        self, config: TrainSettings | Config, world: Distributed, device: torch.device
+    ) -> None:
         cfg = config.train
         self.config, self.world, self.device = config, world, device
         self.amp = autocast_dtype(cfg.amp, device)
@@ -201,9 +203,10 @@ def _resume(trainer: Trainer, path: Path) -> TrainState:
     return TrainState(**json.loads(training["state"]))
 
 
-def _initial_weights(config: Config) -> dict[str, torch.Tensor]:
+def _initial_weights(config: TrainSettings | Config) -> dict[str, torch.Tensor]:
     """The weights of `train.init` (fine-tuning), checked before any data is read: the
     checkpoint must have this config's classes, network input and architecture."""
+    assert config.train.init is not None  # called only to fine-tune
     path = resolve_model(config.train.init)
     model, card = load_model(path, classes=config.classes)
     pairs = (
@@ -335,7 +338,7 @@ def _summary(epoch: int, metrics: dict[str, float], classes: list[str]) -> str:
     )
 
 
-def _card_metrics(metrics: dict[str, float]) -> dict[str, float]:
+def _card_metrics(metrics: dict[str, float]) -> dict[str, float | None]:
     keep = ("macro_iou", "val_loss")
     return {
         k: round(v, 5) if math.isfinite(v) else None
@@ -344,7 +347,9 @@ def _card_metrics(metrics: dict[str, float]) -> dict[str, float]:
     }
 
 
-def _finish(config: Config, out: Path, state: TrainState, tracker: runs.Tracker) -> None:
+def _finish(
+    config: TrainSettings | Config, out: Path, state: TrainState, tracker: runs.Tracker
+) -> None:
     """Model card, curves and the best checkpoint, next to the weights and in MLflow."""
     from pipeline.results.plots import training_curves
 
@@ -362,7 +367,7 @@ def _finish(config: Config, out: Path, state: TrainState, tracker: runs.Tracker)
         _register(config, out / "best.pt", tracker)
 
 
-def _register(config: Config, best: Path, tracker: runs.Tracker) -> None:
+def _register(config: TrainSettings | Config, best: Path, tracker: runs.Tracker) -> None:
     """The best checkpoint as an MLflow model, registered (pipeline/tracking/registry.py)."""
     from pipeline.tracking import registry
 

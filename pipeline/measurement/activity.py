@@ -47,7 +47,7 @@ def run(
         raise ConfigError(f"{frames}: {NO_EXPOSURE}")
     truth = systematics.EfficiencyModel(settings, attrs)  # simulates each detector once
     given, model = settings.activity.efficiency, settings.activity.model
-    if given is None and efficiency_frames is not None:
+    if given is None and efficiency_frames is not None and efficiency_catalogue is not None:
         efficiency, error = efficiency_from_files(settings, efficiency_frames, efficiency_catalogue)
     elif given is None and model is None:
         efficiency, error = truth.efficiency_with_error()

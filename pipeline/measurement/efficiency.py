@@ -31,7 +31,7 @@ FRAME_PX = 512  # edge of the (small) simulated frames of the efficiency measure
 TRITIUM_PER_PIXEL = 4e-4  # betas per pixel in efficiency frames (~0.6 % occupancy)
 
 
-def efficiency_config(config: Config) -> Config:
+def efficiency_config(config: EfficiencySettings | Config) -> EfficiencySettings | Config:
     """The config of the efficiency frames: at most FRAME_PX square, muons, electrons and alphas
     at the configured density per pixel, tritium raised to at least TRITIUM_PER_PIXEL (still
     sparse) and X-rays kept in their ratio to tritium."""
@@ -53,7 +53,9 @@ def efficiency_config(config: Config) -> Config:
     )
 
 
-def ratio(config: Config, catalogue: pd.DataFrame, decays: int) -> tuple[float, float]:
+def ratio(
+    config: EfficiencySettings | Config, catalogue: pd.DataFrame, decays: int
+) -> tuple[float, float]:
     """(efficiency, its error): the fitted tritium yield of `catalogue` over the `decays`."""
     fit = fit_spectrum(fit_energies(catalogue), config)
     if decays == 0 or fit.tritium <= 0:
@@ -65,7 +67,7 @@ def ratio(config: Config, catalogue: pd.DataFrame, decays: int) -> tuple[float, 
 
 
 def efficiency_with_error(
-    config: Config, n_frames: int = 4, label_fn: Callable | None = None
+    config: EfficiencySettings | Config, n_frames: int = 4, label_fn: Callable | None = None
 ) -> tuple[float, float]:
     """Efficiency with truth labels (or `label_fn(SimulatedFrame) -> labels`) and its error (the
     fit's tritium error over the number of decays)."""
@@ -73,7 +75,7 @@ def efficiency_with_error(
 
 
 def simulated_catalogue(
-    config: Config, n_frames: int, label_fn: Callable | None = None
+    config: EfficiencySettings | Config, n_frames: int, label_fn: Callable | None = None
 ) -> tuple[pd.DataFrame, int]:
     """(catalogue, tritium decays) of `n_frames` efficiency frames of `config`'s detector,
     labelled by the truth (or `label_fn(SimulatedFrame) -> labels`); seeds `activity.seed`
@@ -129,7 +131,10 @@ def efficiency_from_files(
 
 
 def model_efficiency_with_error(
-    config: Config, model: str | Path, data_attrs: dict[str, Any], progress: bool = False
+    config: EfficiencySettings | Config,
+    model: str | Path,
+    data_attrs: dict[str, Any],
+    progress: bool = False,
 ) -> tuple[float, float]:
     """Efficiency of the trained `model` and its error, all in a temporary folder: the
     efficiency frames of the data's detector, calibrated, inferred (with `config.infer`'s
@@ -146,7 +151,7 @@ def model_efficiency_with_error(
 
 
 def measure_efficiency(
-    config: Config, n_frames: int = 4, label_fn: Callable | None = None
+    config: EfficiencySettings | Config, n_frames: int = 4, label_fn: Callable | None = None
 ) -> float:
     """Fraction of simulated tritium decays recovered by the spectral fit (see
     `efficiency_with_error`); `label_fn(SimulatedFrame) -> labels` replaces the truth labels."""
@@ -156,7 +161,9 @@ def measure_efficiency(
 DETECTOR_ATTRS = ("readout_noise_e", "gain_adu_per_e", "pixel_size_um", "thickness_um")
 
 
-def detector_of(config: Config, attrs: dict[str, Any]) -> Config:
+def detector_of(
+    config: EfficiencySettings | Config, attrs: dict[str, Any]
+) -> EfficiencySettings | Config:
     """The config's detector with what the data's file states of its own (`attrs`: readout
     noise, gain, pixel pitch, thickness, exposure; `file_attrs`): the efficiency frames are
     simulated for the detector of the data. A readout noise of 0 (a writer's placeholder) is
@@ -182,7 +189,9 @@ def detector_of(config: Config, attrs: dict[str, Any]) -> Config:
     )
 
 
-def efficiency_for(config: Config, data_attrs: dict[str, Any]) -> tuple[float, float]:
+def efficiency_for(
+    config: EfficiencySettings | Config, data_attrs: dict[str, Any]
+) -> tuple[float, float]:
     """(efficiency, its error): from the config, else measured through activity.model (or the
     truth labels) on frames simulated for the data's detector (`data_attrs`: its file's)."""
     cfg = config.activity

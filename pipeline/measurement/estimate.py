@@ -10,6 +10,7 @@ import pandas as pd
 from scipy import stats
 
 from pipeline.config import Config, ConfigError
+from pipeline.config.stages import EfficiencySettings
 from pipeline.measurement.counting import currie_detection_limit
 from pipeline.measurement.spectrum import SpectrumFit, fit_energies, fit_spectrum
 
@@ -44,7 +45,7 @@ def _interval_with_efficiency(
 def estimate_activity(
     catalogue: pd.DataFrame,
     n_exposures: int,
-    config: Config,
+    config: EfficiencySettings | Config,
     exposure_s: float | None = None,
     efficiency: float | None = None,
     efficiency_error: float = 0.0,

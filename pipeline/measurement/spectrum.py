@@ -21,6 +21,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 from pipeline.config import Config, ConfigError
+from pipeline.config.stages import EfficiencySettings
 from pipeline.simulation import charge, physics
 
 FIT_CLASSES = ("tritium", "xray")  # tritium-like clusters entering the spectral fit
@@ -32,17 +33,17 @@ _TEMPLATES: dict[tuple, np.ndarray] = {}
 ACTIVITY_COLUMNS = ("frame", "class_name", "energy_kev")  # what the activity reads
 
 
-def fit_edges(config: Config) -> np.ndarray:
+def fit_edges(config: EfficiencySettings | Config) -> np.ndarray:
     """Bin edges of the fitted spectrum: `energy_range_kev` in steps of `bin_kev`."""
     low, high = config.activity.energy_range_kev
     n_bins = max(int(np.ceil((high - low) / config.activity.bin_kev - 1e-9)), 1)
     return low + config.activity.bin_kev * np.arange(n_bins + 1)
 
 
-def collected_beta_energies(config: Config, n: int, seed: int) -> np.ndarray:
+def collected_beta_energies(config: EfficiencySettings | Config, n: int, seed: int) -> np.ndarray:
     """Collected energy (keV) of `n` simulated betas: backscatter and the back layer included."""
     rng = np.random.default_rng(seed)
-    parts = [np.zeros(0)]
+    parts: list[np.ndarray] = [np.zeros(0)]
     for start in range(0, n, TEMPLATE_CHUNK):
         size = min(TEMPLATE_CHUNK, n - start)
         seg = physics.tritium_segments(
@@ -53,7 +54,7 @@ def collected_beta_energies(config: Config, n: int, seed: int) -> np.ndarray:
     return np.concatenate(parts) * config.physics.pair_energy_ev / 1000.0
 
 
-def tritium_template(config: Config, edges_kev: np.ndarray) -> np.ndarray:
+def tritium_template(config: EfficiencySettings | Config, edges_kev: np.ndarray) -> np.ndarray:
     """Normalised histogram (sums to 1 over the bins) of the collected energy of simulated betas.
     Cached per (source, detector, physics, template settings, edges)."""
     act = config.activity
@@ -67,7 +68,9 @@ def tritium_template(config: Config, edges_kev: np.ndarray) -> np.ndarray:
     return _TEMPLATES[key].copy()
 
 
-def line_shapes(config: Config, edges_kev: np.ndarray, resolution_kev: float) -> np.ndarray:
+def line_shapes(
+    config: EfficiencySettings | Config, edges_kev: np.ndarray, resolution_kev: float
+) -> np.ndarray:
     """(n_lines + 1, n_bins): each X-ray line as a Gaussian of width sqrt(resolution^2 + F E w)
     (Fano term, w the pair energy), then the flat continuum; each row normalised over the bins
     (a row stays zero when its line or continuum lies outside the binned range)."""
@@ -84,7 +87,7 @@ def line_shapes(config: Config, edges_kev: np.ndarray, resolution_kev: float) ->
     return np.divide(shapes, sums, out=np.zeros_like(shapes), where=sums > 0)
 
 
-def resolution_kev(config: Config) -> float:
+def resolution_kev(config: EfficiencySettings | Config) -> float:
     """Electronic noise of a compact cluster, in keV."""
     noise_e = config.detector.readout_noise_e * np.sqrt(POINT_CLUSTER_PIXELS)
     return float(noise_e * config.physics.pair_energy_ev / 1000.0)
@@ -152,7 +155,9 @@ def _profile_interval(
     return float(low), float(optimize.brentq(rise, t_hat, high, xtol=1e-6))
 
 
-def _model_shapes(config: Config, edges: np.ndarray, line_scale: float) -> np.ndarray:
+def _model_shapes(
+    config: EfficiencySettings | Config, edges: np.ndarray, line_scale: float
+) -> np.ndarray:
     """Rows: tritium template, X-ray lines at `line_scale` x their energy, continuum, flat."""
     lines = line_shapes(config, edges / line_scale, resolution_kev(config) / line_scale)
     flat = np.full(len(edges) - 1, 1.0 / (len(edges) - 1))
@@ -169,7 +174,9 @@ def _fit_yields(shapes: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, flo
     return yields, nll
 
 
-def _fit_line_scale(config: Config, edges: np.ndarray, counts: np.ndarray) -> float:
+def _fit_line_scale(
+    config: EfficiencySettings | Config, edges: np.ndarray, counts: np.ndarray
+) -> float:
     """Energy scale of the X-ray lines: compact clusters lose the charge of their pixels below
     the labelling threshold (~1 % at 5.9 keV), enough to move a narrow line across a bin edge.
     The NLL is not convex in the scale (lines are narrower than bins): grid, then refine."""
@@ -185,7 +192,7 @@ def _fit_line_scale(config: Config, edges: np.ndarray, counts: np.ndarray) -> fl
     return float(res.x) if res.fun < nll[i] else float(grid[i])
 
 
-def fit_spectrum(energies_kev: np.ndarray, config: Config) -> SpectrumFit:
+def fit_spectrum(energies_kev: np.ndarray, config: EfficiencySettings | Config) -> SpectrumFit:
     """Fit N_t * tritium + sum_k N_k * line_k + N_c * continuum + N_b * flat to the binned
     energies (and a common energy scale of the lines); the tritium interval from the profile
     likelihood (Wilks, Delta(2 NLL) = chi2_1 quantile, the line scale held at its best value),

@@ -25,6 +25,7 @@ import pandas as pd
 from scipy import stats
 
 from pipeline.config import Config
+from pipeline.config.stages import EfficiencySettings
 from pipeline.measurement.efficiency import detector_of, ratio, simulated_catalogue
 from pipeline.measurement.estimate import ActivityResult
 from pipeline.measurement.spectrum import fit_energies, fit_spectrum
@@ -51,7 +52,9 @@ class Term:
         }
 
 
-def varied(config: Config, name: str, value: float) -> Config:
+def varied(
+    config: EfficiencySettings | Config, name: str, value: float
+) -> EfficiencySettings | Config:
     """`config` with parameter `name` at `value` (the gain, and 'nominal', leave it as it is)."""
     if name == "back_layer_um":
         return config.model_copy(
@@ -73,11 +76,11 @@ def varied(config: Config, name: str, value: float) -> Config:
 class EfficiencyModel:
     """The truth efficiency of the data's detector and of its variations, each simulated once."""
 
-    def __init__(self, config: Config, data_attrs: dict[str, Any]) -> None:
+    def __init__(self, config: EfficiencySettings | Config, data_attrs: dict[str, Any]) -> None:
         self.config, self.attrs = config, data_attrs
         self._catalogues: dict[tuple[str, float], tuple[pd.DataFrame, int]] = {}
 
-    def _detector(self, name: str, value: float) -> Config:
+    def _detector(self, name: str, value: float) -> EfficiencySettings | Config:
         """The data's detector with `name` at `value`: simulated, and fitted, as such."""
         return detector_of(varied(self.config, name, value), self.attrs)
 
@@ -99,7 +102,7 @@ class EfficiencyModel:
 
 
 def measure_terms(
-    config: Config,
+    config: EfficiencySettings | Config,
     data_attrs: dict[str, Any],
     catalogue: pd.DataFrame,
     result: ActivityResult,
@@ -124,7 +127,15 @@ def measure_terms(
             activities.append(fit.tritium / (efficiencies[-1] * result.live_time_s))
         low, high = min(activities), max(activities)
         down, up = max(result.activity_bq - low, 0.0), max(high - result.activity_bq, 0.0)
-        terms.append(Term(name, tuple(span), tuple(efficiencies), tuple(activities), (down, up)))
+        terms.append(
+            Term(
+                name,
+                tuple(span),
+                (efficiencies[0], efficiencies[1]),  # the low and the high end of the span
+                (activities[0], activities[1]),
+                (down, up),
+            )
+        )
     return terms
 
 
@@ -142,7 +153,7 @@ def with_systematics(result: ActivityResult, terms: list[Term]) -> ActivityResul
     return dataclasses.replace(result, interval_bq=(float(interval[0]), float(interval[1])))
 
 
-def summary(config: Config, terms: list[Term]) -> dict[str, Any]:
+def summary(config: EfficiencySettings | Config, terms: list[Term]) -> dict[str, Any]:
     """The JSON of the terms, or why there are none."""
     if config.activity.efficiency is not None:
         return {"dropped": "activity.efficiency is the real detector's: no detector-model terms"}

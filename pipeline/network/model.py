@@ -22,6 +22,7 @@ from torch import nn
 
 from pipeline import __version__
 from pipeline.config import Config, ModelConfig, NormaliseConfig, config_to_dict
+from pipeline.config.stages import TrainSettings
 from pipeline.core.atomic import atomic_output
 from pipeline.core.errors import CheckpointError, one_line
 
@@ -75,7 +76,9 @@ def build_model(cfg: ModelConfig, n_classes: int) -> nn.Module:
     return FullResolutionHead(unet, cfg, n_classes) if cfg.head == "full_resolution" else unet
 
 
-def model_card(config: Config, data_hash: str, metrics: dict[str, float]) -> dict[str, Any]:
+def model_card(
+    config: TrainSettings | Config, data_hash: str, metrics: dict[str, float | None]
+) -> dict[str, Any]:
     """Everything inference needs to use the weights, and where they came from."""
     full = config_to_dict(config)
     return {

@@ -17,7 +17,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from pipeline.calibration.frames import calibrated
-from pipeline.config import Config
+from pipeline.config.stages import FrameSections
 from pipeline.core.atomic import output_group
 from pipeline.io import MapWriter
 from pipeline.results import clusters
@@ -45,7 +45,7 @@ class MapResult:
 
 
 def write_maps(
-    config: Config,
+    config: FrameSections,
     labeller: Labeller,
     input_path: str | Path,
     output_path: str | Path,

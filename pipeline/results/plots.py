@@ -101,8 +101,8 @@ def zoom_windows(
         components, _ = ndimage.label(truth == cls, EIGHT_CONNECTED)
         largest = np.bincount(components.ravel())[1:].argmax() + 1
         box = ndimage.find_objects((components == largest).astype(np.int32))[0]
-        grown = tuple(_grown(s, margin_px, n) for s, n in zip(box, truth.shape, strict=True))
-        windows.append((name, grown))
+        rows, cols = (_grown(s, margin_px, n) for s, n in zip(box, truth.shape, strict=True))
+        windows.append((name, (rows, cols)))
     return windows
 
 

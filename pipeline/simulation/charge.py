@@ -122,7 +122,8 @@ def _collect_pieces(
     width = int(np.ceil(2 * TRUNCATE_SIGMA * sigma.max() / det.pixel_size_um)) + 2
     first_col, p_col = _pixel_probabilities(centre[0], sigma, width, det.pixel_size_um)
     first_row, p_row = _pixel_probabilities(centre[1], sigma, width, det.pixel_size_um)
-    keys, counts = [], []
+    keys: list[np.ndarray] = []
+    electrons: list[np.ndarray] = []
     step = max(1, CELLS_PER_CHUNK // width**2)  # bounds the (pieces, K, K) array in memory
     for lo in range(0, len(kept), step):
         part = slice(lo, lo + step)
@@ -132,8 +133,8 @@ def _collect_pieces(
         p_all = p + lo
         key, inside = _pixel_key(seg, owner[p_all], first_col[p_all] + c, first_row[p_all] + r, det)
         keys.append(key)
-        counts.append(cells[p, c, r][inside])
-    return np.concatenate(keys), np.concatenate(counts)
+        electrons.append(cells[p, c, r][inside])
+    return np.concatenate(keys), np.concatenate(electrons)
 
 
 def _pixel_probabilities(

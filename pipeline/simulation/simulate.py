@@ -18,13 +18,18 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from pipeline.config import Config, ConfigError, DetectorConfig, PhysicsConfig, config_to_dict
-from pipeline.config.stages import SimulateSettings
+from pipeline.config import ConfigError, DetectorConfig, PhysicsConfig, config_to_dict
+from pipeline.config.stages import (
+    ClassesSections,
+    SimulateSettings,
+    SimulationFileSections,
+    SimulationSections,
+)
 from pipeline.io import FrameWriter
 from pipeline.simulation import physics
 from pipeline.simulation.charge import collect
 
-SourceFn = Callable[[int, Config, np.random.Generator], physics.Segments]
+SourceFn = Callable[[int, SimulationSections, np.random.Generator], physics.Segments]
 
 # Simulated source -> class name it is labelled with (classes are matched by name).
 SOURCES: dict[str, tuple[str, SourceFn]] = {
@@ -159,9 +164,12 @@ def truth_maps(
 # ---------------------------------------------------------------- frames
 
 
-def sample_events(config: Config, rng: np.random.Generator) -> tuple[physics.Segments, np.ndarray]:
+def sample_events(
+    config: SimulationSections, rng: np.random.Generator
+) -> tuple[physics.Segments, np.ndarray]:
     """Poisson numbers of each source's events; their segments and class indices."""
-    parts, classes = [], []
+    parts: list[physics.Segments] = []
+    classes: list[int] = []
     for name, (class_name, make) in SOURCES.items():
         n = int(rng.poisson(getattr(config.sources, name).rate_per_frame))
         parts.append(make(n, config, rng).shifted(len(classes)))
@@ -204,7 +212,10 @@ def raw_frame(signal_e: np.ndarray, detector: Detector, det: DetectorConfig, rng
 
 
 def simulate_frame(
-    config: Config, detector: Detector, rng: np.random.Generator, first_instance: int = 1
+    config: SimulationSections,
+    detector: Detector,
+    rng: np.random.Generator,
+    first_instance: int = 1,
 ) -> SimulatedFrame:
     det, phys = config.detector, config.physics
     seg, event_class = sample_events(config, rng)
@@ -224,7 +235,7 @@ def simulate_frame(
     )
 
 
-def check_classes(config: Config) -> None:
+def check_classes(config: ClassesSections) -> None:
     missing = [c for c, _ in SOURCES.values() if c not in config.classes]
     if missing:
         raise ConfigError(
@@ -234,7 +245,7 @@ def check_classes(config: Config) -> None:
 
 
 def simulate_file(
-    config: Config,
+    config: SimulationFileSections,
     out: Path,
     n_frames: int,
     seed: int,

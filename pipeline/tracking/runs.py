@@ -17,7 +17,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import REPO_ROOT, Config, config_to_dict
+from pipeline.config import REPO_ROOT, config_to_dict
+from pipeline.config.stages import TrackedSections
 
 
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -82,7 +83,7 @@ def store_lock(uri: str) -> Iterator[None]:
 class Tracker:
     """One MLflow run; every method is a no-op when tracking is disabled (or not rank 0)."""
 
-    def __init__(self, config: Config, active: bool = True) -> None:
+    def __init__(self, config: TrackedSections, active: bool = True) -> None:
         self.config = config
         self.active = active and config.tracking.enabled
         self.run_id: str | None = None
