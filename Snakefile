@@ -31,14 +31,14 @@ if config["release"]["name"]:
 
 
 rule all:
+    default_target: True
     input:
         "results/model/best.pt",
         "results/evaluation/summary.json",
         ["results/evaluation/suite.md"] if SUITE else [],
-        "results/activity/heldout.json",
+        f"results/activity/{HELDOUT}.json",
         expand("results/maps/{name}.unet.h5", name=INPUTS),
         expand("results/activity/{name}.json", name=INPUTS),
-    default_target: True
 
 
 onsuccess:

@@ -15,9 +15,14 @@ from pipeline.network.shipped import resolve_model
 STAGE_SECTIONS = {stage: stage_sections(stage) for stage in STAGE_SETTINGS}
 SIMULATED = config["simulate"]["datasets"]
 SUITE = config["workflow"]["suite"]  # simulated detectors both methods are scored on
+HELDOUT = config["workflow"][
+    "heldout"
+]  # the simulated dataset of the evaluation and activity
 for _name in SUITE:
     if _name not in SIMULATED:
-        raise WorkflowError(f"workflow.suite: {_name!r} is not a dataset of simulate.datasets")
+        raise WorkflowError(
+            f"workflow.suite: {_name!r} is not a dataset of simulate.datasets"
+        )
 
 
 def dataset_overrides(name):
@@ -40,7 +45,9 @@ def user_inputs():
                 raise WorkflowError(f"workflow.inputs: {path}: no such file")
             name = Path(path).name.split(".")[0]
             if name in found or name in SIMULATED:
-                raise WorkflowError(f"workflow.inputs: {path}: a second input named {name!r}")
+                raise WorkflowError(
+                    f"workflow.inputs: {path}: a second input named {name!r}"
+                )
             found[name] = path
     return found
 
@@ -50,7 +57,8 @@ INPUTS = user_inputs()
 
 def init_model():
     """The checkpoint train.init names (a path or a shipped model), or None: a missing one stops
-    the workflow before any job runs. Its maps are scored beside the fine-tuned model's."""
+    the workflow before any job runs. Its maps are scored beside the fine-tuned model's.
+    """
     if not config["train"]["init"]:
         return None
     try:
@@ -93,7 +101,11 @@ def gpus(stage):
 def job_resources(stage):
     """Scheduler requests (names of the Snakemake SLURM executor: mem_mb, runtime, gpu)."""
     wanted = config["workflow"]["resources"][stage]
-    return {"mem_mb": wanted["mem_mb"], "runtime": wanted["runtime_min"], "gpu": wanted["gpus"]}
+    return {
+        "mem_mb": wanted["mem_mb"],
+        "runtime": wanted["runtime_min"],
+        "gpu": wanted["gpus"],
+    }
 
 
 # Every job runs the package of this checkout: installed (pip install -e .) or, in a rule's

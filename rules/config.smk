@@ -5,10 +5,6 @@
 rule stage_config:
     output:
         "results/config/{stage}.yaml",
-    params:
-        sections=lambda wildcards: {
-            key: config[key] for key in STAGE_SECTIONS[wildcards.stage]
-        },
     log:
         "logs/stage_config/{stage}.log",
     benchmark:
@@ -16,5 +12,9 @@ rule stage_config:
     wildcard_constraints:
         stage="|".join(STAGE_SECTIONS),
     localrule: True
+    params:
+        sections=lambda wildcards: {
+            key: config[key] for key in STAGE_SECTIONS[wildcards.stage]
+        },
     run:
         write_config_sections(params.sections, output[0])

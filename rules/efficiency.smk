@@ -10,17 +10,17 @@ rule efficiency:
         frames=frames_of,
     output:
         "data/efficiency/{name}.h5",
-    params:
-        detector=lambda wildcards: dataset_overrides(wildcards.name),
-    conda:
-        "../envs/pipeline.yaml"
     log:
         "logs/efficiency/{name}.log",
     benchmark:
         "benchmarks/efficiency/{name}.tsv"
+    conda:
+        "../envs/pipeline.yaml"
     threads: cpus("simulate")
     resources:
         **job_resources("simulate"),
+    params:
+        detector=lambda wildcards: dataset_overrides(wildcards.name),
     shell:
         "python -m pipeline efficiency --config {input.config} --frames {input.frames:q}"
         " --out {output} {params.detector} > {log} 2>&1"

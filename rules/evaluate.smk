@@ -6,8 +6,8 @@
 rule evaluate:
     input:
         config="results/config/evaluate.yaml",
-        truth="data/sim/heldout.h5",
-        maps=scored_maps("heldout"),
+        truth=f"data/sim/{HELDOUT}.h5",
+        maps=scored_maps(HELDOUT),
     output:
         summary="results/evaluation/summary.json",
         table="results/evaluation/comparison.md",
@@ -31,19 +31,19 @@ rule evaluate:
             caption="../report/example_frame.rst",
             category="Evaluation",
         ),
-    params:
-        out=lambda wildcards, output: Path(output.summary).parent,
-        tracking_uri=config["tracking"]["uri"],
-        methods=" ".join(METHODS),
-    conda:
-        "../envs/pipeline.yaml"
     log:
         "logs/evaluate.log",
     benchmark:
         "benchmarks/evaluate.tsv"
+    conda:
+        "../envs/pipeline.yaml"
     threads: cpus("evaluate")
     resources:
         **job_resources("evaluate"),
+    params:
+        out=lambda wildcards, output: Path(output.summary).parent,
+        tracking_uri=config["tracking"]["uri"],
+        methods=" ".join(METHODS),
     shell:
         "python -m pipeline evaluate --config {input.config} --truth {input.truth}"
         " --pred {input.maps} --names {params.methods} --out {params.out}"
@@ -59,17 +59,17 @@ rule activity:
         frames=frames_of,
     output:
         "results/activity/{name}.json",
-    params:
-        efficiency=efficiency_flags,
-    conda:
-        "../envs/pipeline.yaml"
     log:
         "logs/activity/{name}.log",
     benchmark:
         "benchmarks/activity/{name}.tsv"
+    conda:
+        "../envs/pipeline.yaml"
     threads: cpus("activity")
     resources:
         **job_resources("activity"),
+    params:
+        efficiency=efficiency_flags,
     shell:
         "python -m pipeline activity --config {input.config} --catalogue {input.catalogue}"
         " --frames {input.frames:q} {params.efficiency} --out {output} > {log} 2>&1"
@@ -82,21 +82,21 @@ rule evaluate_detector:
         maps=lambda wildcards: scored_maps(wildcards.name),
     output:
         summary="results/suite/{name}/summary.json",
-    params:
-        out=lambda wildcards, output: Path(output.summary).parent,
-        tracking_uri=config["tracking"]["uri"],
-        methods=" ".join(METHODS),
-    conda:
-        "../envs/pipeline.yaml"
     log:
         "logs/evaluate/{name}.log",
     benchmark:
         "benchmarks/evaluate/{name}.tsv"
     wildcard_constraints:
         name="|".join(SUITE) or "^$",
+    conda:
+        "../envs/pipeline.yaml"
     threads: cpus("evaluate")
     resources:
         **job_resources("evaluate"),
+    params:
+        out=lambda wildcards, output: Path(output.summary).parent,
+        tracking_uri=config["tracking"]["uri"],
+        methods=" ".join(METHODS),
     shell:
         "python -m pipeline evaluate --config {input.config} --truth {input.truth}"
         " --pred {input.maps} --names {params.methods} --out {params.out}"
@@ -114,18 +114,18 @@ rule suite:
             caption="../report/suite.rst",
             category="Evaluation",
         ),
-    params:
-        names=" ".join(SUITE),
-        tracking_uri=config["tracking"]["uri"],
-    conda:
-        "../envs/pipeline.yaml"
     log:
         "logs/suite.log",
     benchmark:
         "benchmarks/suite.tsv"
+    conda:
+        "../envs/pipeline.yaml"
     threads: cpus("evaluate")
     resources:
         **job_resources("evaluate"),
+    params:
+        names=" ".join(SUITE),
+        tracking_uri=config["tracking"]["uri"],
     shell:
         "python -m pipeline suite --config {input.config} --summaries {input.summaries}"
         " --names {params.names} --out {output.table}"

@@ -3,57 +3,40 @@
 # pipeline/inference/infer.py and pipeline/inference/classical.py.
 
 
-rule infer:
-    input:
-        config="results/config/infer.yaml",
-        model="results/model/best.pt",
-        frames=frames_of,
-    output:
-        map="results/maps/{name}.unet.h5",
-        catalogue="results/catalogues/{name}.unet.parquet",
-        csv="results/catalogues/{name}.unet.csv",
-    params:
-        tracking_uri=config["tracking"]["uri"],
-    conda:
-        "../envs/pipeline.yaml"
-    log:
-        "logs/infer/{name}.log",
-    benchmark:
-        "benchmarks/infer/{name}.tsv"
-    threads: cpus("infer")
-    resources:
-        **job_resources("infer"),
-    shell:
-        "python -m pipeline infer --config {input.config} --model {input.model}"
-        " --input {input.frames:q} --output {output.map} --catalogue {output.catalogue}"
-        " --set tracking.uri={params.tracking_uri} > {log} 2>&1"
+# one rule per U-Net: the fine-tuned model, and the model its training started from (train.init:
+# the shipped model), scored beside it
+UNETS = {"unet": ("infer", "results/model/best.pt")}
+if INIT:
+    UNETS["init"] = ("infer_init", INIT)
 
+for method, (rule_name, checkpoint) in UNETS.items():
 
-rule infer_init:
-    # the model the training started from (train.init: the shipped model), scored beside it
-    input:
-        config="results/config/infer.yaml",
-        model=INIT or [],
-        frames=frames_of,
-    output:
-        map="results/maps/{name}.init.h5",
-        catalogue="results/catalogues/{name}.init.parquet",
-        csv="results/catalogues/{name}.init.csv",
-    params:
-        tracking_uri=config["tracking"]["uri"],
-    conda:
-        "../envs/pipeline.yaml"
-    log:
-        "logs/infer_init/{name}.log",
-    benchmark:
-        "benchmarks/infer_init/{name}.tsv"
-    threads: cpus("infer")
-    resources:
-        **job_resources("infer"),
-    shell:
-        "python -m pipeline infer --config {input.config} --model {input.model}"
-        " --input {input.frames:q} --output {output.map} --catalogue {output.catalogue}"
-        " --set tracking.uri={params.tracking_uri} > {log} 2>&1"
+    rule:
+        name:
+            rule_name
+        input:
+            config="results/config/infer.yaml",
+            model=checkpoint,
+            frames=frames_of,
+        output:
+            map=f"results/maps/{{name}}.{method}.h5",
+            catalogue=f"results/catalogues/{{name}}.{method}.parquet",
+            csv=f"results/catalogues/{{name}}.{method}.csv",
+        log:
+            f"logs/{rule_name}/{{name}}.log",
+        benchmark:
+            f"benchmarks/{rule_name}/{{name}}.tsv"
+        conda:
+            "../envs/pipeline.yaml"
+        threads: cpus("infer")
+        resources:
+            **job_resources("infer"),
+        params:
+            tracking_uri=config["tracking"]["uri"],
+        shell:
+            "python -m pipeline infer --config {input.config} --model {input.model}"
+            " --input {input.frames:q} --output {output.map} --catalogue {output.catalogue}"
+            " --set tracking.uri={params.tracking_uri} > {log} 2>&1"
 
 
 rule classical:
@@ -64,12 +47,12 @@ rule classical:
         map="results/maps/{name}.classical.h5",
         catalogue="results/catalogues/{name}.classical.parquet",
         csv="results/catalogues/{name}.classical.csv",
-    conda:
-        "../envs/pipeline.yaml"
     log:
         "logs/classical/{name}.log",
     benchmark:
         "benchmarks/classical/{name}.tsv"
+    conda:
+        "../envs/pipeline.yaml"
     threads: cpus("classical")
     resources:
         **job_resources("classical"),

@@ -13,21 +13,21 @@ rule release:
     output:
         model=f"results/release/{config['release']['name']}.pt",
         card=f"results/release/{config['release']['name']}.json",
+    log:
+        "logs/release.log",
+    benchmark:
+        "benchmarks/release.tsv"
+    conda:
+        "../envs/pipeline.yaml"
+    threads: cpus("evaluate")
+    resources:
+        **job_resources("evaluate"),
     params:
         run=lambda wildcards, input: Path(input.model).parent,
         suite="results/suite",
         out=lambda wildcards, output: Path(output.model).parent,
         name=config["release"]["name"],
         tracking_uri=config["tracking"]["uri"],
-    conda:
-        "../envs/pipeline.yaml"
-    log:
-        "logs/release.log",
-    benchmark:
-        "benchmarks/release.tsv"
-    threads: cpus("evaluate")
-    resources:
-        **job_resources("evaluate"),
     shell:
         "python -m pipeline export --config {input.config} --run {params.run}"
         " --train-config {input.train_config} --suite {params.suite} --name {params.name}"

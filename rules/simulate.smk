@@ -6,21 +6,21 @@ rule simulate:
         config="results/config/simulate.yaml",
     output:
         "data/sim/{name}.h5",
-    params:
-        frames=lambda wildcards: SIMULATED[wildcards.name]["frames"],
-        seed=lambda wildcards: SIMULATED[wildcards.name]["seed"],
-        overrides=lambda wildcards: dataset_overrides(wildcards.name),
-    conda:
-        "../envs/pipeline.yaml"
     log:
         "logs/simulate/{name}.log",
     benchmark:
         "benchmarks/simulate/{name}.tsv"
     wildcard_constraints:
         name="|".join(SIMULATED),
+    conda:
+        "../envs/pipeline.yaml"
     threads: cpus("simulate")
     resources:
         **job_resources("simulate"),
+    params:
+        frames=lambda wildcards: SIMULATED[wildcards.name]["frames"],
+        seed=lambda wildcards: SIMULATED[wildcards.name]["seed"],
+        overrides=lambda wildcards: dataset_overrides(wildcards.name),
     shell:
         "python -m pipeline simulate --config {input.config} --out {output}"
         " --frames {params.frames} --seed {params.seed} {params.overrides} > {log} 2>&1"

@@ -17,20 +17,20 @@ rule train:
             caption="../report/training_curves.rst",
             category="Training",
         ),
+    log:
+        "logs/train.log",
+    benchmark:
+        "benchmarks/train.tsv"
+    conda:
+        "../envs/pipeline.yaml"
+    threads: cpus("train")
+    resources:
+        **job_resources("train"),
     params:
         out=lambda wildcards, output: Path(output.model).parent,
         tracking_uri=config["tracking"]["uri"],
         launcher=train_launcher(),
         init=f" --init {INIT}" if INIT else "",
-    conda:
-        "../envs/pipeline.yaml"
-    log:
-        "logs/train.log",
-    benchmark:
-        "benchmarks/train.tsv"
-    threads: cpus("train")
-    resources:
-        **job_resources("train"),
     shell:
         "{params.launcher} train --config {input.config} --frames {input.frames:q}"
         " --val-frames {input.val_frames} --out {params.out}"

@@ -91,3 +91,32 @@ def test_overrides_use_dotted_keys_and_are_validated():
     assert cfg.detector.height == 64 and cfg.sources.alpha.rate_per_frame == 0
     with pytest.raises(ConfigError, match=r"unknown config key 'sources\.alfa'"):
         load_config(overrides={"sources.alfa.rate_per_frame": 1})
+
+
+def test_every_key_of_the_schema_has_a_description():
+    """The schema describes every key: a field's description, else its comment in default.yaml
+    (pipeline/config/describe.py)."""
+    from pipeline.config.describe import undescribed
+
+    schema = json_schema()
+    assert undescribed(schema) == []
+    runtime = schema["$defs"]["InferConfig"]["properties"]["runtime"]["description"]
+    assert runtime.startswith("what runs the network") and "auto: onnxruntime" in runtime
+
+
+def test_key_comments_reads_a_commented_yaml_file():
+    from pipeline.config.describe import key_comments
+
+    text = (
+        "a:                 # section a\n"
+        "  b: 1             # the b, which\n"
+        "                   #   continues here\n"
+        "  # the c, above it\n"
+        "  c: 'x # not a comment'\n"
+        "d: 2\n"
+    )
+    assert key_comments(text) == {
+        "a": "section a",
+        "a.b": "the b, which continues here",
+        "a.c": "the c, above it",
+    }

@@ -215,7 +215,9 @@ def write_config_sections(sections: dict[str, Any], path: str | Path) -> None:
 
 def json_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) that `configs/schema.yaml` holds."""
-    schema = Config.model_json_schema()
+    from pipeline.config.describe import describe_schema, key_comments
+
+    schema = describe_schema(Config.model_json_schema(), key_comments(DEFAULT_CONFIG.read_text()))
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["description"] = (
         "Generated from pipeline/config/ by `python -m pipeline.config`; do not edit by hand."

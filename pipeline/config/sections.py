@@ -89,9 +89,11 @@ class TritiumConfig(Section):
 
 
 class XrayLine(Section):
-    energy_kev: float = Field(gt=0)
-    weight: float = Field(ge=0)
-    attenuation_um: float = Field(gt=0)
+    """An X-ray line: its energy, its share of the X-rays, its attenuation length in Si."""
+
+    energy_kev: float = Field(gt=0, description="line energy (keV)")
+    weight: float = Field(ge=0, description="relative weight among the lines and the continuum")
+    attenuation_um: float = Field(gt=0, description="attenuation length in Si (um), NIST XCOM")
 
 
 class XrayConfig(Section):
@@ -138,9 +140,14 @@ class SourcesConfig(Section):
 
 
 class SimDataset(Section):
-    frames: int = Field(gt=0)
-    seed: int = Field(ge=0)
-    overrides: dict[str, Any] = Field(default_factory=dict)
+    """A dataset the workflow simulates: data/sim/<name>.h5."""
+
+    frames: int = Field(gt=0, description="frames in the file")
+    seed: int = Field(ge=0, description="its random seed (same seed, same file)")
+    overrides: dict[str, Any] = Field(
+        default_factory=dict,
+        description="dotted config keys set for this dataset only (its detector, its sources)",
+    )
 
 
 class SimulateConfig(Section):
@@ -360,6 +367,11 @@ class Config(Section):
                     f"{what} = {batch * edge**2:,} pixels per batch, more than "
                     f"{MAX_BATCH_PIXELS:,} (memory); lower the batch size"
                 )
+        if self.workflow.heldout not in self.simulate.datasets:
+            raise ValueError(
+                f"workflow.heldout {self.workflow.heldout!r} is not a dataset of "
+                f"simulate.datasets ({', '.join(self.simulate.datasets)})"
+            )
         missing = [d for d in self.workflow.suite if d not in self.simulate.datasets]
         if missing:
             raise ValueError(f"workflow.suite names {missing}, not datasets of simulate.datasets")

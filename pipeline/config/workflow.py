@@ -9,10 +9,12 @@ from pipeline.config.base import Section
 
 
 class JobResources(Section):
-    cpus: int = Field(gt=0)
-    gpus: int = Field(ge=0)
-    mem_mb: int = Field(gt=0)
-    runtime_min: int = Field(gt=0)
+    """What one job of a stage asks for (threads = min(cpus, --cores) on one machine)."""
+
+    cpus: int = Field(gt=0, description="CPU threads (a scheduler's cpus_per_task)")
+    gpus: int = Field(ge=0, description="GPUs; train with more than one runs DDP through torchrun")
+    mem_mb: int = Field(gt=0, description="memory (MB) a scheduler reserves")
+    runtime_min: int = Field(gt=0, description="wall-time limit (minutes) a scheduler sets")
 
 
 class WorkflowResources(Section):
@@ -28,5 +30,10 @@ class WorkflowConfig(Section):
     inputs: list[str]
     train_frames: list[str]
     val_frames: list[str]
+    heldout: str = Field(
+        description="the simulated dataset (of simulate.datasets) the trained model is "
+        "evaluated on and whose activity is measured: results/evaluation/, "
+        "results/activity/<heldout>.json"
+    )
     suite: list[str]
     resources: WorkflowResources
