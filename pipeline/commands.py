@@ -93,7 +93,8 @@ STAGES: dict[str, Stage] = {
         f"Reads: a checkpoint (weights and model card) and {FRAMES_READ}. Writes: a map file "
         "(docs/frame_format.md: labels, optional float16 probabilities, class_names, source), "
         "atomically, frame by frame, and with --catalogue the cluster catalogue as Parquet and "
-        "CSV. With ONNX Runtime (fp32 on the CPU) the checkpoint's ONNX copy, once, beside it.",
+        "CSV. With ONNX Runtime (fp32 on the CPU) the checkpoint's ONNX copy, once, into "
+        "infer.onnx_cache (named by the checkpoint's SHA-256; nothing beside the checkpoint).",
         "pipeline.inference.infer:run",
         (
             key("--model", "infer.model", "checkpoint, or a shipped model's name"),

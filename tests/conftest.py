@@ -1,6 +1,7 @@
 """Shared fixtures: tiny simulated frame files and a config that trains on them in seconds."""
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,10 @@ from pipeline.simulation.simulate import simulate_file
 # per core, and two-thread pools in each would only contend (torch reads this at import).
 for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_name, "1")
+
+# The ONNX copies the tests export (infer.onnx_cache: null) go to a cache of the test run, never
+# to the user's ~/.cache; the processes the tests start inherit it.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="ccd-decay-unet-test-cache-")
 
 TINY = {
     "detector.height": 96,

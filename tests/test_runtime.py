@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from pipeline.config import ConfigError
+from pipeline.core.hashing import file_sha256
 from pipeline.inference import runtime
 from pipeline.inference.infer import Predictor, infer_file
 from pipeline.network.model import build_model, model_card, save_checkpoint
@@ -35,24 +36,38 @@ def saved(tiny, tmp_path):
     return model, path
 
 
-def test_the_onnx_copy_is_exported_once_and_again_when_the_checkpoint_changes(tiny, saved):
+def test_the_onnx_copy_is_exported_once_into_its_cache_and_again_for_a_new_checkpoint(
+    tiny, saved, tmp_path
+):
     model, path = saved
-    onnx_file = runtime.export_onnx(model, 2, path)
-    assert onnx_file == path.with_suffix(".onnx") and onnx_file.is_file()
+    cache = tmp_path / "onnx"
+    onnx_file = runtime.export_onnx(model, 2, path, cache)
+    assert onnx_file == cache / f"{file_sha256(path)}.onnx" and onnx_file.is_file()
+    assert not path.with_suffix(".onnx").exists()  # nothing is written beside a checkpoint
     stamp = onnx_file.stat().st_mtime_ns
-    assert runtime.export_onnx(model, 2, path).stat().st_mtime_ns == stamp  # reused
+    assert runtime.export_onnx(model, 2, path, cache).stat().st_mtime_ns == stamp  # reused
     torch.manual_seed(1)
     save_checkpoint(path, build_model(tiny.model, 6), model_card(tiny, "h", {}))
-    assert runtime.export_onnx(model, 2, path).stat().st_mtime_ns != stamp  # a new checkpoint
-    onnx_file.write_bytes(b"truncated")
-    runtime.export_onnx(model, 2, path)  # an unreadable copy is replaced
-    assert runtime._stored_hash(onnx_file) is not None
+    changed = runtime.export_onnx(model, 2, path, cache)
+    assert changed != onnx_file and changed.is_file()  # a new checkpoint, a copy of its own
+    changed.write_bytes(b"truncated")
+    runtime.export_onnx(model, 2, path, cache)  # an unreadable copy is replaced
+    assert runtime._stored_hash(changed) is not None
+
+
+def test_a_checkpoint_named_like_an_onnx_file_is_never_overwritten(tiny, saved, tmp_path):
+    model, path = saved
+    named = tmp_path / "m.onnx"
+    named.write_bytes(path.read_bytes())
+    before = named.read_bytes()
+    runtime.export_onnx(model, 2, named, tmp_path / "onnx")
+    assert named.read_bytes() == before
 
 
 @pytest.mark.parametrize("shape", [(96, 80), (40, 200)])
-def test_onnxruntime_gives_torchs_probabilities(tiny, saved, shape):
+def test_onnxruntime_gives_torchs_probabilities(tiny, saved, shape, tmp_path):
     model, path = saved
-    network = runtime.runtime_network(model, "onnxruntime", path, 2)
+    network = runtime.runtime_network(model, "onnxruntime", path, 2, tmp_path / "onnx")
     charge = np.random.default_rng(4).normal(0, 2.0, shape).astype(np.float32)
     charge[20:24, 30:33] += 300.0
     cfg = tiny.infer.model_copy(update={"channels_last": False})
@@ -85,17 +100,18 @@ def test_frames_reach_the_gpu_through_pinned_memory(tiny, saved):
     assert on_gpu.device.type == "cuda" and float(on_gpu.sum()) == 128.0
 
 
-def test_a_read_only_model_folder_exports_to_the_cache(saved, monkeypatch, tmp_path):
+def test_an_unwritable_cache_exports_to_the_temporary_directory(saved, monkeypatch, tmp_path):
     model, path = saved
-    monkeypatch.setattr(runtime.tempfile, "gettempdir", lambda: str(tmp_path / "cache"))
+    monkeypatch.setattr(runtime.tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
     real_export = runtime._export
+    cache = tmp_path / "read-only"
 
-    def read_only_beside(model, channels, digest, target):
-        if target.parent == path.parent:
+    def read_only_cache(model, channels, digest, target):
+        if target.parent == cache:
             raise PermissionError(13, "Permission denied")
         return real_export(model, channels, digest, target)
 
-    monkeypatch.setattr(runtime, "_export", read_only_beside)
-    exported = runtime.export_onnx(model, 2, path)
-    assert exported.parent == tmp_path / "cache" / "ccd-decay-unet-onnx"
-    assert runtime.export_onnx(model, 2, path) == exported  # found there next time
+    monkeypatch.setattr(runtime, "_export", read_only_cache)
+    exported = runtime.export_onnx(model, 2, path, cache)
+    assert exported.parent == tmp_path / "tmp" / "ccd-decay-unet-onnx"
+    assert runtime.export_onnx(model, 2, path, cache) == exported  # found there next time

@@ -307,6 +307,7 @@ class InferConfig(Section):
     device: Literal["auto", "cpu", "cuda"]
     amp: Literal["auto", "bf16", "fp16", "off"]
     runtime: Literal["auto", "torch", "onnxruntime"]
+    onnx_cache: str | None = None
     sparse: SparseConfig
 
 

@@ -201,7 +201,8 @@ def infer_file(
     multiple = 2 ** card["architecture"]["depth"]
     normalise = NormaliseConfig(**card["normalise"])
     engine = runtime.choose_runtime(cfg.runtime, device, amp)
-    network = runtime.runtime_network(model, engine, checkpoint, normalise.channels)
+    cache = runtime.onnx_cache(cfg.onnx_cache)
+    network = runtime.runtime_network(model, engine, checkpoint, normalise.channels, cache)
     if engine != "torch":  # ONNX Runtime picks its own layout
         cfg = cfg.model_copy(update={"channels_last": False})
     predictor = Predictor(network, window, normalise, cfg, device, amp, multiple)

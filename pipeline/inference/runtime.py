@@ -8,14 +8,17 @@ ONNX Runtime runs:
   CPUs without native bf16 (bench/bench_infer.py), the same probabilities to 1e-5;
 - `auto`: ONNX Runtime on the CPU where inference runs in fp32, PyTorch elsewhere.
 
-The ONNX file is exported once per checkpoint, next to it (`best.onnx` for `best.pt`; in the
-temporary directory where that folder is read-only), and carries the checkpoint's SHA-256: a
-changed checkpoint is exported again, atomically.
+The ONNX file is exported once per checkpoint into a cache of its own (`infer.onnx_cache`, by
+default $XDG_CACHE_HOME/ccd-decay-unet/onnx), named by the checkpoint's SHA-256 and carrying it:
+nothing is written beside a checkpoint (a shipped model's folder, a user's file of any name), a
+changed checkpoint is another file, and an unreadable copy is exported again, atomically. Where
+the cache cannot be written, the temporary directory holds it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -49,8 +52,12 @@ def choose_runtime(runtime: str, device: torch.device, amp: torch.dtype | None) 
     return runtime
 
 
-def onnx_path(checkpoint: str | Path) -> Path:
-    return Path(checkpoint).with_suffix(".onnx")
+def onnx_cache(configured: str | None) -> Path:
+    """The folder of the ONNX copies: `infer.onnx_cache`, else the user's cache directory."""
+    if configured:
+        return Path(configured).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "ccd-decay-unet" / "onnx"
 
 
 def _stored_hash(path: Path) -> str | None:
@@ -64,20 +71,24 @@ def _stored_hash(path: Path) -> str | None:
     return next((p.value for p in model.metadata_props if p.key == HASH_KEY), None)
 
 
-def export_onnx(model: nn.Module, in_channels: int, checkpoint: str | Path) -> Path:
-    """The ONNX copy of `checkpoint` (exported from `model` unless an up-to-date one exists):
-    beside it, or in the temporary directory's cache where its folder is read-only."""
+def export_onnx(
+    model: nn.Module, in_channels: int, checkpoint: str | Path, cache: str | Path
+) -> Path:
+    """The ONNX copy of `checkpoint` (exported from `model` unless an up-to-date one exists), in
+    the folder `cache` as <SHA-256>.onnx, or in the temporary directory where `cache` cannot be
+    written."""
     digest = file_sha256(Path(checkpoint))
-    beside = onnx_path(checkpoint)
-    cached = Path(tempfile.gettempdir()) / "ccd-decay-unet-onnx" / f"{digest}.onnx"
-    for target in (beside, cached):
+    fallback = Path(tempfile.gettempdir()) / "ccd-decay-unet-onnx"
+    targets = [Path(cache) / f"{digest}.onnx", fallback / f"{digest}.onnx"]
+    for target in targets:
         if target.is_file() and _stored_hash(target) == digest:
             return target
     try:
-        return _export(model, in_channels, digest, beside)
+        targets[0].parent.mkdir(parents=True, exist_ok=True)
+        return _export(model, in_channels, digest, targets[0])
     except PermissionError:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        return _export(model, in_channels, digest, cached)
+        fallback.mkdir(parents=True, exist_ok=True)
+        return _export(model, in_channels, digest, targets[1])
 
 
 def _export(model: nn.Module, in_channels: int, digest: str, target: Path) -> Path:
@@ -109,10 +120,12 @@ class OnnxNetwork(nn.Module):
     opened, at the first forward pass: a run refused before any frame is labelled (unreadable,
     uncalibratable input) writes nothing."""
 
-    def __init__(self, model: nn.Module, in_channels: int, checkpoint: Path, threads: int) -> None:
+    def __init__(
+        self, model: nn.Module, in_channels: int, checkpoint: Path, threads: int, cache: Path
+    ) -> None:
         super().__init__()
         self.source, self.in_channels, self.checkpoint = model, in_channels, checkpoint
-        self.threads = threads
+        self.threads, self.cache = threads, cache
         self._session: onnxruntime.InferenceSession | None = None
 
     def _open(self):
@@ -126,7 +139,7 @@ class OnnxNetwork(nn.Module):
         # idle threads sleep instead of spinning: the reader thread and torch's post-processing
         # share the cores between runs
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        path = export_onnx(self.source, self.in_channels, self.checkpoint)
+        path = export_onnx(self.source, self.in_channels, self.checkpoint, self.cache)
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -148,9 +161,15 @@ def torch_threads(threads: int) -> Iterator[None]:
 
 
 def runtime_network(
-    model: nn.Module, runtime: str, checkpoint: str | Path, in_channels: int
+    model: nn.Module,
+    runtime: str,
+    checkpoint: str | Path,
+    in_channels: int,
+    cache: str | Path | None = None,
 ) -> nn.Module:
-    """The module the Predictor runs: `model` itself, or its ONNX Runtime twin."""
+    """The module the Predictor runs: `model` itself, or its ONNX Runtime twin (its ONNX copy in
+    `cache`, default `onnx_cache(None)`)."""
     if runtime == "torch":
         return model
-    return OnnxNetwork(model, in_channels, Path(checkpoint), torch.get_num_threads())
+    folder = Path(cache) if cache is not None else onnx_cache(None)
+    return OnnxNetwork(model, in_channels, Path(checkpoint), torch.get_num_threads(), folder)
