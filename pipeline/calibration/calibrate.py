@@ -346,7 +346,6 @@ def calibrate_file(ff: FrameFile, config: FrameSections) -> RunCalibration:
     use (no Fe-55 peak, no finite pixel), is a FrameFileError naming the file."""
     from pipeline.io.base import read_errors
 
-    unusable: tuple[type[BaseException], ...] = (CalibrationError, *read_errors())
     try:
         return calibrate_run(
             ff.frames,
@@ -356,7 +355,9 @@ def calibrate_file(ff: FrameFile, config: FrameSections) -> RunCalibration:
             ff.overscan,
             ff.amplifier_attrs,
         )
-    except unusable as exc:  # a chunk of the file is read here the first time
+    except Exception as exc:  # a chunk of the file is read here the first time
+        if not isinstance(exc, (CalibrationError, *read_errors())):
+            raise  # a bug: a traceback, not "cannot calibrate"
         raise FrameFileError(
             ff.path, f"cannot calibrate: {type(exc).__name__}: {one_line(exc)}"
         ) from None
