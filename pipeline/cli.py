@@ -93,8 +93,8 @@ def arguments_from(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_stage(stage: str, config_path: Path | None, overrides: dict, arguments: dict) -> Any:
     """Load and validate the config, check the paths, call the stage's function."""
+    from pipeline.commands import settings_of
     from pipeline.config import load_config
-    from pipeline.config.stages import settings_of
     from pipeline.paths import check_stage_paths
 
     settings = settings_of(load_config(config_path, overrides), stage)

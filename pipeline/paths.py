@@ -11,23 +11,13 @@ too, before any work.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pipeline.commands import INPUT, OUTPUT, STAGES, Flag
 from pipeline.core.errors import ConfigError
 
-# files a training run writes into its --out folder, and an evaluation into its --out folder
-TRAIN_FILES = ("best.pt", "last.pt", "model_card.json", "training_curves.png")
-EVALUATE_FILES = (
-    "summary.json",
-    "comparison.md",
-    "comparison.html",
-    "confusion.png",
-    "spectra.png",
-    "example_frame.png",
-)
-FRAME_SUFFIXES = (".h5", ".hdf5")
 SQLITE = "sqlite:///"
 
 Named = list[tuple[str, Path]]  # (what the path is: a flag or config key and a note, the path)
@@ -38,69 +28,49 @@ def flag(arg: str) -> str:
     return "--" + arg.replace("_", "-")
 
 
-def _args(args: Mapping[str, Any], *names: str) -> Named:
-    """(flag, path) of each path the arguments `names` give (a list gives several)."""
-    named = []
-    for name in names:
-        value = args.get(name)
-        values = value if isinstance(value, list | tuple) else [value]
-        named += [(flag(name), Path(v)) for v in values if v]
-    return named
+def _values(args: Mapping[str, Any], name: str) -> list[Path]:
+    value = args.get(name)
+    values = value if isinstance(value, list | tuple) else [value]
+    return [Path(v) for v in values if v]
 
 
-def _key(settings: Any, key: str) -> Named:
-    section, name = key.split(".")
-    value = getattr(getattr(settings, section), name)
-    return [(f"config key '{key}'", Path(value))] if value else []
+def _get(settings: Any, dotted: str) -> Any:
+    value = settings
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return value
 
 
-INPUT_ARGS = {
-    "inspect": ["input"],
-    "train": ["frames", "val_frames"],
-    "infer": ["input"],
-    "classical": ["input"],
-    "evaluate": ["truth", "pred"],
-    "suite": ["summaries"],
-    "efficiency": ["frames"],
-    "activity": ["catalogue", "frames", "efficiency_frames", "efficiency_catalogue"],
-    "export": ["run", "train_config", "suite"],
-}
-MODEL_KEYS = {"train": "train.init", "infer": "infer.model", "activity": "activity.model"}
+def _named(tagged: Flag, settings: Any, args: Mapping[str, Any]) -> Named:
+    """The paths a tagged flag names: its argument's, or its config key's."""
+    if tagged.arg:
+        return [(flag(tagged.arg), p) for p in _values(args, tagged.arg)]
+    if tagged.unless and _get(settings, tagged.unless):
+        return []
+    value = _get(settings, str(tagged.key))
+    return [(f"config key '{tagged.key}'", Path(value))] if value else []
 
 
 def stage_inputs(stage: str, settings: Any, args: Mapping[str, Any]) -> Named:
-    inputs = _args(args, *INPUT_ARGS.get(stage, []))
-    if stage in MODEL_KEYS and not (stage == "activity" and settings.activity.efficiency):
-        inputs += _key(settings, MODEL_KEYS[stage])
-    if stage == "models":
-        inputs += _key(settings, "release.dir")
-    return inputs
+    """Every file `stage` reads, by its declaration (pipeline/commands.py)."""
+    return [n for f in STAGES[stage].flags if f.role == INPUT for n in _named(f, settings, args)]
 
 
 def stage_outputs(stage: str, settings: Any, args: Mapping[str, Any]) -> Named:
-    if stage == "simulate":
-        out = _args(args, "out")
-        twin = [("the ROOT twin of --out", p.with_suffix(".root")) for _, p in out]
-        return out + (twin if settings.simulate.root else [])
-    if stage in ("infer", "classical"):
-        from pipeline.results.clusters import catalogue_twin  # pandas only where it is needed
-
-        catalogue = _args(args, "catalogue")
-        twins = [("the CSV twin of --catalogue", catalogue_twin(p)) for _, p in catalogue]
-        return _args(args, "output") + catalogue + twins
-    if stage in ("train", "evaluate"):
-        files = TRAIN_FILES if stage == "train" else EVALUATE_FILES
-        return _directory(_args(args, "out"), files) + _tracking_db(settings)
-    if stage in ("activity", "efficiency"):
-        return _args(args, "out")
-    if stage == "export":  # without a name the stage stops at once (release.name is required)
-        folder, name = Path(settings.release.dir), settings.release.name or "NAME"
-        what = "the shipped model in 'release.dir'"
-        return [(what, folder / f"{name}.pt"), (f"the card of {what}", folder / f"{name}.json")]
-    if stage == "suite":
-        out = _args(args, "out")
-        return out + [("the HTML twin of --out", p.with_suffix(".html")) for _, p in out]
-    return []
+    """Every file `stage` writes, and those it writes beside them, by its declaration."""
+    spec, named = STAGES[stage], []
+    for output in (f for f in spec.flags if f.role == OUTPUT):
+        paths = _named(output, settings, args)
+        named += paths
+        for beside in output.beside:
+            if beside.when is None or _get(settings, beside.when):
+                named += [
+                    (f"{what} ({beside.name})" if beside.name else beside.what, beside.path(p))
+                    for what, p in paths
+                ]
+    if spec.writes is not None:
+        named += spec.writes(settings)
+    return named + (_tracking_db(settings) if spec.tracks else [])
 
 
 def _tracking_db(config: Any) -> Named:
@@ -109,10 +79,6 @@ def _tracking_db(config: Any) -> Named:
     if not (config.tracking.enabled and uri.startswith(SQLITE)):
         return []
     return [("the MLflow database of 'tracking.uri'", Path(uri.removeprefix(SQLITE)))]
-
-
-def _directory(dirs: Named, files: Iterable[str]) -> Named:
-    return dirs + [(f"{what} ({name})", path / name) for what, path in dirs for name in files]
 
 
 def _identity(path: Path) -> tuple[Path, tuple[int, int] | None]:
@@ -149,12 +115,11 @@ def check_distinct(inputs: Named, outputs: Named) -> None:
 
 def check_stage_paths(stage: str, settings: Any, args: Mapping[str, Any]) -> None:
     """All path rules of `stage` (its settings and path arguments), before it reads anything."""
-    outputs = stage_outputs(stage, settings, args)
-    if stage in ("simulate", "efficiency"):
-        for what, path in outputs[:1]:
-            if path.suffix.lower() not in FRAME_SUFFIXES:
+    for output in (f for f in STAGES[stage].flags if f.role == OUTPUT and f.suffixes):
+        for what, path in _named(output, settings, args):
+            if path.suffix.lower() not in output.suffixes:
                 raise ConfigError(
                     f"{path}: a simulation is written as HDF5 ({what}); name it .h5 or .hdf5 "
                     "(add simulate.root: true for a ROOT twin)"
                 )
-    check_distinct(stage_inputs(stage, settings, args), outputs)
+    check_distinct(stage_inputs(stage, settings, args), stage_outputs(stage, settings, args))

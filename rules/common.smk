@@ -7,12 +7,12 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 from pipeline.config import write_config_sections
-from pipeline.config.stages import STAGE_SETTINGS, stage_sections
+from pipeline.commands import STAGES, stage_sections
 from pipeline.core.errors import CheckpointError
 from pipeline.network.shipped import resolve_model
 
 # the sections each stage reads: the fields of its typed settings (pipeline/config/stages.py)
-STAGE_SECTIONS = {stage: stage_sections(stage) for stage in STAGE_SETTINGS}
+STAGE_SECTIONS = {stage: stage_sections(stage) for stage in STAGES}
 SIMULATED = config["simulate"]["datasets"]
 SUITE = config["workflow"]["suite"]  # simulated detectors both methods are scored on
 HELDOUT = config["workflow"][

@@ -282,7 +282,7 @@ def test_the_activity_reads_its_efficiency_from_the_efficiency_frames_and_their_
     is the efficiency of those frames through the data chain, close to the truth-label one."""
     import json
 
-    from pipeline.config.stages import settings_of
+    from pipeline.commands import settings_of
     from pipeline.io import open_frames
     from pipeline.measurement.efficiency import efficiency_from_files
     from pipeline.results.maps import write_maps
@@ -318,8 +318,8 @@ def test_the_activity_reads_its_efficiency_from_the_efficiency_frames_and_their_
 
 
 def test_efficiency_frames_without_their_catalogue_are_refused(cfg, tmp_path):
+    from pipeline.commands import settings_of
     from pipeline.config import ConfigError
-    from pipeline.config.stages import settings_of
 
     with pytest.raises(ConfigError, match="go together"):
         activity.run(settings_of(cfg, "activity"), "c.parquet", "f.h5", tmp_path / "a.json", "e.h5")

@@ -9,8 +9,8 @@ import pytest
 from astropy.io import fits
 
 from pipeline.calibration import calibrate
+from pipeline.commands import settings_of
 from pipeline.config import load_config
-from pipeline.config.stages import settings_of
 from pipeline.core.errors import CalibrationError
 from pipeline.io import open_frames
 from pipeline.measurement import activity

@@ -10,7 +10,6 @@ import pytest
 from pydantic import BaseModel
 
 from pipeline.cli import STAGES, build_parser, main
-from pipeline.config.stages import STAGE_SETTINGS
 
 
 def _has_key(model: type[BaseModel], dotted: str) -> bool:
@@ -26,7 +25,7 @@ def _has_key(model: type[BaseModel], dotted: str) -> bool:
 def test_every_flag_maps_to_a_config_key_or_an_argument_of_the_stage(stage):
     """A flag sets a config key of the stage's settings, or fills a parameter of the stage's
     function; the function takes the settings and exactly the path arguments its flags give."""
-    settings = STAGE_SETTINGS[stage]
+    settings = STAGES[stage].settings_class()
     parameters = inspect.signature(STAGES[stage].function()).parameters
     args = {flag.arg for flag in STAGES[stage].flags if flag.arg}
     assert set(list(parameters)[1:]) == args, stage
@@ -208,3 +207,16 @@ def test_a_stop_that_a_library_turns_into_an_oserror_still_exits_as_the_signal(m
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert main(["simulate", "--out", "/nonexistent/x.txt"]) == 2  # bad input again after it
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_file_a_stage_names_is_declared_an_input_or_an_output(stage):
+    """The declaration is the one table: each path argument, and each config key that names a
+    file, is tagged, so the path checks and the command line read the same thing."""
+    from pipeline.commands import INPUT, OUTPUT
+
+    for flag in STAGES[stage].flags:
+        if flag.arg and flag.arg != "names":
+            assert flag.role in (INPUT, OUTPUT), f"{stage} {flag.name}"
+        if flag.role == INPUT and flag.key:
+            assert _has_key(STAGES[stage].settings_class(), flag.key), f"{stage} {flag.name}"

@@ -197,8 +197,8 @@ def test_every_path_flag_of_every_stage_is_checked():
     of the stage's function, or a config key holding a model or a folder) is an input or an
     output of its stage in pipeline.paths, so none can escape the check."""
     from pipeline.cli import STAGES
+    from pipeline.commands import settings_of
     from pipeline.config import load_config
-    from pipeline.config.stages import settings_of
     from pipeline.paths import flag as flag_of
     from pipeline.paths import stage_inputs, stage_outputs
 

@@ -4,12 +4,14 @@ import json
 
 import numpy as np
 
+from pipeline.commands import folder_files
 from pipeline.evaluation.evaluate import (
     comparison_table,
     evaluate_files,
 )
 from pipeline.io import open_frames, write_map
-from pipeline.paths import EVALUATE_FILES
+
+EVALUATE_FILES = folder_files("evaluate")
 
 
 def test_perfect_and_empty_maps_score_one_and_zero(tiny, tiny_files, tmp_path):

@@ -132,7 +132,7 @@ def test_the_activity_takes_its_live_time_from_the_header(tmp_path):
     """EXPTIME of the frames' file, not activity.exposure_s, sets the live time."""
     import json
 
-    from pipeline.config.stages import settings_of
+    from pipeline.commands import settings_of
     from pipeline.measurement import activity
     from pipeline.results.clusters import empty_catalogue, write_catalogue
 

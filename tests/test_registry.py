@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.config.stages import settings_of
+from pipeline.commands import settings_of
 from pipeline.core.hashing import file_sha256
 from pipeline.evaluation import evaluate, suite
 from pipeline.inference import infer

@@ -75,7 +75,7 @@ def test_each_term_moves_the_activity_the_way_its_physics_does():
 
 
 def test_a_given_efficiency_drops_the_model_terms(tmp_path):
-    from pipeline.config.stages import settings_of
+    from pipeline.commands import settings_of
     from pipeline.results.clusters import write_catalogue
     from pipeline.simulation.simulate import simulate_file
 

@@ -16,10 +16,12 @@ import torch
 import torch.multiprocessing as mp
 import yaml
 
+from pipeline.commands import folder_files
 from pipeline.config import config_to_dict
 from pipeline.learning.train import train
 from pipeline.network.model import load_checkpoint
-from pipeline.paths import TRAIN_FILES
+
+TRAIN_FILES = folder_files("train")
 
 
 def test_loss_falls_and_mlflow_run_holds_the_record(tiny, tiny_train, tmp_path):

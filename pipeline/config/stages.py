@@ -1,10 +1,11 @@
 """Each stage's settings: the typed slice of the configuration it reads, and nothing else.
 
 A stage function takes its slice (`InferSettings`, ...) and the paths of the files it reads and
-writes as arguments; paths are never settings. The command line and the workflow hand a stage
-exactly its slice (`settings_of`), and the workflow writes exactly these sections into each
-stage's config file (`stage_sections`, imported by rules/common.smk), so a stage cannot read a
-section it does not declare. The whole `Config` has every section and serves any stage.
+writes as arguments; paths are never settings. Each stage's declaration (pipeline/commands.py)
+names its class here; the command line and the workflow hand a stage exactly its slice
+(`pipeline.commands.settings_of`), and the workflow writes exactly these sections into each
+stage's config file (`stage_sections`), so a stage cannot read a section it does not declare.
+The whole `Config` has every section and serves any stage.
 
 A function shared by several stages takes the sections it reads as a protocol (`FrameSections`,
 ...): the whole `Config` and every slice that holds those sections satisfy it.
@@ -22,7 +23,6 @@ from pipeline.config.sections import (
     AugmentConfig,
     CalibrateConfig,
     ClassicalConfig,
-    Config,
     DetectorConfig,
     InferConfig,
     IOConfig,
@@ -163,30 +163,3 @@ class SuiteSettings(ClassesSettings):
 
 class ModelsSettings(Section):
     release: ReleaseConfig
-
-
-STAGE_SETTINGS: dict[str, type[Section]] = {
-    "simulate": SimulateSettings,
-    "inspect": InspectSettings,
-    "train": TrainSettings,
-    "infer": InferSettings,
-    "classical": ClassicalSettings,
-    "evaluate": EvaluateSettings,
-    "suite": SuiteSettings,
-    "efficiency": EfficiencySettings,
-    "activity": ActivitySettings,
-    "export": ExportSettings,
-    "models": ModelsSettings,
-}
-
-
-def stage_sections(stage: str) -> list[str]:
-    """The config sections `stage` reads, in the order of `Config`."""
-    fields = STAGE_SETTINGS[stage].model_fields
-    return [name for name in Config.model_fields if name in fields]
-
-
-def settings_of(config: Config, stage: str) -> Section:
-    """`stage`'s slice of a validated config."""
-    cls = STAGE_SETTINGS[stage]
-    return cls.model_validate({name: getattr(config, name) for name in cls.model_fields})
