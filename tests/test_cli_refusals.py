@@ -108,7 +108,7 @@ def checkpoint(path: Path, classes=None, in_channels: int | None = None) -> Path
     if classes:
         overrides |= {
             "classes": classes,
-            "train.class_weights": [1.0] * len(classes),
+            "train.class_weights": dict.fromkeys(classes, 1.0),
             "tiles.rare_classes": [],
         }
     config = load_config(overrides=overrides)

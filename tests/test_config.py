@@ -120,3 +120,28 @@ def test_key_comments_reads_a_commented_yaml_file():
         "a.b": "the b, which continues here",
         "a.c": "the c, above it",
     }
+
+
+def test_class_weights_are_by_name_and_every_class_needs_one():
+    """A class inserted into `classes` cannot shift the others' weights: they are keyed by name,
+    and a class without a weight is refused at load time, naming it."""
+    classes = ["background", "muon", "recoil", "electron", "tritium", "xray", "alpha"]
+    unsourced = {"simulate.unsourced_classes": ["recoil"]}  # a class only labelled data has
+    config = load_config(
+        overrides={"classes": classes, "train.class_weights.recoil": 3.0, **unsourced}
+    )
+    weights = config.train.class_weights
+    assert (weights["tritium"], weights["recoil"], weights["electron"]) == (2.0, 3.0, 1.0)
+    with pytest.raises(ConfigError, match=r"train.class_weights: .* none for \['recoil'\]"):
+        load_config(overrides={"classes": classes, **unsourced})
+
+
+def test_every_class_but_the_first_needs_a_source_or_is_said_to_have_none():
+    classes = [*load_config().classes, "recoil"]
+    weights = {"train.class_weights.recoil": 1.0}
+    with pytest.raises(ConfigError, match=r"classes \['recoil'\]: no source labels them"):
+        load_config(overrides={"classes": classes, **weights})
+    added = {"sources.recoil": {"label": "recoil", "rate_per_frame": 2.0, "energy_kev": [1, 9]}}
+    config = load_config(overrides={"classes": classes, **weights, **added})
+    assert config.sources.labels()["recoil"] == "recoil"
+    assert config.sources.recoil.model_dump()["energy_kev"] == [1, 9]  # its own parameters

@@ -146,7 +146,7 @@ def test_bad_inputs_are_refused_in_one_line_with_no_output(
     cfg = load_config(
         overrides={
             "classes": ["background", "tritium"],
-            "train.class_weights": [1, 1],
+            "train.class_weights": {"background": 1, "tritium": 1},
             "tiles.rare_classes": [],
         }
     )

@@ -6,6 +6,7 @@ import json
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -69,6 +70,9 @@ def test_inference_and_evaluation_runs_lead_back_to_the_model(trained, tiny_file
     assert links["model_version"] == str(version.version)
     assert links["model_run_id"] == result.state.run_id
     assert run.data.metrics["frames"] == 2 and "tritium_per_frame" in run.data.metrics
+    written = pd.read_parquet(tmp_path / "clusters.parquet")["class_name"]  # not read back
+    expected = (written == "tritium").sum() / 2
+    assert run.data.metrics["tritium_per_frame"] == pytest.approx(expected)
     out = tmp_path / "evaluation"
     evaluate.run(settings_of(tiny, "evaluate"), tiny_files["val"], [map_path], out, ["unet"])
     summary = json.loads((out / "summary.json").read_text())

@@ -236,7 +236,7 @@ def test_training_starts_from_the_init_checkpoint(tiny, tiny_train, tmp_path):
         (
             {
                 "classes": ["background", "tritium"],
-                "train.class_weights": [1, 1],
+                "train.class_weights": {"background": 1, "tritium": 1},
                 "tiles.rare_classes": [],
             },
             "do not match",

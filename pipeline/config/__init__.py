@@ -22,33 +22,36 @@ from pydantic_core import ErrorDetails
 from pipeline.config.base import Settings
 from pipeline.config.sections import (
     ActivityConfig,
-    AlphaConfig,
     AugmentConfig,
     CalibrateConfig,
     ClassicalConfig,
     Config,
     DetectorConfig,
-    ElectronConfig,
     FitsConfig,
     InferConfig,
     IOConfig,
     JobResources,
     ModelConfig,
-    MuonConfig,
     NormaliseConfig,
     PhysicsConfig,
     ReleaseConfig,
     Section,
     SimDataset,
     SimulateConfig,
-    SourcesConfig,
     StreamConfig,
     TilesConfig,
     TrackingConfig,
     TrainConfig,
-    TritiumConfig,
     WorkflowConfig,
     WorkflowResources,
+)
+from pipeline.config.sources import (
+    AddedSource,
+    AlphaConfig,
+    ElectronConfig,
+    MuonConfig,
+    SourcesConfig,
+    TritiumConfig,
     XrayConfig,
     XrayLine,
 )
@@ -59,6 +62,7 @@ __all__ = [
     "REPO_ROOT",
     "SCHEMA_PATH",
     "ActivityConfig",
+    "AddedSource",
     "AlphaConfig",
     "AugmentConfig",
     "CalibrateConfig",
@@ -169,6 +173,12 @@ def _format_error(error: ErrorDetails, source: str) -> str:
         valid = _valid_keys(Config, loc)
         hint = f" (valid keys here: {', '.join(valid)})" if valid else ""
         return f"{source}: unknown config key '{key}'{hint}"
+    if error["type"] == "missing" and len(loc) == 3 and loc[0] == "sources" and loc[2] == "label":
+        valid = ", ".join(SourcesConfig.model_fields)  # a typo, or an added source without label
+        return (
+            f"{source}: unknown config key 'sources.{loc[1]}' (valid keys here: {valid}; a "
+            "source added by name needs 'label', 'rate_per_frame' and a registered function)"
+        )
     if error["type"] == "missing":
         return f"{source}: config key '{key}' is missing"
     message = error["msg"].removeprefix("Value error, ")

@@ -12,6 +12,9 @@ from pipeline.config.activity import ActivityConfig, SystematicsConfig
 from pipeline.config.base import Section
 from pipeline.config.files import FitsConfig, FitsKeywords, IOConfig
 from pipeline.config.runs import ReleaseConfig, TrackingConfig
+from pipeline.config.sources import (
+    SourcesConfig,
+)
 from pipeline.config.workflow import JobResources, WorkflowConfig, WorkflowResources
 
 __all__ = [  # re-exported
@@ -30,8 +33,6 @@ __all__ = [  # re-exported
 
 MAX_FRAME_EDGE = 16384  # pixels
 MAX_WINDOW = 8192  # network window or tile edge, pixels
-# events of one kind per frame: 1e5 clusters fill a 4k x 4k frame; more is a typo, not a source
-MAX_RATE = 1e5
 # pixels through the network in one batch (batch x window^2): 2^26 px of U-Net activations fill
 # ~100 GB, the largest GPUs
 MAX_BATCH_PIXELS = 2**26
@@ -82,63 +83,6 @@ class PhysicsConfig(Section):
         return self
 
 
-class TritiumConfig(Section):
-    rate_per_frame: float = Field(ge=0, le=MAX_RATE)
-    endpoint_kev: float = Field(gt=0)
-    daughter_z: int = Field(ge=1)
-
-
-class XrayLine(Section):
-    """An X-ray line: its energy, its share of the X-rays, its attenuation length in Si."""
-
-    energy_kev: float = Field(gt=0, description="line energy (keV)")
-    weight: float = Field(ge=0, description="relative weight among the lines and the continuum")
-    attenuation_um: float = Field(gt=0, description="attenuation length in Si (um), NIST XCOM")
-
-
-class XrayConfig(Section):
-    rate_per_frame: float = Field(ge=0, le=MAX_RATE)
-    lines: list[XrayLine] = Field(min_length=1)
-    continuum_weight: float = Field(ge=0)
-    continuum_kev: tuple[float, float]
-    continuum_ref_kev: float = Field(gt=0)
-    continuum_ref_attenuation_um: float = Field(gt=0)
-    entry: Literal["back", "front", "uniform"] = "back"
-
-
-class MuonConfig(Section):
-    rate_per_frame: float = Field(ge=0, le=MAX_RATE)
-    mpv_e_per_um: float = Field(gt=0)
-    landau_width_e_per_um: float = Field(gt=0)
-    step_um: float = Field(gt=0)
-    cos_power: float = Field(default=3.0, ge=0, le=20)
-
-
-class ElectronConfig(Section):
-    rate_per_frame: float = Field(ge=0, le=MAX_RATE)
-    energy_kev: tuple[float, float]
-    compton_fraction: float = Field(default=0.0, ge=0, le=1)
-    gamma_lines_kev: list[float] = Field(default_factory=lambda: [1460.8], min_length=1)
-
-
-class AlphaConfig(Section):
-    rate_per_frame: float = Field(ge=0, le=MAX_RATE)
-    energy_kev: tuple[float, float]
-    range_ref_kev: float = Field(gt=0)
-    range_ref_um: float = Field(gt=0)
-    range_exponent: float = Field(gt=0)
-    plasma_sigma_um: float = Field(ge=0)
-    steps: int = Field(ge=1, le=10_000)
-
-
-class SourcesConfig(Section):
-    tritium: TritiumConfig
-    xray: XrayConfig
-    muon: MuonConfig
-    electron: ElectronConfig
-    alpha: AlphaConfig
-
-
 class SimDataset(Section):
     """A dataset the workflow simulates: data/sim/<name>.h5."""
 
@@ -155,6 +99,11 @@ class SimulateConfig(Section):
     seed: int = Field(ge=0)
     root: bool
     datasets: dict[str, SimDataset]
+    unsourced_classes: list[str] = Field(
+        default_factory=list,
+        description="classes no source of the simulator makes, said explicitly (a class only "
+        "your labelled data holds); every other class but the first needs a source",
+    )
 
 
 class CalibrateConfig(Section):
@@ -270,7 +219,10 @@ class TrainConfig(Section):
     weight_decay: float = Field(ge=0)
     warmup_fraction: float = Field(ge=0, lt=1)
     loss: Literal["dice_ce", "dice_focal"]
-    class_weights: list[float]
+    class_weights: dict[str, float] = Field(
+        description="cross-entropy weight of each class, by name: every class needs one; "
+        "weights of names that are not classes (a class the config dropped) are not used"
+    )
     patience: int = Field(ge=1)
     max_minutes: float | None = Field(default=None, gt=0)
     workers: int = Field(ge=0)
@@ -349,10 +301,11 @@ class Config(Section):
     def _classes(self) -> Config:
         if len(set(self.classes)) != len(self.classes):
             raise ValueError("class names must be unique")
-        if len(self.train.class_weights) != len(self.classes):
+        missing = [c for c in self.classes if c not in self.train.class_weights]
+        if missing:
             raise ValueError(
-                f"train.class_weights has {len(self.train.class_weights)} entries for "
-                f"{len(self.classes)} classes"
+                f"train.class_weights: every class needs a weight, by name; none for {missing} "
+                f"(the classes are {self.classes})"
             )
         if self.io.fits.pedestal_from_overscan and self.calibrate.pedestal == "overscan":
             raise ValueError(
@@ -376,7 +329,19 @@ class Config(Section):
         missing = [d for d in self.workflow.suite if d not in self.simulate.datasets]
         if missing:
             raise ValueError(f"workflow.suite names {missing}, not datasets of simulate.datasets")
-        sources = set(SourcesConfig.model_fields)
+        labels = self.sources.labels()
+        sources = set(labels)
+        unsourced = [
+            c
+            for c in self.classes[1:]
+            if c not in labels.values() and c not in self.simulate.unsourced_classes
+        ]
+        if unsourced:
+            raise ValueError(
+                f"classes {unsourced}: no source labels them; add one (sources.<name>: {{label: "
+                "..., rate_per_frame: ...}, and its registered function) or list them in "
+                "simulate.unsourced_classes"
+            )
         if set(self.stream.rate_scale) - sources:
             raise ValueError(
                 f"stream.rate_scale names {sorted(set(self.stream.rate_scale) - sources)}; "

@@ -249,7 +249,7 @@ def run(
     with runs.tracked_run(settings, "infer", tags) as tracker:
         result = infer_file(settings, input, output, catalogue)
         if tracker.active:
-            _log_result(tracker, settings, input, result, catalogue)
+            _log_result(tracker, settings, input, result)
     return str(result)
 
 
@@ -258,7 +258,6 @@ def _log_result(
     settings: InferSettings,
     input_path: str | Path,
     result: MapResult,
-    catalogue: str | Path | None,
 ) -> None:
     """The input's hash, the map's SHA-256 (what evaluations find the run by), the speed and
     the clusters per frame of each class."""
@@ -269,8 +268,7 @@ def _log_result(
         }
     )
     metrics = {"frames": result.frames, "megapixels_per_s": result.megapixels_per_s}
-    if catalogue is not None:
-        found = clusters.read_catalogue(catalogue)["class_name"].value_counts()
-        for name in settings.classes[1:]:
-            metrics[f"{name}_per_frame"] = found.get(name, 0) / max(result.frames, 1)
+    for name, count in (result.clusters or {}).items():  # the catalogue's, as it was written
+        if name != settings.classes[0]:
+            metrics[f"{name}_per_frame"] = count / max(result.frames, 1)
     tracker.log_metrics(metrics, step=0)

@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from pipeline.calibration import calibrate
-from pipeline.config import Config, SourcesConfig, StreamConfig, config_to_dict
+from pipeline.config import Config, StreamConfig, config_to_dict
 from pipeline.config.stages import TrainSettings
 from pipeline.learning import augment
 from pipeline.learning.tiles import network_pair
@@ -131,18 +131,16 @@ def draw_config(
     physics = config.physics.model_copy(  # sigma^2 = -A ln|1 - b z|: sigma x s is A x s^2
         update={"diffusion_a_um2": config.physics.diffusion_a_um2 * drawn["diffusion_scale"] ** 2}
     )
+    randomised = {  # the physical sources' parameters the stream draws too
+        "xray": {"entry": drawn["xray_entry"]},
+        "muon": {"cos_power": drawn["muon_cos_power"]},
+        "electron": {"compton_fraction": cfg.compton_fraction},
+    }
     sources = {}
-    for name in SourcesConfig.model_fields:
-        source = getattr(config.sources, name)
+    for name, source in config.sources.sections().items():  # added sources too
         scale = area * drawn["occupancy"] * cfg.rate_scale.get(name, 1.0)
         update: dict[str, Any] = {"rate_per_frame": source.rate_per_frame * scale}
-        if name == "xray":
-            update["entry"] = drawn["xray_entry"]
-        if name == "muon":
-            update["cos_power"] = drawn["muon_cos_power"]
-        if name == "electron":
-            update["compton_fraction"] = cfg.compton_fraction
-        sources[name] = source.model_copy(update=update)
+        sources[name] = source.model_copy(update=update | randomised.get(name, {}))
     return config.model_copy(
         update={
             "detector": detector,

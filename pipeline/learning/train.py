@@ -72,11 +72,12 @@ def seed_everything(seed: int) -> None:
 class SegmentationLoss(nn.Module):
     """smp Dice (multiclass, from logits) plus weighted cross-entropy or focal loss."""
 
-    def __init__(self, cfg: TrainConfig) -> None:
+    def __init__(self, cfg: TrainConfig, classes: Sequence[str]) -> None:
         super().__init__()
         self.dice = smp.losses.DiceLoss(mode="multiclass", ignore_index=IGNORE)
-        if cfg.loss == "dice_ce":
-            weight = torch.tensor(cfg.class_weights, dtype=torch.float32)
+        if cfg.loss == "dice_ce":  # the weights by name, in the network's class order
+            weights = [cfg.class_weights[name] for name in classes]
+            weight = torch.tensor(weights, dtype=torch.float32)
             self.pixel = nn.CrossEntropyLoss(weight=weight, ignore_index=IGNORE)
         else:
             self.pixel = smp.losses.FocalLoss(mode="multiclass", ignore_index=IGNORE)
@@ -107,7 +108,7 @@ class Trainer:
                 model, device_ids=ids, find_unused_parameters=config.model.depth < 5
             )
         self.model = model
-        self.loss = SegmentationLoss(cfg).to(device)
+        self.loss = SegmentationLoss(cfg, config.classes).to(device)
         self.optimizer = torch.optim.AdamW(
             model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
         )
@@ -391,6 +392,9 @@ def run(
         if not math.isnan(state.best_metric)
         else f"no validation score (empty validation set); model: {best}"
     ]
+    unused = [name for name in settings.train.class_weights if name not in settings.classes]
+    if unused:
+        lines.append(f"train.class_weights: not used for {unused} (not classes of this config)")
     if settings.tracking.enabled and state.run_id:
         uri = settings.tracking.uri
         lines.append(f"MLflow run {state.run_id} in {uri} (mlflow ui --backend-store-uri {uri})")

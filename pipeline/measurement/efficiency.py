@@ -38,18 +38,18 @@ def efficiency_config(config: EfficiencySettings | Config) -> EfficiencySettings
     det = config.detector
     height, width = min(det.height, FRAME_PX), min(det.width, FRAME_PX)
     area = height * width / (det.height * det.width)
-    src = config.sources
-    scaled = {name: getattr(src, name).rate_per_frame * area for name in simulate.SOURCES}
+    sections = config.sources.sections()
+    scaled = {name: section.rate_per_frame * area for name, section in sections.items()}
     tritium = max(scaled["tritium"], TRITIUM_PER_PIXEL * height * width)
     boost = tritium / scaled["tritium"] if scaled["tritium"] > 0 else 1.0
     scaled["tritium"], scaled["xray"] = tritium, scaled["xray"] * boost
     sources = {
-        name: getattr(src, name).model_copy(update={"rate_per_frame": rate})
+        name: sections[name].model_copy(update={"rate_per_frame": rate})
         for name, rate in scaled.items()
     }
     detector = det.model_copy(update={"height": height, "width": width})
     return config.model_copy(
-        update={"detector": detector, "sources": src.model_copy(update=sources)}
+        update={"detector": detector, "sources": config.sources.model_copy(update=sources)}
     )
 
 
@@ -176,10 +176,8 @@ def detector_of(
     known["dark_current_e"] = config.detector.dark_current_e * scale
     src = config.sources
     sources = {
-        name: getattr(src, name).model_copy(
-            update={"rate_per_frame": getattr(src, name).rate_per_frame * scale}
-        )
-        for name in simulate.SOURCES
+        name: section.model_copy(update={"rate_per_frame": section.rate_per_frame * scale})
+        for name, section in src.sections().items()
     }
     return config.model_copy(
         update={

@@ -32,6 +32,7 @@ class MapResult:
     frames: int
     pixels: int
     seconds: float
+    clusters: dict[str, int] | None = None  # clusters of each class in the catalogue, if any
 
     @property
     def megapixels_per_s(self) -> float:
@@ -60,6 +61,7 @@ def write_maps(
         frames.calibrate()  # before any output is opened
         n, height, width = frames.file.shape
         tables: list[pd.DataFrame] = []
+        found_per_class: dict[str, int] | None = None
         with (
             output_group(),
             MapWriter(
@@ -94,4 +96,7 @@ def write_maps(
                 found = [t for t in tables if len(t)]
                 table = pd.concat(found, ignore_index=True) if found else clusters.empty_catalogue()
                 clusters.write_catalogue(table, catalogue_path)
-    return MapResult(Path(output_path), n, n * height * width, time.perf_counter() - start)
+                counts = table["class_name"].value_counts()
+                found_per_class = {c: int(counts.get(c, 0)) for c in config.classes}
+    elapsed = time.perf_counter() - start
+    return MapResult(Path(output_path), n, n * height * width, elapsed, found_per_class)

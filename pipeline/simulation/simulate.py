@@ -10,7 +10,6 @@ readout noise, a drifting pedestal and the gain; and the truth of the frame form
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,34 +19,13 @@ from tqdm import tqdm
 
 from pipeline.config import ConfigError, DetectorConfig, PhysicsConfig, config_to_dict
 from pipeline.config.stages import (
-    ClassesSections,
     SimulateSettings,
     SimulationFileSections,
     SimulationSections,
 )
 from pipeline.io import FrameWriter
-from pipeline.simulation import physics
+from pipeline.simulation import physics, sources
 from pipeline.simulation.charge import collect
-
-SourceFn = Callable[[int, SimulationSections, np.random.Generator], physics.Segments]
-
-# Simulated source -> class name it is labelled with (classes are matched by name).
-SOURCES: dict[str, tuple[str, SourceFn]] = {
-    "muon": (
-        "muon",
-        lambda n, c, r: physics.muon_segments(n, c.sources.muon, c.detector, c.physics, r),
-    ),
-    "electron": (
-        "electron",
-        lambda n, c, r: physics.electron_segments(n, c.sources.electron, c.detector, c.physics, r),
-    ),
-    "tritium": (
-        "tritium",
-        lambda n, c, r: physics.tritium_segments(n, c.sources.tritium, c.detector, c.physics, r),
-    ),
-    "xray": ("xray", lambda n, c, r: physics.xray_segments(n, c.sources.xray, c.detector, r)),
-    "alpha": ("alpha", lambda n, c, r: physics.alpha_segments(n, c.sources.alpha, c.detector, r)),
-}
 
 
 @dataclass(frozen=True)
@@ -170,9 +148,9 @@ def sample_events(
     """Poisson numbers of each source's events; their segments and class indices."""
     parts: list[physics.Segments] = []
     classes: list[int] = []
-    for name, (class_name, make) in SOURCES.items():
-        n = int(rng.poisson(getattr(config.sources, name).rate_per_frame))
-        parts.append(make(n, config, rng).shifted(len(classes)))
+    for source, section, class_name in sources.configured(config):
+        n = int(rng.poisson(section.rate_per_frame))
+        parts.append(source.draw(n, section, config, rng).shifted(len(classes)))
         classes += [config.classes.index(class_name)] * n
     return physics.Segments.concat(parts), np.array(classes, dtype=np.int64)
 
@@ -235,8 +213,8 @@ def simulate_frame(
     )
 
 
-def check_classes(config: ClassesSections) -> None:
-    missing = [c for c, _ in SOURCES.values() if c not in config.classes]
+def check_classes(config: SimulationSections) -> None:
+    missing = [c for c in config.sources.labels().values() if c not in config.classes]
     if missing:
         raise ConfigError(
             f"config key 'classes' lacks {missing}, which the simulator labels "

@@ -1,0 +1,99 @@
+"""The sources section of the configuration: what the simulator draws in each frame.
+
+The five physical sources (tritium betas, X-rays, muons, electrons, alphas) are typed fields,
+each labelled with the class of its own name. Another source (a nuclear recoil, a detector
+artefact) is a section of its own under `sources:` (`AddedSource`: the class it labels, its rate,
+its own parameters), drawn by the function registered under its name
+(pipeline/simulation/sources.py), which checks those parameters with its own model.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import ConfigDict, Field
+
+from pipeline.config.base import Section
+
+# events of one kind per frame: 1e5 clusters fill a 4k x 4k frame; more is a typo, not a source
+MAX_RATE = 1e5
+
+
+class TritiumConfig(Section):
+    rate_per_frame: float = Field(ge=0, le=MAX_RATE)
+    endpoint_kev: float = Field(gt=0)
+    daughter_z: int = Field(ge=1)
+
+
+class XrayLine(Section):
+    """An X-ray line: its energy, its share of the X-rays, its attenuation length in Si."""
+
+    energy_kev: float = Field(gt=0, description="line energy (keV)")
+    weight: float = Field(ge=0, description="relative weight among the lines and the continuum")
+    attenuation_um: float = Field(gt=0, description="attenuation length in Si (um), NIST XCOM")
+
+
+class XrayConfig(Section):
+    rate_per_frame: float = Field(ge=0, le=MAX_RATE)
+    lines: list[XrayLine] = Field(min_length=1)
+    continuum_weight: float = Field(ge=0)
+    continuum_kev: tuple[float, float]
+    continuum_ref_kev: float = Field(gt=0)
+    continuum_ref_attenuation_um: float = Field(gt=0)
+    entry: Literal["back", "front", "uniform"] = "back"
+
+
+class MuonConfig(Section):
+    rate_per_frame: float = Field(ge=0, le=MAX_RATE)
+    mpv_e_per_um: float = Field(gt=0)
+    landau_width_e_per_um: float = Field(gt=0)
+    step_um: float = Field(gt=0)
+    cos_power: float = Field(default=3.0, ge=0, le=20)
+
+
+class ElectronConfig(Section):
+    rate_per_frame: float = Field(ge=0, le=MAX_RATE)
+    energy_kev: tuple[float, float]
+    compton_fraction: float = Field(default=0.0, ge=0, le=1)
+    gamma_lines_kev: list[float] = Field(default_factory=lambda: [1460.8], min_length=1)
+
+
+class AlphaConfig(Section):
+    rate_per_frame: float = Field(ge=0, le=MAX_RATE)
+    energy_kev: tuple[float, float]
+    range_ref_kev: float = Field(gt=0)
+    range_ref_um: float = Field(gt=0)
+    range_exponent: float = Field(gt=0)
+    plasma_sigma_um: float = Field(ge=0)
+    steps: int = Field(ge=1, le=10_000)
+
+
+class AddedSource(Section):
+    """A source added by name (pipeline/simulation/sources.py registers its function): the class
+    its deposits are labelled with, its rate, and its own parameters."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    label: str = Field(description="the class its deposits are labelled with (one of classes)")
+    rate_per_frame: float = Field(ge=0, le=MAX_RATE, description="mean events per frame (Poisson)")
+
+
+class SourcesConfig(Section):
+    tritium: TritiumConfig
+    xray: XrayConfig
+    muon: MuonConfig
+    electron: ElectronConfig
+    alpha: AlphaConfig
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    __pydantic_extra__: dict[str, AddedSource] = Field(init=False)  # sources added by name
+
+    def sections(self) -> dict[str, TritiumConfig | XrayConfig | MuonConfig | ElectronConfig
+                                  | AlphaConfig | AddedSource]:  # fmt: skip
+        """Every source's section by name: the five physical ones, then those added."""
+        built_in = {name: getattr(self, name) for name in type(self).model_fields}
+        return built_in | dict(self.model_extra or {})
+
+    def labels(self) -> dict[str, str]:
+        """source -> the class its deposits are labelled with."""
+        added = {name: s.label for name, s in (self.model_extra or {}).items()}
+        return {name: name for name in type(self).model_fields} | added
