@@ -560,4 +560,29 @@ def test_open_map_matches_classes_by_name(tmp_path: Path) -> None:
     with open_map(tmp_path / "m.h5", CFG.io, CFG.classes) as ff:
         remapped = ff.labels.compute()
         assert ff.shape == (2, 4, 5) and ff.class_names == CFG.classes
+        assert ff.source == "src.h5" and not hasattr(ff, "frames")  # a map, not a frame file
+        np.testing.assert_array_equal(ff.read(0), remapped[0])
     assert remapped[0, 1, 1] == CFG.classes.index("tritium") and remapped.sum() == 3
+
+
+def test_a_format_is_one_registered_opener_told_by_its_magic_bytes(tmp_path: Path) -> None:
+    """A new format is one `register` call (pipeline/io/registry.py): its magic bytes tell it,
+    whatever the file's name, and its opener is what opens it."""
+    from pipeline.io import registry
+    from pipeline.io.read import detect_format
+
+    def opener(path, io, handles):
+        raise FrameFileError(path, "the toy opener was called")
+
+    toy = tmp_path / "frames.h5"  # the name says HDF5; the bytes say otherwise
+    toy.write_bytes(b"TOYF" + bytes(64))
+    registry.register(registry.Format("toy", b"TOYF", opener))
+    try:
+        assert detect_format(toy) == "toy"
+        with pytest.raises(FrameFileError, match="the toy opener was called"):
+            pio.open_frames(toy, CFG.io)
+    finally:
+        registry.FORMATS.pop("toy")
+    unknown = r"unknown file format \(supported: hdf5, root, fits\)"
+    with pytest.raises(FrameFileError, match=unknown):
+        detect_format(toy)

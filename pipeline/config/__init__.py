@@ -174,9 +174,9 @@ def _format_error(error: ErrorDetails, source: str) -> str:
         hint = f" (valid keys here: {', '.join(valid)})" if valid else ""
         return f"{source}: unknown config key '{key}'{hint}"
     if error["type"] == "missing" and len(loc) == 3 and loc[0] == "sources" and loc[2] == "label":
-        valid = ", ".join(SourcesConfig.model_fields)  # a typo, or an added source without label
+        physical = ", ".join(SourcesConfig.model_fields)  # a typo, or an added source lacking label
         return (
-            f"{source}: unknown config key 'sources.{loc[1]}' (valid keys here: {valid}; a "
+            f"{source}: unknown config key 'sources.{loc[1]}' (valid keys here: {physical}; a "
             "source added by name needs 'label', 'rate_per_frame' and a registered function)"
         )
     if error["type"] == "missing":

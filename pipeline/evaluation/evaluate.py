@@ -146,7 +146,7 @@ def evaluate_files(
                 else instances_from_labels(labels)
             )
             charge = calibrated_truth.charge(i)
-            preds = {name: ff.read("labels", i) for name, ff in opened.items()}
+            preds = {name: ff.read(i) for name, ff in opened.items()}
             for name, pred in preds.items():
                 scores[name].add(labels, instances, pred, tritium)
                 table = clusters.frame_clusters(

@@ -12,8 +12,10 @@ This module owns every byte the pipeline reads or writes for frames and maps:
 Imports: `core`, `config` (see `pipeline.LAYERS`).
 """
 
-from pipeline.io.base import EVENT_COLUMNS, FORMATS, FrameFile, FrameFileError
-from pipeline.io.read import detect_format, open_frames, open_map
+from pipeline.io.base import EVENT_COLUMNS, FrameFile, FrameFileError
+from pipeline.io.mapfile import MapFile, open_map
+from pipeline.io.read import detect_format, open_frames
+from pipeline.io.registry import FORMATS
 from pipeline.io.write import FrameWriter, MapWriter, atomic_output, write_map
 
 __all__ = [
@@ -22,6 +24,7 @@ __all__ = [
     "FrameFile",
     "FrameFileError",
     "FrameWriter",
+    "MapFile",
     "MapWriter",
     "atomic_output",
     "detect_format",

@@ -16,7 +16,6 @@ import numpy as np
 
 from pipeline.core.errors import FrameFileError, one_line
 
-FORMATS = ("hdf5", "root", "fits")
 EVENT_COLUMNS = {
     "frame": "int32",
     "instance": "int32",

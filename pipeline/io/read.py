@@ -1,4 +1,5 @@
-"""Opening a frame file: format detection, validation and class matching by name."""
+"""Opening a frame file: format detection (pipeline/io/registry.py), validation and class
+matching by name."""
 
 from __future__ import annotations
 
@@ -13,14 +14,28 @@ import dask.array as da
 import numpy as np
 
 from pipeline.config import IOConfig
-from pipeline.io.base import FORMATS, FrameFile, FrameFileError, one_line, read_errors
-from pipeline.io.formats import open_fits, open_hdf5, open_root
+from pipeline.io.base import FrameFile, FrameFileError, one_line, read_errors
+from pipeline.io.registry import FORMATS
 
-_HDF5_MAGIC, _ROOT_MAGIC, _FITS_MAGIC = b"\x89HDF\r\n\x1a\n", b"root", b"SIMPLE  ="
+
+def _told_by(head: bytes, fh: Any, size: int) -> str | None:
+    """The registered format whose magic bytes the file has, at its start or its offsets."""
+    for fmt in FORMATS.values():
+        if head.startswith(fmt.magic):
+            return fmt.name
+    for fmt in FORMATS.values():
+        for offset in fmt.magic_offsets:
+            if offset + len(fmt.magic) > size:
+                break
+            fh.seek(offset)
+            if fh.read(len(fmt.magic)) == fmt.magic:
+                return fmt.name
+    return None
 
 
 def detect_format(path: Path) -> str:
-    """'hdf5', 'root' or 'fits', from the file's magic bytes (never from its extension)."""
+    """The name of the file's format (a key of the registry: hdf5, root, fits), from its magic
+    bytes (never from its extension)."""
     path = Path(path)
     if not path.exists():
         raise FrameFileError(path, "no such file")
@@ -31,18 +46,12 @@ def detect_format(path: Path) -> str:
         raise FrameFileError(path, "file is empty (0 bytes)")
     with path.open("rb") as fh:
         head = fh.read(16)
-        offset = 512
-        while head[:8] != _HDF5_MAGIC and offset + 8 <= size:  # HDF5 user block: 512, 1024, ...
-            fh.seek(offset)
-            if fh.read(8) == _HDF5_MAGIC:
-                return "hdf5"
-            offset *= 2
-    for fmt, magic in (("hdf5", _HDF5_MAGIC), ("root", _ROOT_MAGIC), ("fits", _FITS_MAGIC)):
-        if head.startswith(magic):
-            return fmt
-    raise FrameFileError(
-        path, f"unknown file format (supported: {', '.join(FORMATS)}); first bytes {head!r}"
-    )
+        found = _told_by(head, fh, size)
+    if found is None:
+        raise FrameFileError(
+            path, f"unknown file format (supported: {', '.join(FORMATS)}); first bytes {head!r}"
+        )
+    return found
 
 
 def open_frames(path: str | Path, io: IOConfig, classes: Sequence[str] | None = None) -> FrameFile:
@@ -50,7 +59,7 @@ def open_frames(path: str | Path, io: IOConfig, classes: Sequence[str] | None = 
     path = Path(path)
     fmt = detect_format(path)
     handles: list[Any] = []
-    opener = {"hdf5": open_hdf5, "root": open_root, "fits": open_fits}[fmt]
+    opener = FORMATS[fmt].opener
     try:
         ff = opener(path, io, handles)
         _validate(ff, io, classes)
@@ -168,18 +177,3 @@ def _match_classes(ff: FrameFile, names: list[str], classes: Sequence[str] | Non
     if ff.events is not None and "class" in ff.events:
         ff.events["class"] = lut[ff.events["class"]]
     ff.class_names = list(classes)
-
-
-def open_map(path: str | Path, io: IOConfig, classes: Sequence[str] | None = None) -> FrameFile:
-    """A map file (docs/frame_format.md) opened like a frame file: `labels` (remapped to
-    `classes` by name) and, as `frames`, the same labels; no truth datasets are looked for."""
-    map_io = io.model_copy(
-        update={
-            "frames_dataset": "labels",
-            "labels_dataset": "labels",
-            "check_finite": False,
-            "instances_dataset": "",
-            "events_group": "",
-        }
-    )
-    return open_frames(path, map_io, classes)

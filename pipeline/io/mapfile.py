@@ -1,0 +1,76 @@
+"""Map files (docs/frame_format.md), read: the per-pixel classes a labeller gave a frame file's
+frames. A `MapFile` is not a frame file: it has labels, their class names and the frame file it
+was made from (`source`), and no frames.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import h5py
+import numpy as np
+
+from pipeline.config import IOConfig
+from pipeline.io.base import FrameFile, FrameFileError
+from pipeline.io.read import detect_format, open_frames
+
+
+@dataclass
+class MapFile:
+    path: Path
+    labels: da.Array  # (N, H, W) uint8, in the class order it was opened with
+    class_names: list[str]
+    source: str | None  # attr `source`: the name of the frame file the map was made from
+    _reader: FrameFile  # the validated HDF5 reader underneath (its handles)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        n, h, w = self.labels.shape
+        return int(n), int(h), int(w)
+
+    @property
+    def n_frames(self) -> int:
+        return self.shape[0]
+
+    def read(self, index: int) -> np.ndarray:
+        """The labels of frame `index`; a corrupt chunk is a FrameFileError naming the file."""
+        return self._reader.read("labels", index)
+
+    def close(self) -> None:
+        self._reader.close()
+
+    def __enter__(self) -> MapFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _source(path: Path) -> str | None:
+    with h5py.File(path, "r") as f:
+        value: Any = f.attrs.get("source")
+    return value.decode() if isinstance(value, bytes) else (None if value is None else str(value))
+
+
+def open_map(path: str | Path, io: IOConfig, classes: Sequence[str] | None = None) -> MapFile:
+    """Open a map file lazily: its `labels`, checked like a frame file's truth (dtype, values in
+    its class list) and remapped to `classes` by name."""
+    path = Path(path)
+    if detect_format(path) != "hdf5":
+        raise FrameFileError(path, "not a map file: map files are HDF5 (docs/frame_format.md)")
+    map_io = io.model_copy(
+        update={  # the reader's checks of labels, with the labels standing in for frames
+            "frames_dataset": "labels",
+            "labels_dataset": "labels",
+            "check_finite": False,
+            "instances_dataset": "",
+            "events_group": "",
+        }
+    )
+    reader = open_frames(path, map_io, classes)
+    assert reader.labels is not None and reader.class_names is not None  # checked by the reader
+    return MapFile(path, reader.labels, list(reader.class_names), _source(path), reader)
