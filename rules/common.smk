@@ -62,7 +62,7 @@ def init_model():
     if not config["train"]["init"]:
         return None
     try:
-        return str(resolve_model(config["train"]["init"]))
+        return str(resolve_model(config["train"]["init"], config["release"]["dir"]))
     except CheckpointError as exc:
         raise WorkflowError(f"train.init: {exc}")
 

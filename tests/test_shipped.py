@@ -113,6 +113,19 @@ def test_names_resolve_to_shipped_models_and_unknown_ones_are_listed(run, tmp_pa
     assert [m.name for m in list_models(folder)] == ["tiny-v1"]
 
 
+def test_a_model_listed_in_another_release_dir_is_found_by_name(run, tmp_path, tiny_files):
+    """`--model NAME` looks where `pipeline models` lists: release.dir, not only models/."""
+    from pipeline.cli import main
+
+    folder = tmp_path / "elsewhere"
+    _export(run, folder)
+    out = tmp_path / "m.h5"
+    argv = ["infer", "--model", "tiny-v1", "--input", str(tiny_files["val"]), "--output", str(out)]
+    argv += ["--set", f"release.dir={folder}", "--set", "tracking.enabled=false"]
+    argv += ["--window", "64"]
+    assert main(argv) == 0 and out.is_file()
+
+
 def test_models_command_lists_what_is_shipped(run, tmp_path, capsys):
     folder = tmp_path / "models"
     _export(run, folder)

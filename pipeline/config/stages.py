@@ -58,10 +58,13 @@ class FrameSections(ClassesSections, Protocol):
 
 
 class InferSections(FrameSections, Protocol):
-    """What mapping frames with a model reads (pipeline/inference/infer.py)."""
+    """What mapping frames with a model reads (pipeline/inference/infer.py); `release.dir` is
+    where a shipped model's name is looked up."""
 
     @property
     def infer(self) -> InferConfig: ...
+    @property
+    def release(self) -> ReleaseConfig: ...
 
 
 class SimulationSections(ClassesSections, Protocol):
@@ -123,11 +126,13 @@ class TrainSettings(FrameSettings):
     tracking: TrackingConfig
     detector: DetectorConfig
     sources: SourcesConfig
+    release: ReleaseConfig  # where train.init's shipped name is looked up
 
 
 class InferSettings(FrameSettings):
     infer: InferConfig
     tracking: TrackingConfig
+    release: ReleaseConfig  # where infer.model's shipped name is looked up
 
 
 class ClassicalSettings(FrameSettings):
@@ -146,6 +151,7 @@ class EfficiencySettings(FrameSettings):
     simulate: SimulateConfig
     activity: ActivityConfig
     infer: InferConfig
+    release: ReleaseConfig  # where a shipped model's name is looked up
 
 
 class ActivitySettings(EfficiencySettings):

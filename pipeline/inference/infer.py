@@ -186,7 +186,7 @@ def infer_file(
     """Map the frames of `input_path` with the model `infer.model` into the map file
     `output_path` (and the cluster catalogue `catalogue_path`)."""
     cfg = config.infer
-    checkpoint = resolve_model(cfg.model)
+    checkpoint = resolve_model(cfg.model, config.release.dir)
     model, card = load_model(checkpoint, classes=config.classes)
     device = pick_device(cfg.device, "infer.device")
     amp = inference_dtype(cfg.amp, device)
@@ -241,7 +241,7 @@ def run(
     version (`tracking.enabled`), and what it wrote."""
     links = {}
     if settings.tracking.enabled:
-        checkpoint = resolve_model(settings.infer.model)
+        checkpoint = resolve_model(settings.infer.model, settings.release.dir)
         sha256 = hashing.file_sha256(checkpoint)
         version = registry.register_shipped(settings, checkpoint, sha256)  # a first use of it
         links = registry.model_links(checkpoint, sha256, version)

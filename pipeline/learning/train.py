@@ -208,7 +208,7 @@ def _initial_weights(config: TrainSettings | Config) -> dict[str, torch.Tensor]:
     """The weights of `train.init` (fine-tuning), checked before any data is read: the
     checkpoint must have this config's classes, network input and architecture."""
     assert config.train.init is not None  # called only to fine-tune
-    path = resolve_model(config.train.init)
+    path = resolve_model(config.train.init, config.release.dir)
     model, card = load_model(path, classes=config.classes)
     pairs = (
         ("model", model_config_from_card(card).model_dump(), config.model.model_dump()),
