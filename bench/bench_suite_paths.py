@@ -40,7 +40,7 @@ def interior_agreement(config, truth_path: Path, map_a: Path, map_b: Path) -> fl
     ):
         for i in range(truth.n_frames):
             inside = ndimage.binary_erosion(truth.read("labels", i) > 0, np.ones((3, 3), bool))
-            agree += int((a.read("labels", i)[inside] == b.read("labels", i)[inside]).sum())
+            agree += int((a.read(i)[inside] == b.read(i)[inside]).sum())
             total += int(inside.sum())
     return agree / max(total, 1)
 
