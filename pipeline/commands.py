@@ -113,6 +113,18 @@ def _shipped(settings: Any) -> list[tuple[str, Path]]:
 
 CSV_TWIN = (Beside("the CSV twin of --catalogue", suffix=".csv"),)
 FRAME_SUFFIXES = (".h5", ".hdf5")
+# what infer and classical read and write: a frame file in, a map file and its catalogue out
+MAPPING = (
+    path("--input", "frame file", INPUT),
+    path("--output", "map file to write (.h5)", OUTPUT),
+    path(
+        "--catalogue",
+        "cluster catalogue to write (.parquet)",
+        OUTPUT,
+        required=False,
+        beside=CSV_TWIN,
+    ),
+)
 FRAMES_READ = "a frame file (HDF5, ROOT or FITS), calibrated to electrons"
 STAGES: dict[str, Stage] = {
     "simulate": Stage(
@@ -181,15 +193,7 @@ STAGES: dict[str, Stage] = {
         "InferSettings",
         (
             key("--model", "infer.model", "checkpoint, or a shipped model's name", role=INPUT),
-            path("--input", "frame file", INPUT),
-            path("--output", "map file to write (.h5)", OUTPUT),
-            path(
-                "--catalogue",
-                "cluster catalogue to write (.parquet)",
-                OUTPUT,
-                required=False,
-                beside=CSV_TWIN,
-            ),
+            *MAPPING,
             key(
                 "--probabilities", "infer.probabilities", "write probabilities", action="store_true"
             ),
@@ -207,17 +211,7 @@ STAGES: dict[str, Stage] = {
         "--catalogue, the cluster catalogue.",
         "pipeline.inference.classical:run",
         "ClassicalSettings",
-        (
-            path("--input", "frame file", INPUT),
-            path("--output", "map file to write (.h5)", OUTPUT),
-            path(
-                "--catalogue",
-                "cluster catalogue to write (.parquet)",
-                OUTPUT,
-                required=False,
-                beside=CSV_TWIN,
-            ),
-        ),
+        (*MAPPING,),
     ),
     "evaluate": Stage(
         "score map files against truth, side by side",
