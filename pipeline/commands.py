@@ -289,7 +289,32 @@ STAGES: dict[str, Stage] = {
                 role=INPUT,
                 unless="activity.efficiency",
             ),
+            path(
+                "--variants",
+                "truth catalogues of the efficiency's variants (`variant`)",
+                INPUT,
+                nargs="*",
+                required=False,
+            ),
             path("--out", "JSON file to write", OUTPUT),
+        ),
+    ),
+    "variant": Stage(
+        "the truth efficiency of one variant of the detector model, for the activity's systematics",
+        "Reads: a frame file (the detector it states) and the config's detector, sources and "
+        "activity.systematics. Writes: a Parquet catalogue of the truth clusters of "
+        "activity.efficiency_frames frames simulated for that detector with one term at one end "
+        "of its range (or nominal), and the decays in them; give it to `activity --variants`.",
+        "pipeline.measurement.systematics:run_variant",
+        "EfficiencySettings",
+        (
+            path("--frames", "the data's frame file", INPUT),
+            path("--out", "catalogue to write (.parquet)", OUTPUT),
+            Flag(
+                "--variant",
+                "nominal, or TERM-low / TERM-high of activity.systematics",
+                arg="variant",
+            ),
         ),
     ),
     "models": Stage(

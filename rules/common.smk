@@ -6,9 +6,10 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-from pipeline.config import write_config_sections
+from pipeline.config import validate_config, write_config_sections
 from pipeline.commands import STAGES, stage_sections
 from pipeline.core.errors import CheckpointError
+from pipeline.measurement.systematics import variant_names
 from pipeline.network.shipped import resolve_model
 
 # the sections each stage reads: the fields of its typed settings (pipeline/config/stages.py)
@@ -125,14 +126,18 @@ def train_launcher():
     return "python -m pipeline"
 
 
+VARIANTS = variant_names(validate_config(config))  # the systematics' truth efficiencies
+
+
 def efficiency_inputs(wildcards):
-    """The efficiency frames of dataset `name` and the model's catalogue of them, unless the
-    config gives the efficiency."""
+    """The efficiency frames of dataset `name`, the model's catalogue of them and the truth
+    variants of the systematics, unless the config gives the efficiency."""
     if config["activity"]["efficiency"] is not None:
         return {}
     return {
         "efficiency_frames": f"data/efficiency/{wildcards.name}.h5",
         "efficiency_catalogue": f"results/catalogues/{wildcards.name}.efficiency.unet.parquet",
+        "variants": [f"data/efficiency/{wildcards.name}.{v}.parquet" for v in VARIANTS],
     }
 
 
@@ -142,4 +147,5 @@ def efficiency_flags(wildcards, input):
     return (
         f"--efficiency-frames {input.efficiency_frames}"
         f" --efficiency-catalogue {input.efficiency_catalogue}"
+        f" --variants {' '.join(input.variants)}"
     )

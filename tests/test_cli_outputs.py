@@ -202,7 +202,7 @@ def test_every_path_flag_of_every_stage_is_checked():
     from pipeline.paths import flag as flag_of
     from pipeline.paths import stage_inputs, stage_outputs
 
-    not_paths = {"train.device", "infer.device", "infer.runtime", "names"}
+    not_paths = {"train.device", "infer.device", "infer.runtime", "names", "variant"}
     not_paths |= {"tracking.uri"}  # checked as the MLflow database (test above)
     not_paths |= {"release.name"}  # a name (letters, digits, . _ -), part of the export's paths
     for stage, spec in STAGES.items():

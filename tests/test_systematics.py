@@ -120,3 +120,40 @@ def test_the_efficiency_frames_take_the_datas_exposure_noise_and_occupancy():
         rate = getattr(config.sources, name).rate_per_frame
         assert getattr(long.sources, name).rate_per_frame == pytest.approx(3 * rate)
     assert long.detector.dark_current_e == pytest.approx(3 * config.detector.dark_current_e)
+
+
+def test_the_workflows_variants_give_the_activity_it_measures_alone(tmp_path, monkeypatch):
+    """The systematics' truth efficiencies made beforehand, one dataset per variant (the
+    workflow's `variant` rule), give exactly the activity that simulating them inside the
+    activity job gives."""
+    from pipeline.commands import settings_of
+    from pipeline.results.clusters import write_catalogue
+    from pipeline.simulation.simulate import simulate_file
+
+    config = load_config(overrides=SMALL)
+    settings = settings_of(config, "activity")
+    frames = simulate_file(config, tmp_path / "f.h5", 2, seed=3, progress=False)[0]
+    catalogue = write_catalogue(_data(3, 1.0)[0].assign(frame=0), tmp_path / "c.parquet")[0]
+    names = systematics.variant_names(settings)
+    assert names == [
+        "nominal",
+        "back_layer_um-low",
+        "back_layer_um-high",
+        "diffusion_scale-low",
+        "diffusion_scale-high",
+    ]
+    made = []
+    for name in names:
+        made.append(tmp_path / f"{name}.parquet")
+        systematics.run_variant(settings_of(config, "variant"), frames, made[-1], name)
+    alone, beforehand = tmp_path / "alone.json", tmp_path / "beforehand.json"
+    activity.run(settings, catalogue, frames, alone)
+
+    def simulating(*args):
+        raise AssertionError("the activity simulated a variant it was given")
+
+    monkeypatch.setattr(systematics, "simulated_catalogue", simulating)
+    activity.run(settings, catalogue, frames, beforehand, variants=made)
+    assert json.loads(beforehand.read_text()) == json.loads(alone.read_text())
+    with pytest.raises(Exception, match="--variant 'gain_scale-low'"):
+        systematics.run_variant(settings, frames, tmp_path / "g.parquet", "gain_scale-low")

@@ -30,6 +30,10 @@ def test_default_config_dry_run_plans_everything(tmp_path):
         # the efficiency frames: a dataset of their own, mapped by the trained model
         "data/efficiency/heldout.h5",
         "results/catalogues/heldout.efficiency.unet.parquet",
+        # the systematics' truth efficiencies: a dataset each, made before the activity
+        "rule efficiency_variant",
+        "data/efficiency/heldout.nominal.parquet",
+        "data/efficiency/heldout.back_layer_um-high.parquet",
     ):
         assert planned in result.stdout
 

@@ -11,6 +11,7 @@ activity (pipeline/measurement/estimate.py), and its systematics
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline.config import ConfigError
@@ -33,10 +34,13 @@ def run(
     out: str | Path,
     efficiency_frames: str | Path | None = None,
     efficiency_catalogue: str | Path | None = None,
+    variants: Sequence[str | Path] = (),
 ) -> str:
     """The `activity` stage: counts per frame and the activity of `catalogue` (of `frames`) as
     JSON in `out`. Efficiency: `activity.efficiency`, else the efficiency frames and the model's
-    catalogue of them (the workflow's), else measured here (`activity.model` or truth labels)."""
+    catalogue of them (the workflow's), else measured here (`activity.model` or truth labels).
+    The systematics' truth efficiencies: the `variants` the workflow made (`variant` stage);
+    any not given is simulated here."""
     if (efficiency_frames is None) != (efficiency_catalogue is None):
         raise ConfigError("--efficiency-frames and --efficiency-catalogue go together")
     table = read_catalogue(catalogue, ACTIVITY_COLUMNS)
@@ -45,7 +49,7 @@ def run(
     exposure_s = attrs.get("exposure_s")
     if exposure_s is None and settings.activity.exposure_s is None:
         raise ConfigError(f"{frames}: {NO_EXPOSURE}")
-    truth = systematics.EfficiencyModel(settings, attrs)  # simulates each detector once
+    truth = systematics.EfficiencyModel(settings, attrs, variants)  # the rest simulated once
     given, model = settings.activity.efficiency, settings.activity.model
     if given is None and efficiency_frames is not None and efficiency_catalogue is not None:
         efficiency, error = efficiency_from_files(settings, efficiency_frames, efficiency_catalogue)

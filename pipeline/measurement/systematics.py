@@ -17,16 +17,23 @@ calibration source): then the model terms drop.
 from __future__ import annotations
 
 import dataclasses
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from scipy import stats
 
-from pipeline.config import Config
+from pipeline.config import Config, ConfigError
 from pipeline.config.stages import EfficiencySettings
-from pipeline.measurement.efficiency import detector_of, ratio, simulated_catalogue
+from pipeline.core.atomic import atomic_output
+from pipeline.core.errors import CatalogueError
+from pipeline.measurement.efficiency import detector_of, file_attrs, ratio, simulated_catalogue
 from pipeline.measurement.estimate import ActivityResult
 from pipeline.measurement.spectrum import fit_energies, fit_spectrum
 
@@ -74,18 +81,27 @@ def varied(
 
 
 class EfficiencyModel:
-    """The truth efficiency of the data's detector and of its variations, each simulated once."""
+    """The truth efficiency of the data's detector and of its variations, each simulated once:
+    here, or before, by the workflow (`variants`: catalogues `run_variant` wrote)."""
 
-    def __init__(self, config: EfficiencySettings | Config, data_attrs: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        config: EfficiencySettings | Config,
+        data_attrs: dict[str, Any],
+        variants: Sequence[str | Path] = (),
+    ) -> None:
         self.config, self.attrs = config, data_attrs
         self._catalogues: dict[tuple[str, float], tuple[pd.DataFrame, int]] = {}
+        for path in variants:
+            key, table, decays = read_variant(path)
+            self._catalogues[key] = (table, decays)
 
     def _detector(self, name: str, value: float) -> EfficiencySettings | Config:
         """The data's detector with `name` at `value`: simulated, and fitted, as such."""
         return detector_of(varied(self.config, name, value), self.attrs)
 
     def _catalogue(self, name: str, value: float) -> tuple[pd.DataFrame, int]:
-        key = (name, value) if name in RESIMULATED else ("nominal", 0.0)
+        key = variant_key(name, value)
         if key not in self._catalogues:
             frames = self.config.activity.efficiency_frames
             self._catalogues[key] = simulated_catalogue(self._detector(*key), frames)
@@ -158,3 +174,67 @@ def summary(config: EfficiencySettings | Config, terms: list[Term]) -> dict[str,
     if config.activity.efficiency is not None:
         return {"dropped": "activity.efficiency is the real detector's: no detector-model terms"}
     return {t.name: t.summary() for t in terms}
+
+
+# ---------------------------------------------------------------- variants as workflow datasets
+
+VARIANT_META = b"ccd_decay_unet.efficiency_variant"  # Parquet metadata: the variant and decays
+
+
+def variant_key(name: str, value: float) -> tuple[str, float]:
+    """What a term's efficiency rests on: its own simulation, or the nominal one."""
+    return (name, float(value)) if name in RESIMULATED else ("nominal", 0.0)
+
+
+def variant_names(config: EfficiencySettings | Config) -> list[str]:
+    """The variants the activity's systematics simulate: nominal, and TERM-low / TERM-high of
+    every configured term that changes the simulated frames; none where the efficiency is
+    given."""
+    if config.activity.efficiency is not None:
+        return []
+    spans = {n: s for n, s in config.activity.systematics if s is not None}
+    ends = [f"{name}-{end}" for name in RESIMULATED if name in spans for end in ("low", "high")]
+    return ["nominal", *ends]
+
+
+def _variant(config: EfficiencySettings | Config, variant: str) -> tuple[str, float]:
+    if variant == "nominal":
+        return "nominal", 0.0
+    name, _, end = variant.rpartition("-")
+    span = dict(config.activity.systematics).get(name)
+    if name not in RESIMULATED or end not in ("low", "high") or span is None:
+        raise ConfigError(
+            f"--variant {variant!r}: not one of {variant_names(config) or ['nominal']} "
+            "(nominal, or TERM-low / TERM-high of a configured activity.systematics term that "
+            f"is simulated: {', '.join(RESIMULATED)})"
+        )
+    return name, float(span[0] if end == "low" else span[1])
+
+
+def read_variant(path: str | Path) -> tuple[tuple[str, float], pd.DataFrame, int]:
+    """((term, value), truth catalogue, decays) of a variant `run_variant` wrote."""
+    table = pq.read_table(path)
+    meta = json.loads((table.schema.metadata or {}).get(VARIANT_META, b"null"))
+    if not meta:
+        raise CatalogueError(f"{path}: not an efficiency variant (no {VARIANT_META.decode()})")
+    return (meta["term"], float(meta["value"])), table.to_pandas(), int(meta["decays"])
+
+
+def run_variant(
+    settings: EfficiencySettings, frames: str | Path, out: str | Path, variant: str = "nominal"
+) -> str:
+    """The `variant` stage: the truth catalogue of the efficiency frames of the detector of
+    `frames`, with one term of `activity.systematics` at one end of its range (or nominal),
+    and the decays in them, into `out` (what `activity --variants` reads)."""
+    key = _variant(settings, variant)
+    model = EfficiencyModel(settings, file_attrs(settings, frames))
+    table, decays = model._catalogue(*key)
+    meta = {"term": key[0], "value": key[1], "decays": decays, "variant": variant}
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    arrow = arrow.replace_schema_metadata(
+        {**(arrow.schema.metadata or {}), VARIANT_META: json.dumps(meta).encode()}
+    )
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(out) as tmp:
+        pq.write_table(arrow, tmp)
+    return f"wrote {out}: {len(table)} truth clusters, {decays} decays ({variant})"
