@@ -116,6 +116,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 128 + ended
         print(f"pipeline {args.stage}: error: {one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except Exception:
+        ended = ending_signal()
+        if ended is not None:  # a library turned the stop's SystemExit into an error of its own
+            return 128 + ended
+        raise  # a bug: the traceback, exit status 1
     if result:
         print(result)
     return 0

@@ -209,6 +209,32 @@ def test_a_stop_that_a_library_turns_into_an_oserror_still_exits_as_the_signal(m
     assert main(["simulate", "--out", "/nonexistent/x.txt"]) == 2  # bad input again after it
 
 
+@pytest.mark.parametrize("wrapped", [OSError, RuntimeError, KeyError])
+def test_a_stop_that_a_library_turns_into_any_error_exits_as_the_signal(monkeypatch, wrapped):
+    """Whatever a library makes of the handler's SystemExit (h5py: OSError or RuntimeError), a
+    stopped process exits 128 + SIGTERM; without a stop the same error is a bug (a traceback)."""
+    import os
+    import signal
+
+    from pipeline import commands
+    from pipeline.simulation import simulate
+
+    def interrupted_write(settings, out):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+        except BaseException as exc:
+            raise wrapped(f"{out}: write failed (interrupted)") from exc
+        raise AssertionError("the handler did not run")
+
+    monkeypatch.setattr(simulate, "run", interrupted_write)
+    monkeypatch.setattr(commands.Stage, "function", lambda self: simulate.run)
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        assert main(["simulate", "--out", "/nonexistent/s.h5"]) == 128 + signal.SIGTERM
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @pytest.mark.parametrize("stage", STAGES)
 def test_every_file_a_stage_names_is_declared_an_input_or_an_output(stage):
     """The declaration is the one table: each path argument, and each config key that names a
