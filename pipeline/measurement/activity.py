@@ -21,7 +21,7 @@ from pipeline.core.errors import CatalogueError
 from pipeline.io import open_frames
 from pipeline.measurement import systematics
 from pipeline.measurement.counting import counts_per_frame
-from pipeline.measurement.efficiency import efficiency_for, efficiency_from_files
+from pipeline.measurement.efficiency import efficiency_for
 from pipeline.measurement.estimate import NO_EXPOSURE, activity_summary, estimate_activity
 from pipeline.measurement.spectrum import ACTIVITY_COLUMNS
 from pipeline.results.clusters import read_catalogue
@@ -50,13 +50,10 @@ def run(
     if exposure_s is None and settings.activity.exposure_s is None:
         raise ConfigError(f"{frames}: {NO_EXPOSURE}")
     truth = systematics.EfficiencyModel(settings, attrs, variants)  # the rest simulated once
-    given, model = settings.activity.efficiency, settings.activity.model
-    if given is None and efficiency_frames is not None and efficiency_catalogue is not None:
-        efficiency, error = efficiency_from_files(settings, efficiency_frames, efficiency_catalogue)
-    elif given is None and model is None:
-        efficiency, error = truth.efficiency_with_error()
-    else:
-        efficiency, error = efficiency_for(settings, attrs)
+    mapped = None
+    if efficiency_frames is not None and efficiency_catalogue is not None:
+        mapped = (efficiency_frames, efficiency_catalogue)
+    efficiency, error = efficiency_for(settings, attrs, mapped, truth.efficiency_with_error)
     try:
         counts = counts_per_frame(table, settings.classes, n_frames)
         counting = estimate_activity(table, exposures, settings, exposure_s, efficiency, error)

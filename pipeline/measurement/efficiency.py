@@ -188,15 +188,26 @@ def detector_of(
 
 
 def efficiency_for(
-    config: EfficiencySettings | Config, data_attrs: dict[str, Any]
+    config: EfficiencySettings | Config,
+    data_attrs: dict[str, Any],
+    mapped: tuple[str | Path, str | Path] | None = None,
+    truth: Callable[[], tuple[float, float]] | None = None,
 ) -> tuple[float, float]:
-    """(efficiency, its error): from the config, else measured through activity.model (or the
-    truth labels) on frames simulated for the data's detector (`data_attrs`: its file's)."""
+    """The one entry point of the activity's efficiency, (efficiency, its error), by the first
+    route that applies: the config's (`activity.efficiency`, a calibration source); the
+    efficiency frames and the model's catalogue of them (`mapped`: the workflow's); frames
+    simulated here for the data's detector (`data_attrs`: its file's) and mapped by
+    `activity.model`; or, without a model, their truth labels (`truth`: a measurement that
+    already has them, e.g. the systematics' nominal variant)."""
     cfg = config.activity
     if cfg.efficiency is not None:
         return cfg.efficiency, cfg.efficiency_error
+    if mapped is not None:
+        return efficiency_from_files(config, *mapped)
     if cfg.model is not None:
         return model_efficiency_with_error(config, cfg.model, data_attrs)
+    if truth is not None:
+        return truth()
     return efficiency_with_error(detector_of(config, data_attrs), cfg.efficiency_frames)
 
 
