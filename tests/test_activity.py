@@ -2,6 +2,7 @@
 fit (on energies drawn from the model itself), the efficiency and the activity."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -193,10 +194,14 @@ def test_model_efficiency_runs_the_data_chain_and_agrees_with_truth(cfg, monkeyp
     truth-label efficiency of the same frames."""
     from pipeline.inference import infer
     from pipeline.io import open_frames
+    from pipeline.network import shipped
     from pipeline.results.maps import write_maps
     from pipeline.simulation.simulate import simulate_file
 
-    def oracle_infer(config, input_path, output_path, catalogue_path=None, progress=False):
+    def oracle_infer(
+        config, input_path, output_path, catalogue_path=None, progress=False, model=None
+    ):
+        assert model is not None and model.reference == "oracle.pt"  # resolved once, given
         with open_frames(input_path, config.io, config.classes) as ff:
             truth = iter([ff.labels[i].compute() for i in range(ff.n_frames)])
         return write_maps(
@@ -209,6 +214,8 @@ def test_model_efficiency_runs_the_data_chain_and_agrees_with_truth(cfg, monkeyp
         )
 
     monkeypatch.setattr(infer, "infer_file", oracle_infer)
+    oracle = shipped.Checkpoint("oracle.pt", Path("oracle.pt"), "0" * 64)
+    monkeypatch.setattr(shipped, "resolve_checkpoint", lambda reference, directory: oracle)
     four = cfg.model_copy(
         update={"activity": cfg.activity.model_copy(update={"efficiency_frames": 4})}
     )

@@ -346,3 +346,43 @@ def test_electron_counted_integer_frames_map_as_well_as_float_frames(trained, tm
     capsys.readouterr()
     assert found["float"] > 0.2  # a 12-step model on a detector it never saw
     assert found["int"] >= found["float"] - 0.1, found
+
+
+def test_infer_finds_and_hashes_its_model_once_and_the_map_says_what_it_was_made_from(
+    tiny, tiny_files, checkpoint, tmp_path, monkeypatch
+):
+    """The stage resolves its model once (a path or a shipped name) and hashes each file once:
+    the checkpoint (its ONNX copy and its registered version share the hash) and the input (as
+    the map's `source_sha256`, also the run's data hash)."""
+    from pipeline.commands import settings_of
+    from pipeline.core import hashing
+    from pipeline.inference import infer
+    from pipeline.io import open_map
+    from pipeline.network import shipped
+
+    hashed = []
+    real_hash = hashing.file_sha256
+    monkeypatch.setattr(hashing, "file_sha256", lambda p: hashed.append(p) or real_hash(p))
+    monkeypatch.setattr(shipped, "file_sha256", hashing.file_sha256)
+    import pipeline.results.maps as maps
+    from pipeline.tracking import registry
+
+    for module in (maps, registry):
+        monkeypatch.setattr(module, "file_sha256", hashing.file_sha256)
+    resolved = []
+    real_resolve = shipped.resolve_model
+    monkeypatch.setattr(shipped, "resolve_model", lambda *a: resolved.append(a) or real_resolve(*a))
+    settings = {"model": str(checkpoint), "runtime": "onnxruntime", "amp": "off"}
+    config = tiny.model_copy(update={"infer": tiny.infer.model_copy(update=settings)})
+    out = tmp_path / "map.h5"
+    infer.run(settings_of(config, "infer"), tiny_files["val"], out)
+    assert len(resolved) == 1
+    inputs = [p for p in hashed if str(p) != str(out)]  # the map's own hash tags the run
+    assert sorted(map(str, inputs)) == sorted([str(checkpoint), str(tiny_files["val"])])
+    with open_map(out, tiny.io, tiny.classes) as opened:
+        assert opened.provenance == {
+            "source_sha256": real_hash(tiny_files["val"]),
+            "model": str(checkpoint),
+            "model_sha256": real_hash(checkpoint),
+        }
+        assert opened.source == tiny_files["val"].name

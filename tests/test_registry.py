@@ -76,7 +76,9 @@ def test_inference_and_evaluation_runs_lead_back_to_the_model(trained, tiny_file
     out = tmp_path / "evaluation"
     evaluate.run(settings_of(tiny, "evaluate"), tiny_files["val"], [map_path], out, ["unet"])
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["unet"]["model"] == links
+    made_from = summary["unet"]["made_from"]  # from the map itself, not the MLflow store
+    assert made_from["model_sha256"] == file_sha256(result.out / "best.pt")
+    assert made_from["source_sha256"] == file_sha256(tiny_files["val"])
     (evaluation,) = client.search_runs(
         [run.info.experiment_id], "tags.stage = 'evaluate'", max_results=5
     )
@@ -94,7 +96,7 @@ def test_the_suite_points_best_at_the_highest_scoring_version(trained, tmp_path)
         path.write_text(
             json.dumps(
                 {
-                    method: {"macro_cluster_f1": score, "model": {"model_version": method}}
+                    method: {"macro_cluster_f1": score, "made_from": {"model_sha256": method}}
                     for method, score in f1.items()
                 }
             )
@@ -103,7 +105,7 @@ def test_the_suite_points_best_at_the_highest_scoring_version(trained, tmp_path)
 
     scores = {"a": {"1": 0.5, "2": 0.7}, "b": {"1": 0.8, "2": 0.7}}  # means 0.65 and 0.70
     summaries = suite.read_summaries([summary(d, s) for d, s in scores.items()], list(scores))
-    assert suite.version_scores(summaries) == pytest.approx({"1": 0.65, "2": 0.70})
+    assert suite.model_scores(summaries) == pytest.approx({"1": 0.65, "2": 0.70})
     version_two = _second_version(tiny)
     assert registry.mark_best(tiny.tracking, {"1": 0.65, version_two: 0.70}, "a,b") == "2"
     client = mlflow.MlflowClient(tracking_uri=tiny.tracking.uri)

@@ -41,17 +41,19 @@ def test_the_onnx_copy_is_exported_once_into_its_cache_and_again_for_a_new_check
 ):
     model, path = saved
     cache = tmp_path / "onnx"
-    onnx_file = runtime.export_onnx(model, 2, path, cache)
+    onnx_file = runtime.export_onnx(model, 2, file_sha256(path), cache)
     assert onnx_file == cache / f"{file_sha256(path)}.onnx" and onnx_file.is_file()
     assert not path.with_suffix(".onnx").exists()  # nothing is written beside a checkpoint
     stamp = onnx_file.stat().st_mtime_ns
-    assert runtime.export_onnx(model, 2, path, cache).stat().st_mtime_ns == stamp  # reused
+    assert (
+        runtime.export_onnx(model, 2, file_sha256(path), cache).stat().st_mtime_ns == stamp
+    )  # reused
     torch.manual_seed(1)
     save_checkpoint(path, build_model(tiny.model, 6), model_card(tiny, "h", {}))
-    changed = runtime.export_onnx(model, 2, path, cache)
+    changed = runtime.export_onnx(model, 2, file_sha256(path), cache)
     assert changed != onnx_file and changed.is_file()  # a new checkpoint, a copy of its own
     changed.write_bytes(b"truncated")
-    runtime.export_onnx(model, 2, path, cache)  # an unreadable copy is replaced
+    runtime.export_onnx(model, 2, file_sha256(path), cache)  # an unreadable copy is replaced
     assert runtime._stored_hash(changed) is not None
 
 
@@ -60,14 +62,14 @@ def test_a_checkpoint_named_like_an_onnx_file_is_never_overwritten(tiny, saved, 
     named = tmp_path / "m.onnx"
     named.write_bytes(path.read_bytes())
     before = named.read_bytes()
-    runtime.export_onnx(model, 2, named, tmp_path / "onnx")
+    runtime.export_onnx(model, 2, file_sha256(named), tmp_path / "onnx")
     assert named.read_bytes() == before
 
 
 @pytest.mark.parametrize("shape", [(96, 80), (40, 200)])
 def test_onnxruntime_gives_torchs_probabilities(tiny, saved, shape, tmp_path):
     model, path = saved
-    network = runtime.runtime_network(model, "onnxruntime", path, 2, tmp_path / "onnx")
+    network = runtime.runtime_network(model, "onnxruntime", file_sha256(path), 2, tmp_path / "onnx")
     charge = np.random.default_rng(4).normal(0, 2.0, shape).astype(np.float32)
     charge[20:24, 30:33] += 300.0
     cfg = tiny.infer.model_copy(update={"channels_last": False})
@@ -112,6 +114,8 @@ def test_an_unwritable_cache_exports_to_the_temporary_directory(saved, monkeypat
         return real_export(model, channels, digest, target)
 
     monkeypatch.setattr(runtime, "_export", read_only_cache)
-    exported = runtime.export_onnx(model, 2, path, cache)
+    exported = runtime.export_onnx(model, 2, file_sha256(path), cache)
     assert exported.parent == tmp_path / "tmp" / "ccd-decay-unet-onnx"
-    assert runtime.export_onnx(model, 2, path, cache) == exported  # found there next time
+    assert (
+        runtime.export_onnx(model, 2, file_sha256(path), cache) == exported
+    )  # found there next time

@@ -116,11 +116,10 @@ def evaluate_files(
     maps: dict[str, str | Path],
     out_dir: str | Path,
     progress: bool = True,
-    links: Mapping[str, dict[str, str]] | None = None,
 ) -> dict:
     """Score each map file against the truth file; write summary.json, comparison.md, plots.
-    `links`: per map, the run and model that made it (pipeline/tracking/registry.py), kept in the
-    summary as the method's `model`."""
+    Each method's entry records what its map says it was made from (`made_from`: the input's
+    and the model's SHA-256). The outputs depend on these files only."""
     out, classes = Path(out_dir), config.classes
     tritium = classes.index("tritium")
     with ExitStack() as stack:
@@ -158,9 +157,8 @@ def evaluate_files(
                 example = (charge, labels, preds)
         true_energy = _true_energies(truth, classes)
     summary = {name: s.summary(classes) for name, s in scores.items()}
-    for name, linked in (links or {}).items():
-        if linked:
-            summary[name]["model"] = dict(linked)
+    for name, ff in opened.items():
+        summary[name]["made_from"] = dict(ff.provenance)
     _write_outputs(out, summary, scores, true_energy, example, classes)
     return summary
 
@@ -240,14 +238,22 @@ def _write_outputs(
         (staging / "summary.json").write_text(json.dumps(summary, indent=2))
 
 
-def log_evaluation(config: TrackedSections, summary: dict, out: Path, truth: str | Path) -> None:
-    """One MLflow run per evaluation: metrics prefixed by method, the summary and plots."""
+def log_evaluation(
+    config: TrackedSections,
+    summary: dict,
+    out: Path,
+    truth: str | Path,
+    maps: Mapping[str, str | Path],
+) -> None:
+    """One MLflow run per evaluation: metrics prefixed by method, the summary and plots, tagged
+    with the inference run and model version that made each map (found in the store by the
+    map's SHA-256; pipeline/tracking/registry.py)."""
     if not config.tracking.enabled:
         return
     links = {
         f"{name}.{key}": value
-        for name, result in summary.items()
-        for key, value in result.get("model", {}).items()
+        for name, path in maps.items()
+        for key, value in registry.map_links(config.tracking, path).items()
     }
     tags = {"truth": str(truth), "data_hash": hashing.data_hash([truth]), **links}
     with runs.tracked_run(config, "evaluate", tags) as tracker:
@@ -278,12 +284,7 @@ def run(
     if names and len(names) != len(pred):
         raise ConfigError(f"--names gives {len(names)} names for {len(pred)} map files")
     named = dict(zip(names or [Path(p).stem for p in pred], pred, strict=True))
-    links = (
-        {name: registry.map_links(settings.tracking, path) for name, path in named.items()}
-        if settings.tracking.enabled
-        else {}
-    )
-    summary = evaluate_files(settings, truth, named, out, links=links)
-    log_evaluation(settings, summary, Path(out), truth)
+    summary = evaluate_files(settings, truth, named, out)
+    log_evaluation(settings, summary, Path(out), truth, named)
     table = comparison_table(summary, settings.classes)
     return f"{table}wrote {out}/summary.json, comparison.md and plots"

@@ -141,17 +141,24 @@ def write_tables(summaries: dict[str, dict], out: str | Path, classes: Sequence[
     return out
 
 
-def version_scores(summaries: dict[str, dict]) -> dict[str, float]:
-    """Registered model version -> its mean macro cluster F1 over the detectors, for each
-    method that one version made on every detector (the evaluations' `model` links)."""
+def model_scores(summaries: dict[str, dict]) -> dict[str, float]:
+    """Model (its checkpoint's SHA-256) -> its mean macro cluster F1 over the detectors, for each
+    method that one model made on every detector (what each evaluated map says it was made
+    with, `made_from`)."""
     scores = {}
     for method in next(iter(summaries.values()), {}):
         results = [s.get(method, {}) for s in summaries.values()]
-        versions = {r.get("model", {}).get("model_version") for r in results}
-        if len(versions) == 1 and None not in versions:
+        models = {r.get("made_from", {}).get("model_sha256") for r in results}
+        if len(models) == 1 and None not in models:
             f1 = [r["macro_cluster_f1"] or 0.0 for r in results]
-            scores[versions.pop()] = sum(f1) / len(f1)
+            scores[models.pop()] = sum(f1) / len(f1)
     return scores
+
+
+def _version_scores(settings: SuiteSettings, scores: dict[str, float]) -> dict[str, float]:
+    """Registered version -> mean macro cluster F1, for the scored models registered here."""
+    versions = {sha: registry.version_of(settings.tracking, sha) for sha in scores}
+    return {str(v.version): scores[sha] for sha, v in versions.items() if v is not None}
 
 
 def run(
@@ -162,12 +169,13 @@ def run(
 ) -> str:
     """The `suite` stage: the table of every detector's `summary.json` (named by `names`, else
     by the folder each summary is in), written to `out` and its HTML twin; with tracking, the
-    registry's `best` alias moved to the model version with the highest mean; the table."""
+    registry's `best` alias moved to the registered model version with the highest mean (a
+    tracking step after the table, which depends on the summaries only); the table."""
     read = read_summaries(summaries, names or [Path(p).parent.name for p in summaries])
     table = write_tables(read, out, settings.classes)
     lines = [f"{table.read_text()}wrote {table} and {table.with_suffix('.html')}"]
-    scores = version_scores(read)
-    if settings.tracking.enabled and scores:
+    scores = _version_scores(settings, model_scores(read)) if settings.tracking.enabled else {}
+    if scores:
         best = registry.mark_best(settings.tracking, scores, ",".join(read))
         lines.append(f"registry: {settings.tracking.registered_model}@best is version {best}")
     return "\n".join(lines)

@@ -28,7 +28,7 @@ from pipeline.core.errors import CheckpointError, NonFiniteOutput
 from pipeline.inference import runtime, sparse
 from pipeline.network.device import inference_dtype, pick_device
 from pipeline.network.model import load_model
-from pipeline.network.shipped import resolve_model
+from pipeline.network.shipped import Checkpoint, resolve_checkpoint
 from pipeline.results import clusters
 from pipeline.results.maps import MapResult, write_maps
 from pipeline.tracking import registry, runs
@@ -182,12 +182,13 @@ def infer_file(
     output_path: str | Path,
     catalogue_path: str | Path | None = None,
     progress: bool = True,
+    model: Checkpoint | None = None,
 ) -> MapResult:
-    """Map the frames of `input_path` with the model `infer.model` into the map file
-    `output_path` (and the cluster catalogue `catalogue_path`)."""
+    """Map the frames of `input_path` with `model` (else the one `infer.model` names, resolved
+    here) into the map file `output_path` (and the cluster catalogue `catalogue_path`)."""
     cfg = config.infer
-    checkpoint = resolve_model(cfg.model, config.release.dir)
-    model, card = load_model(checkpoint, classes=config.classes)
+    checkpoint = model or resolve_checkpoint(cfg.model, config.release.dir)
+    network, card = load_model(checkpoint.path, classes=config.classes)
     device = pick_device(cfg.device, "infer.device")
     amp = inference_dtype(cfg.amp, device)
     if cfg.threads is not None:
@@ -202,7 +203,7 @@ def infer_file(
     normalise = NormaliseConfig(**card["normalise"])
     engine = runtime.choose_runtime(cfg.runtime, device, amp)
     cache = runtime.onnx_cache(cfg.onnx_cache)
-    network = runtime.runtime_network(model, engine, checkpoint, normalise.channels, cache)
+    network = runtime.runtime_network(network, engine, checkpoint.sha256, normalise.channels, cache)
     if engine != "torch":  # ONNX Runtime picks its own layout
         cfg = cfg.model_copy(update={"channels_last": False})
     predictor = Predictor(network, window, normalise, cfg, device, amp, multiple)
@@ -211,7 +212,7 @@ def infer_file(
         try:
             probs = predictor.frame_probabilities(charge, noise_e)
         except NonFiniteOutput as exc:
-            raise CheckpointError(f"{cfg.model}: on {input_path}: {exc}") from None
+            raise CheckpointError(f"{checkpoint.reference}: on {input_path}: {exc}") from None
         if cfg.component_vote:
             return clusters.component_vote(probs), probs
         return probs.argmax(axis=0).astype(np.uint8), probs
@@ -228,6 +229,7 @@ def infer_file(
             probabilities=cfg.probabilities,
             progress=progress,
             desc="infer",
+            provenance={"model": checkpoint.reference, "model_sha256": checkpoint.sha256},
         )
 
 
@@ -237,33 +239,32 @@ def run(
     output: str | Path,
     catalogue: str | Path | None = None,
 ) -> str:
-    """The `infer` stage: `infer_file`, tracked as an MLflow run tied to the model's registered
-    version (`tracking.enabled`), and what it wrote."""
+    """The `infer` stage: `infer_file` with the model `infer.model` (resolved and hashed once),
+    tracked as an MLflow run tied to the model's registered version (`tracking.enabled`), and what
+    it wrote."""
+    checkpoint = resolve_checkpoint(settings.infer.model, settings.release.dir)
     links = {}
-    if settings.tracking.enabled:
-        checkpoint = resolve_model(settings.infer.model, settings.release.dir)
-        sha256 = hashing.file_sha256(checkpoint)
-        version = registry.register_shipped(settings, checkpoint, sha256)  # a first use of it
-        links = registry.model_links(checkpoint, sha256, version)
+    if settings.tracking.enabled:  # a first use of a shipped model registers it
+        version = registry.register_shipped(settings, checkpoint.path, checkpoint.sha256)
+        links = registry.model_links(checkpoint.path, checkpoint.sha256, version)
     tags = {"input": str(input), "output": str(output), **links}
     with runs.tracked_run(settings, "infer", tags) as tracker:
-        result = infer_file(settings, input, output, catalogue)
+        result = infer_file(settings, input, output, catalogue, model=checkpoint)
         if tracker.active:
-            _log_result(tracker, settings, input, result)
+            _log_result(tracker, settings, result)
     return str(result)
 
 
 def _log_result(
     tracker: runs.Tracker,
     settings: InferSettings,
-    input_path: str | Path,
     result: MapResult,
 ) -> None:
-    """The input's hash, the map's SHA-256 (what evaluations find the run by), the speed and
-    the clusters per frame of each class."""
+    """The input's SHA-256 (hashed as it was mapped), the map's (what evaluations find the run
+    by), the speed and the clusters per frame of each class."""
     tracker.set_tags(
         {
-            "data_hash": hashing.data_hash([input_path]),
+            "data_hash": result.source_sha256,
             "output_sha256": hashing.file_sha256(result.output),
         }
     )

@@ -31,7 +31,6 @@ from torch import nn
 
 from pipeline.config import ConfigError
 from pipeline.core.atomic import atomic_output
-from pipeline.core.hashing import file_sha256
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -71,13 +70,10 @@ def _stored_hash(path: Path) -> str | None:
     return next((p.value for p in model.metadata_props if p.key == HASH_KEY), None)
 
 
-def export_onnx(
-    model: nn.Module, in_channels: int, checkpoint: str | Path, cache: str | Path
-) -> Path:
-    """The ONNX copy of `checkpoint` (exported from `model` unless an up-to-date one exists), in
-    the folder `cache` as <SHA-256>.onnx, or in the temporary directory where `cache` cannot be
-    written."""
-    digest = file_sha256(Path(checkpoint))
+def export_onnx(model: nn.Module, in_channels: int, digest: str, cache: str | Path) -> Path:
+    """The ONNX copy of the checkpoint whose SHA-256 is `digest` (exported from `model` unless an
+    up-to-date one exists), in the folder `cache` as <SHA-256>.onnx, or in the temporary directory
+    where `cache` cannot be written."""
     fallback = Path(tempfile.gettempdir()) / "ccd-decay-unet-onnx"
     targets = [Path(cache) / f"{digest}.onnx", fallback / f"{digest}.onnx"]
     for target in targets:
@@ -115,16 +111,16 @@ def _export(model: nn.Module, in_channels: int, digest: str, target: Path) -> Pa
 
 
 class OnnxNetwork(nn.Module):
-    """A module whose forward runs an ONNX Runtime session (fp32, CPU) on the ONNX copy of
-    `checkpoint`: drop-in for the U-Net in the `Predictor`. The copy is made, and the session
-    opened, at the first forward pass: a run refused before any frame is labelled (unreadable,
-    uncalibratable input) writes nothing."""
+    """A module whose forward runs an ONNX Runtime session (fp32, CPU) on the ONNX copy of the
+    checkpoint whose SHA-256 is `digest`: drop-in for the U-Net in the `Predictor`. The copy is
+    made, and the session opened, at the first forward pass: a run refused before any frame is
+    labelled (unreadable, uncalibratable input) writes nothing."""
 
     def __init__(
-        self, model: nn.Module, in_channels: int, checkpoint: Path, threads: int, cache: Path
+        self, model: nn.Module, in_channels: int, digest: str, threads: int, cache: Path
     ) -> None:
         super().__init__()
-        self.source, self.in_channels, self.checkpoint = model, in_channels, checkpoint
+        self.source, self.in_channels, self.digest = model, in_channels, digest
         self.threads, self.cache = threads, cache
         self._session: onnxruntime.InferenceSession | None = None
 
@@ -139,7 +135,7 @@ class OnnxNetwork(nn.Module):
         # idle threads sleep instead of spinning: the reader thread and torch's post-processing
         # share the cores between runs
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        path = export_onnx(self.source, self.in_channels, self.checkpoint, self.cache)
+        path = export_onnx(self.source, self.in_channels, self.digest, self.cache)
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -163,13 +159,13 @@ def torch_threads(threads: int) -> Iterator[None]:
 def runtime_network(
     model: nn.Module,
     runtime: str,
-    checkpoint: str | Path,
+    digest: str,
     in_channels: int,
     cache: str | Path | None = None,
 ) -> nn.Module:
-    """The module the Predictor runs: `model` itself, or its ONNX Runtime twin (its ONNX copy in
-    `cache`, default `onnx_cache(None)`)."""
+    """The module the Predictor runs: `model` itself, or its ONNX Runtime twin (the ONNX copy of
+    the checkpoint whose SHA-256 is `digest`, in `cache`, default `onnx_cache(None)`)."""
     if runtime == "torch":
         return model
     folder = Path(cache) if cache is not None else onnx_cache(None)
-    return OnnxNetwork(model, in_channels, Path(checkpoint), torch.get_num_threads(), folder)
+    return OnnxNetwork(model, in_channels, digest, torch.get_num_threads(), folder)

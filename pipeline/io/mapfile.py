@@ -1,6 +1,7 @@
 """Map files (docs/frame_format.md), read: the per-pixel classes a labeller gave a frame file's
 frames. A `MapFile` is not a frame file: it has labels, their class names and the frame file it
-was made from (`source`), and no frames.
+was made from (`source`, with its SHA-256 and the model's where the writer recorded them), and
+no frames.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class MapFile:
     labels: da.Array  # (N, H, W) uint8, in the class order it was opened with
     class_names: list[str]
     source: str | None  # attr `source`: the name of the frame file the map was made from
+    provenance: dict[str, str]  # attrs source_sha256, model, model_sha256, where written
     _reader: FrameFile  # the validated HDF5 reader underneath (its handles)
 
     @property
@@ -50,10 +52,17 @@ class MapFile:
         self.close()
 
 
-def _source(path: Path) -> str | None:
+PROVENANCE = ("source", "source_sha256", "model", "model_sha256")
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _provenance(path: Path) -> dict[str, str]:
+    """The map's attrs saying what it was made from (`source` and those of PROVENANCE present)."""
     with h5py.File(path, "r") as f:
-        value: Any = f.attrs.get("source")
-    return value.decode() if isinstance(value, bytes) else (None if value is None else str(value))
+        return {k: _text(f.attrs[k]) for k in PROVENANCE if k in f.attrs}
 
 
 def open_map(path: str | Path, io: IOConfig, classes: Sequence[str] | None = None) -> MapFile:
@@ -73,4 +82,6 @@ def open_map(path: str | Path, io: IOConfig, classes: Sequence[str] | None = Non
     )
     reader = open_frames(path, map_io, classes)
     assert reader.labels is not None and reader.class_names is not None  # checked by the reader
-    return MapFile(path, reader.labels, list(reader.class_names), _source(path), reader)
+    provenance = _provenance(path)
+    source = provenance.pop("source", None)
+    return MapFile(path, reader.labels, list(reader.class_names), source, provenance, reader)

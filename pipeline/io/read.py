@@ -4,6 +4,7 @@ matching by name."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -61,9 +62,9 @@ def open_frames(path: str | Path, io: IOConfig, classes: Sequence[str] | None = 
     handles: list[Any] = []
     opener = FORMATS[fmt].opener
     try:
-        ff = opener(path, io, handles)
-        _validate(ff, io, classes)
-        return ff
+        opened = opener(path, io, handles)
+        _validate(opened, io)
+        return _matched(opened, classes)
     except BaseException as exc:
         for handle in handles:
             with contextlib.suppress(Exception):
@@ -118,7 +119,7 @@ def check_attrs(path: Path, attrs: dict[str, Any]) -> None:
             raise FrameFileError(path, f"attr {key!r} is {value!r}; it must be {sign}")
 
 
-def _validate(ff: FrameFile, io: IOConfig, classes: Sequence[str] | None) -> None:
+def _validate(ff: FrameFile, io: IOConfig) -> None:
     path, names = ff.path, ff.class_names
     check_attrs(path, ff.attrs)
     if 0 in ff.frames.shape:
@@ -153,18 +154,21 @@ def _validate(ff: FrameFile, io: IOConfig, classes: Sequence[str] | None) -> Non
                 f"(0..{len(names) - 1}, {names}): values {bad}; "
                 f"first at {first}",
             )
-    _match_classes(ff, names, classes)
-
-
-def _match_classes(ff: FrameFile, names: list[str], classes: Sequence[str] | None) -> None:
     if ff.events is not None and "class" in ff.events:
         ecls = ff.events["class"]
         if ecls.size and (ecls.min() < 0 or ecls.max() >= len(names)):
-            raise FrameFileError(ff.path, f"event class values outside the class list {names}")
+            raise FrameFileError(path, f"event class values outside the class list {names}")
+
+
+def _matched(ff: FrameFile, classes: Sequence[str] | None) -> FrameFile:
+    """The validated file with its labels as uint8 and, given `classes`, its labels and event
+    classes renumbered to that order by name (a new view: the opened file is left as read)."""
+    names = ff.class_names
+    if names is None:
+        return ff
     if classes is None:
-        if ff.labels is not None:
-            ff.labels = ff.labels.astype(np.uint8)
-        return
+        labels = None if ff.labels is None else ff.labels.astype(np.uint8)
+        return dataclasses.replace(ff, labels=labels)
     unknown = [n for n in names if n not in classes]
     if unknown:
         raise FrameFileError(
@@ -172,8 +176,10 @@ def _match_classes(ff: FrameFile, names: list[str], classes: Sequence[str] | Non
             f"class names {unknown} of the file are not in the expected classes {list(classes)}",
         )
     lut = np.array([list(classes).index(n) for n in names], dtype=np.uint8)
-    if ff.labels is not None:
-        ff.labels = da.map_blocks(lambda b: lut[b], ff.labels, dtype=np.uint8)
-    if ff.events is not None and "class" in ff.events:
-        ff.events["class"] = lut[ff.events["class"]]
-    ff.class_names = list(classes)
+    labels = (
+        None if ff.labels is None else da.map_blocks(lambda b: lut[b], ff.labels, dtype=np.uint8)
+    )
+    events = ff.events
+    if events is not None and "class" in events:
+        events = {**events, "class": lut[events["class"]]}
+    return dataclasses.replace(ff, labels=labels, events=events, class_names=list(classes))

@@ -244,8 +244,9 @@ class FrameWriter(_AtomicWriter):
 
 class MapWriter(_AtomicWriter):
     """Append-only map file of the contract, frame by frame: `labels` (N, H, W) uint8, optional
-    `probabilities` (N, C, H, W) float16, attrs `class_names` and `source`. Atomic like
-    FrameWriter: the file appears only when the writer closes without error."""
+    `probabilities` (N, C, H, W) float16, attrs `class_names` and `source`, and the provenance
+    attrs given (`source_sha256`, `model`, `model_sha256`: what the map was made from). Atomic
+    like FrameWriter: the file appears only when the writer closes without error."""
 
     def __init__(
         self,
@@ -256,15 +257,18 @@ class MapWriter(_AtomicWriter):
         class_names: Sequence[str],
         source: str | Path,
         probabilities: bool = False,
+        provenance: Mapping[str, str] | None = None,
     ) -> None:
         self.path, self.hw, self.n = Path(path), (int(height), int(width)), 0
         self.class_names = list(class_names)
-        self._start(lambda tmp: self._open(tmp, source, probabilities))
+        attrs = {"source": str(source), **(provenance or {})}
+        self._start(lambda tmp: self._open(tmp, attrs, probabilities))
 
-    def _open(self, tmp: Path, source: str | Path, probabilities: bool) -> h5py.File:
+    def _open(self, tmp: Path, attrs: Mapping[str, str], probabilities: bool) -> h5py.File:
         f = h5py.File(tmp, "w", libver="earliest", rdcc_nbytes=0)
         _h5_class_names(f, self.class_names)
-        f.attrs["source"] = str(source)
+        for name, value in attrs.items():
+            f.attrs[name] = str(value)
         c, (h, w) = len(self.class_names), self.hw
         _h5_dataset(
             f, "labels", shape=(0, h, w), maxshape=(None, h, w), chunks=(1, h, w), dtype="uint8"

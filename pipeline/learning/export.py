@@ -189,5 +189,3 @@ def run_export(
     out = export_model(settings, run, train_config, suite)
     size = out.stat().st_size / 1e6
     return f"wrote {out} ({size:.1f} MB) and its card {out.with_suffix('.json')}"
-
-

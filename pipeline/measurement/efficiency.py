@@ -140,13 +140,17 @@ def model_efficiency_with_error(
     efficiency frames of the data's detector, calibrated, inferred (with `config.infer`'s
     settings) and catalogued with the measured charge, exactly like the data."""
     from pipeline.inference.infer import infer_file  # torch only when a model is used
+    from pipeline.network.shipped import resolve_checkpoint
 
+    checkpoint = resolve_checkpoint(model, config.release.dir)
     with tempfile.TemporaryDirectory(prefix="efficiency-") as tmp:
         frames, catalogue = Path(tmp) / "frames.h5", Path(tmp) / "catalogue.parquet"
         simulate_efficiency_frames(config, data_attrs, frames)
-        infer = config.infer.model_copy(update={"model": str(model), "probabilities": False})
-        inferred = config.model_copy(update={"infer": infer})
-        infer_file(inferred, frames, Path(tmp) / "map.h5", catalogue, progress=progress)
+        inferred = config.model_copy(
+            update={"infer": config.infer.model_copy(update={"probabilities": False})}
+        )
+        map_path = Path(tmp) / "map.h5"
+        infer_file(inferred, frames, map_path, catalogue, progress=progress, model=checkpoint)
         return efficiency_from_files(config, frames, catalogue)
 
 

@@ -52,6 +52,7 @@ class FullResolutionHead(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(torch.cat([self.unet(x), x], dim=1))
 
+
 # what torch.load raises for a truncated, corrupt or foreign file (weights_only refuses pickled
 # objects with UnpicklingError; a damaged archive is a RuntimeError of its zip reader)
 TORCH_LOAD_ERRORS = (

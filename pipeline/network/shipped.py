@@ -1,22 +1,20 @@
 """Shipped models: the trained U-Nets that come with the pipeline, in `models/` (`release.dir`).
 
-Owns finding a model by name (`resolve_model`: a shipped name, else a checkpoint path) and
-listing what is shipped (`list_models`, the `models` stage). Making a shipped model of a training
-run is pipeline/learning/export.py.
+Owns finding a model by name (`resolve_model`: a shipped name, else a checkpoint path; with its
+content hash, once, `resolve_checkpoint`) and listing what is shipped (`list_models`, the
+`models` stage). Making a shipped model of a training run is pipeline/learning/export.py.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pipeline.config import REPO_ROOT
 from pipeline.config.stages import ModelsSettings
 from pipeline.core.errors import CheckpointError
-
-if TYPE_CHECKING:  # torch loads only where weights are read: finding a model by name needs none
-    pass
+from pipeline.core.hashing import file_sha256
 
 SUFFIX = ".pt"
 
@@ -63,6 +61,22 @@ def resolve_model(reference: str | Path, directory: str | Path = "models") -> Pa
         f"{reference}: no such checkpoint file, and not a shipped model (shipped in "
         f"{models_dir(directory)}: {', '.join(names) or 'none'})"
     )
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A model a stage reads, resolved once: the file and its SHA-256 (what names its ONNX copy,
+    its registered version and the maps it made)."""
+
+    reference: str  # as the user gave it: a path or a shipped name
+    path: Path
+    sha256: str
+
+
+def resolve_checkpoint(reference: str | Path, directory: str | Path = "models") -> Checkpoint:
+    """`resolve_model`, and the file's SHA-256: the one time a stage finds and hashes its model."""
+    path = resolve_model(reference, directory)
+    return Checkpoint(str(reference), path, file_sha256(path))
 
 
 def describe(model: ShippedModel) -> str:

@@ -8,7 +8,7 @@ file and its clusters to the catalogue. Outputs appear only when every frame suc
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from tqdm import tqdm
 from pipeline.calibration.frames import calibrated
 from pipeline.config.stages import FrameSections
 from pipeline.core.atomic import output_group
+from pipeline.core.hashing import file_sha256
 from pipeline.io import MapWriter
 from pipeline.results import clusters
 
@@ -32,6 +33,7 @@ class MapResult:
     frames: int
     pixels: int
     seconds: float
+    source_sha256: str = ""  # of the frame file the map was made from
     clusters: dict[str, int] | None = None  # clusters of each class in the catalogue, if any
 
     @property
@@ -54,11 +56,15 @@ def write_maps(
     probabilities: bool = False,
     progress: bool = True,
     desc: str = "label",
+    provenance: Mapping[str, str] | None = None,
 ) -> MapResult:
-    """Label every frame of `input_path` into the map file `output_path` (and the catalogue)."""
+    """Label every frame of `input_path` into the map file `output_path` (and the catalogue),
+    recording in the map what it was made from: the input's name and SHA-256, and `provenance`
+    (the model's, for a network)."""
     start, name = time.perf_counter(), Path(input_path).name
     with calibrated(input_path, config) as frames:
         frames.calibrate()  # before any output is opened
+        source_sha256 = file_sha256(input_path)
         n, height, width = frames.file.shape
         tables: list[pd.DataFrame] = []
         found_per_class: dict[str, int] | None = None
@@ -71,6 +77,7 @@ def write_maps(
                 class_names=config.classes,
                 source=name,
                 probabilities=probabilities,
+                provenance={"source_sha256": source_sha256, **(provenance or {})},
             ) as writer,
         ):
             charges = frames.charges(config.io.prefetch_frames)
@@ -99,4 +106,5 @@ def write_maps(
                 counts = table["class_name"].value_counts()
                 found_per_class = {c: int(counts.get(c, 0)) for c in config.classes}
     elapsed = time.perf_counter() - start
-    return MapResult(Path(output_path), n, n * height * width, elapsed, found_per_class)
+    pixels = n * height * width
+    return MapResult(Path(output_path), n, pixels, elapsed, source_sha256, found_per_class)
