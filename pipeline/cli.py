@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from pipeline.commands import STAGES, Flag
+from pipeline.config.yamlfile import load_yaml
 from pipeline.core.errors import BAD_INPUT, ConfigError, one_line
 
 EXIT_BAD_INPUT = 2
@@ -31,7 +32,7 @@ def _parse_set(text: str) -> tuple[str, Any]:
     if not sep or not name:
         raise ConfigError(f"--set expects KEY=VALUE, got {text!r}")
     try:
-        return name, yaml.safe_load(value)
+        return name, load_yaml(value)
     except yaml.YAMLError:
         raise ConfigError(f"--set {name}: {value!r} is not valid YAML") from None
 

@@ -232,6 +232,16 @@ CONFIGS = {
     "negative tile size": (["--set", "tiles.size=-64"], "tiles.size"),
     "bad yaml": (["--set", "infer.overlap=[0.5"], "infer.overlap"),
     "missing config file": (["--config", "/nowhere/my.yaml"], "/nowhere/my.yaml"),
+    "infinite exposure": (["--set", "activity.exposure_s=.inf"], "finite number"),
+    "NaN overlap": (["--set", "infer.overlap=.nan"], "infer.overlap"),
+    "infinite rate in a dataset": (
+        ["--set", "simulate.datasets.suite_busy.overrides={sources.muon.rate_per_frame: .inf}"],
+        "simulate.datasets.suite_busy.overrides: config key 'sources.muon.rate_per_frame'",
+    ),
+    "dataset name with a space": (
+        ["--set", "simulate.datasets={my data: {frames: 1, seed: 1}}"],
+        "dataset name 'my data'",
+    ),
 }
 
 
@@ -287,6 +297,10 @@ CONFIG_FILES = {
     "binary config": (lambda p: put(p, bytes(range(256)) * 4), "not a text file"),
     "directory as config": (lambda p: p.mkdir() or p, "config file not found"),
     "config is a list": (lambda p: put(p, b"- 1\n- 2\n"), "top level must be a mapping"),
+    "a key twice": (
+        lambda p: put(p, b"infer:\n  overlap: 0.5\n  overlap: 0.25\n"),
+        "key 'overlap' appears twice in one mapping (lines 2 and 3)",
+    ),
 }
 
 
@@ -422,3 +436,28 @@ def test_bad_catalogues_for_the_activity(tmp_path, capsys, catalogue_and_frames,
     argv += ["--set", "activity.exposure_s=600"]  # the test frames state none
     err = refused(capsys, argv, str(bad), out=out)
     assert pattern in err, err
+
+
+@pytest.mark.parametrize(
+    "names, folders, pattern",
+    [
+        (["a", "a"], ["x", "y"], r"--names: \['a'\] named more than once"),
+        ([], ["x", "y"], r"the default names \(give --names\): \['m'\] named more than once"),
+        (["a"], ["x", "y"], "--names gives 1 names for 2 files"),
+    ],
+)
+def test_evaluate_refuses_two_methods_of_one_name(
+    tmp_path, capsys, frames, names, folders, pattern
+):
+    """A repeated name (given, or two maps' file stems) would keep one method of the two."""
+    maps = []
+    for folder in folders:
+        (tmp_path / folder).mkdir()
+        maps.append(str(tmp_path / folder / "m.h5"))
+        assert main(["classical", "--input", str(frames), "--output", maps[-1]]) == 0
+    capsys.readouterr()
+    out = tmp_path / "out"
+    out.mkdir()
+    argv = ["evaluate", "--truth", str(frames), "--pred", *maps, "--out", str(out / "e")]
+    err = refused(capsys, [*argv, *(["--names", *names] if names else [])], out=out)
+    assert re.search(pattern, err), err

@@ -69,6 +69,8 @@ def test_user_file_is_merged_over_the_default(tmp_path):
         ("normalise:\n  kind: asinh_noise\n", r"model\.in_channels is 2, but .* makes 1 input"),
         ("- just\n- a list\n", r"top level must be a mapping"),
         ("detector: [unclosed\n", r"not valid YAML"),
+        ("detector:\n  height: 64\n  height: 32\n", r"key 'height' appears twice .*lines 2 and 3"),
+        ("activity:\n  exposure_s: .inf\n", r"'activity\.exposure_s': .*finite"),
     ],
 )
 def test_bad_config_is_one_line_naming_file_and_key(tmp_path, text, pattern):
@@ -145,3 +147,51 @@ def test_every_class_but_the_first_needs_a_source_or_is_said_to_have_none():
     config = load_config(overrides={"classes": classes, **weights, **added})
     assert config.sources.labels()["recoil"] == "recoil"
     assert config.sources.recoil.model_dump()["energy_kev"] == [1, 9]  # its own parameters
+
+
+def _float_keys(node, prefix=""):
+    """The dotted keys of every float value of a config mapping, lists' items included."""
+    for name, value in node.items():
+        key = f"{prefix}{name}"
+        if isinstance(value, dict):
+            yield from _float_keys(value, key + ".")
+        elif isinstance(value, float) or (
+            isinstance(value, list) and value and all(isinstance(v, float) for v in value)
+        ):
+            yield key, value
+
+
+FLOAT_KEYS = sorted(_float_keys(yaml.safe_load(DEFAULT_CONFIG.read_text())))
+
+
+def _with(key: str, value) -> dict:
+    """The overrides that set `key`; a simulated dataset's override keys are dotted themselves."""
+    if ".overrides." not in key:
+        return {key: value}
+    dataset, leaf = key.split(".overrides.")
+    return {f"{dataset}.overrides": {leaf: value}}
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_no_float_key_of_the_config_takes_a_non_finite_value(bad):
+    """By rule, not by case: every float of the default config (a simulated dataset's
+    overrides included), set to NaN or an infinity (one item of a list), is refused at load
+    time in one line naming its key."""
+    assert len(FLOAT_KEYS) > 50
+    for key, value in FLOAT_KEYS:
+        changed = [bad, *value[1:]] if isinstance(value, list) else bad
+        named = key.split(".overrides.")[-1].replace(".", r"\.")
+        with pytest.raises(ConfigError, match=rf"'{named}(\.0)?'") as info:
+            load_config(overrides=_with(key, changed))
+        assert "\n" not in str(info.value)
+
+
+def test_yaml_1_1_words_are_strings_and_booleans_still_read():
+    """`off` is a value of infer.amp, not YAML 1.1's false; a boolean key still takes
+    true/false (and pydantic's on/off/yes/no)."""
+    from pipeline.cli import _parse_set
+
+    assert _parse_set("infer.amp=off") == ("infer.amp", "off")
+    assert load_config(overrides=dict([_parse_set("infer.amp=off")])).infer.amp == "off"
+    assert load_config(overrides={"simulate.root": "yes"}).simulate.root is True
+    assert load_config(overrides=dict([_parse_set("simulate.root=true")])).simulate.root is True

@@ -55,6 +55,7 @@ from pipeline.config.sources import (
     XrayConfig,
     XrayLine,
 )
+from pipeline.config.yamlfile import load_yaml
 from pipeline.core.errors import ConfigError
 
 __all__ = [
@@ -116,7 +117,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:
         raise ConfigError(
             f"{path}: not a text file (byte {exc.start} is not UTF-8); a config is YAML"
@@ -189,11 +190,33 @@ def _format_error(error: ErrorDetails, source: str) -> str:
 
 
 def validate_config(data: dict[str, Any], source: str = "<config>") -> Config:
-    """Validate a merged config mapping; the first problem becomes a one-line ConfigError."""
+    """Validate a merged config mapping, and the config each simulated dataset's overrides make
+    of it; the first problem becomes a one-line ConfigError."""
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format_error(exc.errors()[0], source)) from None
+    for name, dataset in config.simulate.datasets.items():
+        _validate_overrides(data, name, dataset.overrides, source)
+    return config
+
+
+def _validate_overrides(
+    data: dict[str, Any], name: str, overrides: dict[str, Any], source: str
+) -> None:
+    """The config the dataset `name` is simulated with, checked now rather than when its job
+    runs."""
+    if not overrides:
+        return
+    update: dict[str, Any] = {}
+    for key, value in overrides.items():
+        set_key(update, key, value)
+    changed = deep_merge(data, update)
+    try:
+        Config.model_validate(changed)
+    except ValidationError as exc:
+        where = f"{source}, simulate.datasets.{name}.overrides"
+        raise ConfigError(_format_error(exc.errors()[0], where)) from None
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:

@@ -1,4 +1,5 @@
-"""The base of every config section: unknown keys are errors, values are frozen."""
+"""The base of every config section: unknown keys are errors, values are frozen, and no float is
+infinite or NaN (`.inf` passes every `gt=` bound, so a bound alone does not keep a value finite)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pydantic import BaseModel, ConfigDict
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Settings(Protocol):

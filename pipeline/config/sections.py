@@ -4,6 +4,7 @@ with its bounds. `Config` is the whole; `configs/schema.yaml` is generated from 
 from __future__ import annotations
 
 import itertools
+import re
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -83,6 +84,9 @@ class PhysicsConfig(Section):
         return self
 
 
+SAFE_NAME = re.compile(r"[A-Za-z0-9_-]+")  # a name that becomes a file name and a wildcard
+
+
 class SimDataset(Section):
     """A dataset the workflow simulates: data/sim/<name>.h5."""
 
@@ -104,6 +108,16 @@ class SimulateConfig(Section):
         description="classes no source of the simulator makes, said explicitly (a class only "
         "your labelled data holds); every other class but the first needs a source",
     )
+
+    @model_validator(mode="after")
+    def _dataset_names(self) -> SimulateConfig:
+        for name in self.datasets:
+            if not SAFE_NAME.fullmatch(name):
+                raise ValueError(
+                    f"dataset name {name!r} becomes file names (data/sim/{name}.h5) and "
+                    "wildcards: use letters, digits, '_' and '-' only"
+                )
+        return self
 
 
 class CalibrateConfig(Section):

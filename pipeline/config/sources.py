@@ -72,7 +72,7 @@ class AddedSource(Section):
     """A source added by name (pipeline/simulation/sources.py registers its function): the class
     its deposits are labelled with, its rate, and its own parameters."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
     label: str = Field(description="the class its deposits are labelled with (one of classes)")
     rate_per_frame: float = Field(ge=0, le=MAX_RATE, description="mean events per frame (Poisson)")
 
@@ -84,7 +84,7 @@ class SourcesConfig(Section):
     electron: ElectronConfig
     alpha: AlphaConfig
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
     __pydantic_extra__: dict[str, AddedSource] = Field(init=False)  # sources added by name
 
     def sections(self) -> dict[str, TritiumConfig | XrayConfig | MuonConfig | ElectronConfig

@@ -21,7 +21,6 @@ import pandas as pd
 from tqdm import tqdm
 
 from pipeline.calibration.frames import calibrated
-from pipeline.config import ConfigError
 from pipeline.config.stages import EvaluateSettings, FrameSections, TrackedSections
 from pipeline.core import hashing
 from pipeline.core.atomic import atomic_directory
@@ -36,6 +35,7 @@ from pipeline.results.metrics import (
     instances_from_labels,
     pixel_scores,
 )
+from pipeline.results.naming import unique_names
 from pipeline.tracking import registry, runs
 
 # ---------------------------------------------------------------- accumulation
@@ -281,9 +281,9 @@ def run(
 ) -> str:
     """The `evaluate` stage: score each map file of `pred` (named by `names`, else by its file
     name) against `truth`, write the outputs into `out`, log the run; the comparison table."""
-    if names and len(names) != len(pred):
-        raise ConfigError(f"--names gives {len(names)} names for {len(pred)} map files")
-    named = dict(zip(names or [Path(p).stem for p in pred], pred, strict=True))
+    named = dict(
+        zip(unique_names(names, pred, "--names", lambda p: Path(p).stem), pred, strict=True)
+    )
     summary = evaluate_files(settings, truth, named, out)
     log_evaluation(settings, summary, Path(out), truth, named)
     table = comparison_table(summary, settings.classes)

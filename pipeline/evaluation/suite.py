@@ -18,6 +18,7 @@ import pandas as pd
 from pipeline.config import ConfigError
 from pipeline.config.stages import SuiteSettings
 from pipeline.core.atomic import atomic_output
+from pipeline.results.naming import unique_names
 from pipeline.tracking import registry
 
 METRICS = (("cluster F1", "cluster_f1"), ("pixel IoU", "pixel_iou"))
@@ -171,7 +172,9 @@ def run(
     by the folder each summary is in), written to `out` and its HTML twin; with tracking, the
     registry's `best` alias moved to the registered model version with the highest mean (a
     tracking step after the table, which depends on the summaries only); the table."""
-    read = read_summaries(summaries, names or [Path(p).parent.name for p in summaries])
+    read = read_summaries(
+        summaries, unique_names(names, summaries, "--names", lambda p: Path(p).parent.name)
+    )
     table = write_tables(read, out, settings.classes)
     lines = [f"{table.read_text()}wrote {table} and {table.with_suffix('.html')}"]
     scores = _version_scores(settings, model_scores(read)) if settings.tracking.enabled else {}

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from torch import nn
 
 from pipeline.config import Config, ConfigError
 from pipeline.config.stages import ExportSettings
+from pipeline.config.yamlfile import load_yaml
 from pipeline.core.atomic import atomic_output
 from pipeline.core.errors import CheckpointError
 from pipeline.core.hashing import file_sha256
@@ -100,7 +100,7 @@ def release_card(
 ) -> dict[str, Any]:
     """The training card of run_dir/best.pt, with how the model was made."""
     state = _training_state(run_dir)
-    trained = yaml.safe_load(train_config.read_text())
+    trained = load_yaml(train_config.read_text())
     tags = _mlflow_tags(config.tracking.uri, state.get("run_id"))
     steps = trained["train"]["steps_per_epoch"]
     card["release"] = {
