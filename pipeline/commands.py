@@ -171,7 +171,9 @@ STAGES: dict[str, Stage] = {
                 "--out",
                 "output directory",
                 OUTPUT,
-                beside=files_in("best.pt", "last.pt", "model_card.json", "training_curves.png"),
+                beside=files_in(
+                    "best.pt", "last.pt", "model_card.json", "training_curves.png", "train.lock"
+                ),
             ),
             key("--resume", "train.resume", "continue from OUT/last.pt", action="store_true"),
             key("--init", "train.init", "checkpoint to start from (fine-tuning)", role=INPUT),

@@ -2,7 +2,8 @@
 
 Owns the rule that no stage destroys an input: every output of a stage (with the files written
 beside it: a catalogue's CSV twin, a simulation's ROOT twin, the files of an output directory)
-must differ from every input and from every other output. Two paths are the same file when they
+must differ from every input (an input folder stands for every file in it) and from every other
+output. Two paths are the same file when they
 resolve to the same path (symlinks, `..`) or, where both exist, share device and inode (hard
 links). Output names the stage cannot write (a simulation that is not .h5/.hdf5) are refused here
 too, before any work.
@@ -51,9 +52,28 @@ def _named(tagged: Flag, settings: Any, args: Mapping[str, Any]) -> Named:
     return [(f"config key '{tagged.key}'", Path(value))] if value else []
 
 
+MAX_FOLDER_FILES = 10_000  # files of an input folder checked one by one; beyond, the folder only
+
+
+def _files_in(what: str, path: Path) -> Named:
+    """An input folder's files (recursively), each an input: an export's --run folder holds the
+    best.pt that a --dir of the same folder would replace."""
+    if not path.is_dir():
+        return []
+    found: Named = []
+    for file in path.rglob("*"):
+        if len(found) >= MAX_FOLDER_FILES:
+            break
+        if file.is_file():
+            found.append((f"{what} (its file {file.relative_to(path)})", file))
+    return found
+
+
 def stage_inputs(stage: str, settings: Any, args: Mapping[str, Any]) -> Named:
-    """Every file `stage` reads, by its declaration (pipeline/commands.py)."""
-    return [n for f in STAGES[stage].flags if f.role == INPUT for n in _named(f, settings, args)]
+    """Every file `stage` reads, by its declaration (pipeline/commands.py), and every file in
+    an input folder."""
+    named = [n for f in STAGES[stage].flags if f.role == INPUT for n in _named(f, settings, args)]
+    return named + [n for what, path in named for n in _files_in(what, path)]
 
 
 def stage_outputs(stage: str, settings: Any, args: Mapping[str, Any]) -> Named:

@@ -250,3 +250,21 @@ def test_property_an_output_aliasing_an_input_never_changes_its_bytes(capsys, da
         assert main(command(stage, files, {flag: str(target), **others})) == 2
         capsys.readouterr()
         assert fingerprint(folder) == before
+
+
+@pytest.mark.parametrize("name", ["best", "last"])
+def test_an_export_into_its_own_run_folder_keeps_the_runs_checkpoints(tmp_path, capsys, name):
+    """An input folder stands for the files in it: `export --run R --dir R --name best` would
+    replace the run's own best.pt (and `last`, the state `train --resume` needs)."""
+    run = tmp_path / "run"
+    run.mkdir()
+    for file in ("best.pt", "last.pt"):
+        (run / file).write_bytes(checkpoint_bytes())
+    (tmp_path / "train.yaml").write_text("train: {seed: 1}\n")
+    before = fingerprint(tmp_path)
+    argv = ["export", "--run", str(run), "--train-config", str(tmp_path / "train.yaml")]
+    argv += ["--dir", str(run), "--name", name]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{name}.pt" in err and "--run (its file" in err, err
+    assert fingerprint(tmp_path) == before

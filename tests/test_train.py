@@ -261,3 +261,68 @@ def test_an_init_checkpoint_of_another_network_is_refused(
         train(other, **{**tiny_train, "out": tmp_path / "out"}, progress=False)
     assert str(info.value).startswith(str(start)) and "\n" not in str(info.value)
     assert not (tmp_path / "out" / "best.pt").exists()
+
+
+def test_a_resumed_run_takes_more_epochs_and_refuses_another_network(tiny, tiny_train, tmp_path):
+    """--resume continues with the settings given where that is well defined: a run of 1 epoch
+    resumed with 2 runs its second epoch on a one-cycle schedule stretched over both (the saved
+    schedule would stop at its old total); another architecture is refused in one line."""
+    from pipeline.network.model import CheckpointError
+
+    first = _with_train(tiny, epochs=1, steps_per_epoch=2, patience=10)
+    train(first, **tiny_train, progress=False)
+    longer = _with_train(tiny, epochs=2, steps_per_epoch=2, patience=10, resume=True)
+    result = train(longer, **tiny_train, progress=False)
+    assert [h["epoch"] for h in result.state.history] == [0, 1]
+    scheduler = load_checkpoint(result.out / "last.pt")["training"]["scheduler"]
+    assert scheduler["total_steps"] == 4 and scheduler["last_epoch"] == 4
+    other = longer.model_copy(
+        update={"model": longer.model.model_copy(update={"decoder_channels": [8, 8]})}
+    )
+    before = (result.out / "last.pt").read_bytes()
+    with pytest.raises(CheckpointError, match=r"last\.pt: model\.decoder_channels is") as info:
+        train(_with_train(other, epochs=3), **tiny_train, progress=False)
+    assert "\n" not in str(info.value)
+    assert (result.out / "last.pt").read_bytes() == before
+
+
+def test_a_second_run_on_the_same_folder_is_refused_while_the_first_writes(
+    tiny, tiny_train, tmp_path
+):
+    """Two runs on one --out would both report success over one folder's checkpoints."""
+    from pipeline.config import ConfigError
+    from pipeline.core.lock import exclusive
+    from pipeline.learning.train import LOCK
+
+    out = tiny_train["out"]
+    with exclusive(out, LOCK, "a run"):  # the first run, in this process
+        held = subprocess.run(
+            [sys.executable, "-c", _SECOND_RUN.format(out=str(out), lock=LOCK)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    assert held.returncode == 3, held.stderr
+    assert f"process {os.getpid()}" in held.stdout and str(out) in held.stdout
+    with exclusive(out, LOCK, "a run"):  # released when the holder's block ends
+        pass
+    with (  # another handle, in the same process
+        pytest.raises(ConfigError, match="being written by"),
+        exclusive(out, LOCK, "a run"),
+        exclusive(out, LOCK, "a run"),
+    ):
+        pass
+
+
+_SECOND_RUN = """
+import sys
+from pathlib import Path
+from pipeline.config import ConfigError
+from pipeline.core.lock import exclusive
+try:
+    with exclusive(Path({out!r}), {lock!r}, "this training run's folder"):
+        sys.exit(0)
+except ConfigError as exc:
+    print(exc)
+    sys.exit(3)
+"""

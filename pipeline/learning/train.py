@@ -14,7 +14,8 @@ import math
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,40 +27,27 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from pipeline.config import Config, ConfigError, TrainConfig
+from pipeline.config import Config, TrainConfig
 from pipeline.config.stages import TrainSettings
 from pipeline.core import hashing
 from pipeline.core.geometry import IGNORE
+from pipeline.core.lock import exclusive
 from pipeline.io import atomic_output
 from pipeline.learning.data import Data, TrainFiles, build_data
+from pipeline.learning.resume import TrainState, initial_weights, resume, rng_states
 from pipeline.network.device import Distributed, autocast_dtype, init_distributed, pick_device
 from pipeline.network.model import (
-    CheckpointError,
     build_model,
     load_checkpoint,
     load_model,
     model_card,
-    model_config_from_card,
     save_checkpoint,
     unwrap,
 )
-from pipeline.network.shipped import resolve_model
 from pipeline.results.metrics import class_metrics, confusion_matrix
 from pipeline.tracking import runs
 
-
-@dataclass
-class TrainState:
-    """What a checkpoint must carry, beyond weights and optimiser, to resume exactly."""
-
-    epoch: int = 0  # next epoch to run
-    best_metric: float = -1.0
-    best_epoch: int = -1
-    bad_epochs: int = 0
-    elapsed_s: float = 0.0
-    run_id: str | None = None
-    history: list[dict[str, float]] = field(default_factory=list)
-
+LOCK = "train.lock"  # held in OUT while a run writes it (pipeline/core/lock.py)
 
 # ---------------------------------------------------------------- set-up
 
@@ -109,10 +97,10 @@ class Trainer:
             )
         self.model = model
         self.loss = SegmentationLoss(cfg, config.classes).to(device)
-        self.optimizer = torch.optim.AdamW(
+        self.optimizer: torch.optim.Optimizer = torch.optim.AdamW(
             model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
         )
-        self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        self.scheduler: torch.optim.lr_scheduler.LRScheduler = torch.optim.lr_scheduler.OneCycleLR(
             self.optimizer,
             max_lr=cfg.lr,
             total_steps=cfg.epochs * cfg.steps_per_epoch,
@@ -180,50 +168,6 @@ class Trainer:
         self.scaler.load_state_dict(training["scaler"])
 
 
-def _rng_states() -> dict[str, Any]:
-    return {
-        "torch": torch.get_rng_state(),
-        "python": json.dumps(random.getstate()),
-    }
-
-
-def _restore_rng(states: dict[str, Any]) -> None:
-    torch.set_rng_state(states["torch"])
-    version, internal, gauss = json.loads(states["python"])
-    random.setstate((version, tuple(internal), gauss))
-
-
-def _resume(trainer: Trainer, path: Path) -> TrainState:
-    payload = load_checkpoint(path)
-    unwrap(trainer.model).load_state_dict(payload["state_dict"])
-    training = payload.get("training")
-    if training is None:
-        raise ConfigError(f"{path}: checkpoint has no training state to resume from")
-    trainer.load_state_dicts(training)
-    _restore_rng(training["rng"])
-    return TrainState(**json.loads(training["state"]))
-
-
-def _initial_weights(config: TrainSettings | Config) -> dict[str, torch.Tensor]:
-    """The weights of `train.init` (fine-tuning), checked before any data is read: the
-    checkpoint must have this config's classes, network input and architecture."""
-    assert config.train.init is not None  # called only to fine-tune
-    path = resolve_model(config.train.init, config.release.dir)
-    model, card = load_model(path, classes=config.classes)
-    pairs = (
-        ("model", model_config_from_card(card).model_dump(), config.model.model_dump()),
-        ("normalise", card["normalise"], config.normalise.model_dump()),
-    )
-    for section, found, wanted in pairs:
-        for key, value in wanted.items():
-            if found.get(key) != value:
-                raise CheckpointError(
-                    f"{path}: {section}.{key} is {found.get(key)!r} in the checkpoint and "
-                    f"{value!r} in the config; train.init fine-tunes the same network"
-                )
-    return model.state_dict()
-
-
 def _sync_buffers(model: nn.Module, world: Distributed) -> None:
     """BatchNorm statistics as rank 0 has them: DDP syncs buffers only before each forward."""
     if world.world > 1:
@@ -263,15 +207,22 @@ def train(
     world = init_distributed(cfg.device != "cpu" and torch.cuda.is_available())
     device = pick_device(cfg.device, "train.device", world.local_rank)
     out = Path(out)
+    held = exclusive(out, LOCK, "this training run's folder") if world.main else nullcontext()
+    with held:  # one run writes a folder at a time
+        return _train(config, world, device, frames, val_frames, out, progress)
+
+
+def _train(config, world, device, frames, val_frames, out: Path, progress: bool) -> TrainResult:
+    cfg = config.train
     last = out / "last.pt"
     resuming = cfg.resume and last.is_file()
-    initial = _initial_weights(config) if cfg.init and not resuming else None
+    initial = initial_weights(config) if cfg.init and not resuming else None
     seed_everything(cfg.seed)
     data = build_data(config, TrainFiles(list(frames), list(val_frames)), world)
     trainer = Trainer(config, world, device)
     if initial is not None:  # the optimiser and schedule start afresh
         unwrap(trainer.model).load_state_dict(initial)
-    state = _resume(trainer, last) if resuming else TrainState()
+    state = resume(trainer, last, config) if resuming else TrainState()
     tags = {
         "data_hash": data.data_hash,
         "seed": str(cfg.seed),
@@ -316,7 +267,7 @@ def _loop(
                 save_checkpoint(out / "best.pt", trainer.model, card)
             training = {
                 **trainer.state_dicts(),
-                "rng": _rng_states(),
+                "rng": rng_states(),
                 "state": json.dumps(asdict(state)),
             }
             save_checkpoint(out / "last.pt", trainer.model, card, training)

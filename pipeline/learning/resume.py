@@ -1,0 +1,120 @@
+"""Where a training run starts: afresh, from a run's own last epoch (`train.resume`), or from
+another model's weights (`train.init`, fine-tuning).
+
+Owns the state a checkpoint carries beyond its weights (`TrainState`, the optimiser, schedule and
+random states) and the checks that a checkpoint fits this config before any data is read: the
+same network (architecture, classes, input normalisation) for both routes. A resumed run takes
+the settings it is given where that is well defined: more (or fewer) epochs or steps stretch the
+one-cycle schedule from the step reached; another network is refused in one line.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from pipeline.config import Config, ConfigError
+from pipeline.config.stages import TrainSettings
+from pipeline.network.model import CheckpointError, load_checkpoint, load_model, unwrap
+from pipeline.network.model import model_config_from_card as card_model
+from pipeline.network.shipped import resolve_model
+
+
+@dataclass
+class TrainState:
+    """What a checkpoint must carry, beyond weights and optimiser, to resume exactly."""
+
+    epoch: int = 0  # next epoch to run
+    best_metric: float = -1.0
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    elapsed_s: float = 0.0
+    run_id: str | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+class Resumable(Protocol):
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+
+    def load_state_dicts(self, training: dict[str, Any]) -> None: ...
+
+
+def rng_states() -> dict[str, Any]:
+    return {"torch": torch.get_rng_state(), "python": json.dumps(random.getstate())}
+
+
+def _restore_rng(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    version, internal, gauss = json.loads(states["python"])
+    random.setstate((version, tuple(internal), gauss))
+
+
+def check_same_network(path: Path, card: dict[str, Any], config: TrainSettings | Config) -> None:
+    """CheckpointError (one line) unless the checkpoint's card has this config's architecture
+    and input normalisation (its classes are checked where the weights load)."""
+    pairs = (
+        ("model", card_model(card).model_dump(), config.model.model_dump()),
+        ("normalise", card["normalise"], config.normalise.model_dump()),
+    )
+    for section, found, wanted in pairs:
+        for key, value in wanted.items():
+            if found.get(key) != value:
+                raise CheckpointError(
+                    f"{path}: {section}.{key} is {found.get(key)!r} in the checkpoint and "
+                    f"{value!r} in the config; it can only continue the same network"
+                )
+
+
+def initial_weights(config: TrainSettings | Config) -> dict[str, torch.Tensor]:
+    """The weights of `train.init` (fine-tuning), checked before any data is read."""
+    assert config.train.init is not None  # called only to fine-tune
+    path = resolve_model(config.train.init, config.release.dir)
+    model, card = load_model(path, classes=config.classes)
+    check_same_network(path, card, config)
+    return model.state_dict()
+
+
+def resume(trainer: Resumable, path: Path, config: TrainSettings | Config) -> TrainState:
+    """The run of `path` (OUT/last.pt) continued: weights, optimiser, schedule and random
+    states restored; a changed number of epochs or steps stretches the schedule from the step
+    reached."""
+    payload = load_checkpoint(path)
+    training = payload.get("training")
+    if training is None:
+        raise ConfigError(f"{path}: checkpoint has no training state to resume from")
+    check_same_network(path, payload["card"], config)
+    if list(payload["card"]["classes"]) != list(config.classes):
+        raise CheckpointError(
+            f"{path}: classes {payload['card']['classes']} in the checkpoint and "
+            f"{list(config.classes)} in the config; --resume continues the same network"
+        )
+    unwrap(trainer.model).load_state_dict(payload["state_dict"])
+    trainer.load_state_dicts(training)
+    _restore_rng(training["rng"])
+    _stretch_schedule(trainer, config)
+    return TrainState(**json.loads(training["state"]))
+
+
+def _stretch_schedule(trainer: Resumable, config: TrainSettings | Config) -> None:
+    """A one-cycle schedule over this config's epochs x steps, at the step the run reached
+    (the saved schedule keeps the first run's total, and would stop a longer run)."""
+    cfg, saved = config.train, trainer.scheduler
+    total = cfg.epochs * cfg.steps_per_epoch
+    done = int(saved.last_epoch)
+    if getattr(saved, "total_steps", total) == total or done >= total:
+        return  # the same schedule, or nothing left to run
+    trainer.scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        trainer.optimizer,
+        max_lr=cfg.lr,
+        total_steps=total,
+        pct_start=max(cfg.warmup_fraction, 1e-3),
+        last_epoch=done - 1,  # the constructor takes one step, to `done`
+    )
