@@ -100,6 +100,10 @@ def run_stage(stage: str, config_path: Path | None, overrides: dict, arguments: 
 
     settings = settings_of(load_config(config_path, overrides), stage)
     check_stage_paths(stage, settings, arguments)
+    if STAGES[stage].tracks and settings.tracking.enabled:
+        from pipeline.tracking.store import check_store
+
+        check_store(settings.tracking)  # before any work: an unreachable store is one line
     return STAGES[stage].function()(settings, **arguments)
 
 

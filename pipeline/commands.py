@@ -206,6 +206,7 @@ STAGES: dict[str, Stage] = {
             key("--runtime", "infer.runtime", "auto, torch or onnxruntime"),
             key("--dense", "infer.sparse.enabled", "network on every pixel", action="store_false"),
         ),
+        tracks=True,
     ),
     "classical": Stage(
         "the classical reconstruction (seeded clustering and shape cuts), as a map",
@@ -258,6 +259,7 @@ STAGES: dict[str, Stage] = {
                 beside=(Beside("the HTML twin of --out", suffix=".html"),),
             ),
         ),
+        tracks=True,
     ),
     "efficiency": Stage(
         "frames simulated for the detector of a frame file, to measure the efficiency on",
@@ -340,6 +342,7 @@ STAGES: dict[str, Stage] = {
             key("--dir", "release.dir", "directory to write it to"),
         ),
         writes=_shipped,
+        tracks=True,
     ),
 }
 

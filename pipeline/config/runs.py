@@ -24,3 +24,4 @@ class TrackingConfig(Section):
     experiment: str
     registered_model: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     log_models: bool
+    timeout_s: float = Field(gt=0, le=600)
