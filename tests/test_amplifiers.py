@@ -11,7 +11,7 @@ from astropy.io import fits
 from pipeline.calibration import calibrate
 from pipeline.commands import settings_of
 from pipeline.config import load_config
-from pipeline.core.errors import CalibrationError
+from pipeline.core.errors import CalibrationError, FrameFileError
 from pipeline.io import open_frames
 from pipeline.measurement import activity
 from pipeline.results.clusters import empty_catalogue, write_catalogue
@@ -91,11 +91,19 @@ def test_hot_pixels_of_an_amplifier_are_found_across_its_exposures_only():
 
 
 def test_hdus_that_started_at_different_times_are_exposures(tmp_path):
+    """Exposures share the file's attrs: their four different GAINs would be applied as the
+    first one's (a second exposure's energies 2x off), so they are refused unless one is given."""
     starts = [f"2024-03-0{d}T00:00:00" for d in (1, 2, 3, 4)]
-    with open_frames(damic_like(tmp_path / "runs.fits", starts), _io()) as ff:
+    runs = damic_like(tmp_path / "runs.fits", starts)
+    with pytest.raises(FrameFileError, match=r"separate exposures with different gain_adu_per_e"):
+        open_frames(runs, _io())
+    one_gain = {"attrs": {"gain_adu_per_e": 0.5}}
+    with open_frames(runs, _io(**one_gain)) as ff:
         assert ff.amplifiers == 1 and ff.n_exposures == 4
         assert "different DATE-OBS" in ff.sources["hdus"]
-    with open_frames(damic_like(tmp_path / "ccd.fits"), _io(hdus_are="exposures")) as ff:
+        assert ff.attrs["gain_adu_per_e"] == 0.5
+    ccd = damic_like(tmp_path / "ccd.fits")
+    with open_frames(ccd, _io(hdus_are="exposures", **one_gain)) as ff:
         assert (
             ff.amplifiers == 1 and ff.n_exposures == 4 and "io.fits.hdus_are" in ff.sources["hdus"]
         )

@@ -474,7 +474,61 @@ BAD_INPUTS = {
         {"io.fits.data_cols": [0, 99]},
         r"data_cols \[0, 99\] outside",
     ),
+    "fits_blank_pixels": (
+        lambda p: fits_blank(p / "b.fits"),
+        {},
+        r"3 non-finite pixel values \(nan 3\)",
+    ),
+    "fits_exposures_of_other_gains": (
+        lambda p: fits_exposures(p / "e.fits", gains=(0.5, 2.0)),
+        {},
+        r"HDUs are separate exposures with different gain_adu_per_e \(CCD0: 2.0, CCD1: 0.5\)",
+    ),
+    "fits_exposures_of_other_times": (
+        lambda p: fits_exposures(p / "e.fits", times=(600.0, 60.0)),
+        {},
+        r"different exposure_s \(CCD0: 600.0, CCD1: 60.0\)",
+    ),
+    "h5_declares_huge_frames": (
+        lambda p: h5_declaring(p / "big.h5", (2, 60000, 60000)),
+        {},
+        r"declares frames of 60000 x 60000 pixels: 13,733 MB per float32 copy, over "
+        r"io.max_frame_mb 2048",
+    ),
 }
+
+
+def fits_blank(path: Path) -> Path:
+    """An unscaled int16 image whose undefined pixels hold BLANK (FITS standard 4.0, 5.2.2)."""
+    data = np.full((H, W), 1000, np.int16)
+    data[[1, 2, 3], [4, 5, 6]] = -32768
+    header = fits.Header({"BLANK": -32768})
+    fits.HDUList([fits.PrimaryHDU(data, header)]).writeto(path)
+    return path
+
+
+def fits_exposures(path: Path, gains=(1.0, 1.0), times=(600.0, 600.0)) -> Path:
+    """Two HDUs that are two exposures (their start times differ), each with its own header."""
+    frames = make_data()[0]
+    hdus = [
+        fits.ImageHDU(
+            frames[i],
+            fits.Header(
+                {"DATE-OBS": f"2026-01-01T0{i}:00:00", "GAIN": gains[i], "EXPTIME": times[i]}
+            ),
+            name=f"CCD{i}",
+        )
+        for i in range(2)
+    ]
+    fits.HDUList([fits.PrimaryHDU(), *hdus]).writeto(path)
+    return path
+
+
+def h5_declaring(path: Path, shape: tuple[int, ...]) -> Path:
+    """A small file whose frames dataset declares a huge shape (chunked, nothing written)."""
+    with h5py.File(path, "w") as f:
+        f.create_dataset("frames", shape=shape, dtype="float32", chunks=(1, 64, 64))
+    return path
 
 
 def with_attr(path: Path, key: str, value) -> Path:

@@ -44,4 +44,5 @@ class IOConfig(Section):
     root_tree: str
     check_finite: bool
     prefetch_frames: int = Field(ge=0, le=64)
+    max_frame_mb: float = Field(gt=0, le=1e6)
     fits: FitsConfig

@@ -188,6 +188,8 @@ _UNSIGNED = {(8, -128): "int8", (16, 32768): "uint16", (32, 2**31): "uint32", (6
 def _fits_dtype(header: fits.Header) -> np.dtype:
     """The dtype astropy gives the (scaled) data of an image HDU, without reading the data."""
     bitpix, bzero, bscale = header["BITPIX"], header.get("BZERO", 0), header.get("BSCALE", 1)
+    if bitpix > 0 and "BLANK" in header:  # astropy gives undefined pixels as NaN in floats
+        return np.dtype("float32" if bitpix <= 16 else "float64")
     if bscale == 1 and (bitpix, bzero) in _UNSIGNED:
         return np.dtype(_UNSIGNED[(bitpix, bzero)])
     if bitpix < 0 or (bscale == 1 and bzero == 0):
@@ -308,6 +310,8 @@ def open_fits(path: Path, io: IOConfig, handles: list[Any]) -> FrameFile:
     sources = {"hdus": f"{count}: {why}{skipped}"} if len(indices) > 1 or skipped else {}
     sources |= first.sources  # the choice is said where there was one
     per_hdu = [{**DEFAULT_ATTRS, **found[i].attrs} for i in indices]
+    if amplifiers == 1:
+        _same_exposure_attrs(path, [hdul[i].name or str(i) for i in indices], per_hdu)
     return FrameFile(
         path,
         "fits",
@@ -319,6 +323,21 @@ def open_fits(path: Path, io: IOConfig, handles: list[Any]) -> FrameFile:
         defaulted=frozenset(DEFAULT_ATTRS) - set(first.attrs),
         _handles=handles,
     )
+
+
+def _same_exposure_attrs(path: Path, names: list[str], per_hdu: list[dict[str, Any]]) -> None:
+    """HDUs read as exposures share one set of attrs (the file's); a gain, exposure or pixel
+    size that differs between them would be applied to the wrong frames, so it is refused (the
+    nominal readout noise may differ: the noise of every frame is measured)."""
+    for key in ("gain_adu_per_e", "exposure_s", "pixel_size_um", "thickness_um"):
+        values = {name: attrs.get(key) for name, attrs in zip(names, per_hdu, strict=True)}
+        if len(set(values.values())) > 1:
+            shown = ", ".join(f"{n}: {v}" for n, v in list(values.items())[:4])
+            raise FrameFileError(
+                path,
+                f"its HDUs are separate exposures with different {key} ({shown}); read one "
+                "exposure at a time (io.fits.hdus) or give the value (io.fits.attrs)",
+            )
 
 
 def _skipped(hdul: fits.HDUList, indices: list[int]) -> str:

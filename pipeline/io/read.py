@@ -122,8 +122,11 @@ def check_attrs(path: Path, attrs: dict[str, Any]) -> None:
 def _validate(ff: FrameFile, io: IOConfig) -> None:
     path, names = ff.path, ff.class_names
     check_attrs(path, ff.attrs)
+    for attrs in ff.amplifier_attrs or []:
+        check_attrs(path, attrs)
     if 0 in ff.frames.shape:
         raise FrameFileError(path, f"no pixels to read: frames shape {ff.frames.shape}")
+    _check_frame_size(path, ff.frames.shape, io.max_frame_mb)
     if ff.labels is not None and ff.labels.shape != ff.frames.shape:
         raise FrameFileError(
             path, f"labels shape {ff.labels.shape} differs from frames shape {ff.frames.shape}"
@@ -158,6 +161,19 @@ def _validate(ff: FrameFile, io: IOConfig) -> None:
         ecls = ff.events["class"]
         if ecls.size and (ecls.min() < 0 or ecls.max() >= len(names)):
             raise FrameFileError(path, f"event class values outside the class list {names}")
+
+
+def _check_frame_size(path: Path, shape: tuple[int, ...], max_mb: float) -> None:
+    """A frame the file declares must fit the memory budget as one float32 copy (what each
+    stage holds of it, several times over), before any pixel is read."""
+    height, width = shape[-2:]
+    mb = height * width * 4 / 2**20
+    if mb > max_mb:
+        raise FrameFileError(
+            path,
+            f"declares frames of {height} x {width} pixels: {mb:,.0f} MB per float32 copy, "
+            f"over io.max_frame_mb {max_mb:g}; a damaged header, or raise the limit",
+        )
 
 
 def _matched(ff: FrameFile, classes: Sequence[str] | None) -> FrameFile:
