@@ -461,3 +461,23 @@ def test_evaluate_refuses_two_methods_of_one_name(
     argv = ["evaluate", "--truth", str(frames), "--pred", *maps, "--out", str(out / "e")]
     err = refused(capsys, [*argv, *(["--names", *names] if names else [])], out=out)
     assert re.search(pattern, err), err
+
+
+@pytest.mark.parametrize(
+    "overrides, pattern",
+    [
+        ({"detector.gain_adu_per_e": 1e40}, r"a full pixel is 4e\+44 ADU .* beyond float32"),
+        (
+            {"detector.frame_dtype": "uint16", "detector.pedestal_adu": 70000},
+            r"detector.pedestal_adu 70000 is outside the uint16 ADC range \[0, 65535\]",
+        ),
+    ],
+)
+def test_a_simulation_that_would_write_meaningless_frames_is_refused(
+    tmp_path, capsys, overrides, pattern
+):
+    out = tmp_path / "out"
+    out.mkdir()
+    argv = ["simulate", "--out", str(out / "s.h5"), "--frames", "1", "--height", "32"]
+    err = refused(capsys, [*argv, "--width", "32", *sets(overrides)], out=out)
+    assert re.search(pattern, err), err

@@ -551,6 +551,13 @@ BAD_ATTRS = {
     "exposure_zero": ("exposure_s", 0.0, "attr 'exposure_s' is 0.0; it must be positive"),
     "exposure_string": ("exposure_s", "600 s", "attr 'exposure_s' is str '600 s'"),
     "exposure_inf": ("exposure_s", np.inf, "attr 'exposure_s' is float inf"),
+    "thickness_string": ("thickness_um", "675", "attr 'thickness_um' is str '675'; expected one"),
+    "thickness_negative": (
+        "thickness_um",
+        -1.0,
+        "attr 'thickness_um' is -1.0; it must be positive",
+    ),
+    "thickness_nan": ("thickness_um", np.nan, "attr 'thickness_um' is float nan"),
     "noise_negative": (
         "readout_noise_e",
         -2.0,

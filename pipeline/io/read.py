@@ -102,6 +102,7 @@ NUMERIC_ATTRS = {
     "pixel_size_um": "positive",
     "exposure_s": "positive",
     "readout_noise_e": "non-negative",
+    "thickness_um": "positive",
 }
 
 

@@ -176,6 +176,9 @@ def event_table(
     }
 
 
+MAX_CLIPPED_FRACTION = 0.5  # more pixels beyond the ADC: a saturated frame, not a detector image
+
+
 def raw_frame(signal_e: np.ndarray, detector: Detector, det: DetectorConfig, rng) -> np.ndarray:
     """Signal plus dark current, readout noise, drifting pedestal and gain, in ADU."""
     dark = rng.poisson(detector.dark_map_e)
@@ -183,8 +186,25 @@ def raw_frame(signal_e: np.ndarray, detector: Detector, det: DetectorConfig, rng
     pedestal = det.pedestal_adu + np.cumsum(rng.normal(0.0, det.pedestal_row_drift_adu, det.height))
     adu = det.gain_adu_per_e * (signal_e + dark + noise) + pedestal[:, None]
     dtype = np.dtype(det.frame_dtype)
+    if dtype.kind == "f":
+        with np.errstate(over="ignore"):
+            frame = adu.astype(dtype)
+        if not np.isfinite(frame).all():
+            raise ConfigError(
+                f"{int((~np.isfinite(frame)).sum())} pixels of a simulated frame overflow "
+                f"{dtype} (detector.gain_adu_per_e {det.gain_adu_per_e:g}, "
+                f"detector.pedestal_adu {det.pedestal_adu:g})"
+            )
+        return frame
     if dtype.kind in "iu":
         info = np.iinfo(dtype)
+        clipped = float(np.mean((adu < info.min) | (adu > info.max)))
+        if clipped > MAX_CLIPPED_FRACTION:
+            raise ConfigError(
+                f"{clipped:.0%} of a simulated frame's pixels fall outside the {dtype} ADC range "
+                f"[{info.min}, {info.max}] (detector.pedestal_adu {det.pedestal_adu:g}, "
+                f"detector.gain_adu_per_e {det.gain_adu_per_e:g}); the frames would be saturated"
+            )
         adu = np.clip(np.rint(adu), info.min, info.max)
     return adu.astype(dtype)
 
@@ -213,6 +233,29 @@ def simulate_frame(
     )
 
 
+def check_adc(det: DetectorConfig) -> None:
+    """Before any frame: an empty pixel (the pedestal) and a full one (the full well) must be
+    numbers the frame's dtype holds, or every frame would be saturated or infinite."""
+    dtype = np.dtype(det.frame_dtype)
+    empty = det.pedestal_adu
+    full = det.pedestal_adu + det.gain_adu_per_e * det.full_well_e
+    if dtype.kind == "f":
+        with np.errstate(over="ignore"):
+            held = np.array([empty, full]).astype(dtype)
+        if not np.isfinite(held).all():
+            raise ConfigError(
+                f"a full pixel is {full:g} ADU (detector.pedestal_adu + detector.gain_adu_per_e"
+                f" x detector.full_well_e), beyond {dtype}: the frames would be infinite"
+            )
+        return
+    info = np.iinfo(dtype)
+    if not info.min <= empty <= info.max:
+        raise ConfigError(
+            f"detector.pedestal_adu {empty:g} is outside the {dtype} ADC range "
+            f"[{info.min}, {info.max}]: every pixel would be saturated"
+        )
+
+
 def check_classes(config: SimulationSections) -> None:
     missing = [c for c in config.sources.labels().values() if c not in config.classes]
     if missing:
@@ -234,6 +277,7 @@ def simulate_file(
     Frames are seeded one by one from (seed, frame index); written atomically."""
     check_classes(config)
     det = config.detector
+    check_adc(det)
     detector = make_detector(det)
     paths = [Path(out)] + ([Path(out).with_suffix(".root")] if root else [])
     attrs = {
