@@ -234,6 +234,14 @@ CONFIGS = {
     "missing config file": (["--config", "/nowhere/my.yaml"], "/nowhere/my.yaml"),
     "infinite exposure": (["--set", "activity.exposure_s=.inf"], "finite number"),
     "NaN overlap": (["--set", "infer.overlap=.nan"], "infer.overlap"),
+    "bins finer than the template fills": (
+        ["--set", "activity.bin_kev=0.001"],
+        "19,500 bins of bin_kev 0.001",
+    ),
+    "a fit range of 1e12 keV": (
+        ["--set", "activity.energy_range_kev=[0.5, 1e12]"],
+        "must rise from 0 keV or more to at most 1000 keV",
+    ),
     "infinite rate in a dataset": (
         ["--set", "simulate.datasets.suite_busy.overrides={sources.muon.rate_per_frame: .inf}"],
         "simulate.datasets.suite_busy.overrides: config key 'sources.muon.rate_per_frame'",
@@ -481,3 +489,18 @@ def test_a_simulation_that_would_write_meaningless_frames_is_refused(
     argv = ["simulate", "--out", str(out / "s.h5"), "--frames", "1", "--height", "32"]
     err = refused(capsys, [*argv, "--width", "32", *sets(overrides)], out=out)
     assert re.search(pattern, err), err
+
+
+def test_an_exposure_that_would_make_efficiency_frames_explode_is_refused(tmp_path, capsys):
+    """A frame file's exposure_s of 6e5 s scales the sources' rates 1000x: more than 6 GB for
+    one efficiency frame; refused in one line before any is simulated."""
+    import h5py
+
+    frames = h5_file(tmp_path / "f.h5")
+    with h5py.File(frames, "a") as f:
+        f.attrs["exposure_s"] = 6e5
+    out = tmp_path / "out"
+    out.mkdir()
+    argv = ["efficiency", "--frames", str(frames), "--out", str(out / "e.h5")]
+    err = refused(capsys, argv, "an exposure of 600000 s per frame", out=out)
+    assert "give activity.efficiency" in err

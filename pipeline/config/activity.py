@@ -30,6 +30,10 @@ class SystematicsConfig(Section):
         return self
 
 
+MAX_FIT_KEV = 1000.0  # a fit range beyond 1 MeV holds no tritium (endpoint 18.59 keV, NNDC)
+MIN_TEMPLATE_PER_BIN = 100  # simulated template betas per bin, on average
+
+
 class ActivityConfig(Section):
     exposure_s: float | None = Field(gt=0)
     confidence: float = Field(gt=0, lt=1)
@@ -42,6 +46,24 @@ class ActivityConfig(Section):
     efficiency_frames: int = Field(gt=0, le=10_000)
     template_events: int = Field(gt=0, le=10_000_000)
     seed: int = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _binning(self) -> ActivityConfig:
+        low, high = self.energy_range_kev
+        if not 0 <= low < high <= MAX_FIT_KEV:
+            raise ValueError(
+                f"energy_range_kev {[low, high]} must rise from 0 keV or more to at most "
+                f"{MAX_FIT_KEV:g} keV (tritium's betas end at 18.6 keV)"
+            )
+        bins = (high - low) / self.bin_kev
+        if bins > self.template_events / MIN_TEMPLATE_PER_BIN:
+            raise ValueError(
+                f"{bins:,.0f} bins of bin_kev {self.bin_kev:g} over energy_range_kev "
+                f"{[low, high]} leave fewer than {MIN_TEMPLATE_PER_BIN} of the "
+                f"{self.template_events} template betas per bin: empty template bins would "
+                "read tritium as background; widen bin_kev or raise template_events"
+            )
+        return self
 
     @model_validator(mode="after")
     def _threshold(self) -> ActivityConfig:

@@ -63,7 +63,8 @@ class CatalogueError(PipelineError):
 
 
 class EfficiencyError(PipelineError):
-    """The simulated frames gave no fitted tritium decays: the efficiency is not measurable."""
+    """The efficiency is not measurable: its simulated frames gave no fitted tritium decays, or
+    the data's detector would need frames too busy to simulate."""
 
 
 class NonFiniteOutput(PipelineError):

@@ -28,6 +28,7 @@ from pipeline.results.clusters import frame_clusters
 from pipeline.simulation import simulate
 
 FRAME_PX = 512  # edge of the (small) simulated frames of the efficiency measurement
+MAX_EVENTS_PER_FRAME = 2000  # ~13x the default efficiency frame; busier frames would not fit memory
 TRITIUM_PER_PIXEL = 4e-4  # betas per pixel in efficiency frames (~0.6 % occupancy)
 
 
@@ -111,6 +112,15 @@ def simulate_efficiency_frames(
     `data_attrs`; the config's detector otherwise): `activity.efficiency_frames` frames, seed
     `activity.seed`, written to `out` with their truth and event tables."""
     sim = efficiency_config(detector_of(config, data_attrs))
+    events = sum(section.rate_per_frame for section in sim.sources.sections().values())
+    if events > MAX_EVENTS_PER_FRAME:
+        exposure = data_attrs.get("exposure_s", config.detector.exposure_s)
+        raise EfficiencyError(
+            f"an exposure of {exposure:g} s per frame (the data's exposure_s; the config's rates "
+            f"are per {config.detector.exposure_s:g} s) makes {events:,.0f} events per "
+            f"{FRAME_PX}^2 efficiency frame, over {MAX_EVENTS_PER_FRAME}: frames that busy "
+            "cannot be simulated here; give activity.efficiency"
+        )
     cfg = config.activity
     return simulate.simulate_file(sim, Path(out), cfg.efficiency_frames, cfg.seed, progress=False)
 
