@@ -42,3 +42,23 @@ def test_perfect_and_empty_maps_score_one_and_zero(tiny, tiny_files, tmp_path):
     assert len({line.count("|") for line in lines}) == 1  # every row has every column
     html = (tmp_path / "eval" / "comparison.html").read_text()
     assert html.count("<tr") == len(lines) - 1 and "perfect cluster F1" in html
+
+
+def test_a_map_of_other_frames_of_the_same_shape_is_refused(tiny, tmp_path):
+    """The map records a digest of the frames it labelled: scored against another file of the
+    same shape it is refused in one line (the same frames in another format agree: tests of
+    infer score a FITS map against its HDF5 twin)."""
+    import pytest
+
+    from pipeline.core.errors import FrameFileError
+    from pipeline.inference.classical import classical_file
+    from pipeline.simulation.simulate import simulate_file
+
+    one = simulate_file(tiny, tmp_path / "one.h5", 2, seed=1, progress=False)[0]
+    other = simulate_file(tiny, tmp_path / "other.h5", 2, seed=2, progress=False)[0]
+    classical_file(tiny, one, tmp_path / "map.h5")
+    maps = {"classical": tmp_path / "map.h5"}
+    evaluate_files(tiny, one, maps, tmp_path / "same", progress=False)
+    with pytest.raises(FrameFileError, match=r"made from other frames \(one.h5\)") as info:
+        evaluate_files(tiny, other, maps, tmp_path / "other", progress=False)
+    assert "\n" not in str(info.value) and not (tmp_path / "other").exists()

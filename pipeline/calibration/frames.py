@@ -3,13 +3,16 @@ calibrate the run once, then hand out each frame's charge in electrons with hot 
 in order with a prefetching background reader, or by index.
 
 `maps` (inference and the classical reconstruction), `evaluate` and the training tiles all read
-frames through `calibrated`.
+frames through `calibrated`. Read in order, each once, the frames' values are digested on the way
+(`frames_sha256`): what a map records of its input and an evaluation compares with its truth,
+whatever format holds the same frames.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -52,6 +55,8 @@ class CalibratedFile:
         self.file, self._config = file, config
         if run is not None:  # measured before, on this file
             self.run = run
+        self._digest = hashlib.sha256(repr(file.shape).encode())
+        self._digested = 0  # frames digested, in order
 
     @functools.cached_property
     def run(self) -> calibrate.RunCalibration:
@@ -66,7 +71,17 @@ class CalibratedFile:
 
     def charge(self, index: int) -> np.ndarray:
         """Calibrated charge (electrons, float32, hot pixels masked) of frame `index`."""
-        return calibrate.frame_charge(self.file.read("frames", index), self.run, index)
+        raw = self.file.read("frames", index)
+        if index == self._digested:
+            self._digest.update(np.ascontiguousarray(raw, dtype="<f4").tobytes())
+            self._digested += 1
+        return calibrate.frame_charge(raw, self.run, index)
+
+    @property
+    def frames_sha256(self) -> str | None:
+        """SHA-256 of the shape and the values (as float32) of every frame, once every frame
+        was read in order (else None): the same for the same frames in any format."""
+        return self._digest.hexdigest() if self._digested == len(self) else None
 
     def noise_e(self, index: int) -> float:
         """The noise measured on frame `index` (electrons)."""

@@ -24,7 +24,7 @@ from pipeline.calibration.frames import calibrated
 from pipeline.config.stages import EvaluateSettings, FrameSections, TrackedSections
 from pipeline.core import hashing
 from pipeline.core.atomic import atomic_directory
-from pipeline.io import FrameFile, FrameFileError, open_map
+from pipeline.io import FrameFile, FrameFileError, MapFile, open_map
 from pipeline.results import clusters
 from pipeline.results.metrics import (
     cluster_purity_counts,
@@ -119,7 +119,8 @@ def evaluate_files(
 ) -> dict:
     """Score each map file against the truth file; write summary.json, comparison.md, plots.
     Each method's entry records what its map says it was made from (`made_from`: the input's
-    and the model's SHA-256). The outputs depend on these files only."""
+    and the model's SHA-256); a map of other frames than the truth's is refused. The outputs
+    depend on these files only."""
     out, classes = Path(out_dir), config.classes
     tritium = classes.index("tritium")
     with ExitStack() as stack:
@@ -155,12 +156,27 @@ def evaluate_files(
                     scores[name].energies.setdefault(int(cls), []).extend(group["energy_kev"])
             if example is None:
                 example = (charge, labels, preds)
+        _check_made_from(opened, truth_path, calibrated_truth.frames_sha256)
         true_energy = _true_energies(truth, classes)
     summary = {name: s.summary(classes) for name, s in scores.items()}
     for name, ff in opened.items():
         summary[name]["made_from"] = dict(ff.provenance)
     _write_outputs(out, summary, scores, true_energy, example, classes)
     return summary
+
+
+def _check_made_from(opened: Mapping[str, MapFile], truth: str | Path, digest: str | None) -> None:
+    """FrameFileError if a map records the digest of the frames it was made from and it is not
+    the truth's (a map of other frames of the same shape would be scored in silence); the same
+    frames in another format agree."""
+    for ff in opened.values():
+        recorded = ff.provenance.get("frames_sha256")
+        if recorded and digest and recorded != digest:
+            raise FrameFileError(
+                ff.path,
+                f"this map was made from other frames ({ff.source}) than those of the truth "
+                f"file {truth}; map the truth file's frames",
+            )
 
 
 def _true_energies(truth: FrameFile, classes: Sequence[str]) -> dict[int, list[float]]:

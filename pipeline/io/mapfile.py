@@ -26,7 +26,7 @@ class MapFile:
     labels: da.Array  # (N, H, W) uint8, in the class order it was opened with
     class_names: list[str]
     source: str | None  # attr `source`: the name of the frame file the map was made from
-    provenance: dict[str, str]  # attrs source_sha256, model, model_sha256, where written
+    provenance: dict[str, str]  # attrs source_sha256, frames_sha256, model, model_sha256
     _reader: FrameFile  # the validated HDF5 reader underneath (its handles)
 
     @property
@@ -52,7 +52,7 @@ class MapFile:
         self.close()
 
 
-PROVENANCE = ("source", "source_sha256", "model", "model_sha256")
+PROVENANCE = ("source", "source_sha256", "frames_sha256", "model", "model_sha256")
 
 
 def _text(value: Any) -> str:

@@ -284,6 +284,11 @@ class MapWriter(_AtomicWriter):
             )
         return f
 
+    def annotate(self, attrs: Mapping[str, str]) -> None:
+        """Add attrs known only once every frame was written (a digest of the input)."""
+        for name, value in attrs.items():
+            self._file.attrs[name] = str(value)
+
     def append(self, labels: np.ndarray, probabilities: np.ndarray | None = None) -> None:
         labels = np.asarray(labels)
         if labels.shape != self.hw:

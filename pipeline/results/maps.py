@@ -99,6 +99,7 @@ def write_maps(
                             first,
                         )
                     )
+            writer.annotate({"frames_sha256": str(frames.frames_sha256)})
             if catalogue_path is not None:
                 found = [t for t in tables if len(t)]
                 table = pd.concat(found, ignore_index=True) if found else clusters.empty_catalogue()
