@@ -504,3 +504,36 @@ def test_an_exposure_that_would_make_efficiency_frames_explode_is_refused(tmp_pa
     argv = ["efficiency", "--frames", str(frames), "--out", str(out / "e.h5")]
     err = refused(capsys, argv, "an exposure of 600000 s per frame", out=out)
     assert "give activity.efficiency" in err
+
+
+def test_the_activity_refuses_a_catalogue_of_another_frame_file(tmp_path, capsys, frames):
+    """A catalogue records the SHA-256 of the frame file it was made from; the frame count and
+    exposure the activity takes must come from that file."""
+    import numpy as np
+
+    made = tmp_path / "made"
+    made.mkdir()
+    catalogue = made / "c.parquet"
+    assert (
+        main(
+            [
+                "classical",
+                "--input",
+                str(frames),
+                "--output",
+                str(made / "m.h5"),
+                "--catalogue",
+                str(catalogue),
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    other = h5_file(tmp_path / "other.h5", np.random.default_rng(9).normal(100, 2, (3, 20, 24)))
+    out = tmp_path / "out"
+    out.mkdir()
+    argv = ["activity", "--catalogue", str(catalogue), "--frames", str(other)]
+    argv += ["--out", str(out / "a.json"), "--set", "activity.efficiency=0.3"]
+    argv += ["--set", "activity.exposure_s=600"]
+    err = refused(capsys, argv, str(catalogue), "made from frames.h5, not from", out=out)
+    assert str(other) in err

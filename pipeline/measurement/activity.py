@@ -24,7 +24,7 @@ from pipeline.measurement.counting import counts_per_frame
 from pipeline.measurement.efficiency import efficiency_for
 from pipeline.measurement.estimate import NO_EXPOSURE, activity_summary, estimate_activity
 from pipeline.measurement.spectrum import ACTIVITY_COLUMNS
-from pipeline.results.clusters import read_catalogue
+from pipeline.results.clusters import check_made_from, read_catalogue
 
 
 def run(
@@ -44,6 +44,9 @@ def run(
     if (efficiency_frames is None) != (efficiency_catalogue is None):
         raise ConfigError("--efficiency-frames and --efficiency-catalogue go together")
     table = read_catalogue(catalogue, ACTIVITY_COLUMNS)
+    check_made_from(catalogue, frames)
+    if efficiency_frames is not None and efficiency_catalogue is not None:
+        check_made_from(efficiency_catalogue, efficiency_frames)
     with open_frames(frames, settings.io.model_copy(update={"check_finite": False})) as ff:
         n_frames, exposures, attrs = ff.n_frames, ff.n_exposures, ff.detector_attrs
     exposure_s = attrs.get("exposure_s")

@@ -9,16 +9,19 @@ component vote that gives every connected deposit of a probability map one class
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 from scipy import ndimage
 
 from pipeline.core.components import EIGHT_CONNECTED, moments
 from pipeline.core.errors import CatalogueError, one_line
+from pipeline.core.hashing import file_sha256
 from pipeline.io import atomic_output
 
 
@@ -110,12 +113,22 @@ def empty_catalogue() -> pd.DataFrame:
     return pd.DataFrame({name: pd.Series(dtype=float) for name in COLUMNS})
 
 
-def write_catalogue(table: pd.DataFrame, path: str | Path) -> list[Path]:
-    """Parquet at `path` and a CSV twin, each written atomically."""
+MADE_FROM = b"ccd_decay_unet.made_from"  # Parquet metadata: the frame file a catalogue is of
+
+
+def write_catalogue(
+    table: pd.DataFrame, path: str | Path, made_from: Mapping[str, str] | None = None
+) -> list[Path]:
+    """Parquet at `path` (with `made_from`, the frame file's name and SHA-256, in its metadata)
+    and a CSV twin, each written atomically."""
     path = Path(path)
     outputs = [path, catalogue_twin(path)]
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    if made_from:
+        metadata = {**(arrow.schema.metadata or {}), MADE_FROM: json.dumps(dict(made_from))}
+        arrow = arrow.replace_schema_metadata(metadata)
     with atomic_output(outputs[0]) as tmp:
-        table.to_parquet(tmp, index=False)
+        pq.write_table(arrow, tmp)
     with atomic_output(outputs[1]) as tmp:
         table.to_csv(tmp, index=False)
     return outputs
@@ -148,3 +161,20 @@ def read_catalogue(path: str | Path, needed: Sequence[str] = COLUMNS) -> pd.Data
     if not np.isfinite(energy.to_numpy(dtype=float)).all():
         raise CatalogueError(f"{path}: column 'energy_kev' holds non-finite or non-numeric values")
     return table
+
+
+def catalogue_made_from(path: str | Path) -> dict[str, str]:
+    """What the catalogue says it was made from (`write_catalogue`'s `made_from`; {} if none)."""
+    metadata = pq.read_schema(path).metadata or {}
+    return dict(json.loads(metadata.get(MADE_FROM, b"{}")))
+
+
+def check_made_from(catalogue: str | Path, frames: str | Path) -> None:
+    """CatalogueError if the catalogue records the SHA-256 of another frame file."""
+    recorded = catalogue_made_from(catalogue).get("source_sha256")
+    if recorded and recorded != file_sha256(frames):
+        source = catalogue_made_from(catalogue).get("source", "another file")
+        raise CatalogueError(
+            f"{catalogue}: made from {source}, not from {frames} (their SHA-256 differ); give "
+            "the frame file it was made from"
+        )

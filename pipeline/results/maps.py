@@ -103,7 +103,8 @@ def write_maps(
             if catalogue_path is not None:
                 found = [t for t in tables if len(t)]
                 table = pd.concat(found, ignore_index=True) if found else clusters.empty_catalogue()
-                clusters.write_catalogue(table, catalogue_path)
+                made_from = {"source": name, "source_sha256": source_sha256}
+                clusters.write_catalogue(table, catalogue_path, made_from)
                 counts = table["class_name"].value_counts()
                 found_per_class = {c: int(counts.get(c, 0)) for c in config.classes}
     elapsed = time.perf_counter() - start
