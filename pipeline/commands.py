@@ -48,6 +48,7 @@ class Flag:
     role: str | None = None  # INPUT or OUTPUT: the flag names a file the stage reads or writes
     beside: tuple[Beside, ...] = ()  # what the stage writes beside this output
     suffixes: tuple[str, ...] = ()  # the suffixes this output may have (none: any)
+    suffix_hint: str = ""  # said after a refused suffix
     unless: str | None = None  # an input not read when this config key is set
 
 
@@ -79,6 +80,7 @@ def path(
     required: bool = True,
     beside: tuple[Beside, ...] = (),
     suffixes: tuple[str, ...] = (),
+    suffix_hint: str = "",
 ) -> Flag:
     """A flag naming a file (or files) the stage reads or writes: a function argument."""
     arg = name[2:].replace("-", "_")
@@ -91,6 +93,7 @@ def path(
         role=role,
         beside=beside,
         suffixes=suffixes,
+        suffix_hint=suffix_hint,
     )
 
 
@@ -140,6 +143,7 @@ STAGES: dict[str, Stage] = {
                 "output HDF5 path (.h5)",
                 OUTPUT,
                 suffixes=FRAME_SUFFIXES,
+                suffix_hint=" (add simulate.root: true for a ROOT twin)",
                 beside=(Beside("the ROOT twin of --out", suffix=".root", when="simulate.root"),),
             ),
             key("--frames", "simulate.frames", "number of frames", type=int),
@@ -256,6 +260,7 @@ STAGES: dict[str, Stage] = {
                 "--out",
                 "Markdown table to write (.md)",
                 OUTPUT,
+                suffixes=(".md",),
                 beside=(Beside("the HTML twin of --out", suffix=".html"),),
             ),
         ),

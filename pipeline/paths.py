@@ -138,8 +138,8 @@ def check_stage_paths(stage: str, settings: Any, args: Mapping[str, Any]) -> Non
     for output in (f for f in STAGES[stage].flags if f.role == OUTPUT and f.suffixes):
         for what, path in _named(output, settings, args):
             if path.suffix.lower() not in output.suffixes:
+                names = " or ".join(output.suffixes)
                 raise ConfigError(
-                    f"{path}: a simulation is written as HDF5 ({what}); name it .h5 or .hdf5 "
-                    "(add simulate.root: true for a ROOT twin)"
+                    f"{path}: {what} is written as {names}; name it so{output.suffix_hint}"
                 )
     check_distinct(stage_inputs(stage, settings, args), stage_outputs(stage, settings, args))

@@ -537,3 +537,18 @@ def test_the_activity_refuses_a_catalogue_of_another_frame_file(tmp_path, capsys
     argv += ["--set", "activity.exposure_s=600"]
     err = refused(capsys, argv, str(catalogue), "made from frames.h5, not from", out=out)
     assert str(other) in err
+
+
+def test_a_suite_table_named_like_a_folder_is_refused_before_anything_is_written(tmp_path, capsys):
+    """`suite --out DIR` wrote DIR.html beside a failed DIR; the suffix is checked first."""
+    out = tmp_path / "out"
+    out.mkdir()
+    summary = tmp_path / "summary.json"
+    summary.write_text("{}")
+    refused(
+        capsys,
+        ["suite", "--summaries", str(summary), "--out", str(out / "table")],
+        "--out is written as .md",
+        out=out,
+    )
+    assert not (out / "table.html").exists()

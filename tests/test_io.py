@@ -19,6 +19,7 @@ from pipeline import io as pio
 from pipeline.config import load_config
 from pipeline.io import FrameFileError, FrameWriter, atomic_output, open_frames, write_map
 from pipeline.io import write as pio_write
+from pipeline.io.base import EVENT_COLUMNS
 
 CFG = load_config()
 IO = CFG.io
@@ -474,6 +475,21 @@ BAD_INPUTS = {
         {"io.fits.data_cols": [0, 99]},
         r"data_cols \[0, 99\] outside",
     ),
+    "events_missing_column": (
+        lambda p: with_events(p / "e.h5", lambda e: {k: v for k, v in e.items() if k != "x"}),
+        {},
+        r"events table lacks columns \['x'\]",
+    ),
+    "events_unequal_columns": (
+        lambda p: with_events(p / "e.h5", lambda e: e | {"energy_kev": np.ones(2)}),
+        {},
+        r"events columns differ in shape: .*'energy_kev': \(2,\)",
+    ),
+    "events_frame_outside": (
+        lambda p: with_events(p / "e.h5", lambda e: e | {"frame": np.array([0, 1, 7])}),
+        {},
+        r"events frame indices 0..7 outside 0..2",
+    ),
     "fits_blank_pixels": (
         lambda p: fits_blank(p / "b.fits"),
         {},
@@ -496,6 +512,17 @@ BAD_INPUTS = {
         r"io.max_frame_mb 2048",
     ),
 }
+
+
+def with_events(path: Path, edit) -> Path:
+    """A labelled file whose events table (every column of the contract, 3 events) is edited."""
+    frames, labels = make_data()
+    h5_file(path, frames, labels)
+    events = {name: np.zeros(3, dtype) for name, dtype in EVENT_COLUMNS.items()}
+    with h5py.File(path, "a") as f:
+        for name, values in edit(events).items():
+            f[f"events/{name}"] = values
+    return path
 
 
 def fits_blank(path: Path) -> Path:

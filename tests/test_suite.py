@@ -49,3 +49,49 @@ def test_the_table_opens_with_each_detectors_macro_score_per_method(tmp_path):
     out = write_suite(paths, list(SUMMARIES), tmp_path / "suite.md", CLASSES)
     html = out.with_suffix(".html").read_text()
     assert html.index("never saw") < html.index("<td>0.900</td>") < html.index("Per class")
+
+
+MALFORMED = {
+    "a list": ([1, 2], "not an evaluation summary: the top level: Input should be a valid"),
+    "a method that is a number": ({"unet": 3}, "unet: Input should be a valid dictionary"),
+    "no macro score": (
+        {"unet": {"macro_pixel_iou": 0.1, "per_class": {}}},
+        "unet.macro_cluster_f1: Field required",
+    ),
+    "a score that is text": (
+        {"unet": {**_scores(0.5), "macro_cluster_f1": "high"}},
+        "unet.macro_cluster_f1: Input should be a valid number",
+    ),
+    "a class without its scores": (
+        {"unet": {**_scores(0.5), "per_class": {"tritium": {}}}},
+        "unet.per_class.tritium.cluster_f1: Field required",
+    ),
+    "a class missing": (
+        {"unet": {**_scores(0.5), "per_class": {}}},
+        "unet has no scores of classes ['tritium']",
+    ),
+    "no method": ({}, "an evaluation summary of no method"),
+    "other methods than the first": ({"init": _scores(0.5)}, "methods ['init'], where the first"),
+    "not JSON": ("{unclosed", "not an evaluation summary (Expecting"),
+}
+
+
+def test_malformed_summaries_are_one_line_naming_the_file_and_what_is_wrong(tmp_path):
+    import json
+
+    import pytest
+
+    from pipeline.config import ConfigError
+    from pipeline.evaluation.suite import write_suite
+
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"unet": _scores(0.7)}))
+    for case, (content, message) in MALFORMED.items():
+        bad = tmp_path / f"{case}.json"
+        bad.write_text(content if isinstance(content, str) else json.dumps(content))
+        out = tmp_path / f"{case}.md"
+        with pytest.raises(ConfigError) as info:
+            write_suite([good, bad], ["a", "b"], out, CLASSES)
+        text = str(info.value)
+        assert text.startswith(str(bad)) and message in text and "\n" not in text, (case, text)
+        assert not out.exists() and not out.with_suffix(".html").exists()

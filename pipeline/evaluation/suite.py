@@ -14,10 +14,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from pipeline.config import ConfigError
 from pipeline.config.stages import SuiteSettings
 from pipeline.core.atomic import atomic_output
+from pipeline.core.errors import one_line
 from pipeline.results.naming import unique_names
 from pipeline.tracking import registry
 
@@ -25,17 +27,58 @@ METRICS = (("cluster F1", "cluster_f1"), ("pixel IoU", "pixel_iou"))
 REFERENCE = "classical"  # what every other method's wins are counted against
 
 
-def read_summaries(paths: Sequence[str | Path], names: Sequence[str]) -> dict[str, dict]:
-    """detector name -> the evaluation summary (method -> scores) of its summary.json."""
+class _ClassScores(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    cluster_f1: float | None
+    pixel_iou: float | None
+
+
+class _MethodScores(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    macro_cluster_f1: float | None
+    macro_pixel_iou: float | None
+    per_class: dict[str, _ClassScores]
+
+
+_SUMMARY = TypeAdapter(dict[str, _MethodScores])
+
+
+def read_summaries(
+    paths: Sequence[str | Path], names: Sequence[str], classes: Sequence[str] = ()
+) -> dict[str, dict]:
+    """detector name -> the evaluation summary (method -> scores) of its summary.json, each
+    checked: the scores the table shows, for every class of `classes` but the first, and the
+    same methods on every detector."""
     if len(paths) != len(names):
         raise ConfigError(f"{len(names)} suite names for {len(paths)} summary files")
     summaries = {}
     for name, path in zip(names, paths, strict=True):
         try:
             summaries[name] = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"{path}: not an evaluation summary ({exc})") from None
+            _SUMMARY.validate_python(summaries[name])
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not an evaluation summary ({one_line(exc)})") from None
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(str(part) for part in error["loc"]) or "the top level"
+            raise ConfigError(
+                f"{path}: not an evaluation summary: {where}: {error['msg']}"
+            ) from None
+        _check_methods(path, summaries[name], classes, next(iter(summaries.values())))
     return summaries
+
+
+def _check_methods(path: str | Path, summary: dict, classes: Sequence[str], first: dict) -> None:
+    if not summary:
+        raise ConfigError(f"{path}: an evaluation summary of no method")
+    if list(summary) != list(first):
+        raise ConfigError(
+            f"{path}: methods {list(summary)}, where the first summary has {list(first)}"
+        )
+    for method, scores in summary.items():
+        missing = [c for c in classes[1:] if c not in scores["per_class"]]
+        if missing:
+            raise ConfigError(f"{path}: {method} has no scores of classes {missing}")
 
 
 def _cell(value: float | None) -> str:
@@ -119,7 +162,7 @@ def write_suite(
     classes: Sequence[str],
 ) -> Path:
     """Write `out` (Markdown) and its `.html` twin of the summary files; returns `out`."""
-    return write_tables(read_summaries(summary_paths, names), out, classes)
+    return write_tables(read_summaries(summary_paths, names, classes), out, classes)
 
 
 def write_tables(summaries: dict[str, dict], out: str | Path, classes: Sequence[str]) -> Path:
@@ -172,9 +215,8 @@ def run(
     by the folder each summary is in), written to `out` and its HTML twin; with tracking, the
     registry's `best` alias moved to the registered model version with the highest mean (a
     tracking step after the table, which depends on the summaries only); the table."""
-    read = read_summaries(
-        summaries, unique_names(names, summaries, "--names", lambda p: Path(p).parent.name)
-    )
+    named = unique_names(names, summaries, "--names", lambda p: Path(p).parent.name)
+    read = read_summaries(summaries, named, settings.classes)
     table = write_tables(read, out, settings.classes)
     lines = [f"{table.read_text()}wrote {table} and {table.with_suffix('.html')}"]
     scores = _version_scores(settings, model_scores(read)) if settings.tracking.enabled else {}

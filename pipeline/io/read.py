@@ -15,7 +15,14 @@ import dask.array as da
 import numpy as np
 
 from pipeline.config import IOConfig
-from pipeline.io.base import FrameFile, FrameFileError, one_line, read_errors
+from pipeline.io.base import (
+    EVENT_COLUMNS,
+    FrameFile,
+    FrameFileError,
+    is_numeric,
+    one_line,
+    read_errors,
+)
 from pipeline.io.registry import FORMATS
 
 
@@ -158,10 +165,33 @@ def _validate(ff: FrameFile, io: IOConfig) -> None:
                 f"(0..{len(names) - 1}, {names}): values {bad}; "
                 f"first at {first}",
             )
+    if ff.events is not None:
+        _check_events(path, ff.events, ff.n_frames)
     if ff.events is not None and "class" in ff.events:
         ecls = ff.events["class"]
         if ecls.size and (ecls.min() < 0 or ecls.max() >= len(names)):
             raise FrameFileError(path, f"event class values outside the class list {names}")
+
+
+def _check_events(path: Path, events: dict[str, np.ndarray], n_frames: int) -> None:
+    """The events table of the contract: every column, one value per event in each, numbers,
+    and frame indices of this file."""
+    missing = [c for c in EVENT_COLUMNS if c not in events]
+    if missing:
+        raise FrameFileError(
+            path, f"events table lacks columns {missing} (it has {sorted(events)})"
+        )
+    lengths = {c: np.shape(events[c]) for c in EVENT_COLUMNS}
+    if len(set(lengths.values())) > 1 or any(len(shape) != 1 for shape in lengths.values()):
+        raise FrameFileError(path, f"events columns differ in shape: {lengths}")
+    bad = [c for c in EVENT_COLUMNS if not is_numeric(np.asarray(events[c]).dtype)]
+    if bad:
+        raise FrameFileError(path, f"events columns {bad} are not numbers")
+    frames = np.asarray(events["frame"])
+    if frames.size and (frames.min() < 0 or frames.max() >= n_frames):
+        raise FrameFileError(
+            path, f"events frame indices {frames.min()}..{frames.max()} outside 0..{n_frames - 1}"
+        )
 
 
 def _check_frame_size(path: Path, shape: tuple[int, ...], max_mb: float) -> None:
