@@ -21,7 +21,7 @@ import yaml
 
 from pipeline.commands import STAGES, Flag
 from pipeline.config.yamlfile import load_yaml
-from pipeline.core.errors import BAD_INPUT, ConfigError, one_line
+from pipeline.core.errors import BAD_INPUT, ConfigError, one_line, printable
 
 EXIT_BAD_INPUT = 2
 ARG = "arg:"  # argparse dest prefix of the flags that fill a stage function's path argument
@@ -119,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ended = ending_signal()
         if ended is not None:  # stopped by SIGTERM or SIGINT, not bad input
             return 128 + ended
-        print(f"pipeline {args.stage}: error: {one_line(exc)}", file=sys.stderr)
+        print(f"pipeline {args.stage}: error: {printable(one_line(exc))}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except Exception:
         ended = ending_signal()
@@ -127,5 +127,5 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 128 + ended
         raise  # a bug: the traceback, exit status 1
     if result:
-        print(result)
+        print(printable(str(result)))
     return 0

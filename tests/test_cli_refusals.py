@@ -552,3 +552,31 @@ def test_a_suite_table_named_like_a_folder_is_refused_before_anything_is_written
         out=out,
     )
     assert not (out / "table.html").exists()
+
+
+def test_file_names_of_any_bytes_are_mapped_scored_and_measured(tmp_path, capsys):
+    """A file name that is not UTF-8 (Linux names are bytes) is read and written; the names it
+    becomes in text (attrs, tags, tables) show its odd bytes as \\xNN, and a method name MLflow
+    cannot hold is refused in one line."""
+    import os
+
+    from pipeline.simulation.simulate import simulate_file
+
+    folder = os.fsdecode(bytes(tmp_path)) if isinstance(tmp_path, bytes) else str(tmp_path)
+    odd = Path(folder) / os.fsdecode(b"run\xff")
+    config = load_config(overrides={"detector.height": 64, "detector.width": 64})
+    frames = simulate_file(config, Path(f"{odd}.h5"), 1, seed=3, progress=False)[0]
+    maps, catalogue = Path(f"{odd}.map.h5"), Path(f"{odd}.parquet")
+    small = ["--set", "tracking.enabled=false"]
+    argv = ["classical", "--input", str(frames), "--output", str(maps), "--catalogue"]
+    assert main([*argv, str(catalogue)]) == 0
+    assert "run\\xff.map.h5" in capsys.readouterr().out
+    evaluate = ["evaluate", "--truth", str(frames), "--pred", str(maps), *small]
+    out = tmp_path / "out"
+    out.mkdir()
+    err = refused(capsys, [*evaluate, "--out", str(out / "e")], "xff.map", out=out)
+    assert "give --names" in err
+    assert main([*evaluate, "--out", str(tmp_path / "e"), "--names", "classical"]) == 0
+    activity = ["activity", "--catalogue", str(catalogue), "--frames", str(frames)]
+    activity += ["--out", f"{odd}.json", "--set", "activity.efficiency=0.3", *small]
+    assert main(activity) == 0

@@ -19,6 +19,12 @@ def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
+def printable(text: str) -> str:
+    """`text` as valid UTF-8: a file name's undecodable bytes (Python keeps them as surrogates)
+    written as \\xNN, so it can be stored in HDF5 attrs, MLflow tags and printed."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 class PipelineError(Exception):
     """Input a user can mend; str(e) is one line naming the file or key and what is wrong."""
 

@@ -4,6 +4,7 @@ and an ONNX copy to its checkpoint."""
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ def data_hash(paths: Iterable[str | Path], extra: str = "") -> str:
     simulated-on-the-fly data depend on)."""
     digest = hashlib.sha256(extra.encode())
     for path in sorted(Path(p) for p in paths):
-        digest.update(path.name.encode())
+        digest.update(os.fsencode(path.name))  # the bytes of any name
         _update_with_file(digest, path)
     return digest.hexdigest()
 

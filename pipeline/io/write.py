@@ -13,6 +13,7 @@ import numpy as np
 
 from pipeline.config import IOConfig
 from pipeline.core.atomic import atomic_output
+from pipeline.core.errors import printable
 from pipeline.io.base import DEFAULT_ATTRS, EVENT_COLUMNS, ROOT_BLOCK
 
 
@@ -268,7 +269,7 @@ class MapWriter(_AtomicWriter):
         f = h5py.File(tmp, "w", libver="earliest", rdcc_nbytes=0)
         _h5_class_names(f, self.class_names)
         for name, value in attrs.items():
-            f.attrs[name] = str(value)
+            f.attrs[name] = printable(str(value))
         c, (h, w) = len(self.class_names), self.hw
         _h5_dataset(
             f, "labels", shape=(0, h, w), maxshape=(None, h, w), chunks=(1, h, w), dtype="uint8"
@@ -287,7 +288,7 @@ class MapWriter(_AtomicWriter):
     def annotate(self, attrs: Mapping[str, str]) -> None:
         """Add attrs known only once every frame was written (a digest of the input)."""
         for name, value in attrs.items():
-            self._file.attrs[name] = str(value)
+            self._file.attrs[name] = printable(str(value))
 
     def append(self, labels: np.ndarray, probabilities: np.ndarray | None = None) -> None:
         labels = np.asarray(labels)

@@ -213,7 +213,8 @@ def _variant(config: EfficiencySettings | Config, variant: str) -> tuple[str, fl
 
 def read_variant(path: str | Path) -> tuple[tuple[str, float], pd.DataFrame, int]:
     """((term, value), truth catalogue, decays) of a variant `run_variant` wrote."""
-    table = pq.read_table(path)
+    with Path(path).open("rb") as handle:
+        table = pq.read_table(handle)
     meta = json.loads((table.schema.metadata or {}).get(VARIANT_META, b"null"))
     if not meta:
         raise CatalogueError(f"{path}: not an efficiency variant (no {VARIANT_META.decode()})")
@@ -235,6 +236,6 @@ def run_variant(
         {**(arrow.schema.metadata or {}), VARIANT_META: json.dumps(meta).encode()}
     )
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    with atomic_output(out) as tmp:
-        pq.write_table(arrow, tmp)
+    with atomic_output(out) as tmp, tmp.open("wb") as handle:  # any bytes in its name
+        pq.write_table(arrow, handle)
     return f"wrote {out}: {len(table)} truth clusters, {decays} decays ({variant})"

@@ -127,8 +127,8 @@ def write_catalogue(
     if made_from:
         metadata = {**(arrow.schema.metadata or {}), MADE_FROM: json.dumps(dict(made_from))}
         arrow = arrow.replace_schema_metadata(metadata)
-    with atomic_output(outputs[0]) as tmp:
-        pq.write_table(arrow, tmp)
+    with atomic_output(outputs[0]) as tmp, tmp.open("wb") as handle:  # any bytes in its name
+        pq.write_table(arrow, handle)
     with atomic_output(outputs[1]) as tmp:
         table.to_csv(tmp, index=False)
     return outputs
@@ -146,7 +146,8 @@ def read_catalogue(path: str | Path, needed: Sequence[str] = COLUMNS) -> pd.Data
         hint = " (give the .parquet file, not its CSV twin)" if path.suffix == ".csv" else ""
         raise CatalogueError(f"{path}: not a Parquet catalogue; first bytes {magic!r}{hint}")
     try:
-        table = pd.read_parquet(path)
+        with path.open("rb") as handle:
+            table = pd.read_parquet(handle)
     except (pa.ArrowException, OSError, ValueError) as exc:  # damaged, or not a table we read
         raise CatalogueError(f"{path}: cannot read the catalogue ({one_line(exc)})") from None
     missing = [c for c in needed if c not in table.columns]
@@ -165,7 +166,8 @@ def read_catalogue(path: str | Path, needed: Sequence[str] = COLUMNS) -> pd.Data
 
 def catalogue_made_from(path: str | Path) -> dict[str, str]:
     """What the catalogue says it was made from (`write_catalogue`'s `made_from`; {} if none)."""
-    metadata = pq.read_schema(path).metadata or {}
+    with Path(path).open("rb") as handle:
+        metadata = pq.read_schema(handle).metadata or {}
     return dict(json.loads(metadata.get(MADE_FROM, b"{}")))
 
 

@@ -19,6 +19,7 @@ from tqdm import tqdm
 from pipeline.calibration.frames import calibrated
 from pipeline.config.stages import FrameSections
 from pipeline.core.atomic import output_group
+from pipeline.core.errors import printable
 from pipeline.core.hashing import file_sha256
 from pipeline.io import MapWriter
 from pipeline.results import clusters
@@ -82,7 +83,7 @@ def write_maps(
         ):
             charges = frames.charges(config.io.prefetch_frames)
             for i, charge in tqdm(
-                enumerate(charges), total=n, desc=f"{desc} {name}", disable=not progress
+                enumerate(charges), total=n, desc=f"{desc} {printable(name)}", disable=not progress
             ):
                 labels, probs = labeller(charge, frames.noise_e(i))
                 writer.append(labels, probs if probabilities else None)

@@ -23,6 +23,7 @@ from pipeline.config.stages import (
     SimulationFileSections,
     SimulationSections,
 )
+from pipeline.core.errors import printable
 from pipeline.io import FrameWriter
 from pipeline.simulation import physics, sources
 from pipeline.simulation.charge import collect
@@ -308,7 +309,9 @@ def simulate_file(
             for path in paths
         ]
         next_id = 1
-        for index in tqdm(range(n_frames), desc=f"simulate {paths[0].name}", disable=not progress):
+        for index in tqdm(
+            range(n_frames), desc=f"simulate {printable(paths[0].name)}", disable=not progress
+        ):
             rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index,)))
             frame = simulate_frame(config, detector, rng, first_instance=next_id)
             frame.events["frame"][:] = index

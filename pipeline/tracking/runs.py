@@ -19,6 +19,7 @@ from typing import Any
 
 from pipeline.config import REPO_ROOT, config_to_dict
 from pipeline.config.stages import TrackedSections
+from pipeline.core.errors import printable
 
 
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -154,7 +155,8 @@ def tracked_run(
     not DDP rank 0, `active`) the tracker does nothing."""
     tracker = Tracker(config, active)
     if tracker.active:
-        tracker.start({"stage": stage, "git_commit": git_commit(), **tags}, run_id=run_id)
+        named = {k: printable(str(v)) for k, v in tags.items()}  # file names of any bytes
+        tracker.start({"stage": stage, "git_commit": git_commit(), **named}, run_id=run_id)
     try:
         yield tracker
     except BaseException as exc:
