@@ -37,41 +37,44 @@ MAX_WINDOW = 8192  # network window or tile edge, pixels
 # pixels through the network in one batch (batch x window^2): 2^26 px of U-Net activations fill
 # ~100 GB, the largest GPUs
 MAX_BATCH_PIXELS = 2**26
+# no CCD pixel holds more than ~1e6 e- (full wells are 1e4-1e6): a bound on every charge per pixel
+MAX_PIXEL_CHARGE_E = 1e7
 
 
 class DetectorConfig(Section):
     # the largest CCDs are ~6k x 6k pixels; 16k bounds one float32 frame at 1 GiB
     height: int = Field(gt=0, le=MAX_FRAME_EDGE)
     width: int = Field(gt=0, le=MAX_FRAME_EDGE)
-    pixel_size_um: float = Field(gt=0)
-    thickness_um: float = Field(gt=0)
-    gain_adu_per_e: float = Field(gt=0)
-    readout_noise_e: float = Field(ge=0)
-    dark_current_e: float = Field(ge=0)
-    pedestal_adu: float
-    pedestal_row_drift_adu: float = Field(ge=0)
-    full_well_e: float = Field(gt=0)
-    backside_pcc_um: float = Field(ge=0)
+    # physical bounds, generous: a pixel is at most a millimetre, a CCD at most a centimetre thick
+    pixel_size_um: float = Field(ge=0.1, le=1000)
+    thickness_um: float = Field(gt=0, le=10_000)
+    gain_adu_per_e: float = Field(gt=0, le=1e6)
+    readout_noise_e: float = Field(ge=0, le=MAX_PIXEL_CHARGE_E)
+    dark_current_e: float = Field(ge=0, le=MAX_PIXEL_CHARGE_E)
+    pedestal_adu: float = Field(ge=-1e12, le=1e12)
+    pedestal_row_drift_adu: float = Field(ge=0, le=1e6)
+    full_well_e: float = Field(gt=0, le=MAX_PIXEL_CHARGE_E)
+    backside_pcc_um: float = Field(ge=0, le=10_000)
     hot_pixel_fraction: float = Field(ge=0, le=1)
-    hot_pixel_charge_e: float = Field(ge=0)
-    hot_columns: int = Field(ge=0)
-    hot_column_charge_e: float = Field(ge=0)
+    hot_pixel_charge_e: float = Field(ge=0, le=MAX_PIXEL_CHARGE_E)
+    hot_columns: int = Field(ge=0, le=MAX_FRAME_EDGE)
+    hot_column_charge_e: float = Field(ge=0, le=MAX_PIXEL_CHARGE_E)
     defect_seed: int = Field(ge=0)
     frame_dtype: Literal["float32", "float64", "int32", "uint16"]
-    exposure_s: float = Field(gt=0)
+    exposure_s: float = Field(gt=0, le=1e8)  # three years
 
 
 class PhysicsConfig(Section):
-    pair_energy_ev: float = Field(gt=0)
-    fano_factor: float = Field(ge=0)
-    diffusion_a_um2: float = Field(ge=0)
-    diffusion_b_per_um: float = Field(ge=0)
+    pair_energy_ev: float = Field(ge=1, le=100)  # semiconductors: ~3 eV (Ge 2.96, Si 3.6-3.75)
+    fano_factor: float = Field(ge=0, le=1)
+    diffusion_a_um2: float = Field(ge=0, le=1e6)
+    diffusion_b_per_um: float = Field(ge=0, le=1)
     electron_range_kev: list[float] = Field(min_length=2)
     electron_range_um: list[float] = Field(min_length=2)
-    radiation_length_um: float = Field(gt=0)
+    radiation_length_um: float = Field(gt=0, le=1e9)
     electron_steps: int = Field(ge=2, le=10_000)
-    label_noise_multiple: float = Field(ge=0)
-    label_min_charge_e: float = Field(ge=0)
+    label_noise_multiple: float = Field(ge=0, le=1000)
+    label_min_charge_e: float = Field(ge=0, le=MAX_PIXEL_CHARGE_E)
 
     @model_validator(mode="after")
     def _range_table(self) -> PhysicsConfig:
@@ -315,6 +318,12 @@ class Config(Section):
     def _classes(self) -> Config:
         if len(set(self.classes)) != len(self.classes):
             raise ValueError("class names must be unique")
+        unsafe = [c for c in self.classes if not SAFE_NAME.fullmatch(c)]
+        if unsafe:
+            raise ValueError(
+                f"class names {unsafe} become metric names and table columns: use letters, "
+                "digits, '_' and '-' only"
+            )
         missing = [c for c in self.classes if c not in self.train.class_weights]
         if missing:
             raise ValueError(

@@ -9,62 +9,81 @@ its own parameters), drawn by the function registered under its name
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import AfterValidator, ConfigDict, Field
 
 from pipeline.config.base import Section
 
 # events of one kind per frame: 1e5 clusters fill a 4k x 4k frame; more is a typo, not a source
 MAX_RATE = 1e5
+MAX_PARTICLE_KEV = 1e5  # 100 MeV: beyond any alpha, beta or Compton electron from a sample
+
+
+def _rising(span: tuple[float, float]) -> tuple[float, float]:
+    low, high = span
+    if not 0 < low <= high <= MAX_PARTICLE_KEV:
+        raise ValueError(
+            f"an energy range must rise from above 0 to at most {MAX_PARTICLE_KEV:g} keV, got "
+            f"{list(span)}"
+        )
+    return span
+
+
+EnergyRange = Annotated[tuple[float, float], AfterValidator(_rising)]  # (low, high) keV
 
 
 class TritiumConfig(Section):
     rate_per_frame: float = Field(ge=0, le=MAX_RATE)
-    endpoint_kev: float = Field(gt=0)
+    endpoint_kev: float = Field(gt=0, le=MAX_PARTICLE_KEV)
     daughter_z: int = Field(ge=1)
 
 
 class XrayLine(Section):
     """An X-ray line: its energy, its share of the X-rays, its attenuation length in Si."""
 
-    energy_kev: float = Field(gt=0, description="line energy (keV)")
+    energy_kev: float = Field(gt=0, le=1000, description="line energy (keV)")
     weight: float = Field(ge=0, description="relative weight among the lines and the continuum")
-    attenuation_um: float = Field(gt=0, description="attenuation length in Si (um), NIST XCOM")
+    attenuation_um: float = Field(
+        gt=0, le=1e7, description="attenuation length in Si (um), NIST XCOM"
+    )
 
 
 class XrayConfig(Section):
     rate_per_frame: float = Field(ge=0, le=MAX_RATE)
     lines: list[XrayLine] = Field(min_length=1)
-    continuum_weight: float = Field(ge=0)
-    continuum_kev: tuple[float, float]
-    continuum_ref_kev: float = Field(gt=0)
-    continuum_ref_attenuation_um: float = Field(gt=0)
+    continuum_weight: float = Field(ge=0, le=1e6)
+    continuum_kev: EnergyRange
+    continuum_ref_kev: float = Field(ge=0.1, le=1000)  # a reference energy of X-rays
+    continuum_ref_attenuation_um: float = Field(gt=0, le=1e7)
     entry: Literal["back", "front", "uniform"] = "back"
 
 
 class MuonConfig(Section):
     rate_per_frame: float = Field(ge=0, le=MAX_RATE)
-    mpv_e_per_um: float = Field(gt=0)
-    landau_width_e_per_um: float = Field(gt=0)
-    step_um: float = Field(gt=0)
+    # silicon: ~80 pairs/um most probable; 1e4 bounds any minimum-ionising track
+    mpv_e_per_um: float = Field(gt=0, le=1e4)
+    landau_width_e_per_um: float = Field(gt=0, le=1e4)
+    step_um: float = Field(ge=0.01, le=1e4)
     cos_power: float = Field(default=3.0, ge=0, le=20)
 
 
 class ElectronConfig(Section):
     rate_per_frame: float = Field(ge=0, le=MAX_RATE)
-    energy_kev: tuple[float, float]
+    energy_kev: EnergyRange
     compton_fraction: float = Field(default=0.0, ge=0, le=1)
-    gamma_lines_kev: list[float] = Field(default_factory=lambda: [1460.8], min_length=1)
+    gamma_lines_kev: list[Annotated[float, Field(gt=0, le=MAX_PARTICLE_KEV)]] = Field(
+        default_factory=lambda: [1460.8], min_length=1
+    )
 
 
 class AlphaConfig(Section):
     rate_per_frame: float = Field(ge=0, le=MAX_RATE)
-    energy_kev: tuple[float, float]
-    range_ref_kev: float = Field(gt=0)
-    range_ref_um: float = Field(gt=0)
-    range_exponent: float = Field(gt=0)
-    plasma_sigma_um: float = Field(ge=0)
+    energy_kev: EnergyRange
+    range_ref_kev: float = Field(ge=1, le=1e6)  # ASTAR's alphas: keV to GeV
+    range_ref_um: float = Field(gt=0, le=1e6)
+    range_exponent: float = Field(gt=0, le=5)  # ~1.5-1.8 for alphas (Geiger's rule 1.5)
+    plasma_sigma_um: float = Field(ge=0, le=1000)
     steps: int = Field(ge=1, le=10_000)
 
 
