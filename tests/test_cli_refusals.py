@@ -238,6 +238,23 @@ CONFIGS = {
         ["--set", "activity.bin_kev=0.001"],
         "19,500 bins of bin_kev 0.001",
     ),
+    "X-ray weights all zero": (
+        ["--set", "sources.xray.continuum_weight=0", "--set", "sources.xray.lines=[]"],
+        "sources.xray.lines",
+    ),
+    "no X-ray weight": (
+        [
+            "--set",
+            "sources.xray.continuum_weight=0",
+            "--set",
+            "sources.xray.lines=[{energy_kev: 5.9, weight: 0, attenuation_um: 29}]",
+        ],
+        "weights and continuum_weight are all 0",
+    ),
+    "alpha energies falling": (
+        ["--set", "sources.alpha.energy_kev=[8000, 4000]"],
+        "an energy range must rise",
+    ),
     "a fit range of 1e12 keV": (
         ["--set", "activity.energy_range_kev=[0.5, 1e12]"],
         "must rise from 0 keV or more to at most 1000 keV",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, ConfigDict, Field
+from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
 from pipeline.config.base import Section
 
@@ -57,6 +57,12 @@ class XrayConfig(Section):
     continuum_ref_kev: float = Field(ge=0.1, le=1000)  # a reference energy of X-rays
     continuum_ref_attenuation_um: float = Field(gt=0, le=1e7)
     entry: Literal["back", "front", "uniform"] = "back"
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> XrayConfig:
+        if self.continuum_weight + sum(line.weight for line in self.lines) <= 0:
+            raise ValueError("the lines' weights and continuum_weight are all 0: no X-ray to draw")
+        return self
 
 
 class MuonConfig(Section):
