@@ -96,7 +96,12 @@ def test_the_suite_points_best_at_the_highest_scoring_version(trained, tmp_path)
         path.write_text(
             json.dumps(
                 {
-                    method: {"macro_cluster_f1": score, "made_from": {"model_sha256": method}}
+                    method: {
+                        "macro_cluster_f1": score,
+                        "macro_pixel_iou": score,
+                        "per_class": {},
+                        "made_from": {"model_sha256": method},
+                    }
                     for method, score in f1.items()
                 }
             )
