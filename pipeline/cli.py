@@ -1,7 +1,7 @@
 """Command line: `python -m pipeline <stage>` (also the `pipeline` console script).
 
 Owns argument parsing only (nnU-Net's entry-point / API split). A stage is one typed function,
-`function(settings, **paths)`, in its own module (the table: pipeline/commands.py): each path
+`run(settings, **paths)`, declared in its own module (found through pipeline/commands.py): each path
 flag fills one of its arguments; every other flag sets a config key, merged over `--config` and
 configs/default.yaml; the validated config's slice for the stage (pipeline/config/stages.py) is
 its settings. What the function returns is printed. Bad input ends with one line on stderr
@@ -41,10 +41,13 @@ def _dest(flag: Flag) -> str:
     return ARG + flag.arg if flag.arg else str(flag.key)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every stage, or of the stage `only` (what a command needs: its own stage's
+    module is the only one imported)."""
     parser = argparse.ArgumentParser(prog="pipeline", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
-    for name, stage in STAGES.items():
+    for name in [only] if only else STAGES:
+        stage = STAGES[name]
         p = sub.add_parser(name, help=stage.help, description=f"{stage.help}. {stage.description}")
         p.add_argument("--config", type=Path, help="YAML merged over configs/default.yaml")
         p.add_argument(
@@ -110,7 +113,9 @@ def run_stage(stage: str, config_path: Path | None, overrides: dict, arguments: 
 def main(argv: Sequence[str] | None = None) -> int:
     from pipeline.core.atomic import ending_signal, install_signal_cleanup
 
-    args = build_parser().parse_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    named = given[0] if given and given[0] in STAGES else None
+    args = build_parser(named).parse_args(given)
     install_signal_cleanup()
     try:
         arguments = arguments_from(args)

@@ -70,7 +70,7 @@ def _files_in(what: str, path: Path) -> Named:
 
 
 def stage_inputs(stage: str, settings: Any, args: Mapping[str, Any]) -> Named:
-    """Every file `stage` reads, by its declaration (pipeline/commands.py), and every file in
+    """Every file `stage` reads, by its declaration (its `STAGE`), and every file in
     an input folder."""
     named = [n for f in STAGES[stage].flags if f.role == INPUT for n in _named(f, settings, args)]
     return named + [n for what, path in named for n in _files_in(what, path)]

@@ -222,3 +222,36 @@ def test_every_file_a_stage_names_is_declared_an_input_or_an_output(stage):
             assert flag.role in (INPUT, OUTPUT), f"{stage} {flag.name}"
         if flag.role == INPUT and flag.key:
             assert _has_key(STAGES[stage].settings_class(), flag.key), f"{stage} {flag.name}"
+
+
+def test_each_stage_is_declared_beside_its_function_and_a_command_loads_only_its_own():
+    """One declaration per stage, in the module of the function it runs (pipeline/commands.py
+    only says which module); `pipeline classical` imports neither torch nor another stage."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from pipeline.commands import STAGES, WHERE
+
+    declaring = {
+        str(p.relative_to(Path("pipeline")).with_suffix("")).replace("/", ".")
+        for p in Path("pipeline").rglob("*.py")
+        if "\nSTAGE = Stage(" in p.read_text()
+    }
+    assert declaring == {m.removeprefix("pipeline.") for m in WHERE.values()}
+    for name, stage in STAGES.items():
+        assert stage.run.__module__ == WHERE[name] and stage.name == name
+    probe = "import sys; from pipeline.cli import main; main(['classical', '--help'])"
+    code = f"{probe.replace('main([', 'sys.argv=[0]; main([')}"
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"import atexit, sys; atexit.register(lambda: print("
+            "'torch' in sys.modules, 'pipeline.inference.infer' in sys.modules)); " + code,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()[-2:]
+    assert loaded == ["False", "False"], loaded

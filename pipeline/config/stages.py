@@ -1,8 +1,8 @@
 """Each stage's settings: the typed slice of the configuration it reads, and nothing else.
 
 A stage function takes its slice (`InferSettings`, ...) and the paths of the files it reads and
-writes as arguments; paths are never settings. Each stage's declaration (pipeline/commands.py)
-names its class here; the command line and the workflow hand a stage exactly its slice
+writes as arguments; paths are never settings. Each stage's declaration (`STAGE`, beside its
+function) names its class here; the command line and the workflow hand a stage exactly its slice
 (`pipeline.commands.settings_of`), and the workflow writes exactly these sections into each
 stage's config file (`stage_sections`), so a stage cannot read a section it does not declare.
 The whole `Config` has every section and serves any stage.

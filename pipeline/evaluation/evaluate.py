@@ -24,6 +24,7 @@ from pipeline.calibration.frames import calibrated
 from pipeline.config.stages import EvaluateSettings, FrameSections, TrackedSections
 from pipeline.core import hashing
 from pipeline.core.atomic import atomic_directory
+from pipeline.core.stage import INPUT, OUTPUT, Flag, Stage, file_flag, files_in
 from pipeline.io import FrameFile, FrameFileError, MapFile, open_map
 from pipeline.results import clusters
 from pipeline.results.metrics import (
@@ -304,3 +305,33 @@ def run(
     log_evaluation(settings, summary, Path(out), truth, named)
     table = comparison_table(summary, settings.classes)
     return f"{table}wrote {out}/summary.json, comparison.md and plots"
+
+
+STAGE = Stage(
+    "evaluate",
+    "score map files against truth, side by side",
+    "Reads: a labelled frame file (truth) and one or more map files. Writes: OUT/"
+    "summary.json, OUT/comparison.md, confusion, spectra and example-frame plots, and an "
+    "MLflow run.",
+    run,
+    EvaluateSettings,
+    (
+        file_flag("--truth", "labelled frame file", INPUT),
+        file_flag("--pred", "map files", INPUT, nargs="+"),
+        Flag("--names", "a name per map file", arg="names", nargs="+"),
+        file_flag(
+            "--out",
+            "output directory",
+            OUTPUT,
+            beside=files_in(
+                "summary.json",
+                "comparison.md",
+                "comparison.html",
+                "confusion.png",
+                "spectra.png",
+                "example_frame.png",
+            ),
+        ),
+    ),
+    tracks=True,
+)

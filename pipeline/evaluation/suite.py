@@ -20,6 +20,7 @@ from pipeline.config import ConfigError
 from pipeline.config.stages import SuiteSettings
 from pipeline.core.atomic import atomic_output
 from pipeline.core.errors import one_line
+from pipeline.core.stage import INPUT, OUTPUT, Beside, Flag, Stage, file_flag
 from pipeline.results.naming import unique_names
 from pipeline.tracking import registry
 
@@ -224,3 +225,25 @@ def run(
         best = registry.mark_best(settings.tracking, scores, ",".join(read))
         lines.append(f"registry: {settings.tracking.registered_model}@best is version {best}")
     return "\n".join(lines)
+
+
+STAGE = Stage(
+    "suite",
+    "the generalisation suite: each method on each detector, side by side",
+    "Reads: the summary.json that `evaluate` wrote for each detector. Writes: a table with "
+    "a row per detector and class (Markdown) and its HTML twin.",
+    run,
+    SuiteSettings,
+    (
+        file_flag("--summaries", "summary.json per detector", INPUT, nargs="+"),
+        Flag("--names", "a detector name per summary", arg="names", nargs="+"),
+        file_flag(
+            "--out",
+            "Markdown table to write (.md)",
+            OUTPUT,
+            suffixes=(".md",),
+            beside=(Beside("the HTML twin of --out", suffix=".html"),),
+        ),
+    ),
+    tracks=True,
+)

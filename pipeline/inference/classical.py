@@ -19,7 +19,8 @@ import pandas as pd
 from pipeline.config import ClassicalConfig, Config
 from pipeline.config.stages import ClassicalSettings
 from pipeline.core.components import moments, seeded_components
-from pipeline.results.maps import MapResult, write_maps
+from pipeline.core.stage import Stage
+from pipeline.results.maps import FRAMES_READ, MAPPING, MapResult, write_maps
 
 PIXEL_VARIANCE = 1.0 / 12.0  # variance of a uniform charge spread across one pixel (px^2)
 FEATURE_COLUMNS = (
@@ -163,3 +164,14 @@ def run(
 ) -> str:
     """The `classical` stage: `classical_file`, and what it wrote."""
     return str(classical_file(settings, input, output, catalogue))
+
+
+STAGE = Stage(
+    "classical",
+    "the classical reconstruction (seeded clustering and shape cuts), as a map",
+    f"Reads: {FRAMES_READ}. Writes: a map file in the same format as `infer` and, with "
+    "--catalogue, the cluster catalogue.",
+    run,
+    ClassicalSettings,
+    (*MAPPING,),
+)

@@ -25,12 +25,13 @@ from pipeline.config.sections import MAX_BATCH_PIXELS
 from pipeline.config.stages import InferSections, InferSettings
 from pipeline.core import geometry, hashing
 from pipeline.core.errors import CheckpointError, NonFiniteOutput
+from pipeline.core.stage import INPUT, Stage, key_flag
 from pipeline.inference import runtime, sparse
 from pipeline.network.device import inference_dtype, pick_device
 from pipeline.network.model import load_model
 from pipeline.network.shipped import Checkpoint, resolve_checkpoint
 from pipeline.results import clusters
-from pipeline.results.maps import MapResult, write_maps
+from pipeline.results.maps import FRAMES_READ, MAPPING, MapResult, write_maps
 from pipeline.tracking import registry, runs
 
 FLIPS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))
@@ -273,3 +274,30 @@ def _log_result(
         if name != settings.classes[0]:
             metrics[f"{name}_per_frame"] = count / max(result.frames, 1)
     tracker.log_metrics(metrics, step=0)
+
+
+STAGE = Stage(
+    "infer",
+    "per-pixel class maps of frames with a trained model",
+    f"Reads: a checkpoint (weights and model card) and {FRAMES_READ}. Writes: a map file "
+    "(docs/frame_format.md: labels, optional float16 probabilities, class_names, source), "
+    "atomically, frame by frame, and with --catalogue the cluster catalogue as Parquet and "
+    "CSV. With ONNX Runtime (fp32 on the CPU) the checkpoint's ONNX copy, once, into "
+    "infer.onnx_cache (named by the checkpoint's SHA-256; nothing beside the checkpoint).",
+    run,
+    InferSettings,
+    (
+        key_flag("--model", "infer.model", "checkpoint, or a shipped model's name", role=INPUT),
+        *MAPPING,
+        key_flag(
+            "--probabilities", "infer.probabilities", "write probabilities", action="store_true"
+        ),
+        key_flag("--tta", "infer.tta", "average over flips", action="store_true"),
+        key_flag("--window", "infer.window", "window edge in pixels", type=int),
+        key_flag("--overlap", "infer.overlap", "fraction shared by neighbours", type=float),
+        key_flag("--device", "infer.device", "auto, cpu or cuda"),
+        key_flag("--runtime", "infer.runtime", "auto, torch or onnxruntime"),
+        key_flag("--dense", "infer.sparse.enabled", "network on every pixel", action="store_false"),
+    ),
+    tracks=True,
+)

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from pipeline.config.stages import InspectSettings
+from pipeline.core.stage import INPUT, Stage, file_flag
 
 AMPLIFIER_KEYS = ("gain_adu_per_e", "readout_noise_e")  # what may differ between amplifiers
 
@@ -57,3 +58,14 @@ def run(settings: InspectSettings, input: str | Path) -> str:
 
     with open_frames(input, settings.io, settings.classes) as frames:
         return yaml.safe_dump(describe(frames), sort_keys=False).rstrip("\n")
+
+
+STAGE = Stage(
+    "inspect",
+    "open a frame file (HDF5, ROOT or FITS), validate it and summarise it",
+    "Reads: a frame file, checked against the format contract (shapes, dtypes, NaN/inf, "
+    "labels and class names). Writes: a YAML summary on stdout; no files.",
+    run,
+    InspectSettings,
+    (file_flag("--input", "frame file to open", INPUT),),
+)

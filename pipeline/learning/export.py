@@ -22,6 +22,7 @@ from pipeline.config.yamlfile import load_yaml
 from pipeline.core.atomic import atomic_output
 from pipeline.core.errors import CheckpointError
 from pipeline.core.hashing import file_sha256
+from pipeline.core.stage import INPUT, Stage, file_flag, key_flag
 from pipeline.network.model import load_checkpoint, load_model, model_config_from_card
 from pipeline.network.shipped import SUFFIX
 from pipeline.tracking import registry
@@ -189,3 +190,29 @@ def run_export(
     out = export_model(settings, run, train_config, suite)
     size = out.stat().st_size / 1e6
     return f"wrote {out} ({size:.1f} MB) and its card {out.with_suffix('.json')}"
+
+
+def _shipped(settings: ExportSettings) -> list[tuple[str, Path]]:
+    """The export's outputs, named by its settings (without a name the stage stops at once)."""
+    folder, name = Path(settings.release.dir), settings.release.name or "NAME"
+    what = "the shipped model in 'release.dir'"
+    return [(what, folder / f"{name}.pt"), (f"the card of {what}", folder / f"{name}.json")]
+
+
+STAGE = Stage(
+    "export",
+    "make a shipped model of a training run (float16, unused weights dropped)",
+    "Reads: RUN/best.pt and RUN/last.pt, the run's config and the suite's evaluations. "
+    "Writes: DIR/NAME.pt and its model card DIR/NAME.json, atomically.",
+    run_export,
+    ExportSettings,
+    (
+        file_flag("--run", "training output directory (best.pt, last.pt)", INPUT),
+        file_flag("--train-config", "the config the run trained with", INPUT),
+        file_flag("--suite", "directory of the suite's evaluations", INPUT, required=False),
+        key_flag("--name", "release.name", "name of the shipped model"),
+        key_flag("--dir", "release.dir", "directory to write it to"),
+    ),
+    writes=_shipped,
+    tracks=True,
+)

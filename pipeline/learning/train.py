@@ -32,6 +32,7 @@ from pipeline.config.stages import TrainSettings
 from pipeline.core import hashing
 from pipeline.core.geometry import IGNORE
 from pipeline.core.lock import exclusive
+from pipeline.core.stage import INPUT, OUTPUT, Stage, file_flag, files_in, key_flag
 from pipeline.io import atomic_output
 from pipeline.learning.data import Data, TrainFiles, build_data
 from pipeline.learning.resume import TrainState, initial_weights, resume, rng_states
@@ -350,3 +351,33 @@ def run(
         uri = settings.tracking.uri
         lines.append(f"MLflow run {state.run_id} in {uri} (mlflow ui --backend-store-uri {uri})")
     return "\n".join(lines)
+
+
+STAGE = Stage(
+    "train",
+    "train the U-Net on labelled frame files",
+    "Reads: labelled frame files (HDF5, ROOT or FITS), calibrated to electrons. Writes: "
+    "OUT/last.pt (every epoch, with the state to resume), OUT/best.pt (weights and model "
+    "card), OUT/model_card.json, OUT/training_curves.png, and an MLflow run.",
+    run,
+    TrainSettings,
+    (
+        file_flag("--frames", "training frame files", INPUT, nargs="*", required=False),
+        file_flag("--val-frames", "validation frame files", INPUT, nargs="*", required=False),
+        file_flag(
+            "--out",
+            "output directory",
+            OUTPUT,
+            beside=files_in(
+                "best.pt", "last.pt", "model_card.json", "training_curves.png", "train.lock"
+            ),
+        ),
+        key_flag("--resume", "train.resume", "continue from OUT/last.pt", action="store_true"),
+        key_flag("--init", "train.init", "checkpoint to start from (fine-tuning)", role=INPUT),
+        key_flag("--epochs", "train.epochs", "number of epochs", type=int),
+        key_flag("--seed", "train.seed", "random seed", type=int),
+        key_flag("--device", "train.device", "auto, cpu or cuda"),
+        key_flag("--tracking-uri", "tracking.uri", "MLflow tracking URI"),
+    ),
+    tracks=True,
+)

@@ -18,6 +18,7 @@ from pipeline.config import ConfigError
 from pipeline.config.stages import ActivitySettings
 from pipeline.core.atomic import atomic_output
 from pipeline.core.errors import CatalogueError
+from pipeline.core.stage import INPUT, OUTPUT, Stage, file_flag, key_flag
 from pipeline.io import open_frames
 from pipeline.measurement import systematics
 from pipeline.measurement.counting import counts_per_frame
@@ -79,3 +80,36 @@ def run(
         f"tritium activity {result.activity_bq:.4g} Bq ({settings.activity.confidence:.0%} "
         f"interval {low:.4g}-{high:.4g} Bq), MDA {result.mda_bq:.4g} Bq; wrote {out}"
     )
+
+
+STAGE = Stage(
+    "activity",
+    "tritium decays per frame and the sample's activity from a cluster catalogue",
+    "Reads: a cluster catalogue (.parquet), its frame file (frame count, exposure, noise), "
+    "and the efficiency frames with their catalogue (else the checkpoint that labelled the "
+    "data is run on frames simulated here). Writes: a JSON file with counts per frame, the "
+    "spectral fit, the activity with its interval and the minimum detectable activity.",
+    run,
+    ActivitySettings,
+    (
+        file_flag("--catalogue", "cluster catalogue (.parquet)", INPUT),
+        file_flag("--frames", "frame file the catalogue came from", INPUT),
+        file_flag("--efficiency-frames", "efficiency frames (`efficiency`)", INPUT, required=False),
+        file_flag("--efficiency-catalogue", "their catalogue, by the model", INPUT, required=False),
+        key_flag(
+            "--model",
+            "activity.model",
+            "checkpoint that labelled the catalogue",
+            role=INPUT,
+            unless="activity.efficiency",
+        ),
+        file_flag(
+            "--variants",
+            "truth catalogues of the efficiency's variants (`variant`)",
+            INPUT,
+            nargs="*",
+            required=False,
+        ),
+        file_flag("--out", "JSON file to write", OUTPUT),
+    ),
+)

@@ -22,6 +22,7 @@ import pandas as pd
 from pipeline.config import Config
 from pipeline.config.stages import EfficiencySettings
 from pipeline.core.errors import EfficiencyError
+from pipeline.core.stage import FRAME_SUFFIXES, INPUT, OUTPUT, Stage, file_flag
 from pipeline.io import open_frames
 from pipeline.measurement.spectrum import ACTIVITY_COLUMNS, fit_energies, fit_spectrum
 from pipeline.results.clusters import frame_clusters
@@ -230,3 +231,18 @@ def run(settings: EfficiencySettings, frames: str | Path, out: str | Path) -> st
     (the workflow maps them with the model, and `activity` reads both)."""
     paths = simulate_efficiency_frames(settings, file_attrs(settings, frames), out)
     return "\n".join(f"wrote {path}" for path in paths)
+
+
+STAGE = Stage(
+    "efficiency",
+    "frames simulated for the detector of a frame file, to measure the efficiency on",
+    "Reads: a frame file (its declared readout noise) and the config's detector and "
+    "sources. Writes: an HDF5 frame file with truth (activity.efficiency_frames frames); "
+    "map it with `infer` and give both to `activity`.",
+    run,
+    EfficiencySettings,
+    (
+        file_flag("--frames", "the data's frame file", INPUT),
+        file_flag("--out", "output HDF5 path (.h5)", OUTPUT, suffixes=FRAME_SUFFIXES),
+    ),
+)

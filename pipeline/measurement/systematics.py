@@ -33,6 +33,7 @@ from pipeline.config import Config, ConfigError
 from pipeline.config.stages import EfficiencySettings
 from pipeline.core.atomic import atomic_output
 from pipeline.core.errors import CatalogueError
+from pipeline.core.stage import INPUT, OUTPUT, Flag, Stage, file_flag
 from pipeline.measurement.efficiency import detector_of, file_attrs, ratio, simulated_catalogue
 from pipeline.measurement.estimate import ActivityResult
 from pipeline.measurement.spectrum import fit_energies, fit_spectrum
@@ -239,3 +240,24 @@ def run_variant(
     with atomic_output(out) as tmp, tmp.open("wb") as handle:  # any bytes in its name
         pq.write_table(arrow, handle)
     return f"wrote {out}: {len(table)} truth clusters, {decays} decays ({variant})"
+
+
+STAGE = Stage(
+    "variant",
+    "the truth efficiency of one variant of the detector model, for the activity's systematics",
+    "Reads: a frame file (the detector it states) and the config's detector, sources and "
+    "activity.systematics. Writes: a Parquet catalogue of the truth clusters of "
+    "activity.efficiency_frames frames simulated for that detector with one term at one end "
+    "of its range (or nominal), and the decays in them; give it to `activity --variants`.",
+    run_variant,
+    EfficiencySettings,
+    (
+        file_flag("--frames", "the data's frame file", INPUT),
+        file_flag("--out", "catalogue to write (.parquet)", OUTPUT),
+        Flag(
+            "--variant",
+            "nominal, or TERM-low / TERM-high of activity.systematics",
+            arg="variant",
+        ),
+    ),
+)

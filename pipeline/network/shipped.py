@@ -15,6 +15,7 @@ from pipeline.config import REPO_ROOT
 from pipeline.config.stages import ModelsSettings
 from pipeline.core.errors import CheckpointError
 from pipeline.core.hashing import file_sha256
+from pipeline.core.stage import INPUT, Stage, key_flag
 
 SUFFIX = ".pt"
 
@@ -100,3 +101,13 @@ def run_models(settings: ModelsSettings) -> str:
     """The `models` stage: a line per shipped model in `release.dir`."""
     listing = "\n".join(describe(m) for m in list_models(settings.release.dir))
     return listing or f"no models in {models_dir(settings.release.dir)}"
+
+
+STAGE = Stage(
+    "models",
+    "list the shipped models (use one by name: --model NAME, train.init: NAME)",
+    "Reads: the checkpoints in release.dir (models/). Writes: a line per model.",
+    run_models,
+    ModelsSettings,
+    (key_flag("--dir", "release.dir", "directory of shipped models", role=INPUT),),
+)

@@ -1,6 +1,7 @@
 """Map files and catalogues from any per-frame labeller (shared by `infer` and `classical`).
 
-Owns the streaming loop both reconstructions run: open a frame file of any format, calibrate the
+Owns the streaming loop both reconstructions run (and the flags of its files, `MAPPING`, that both
+declare): open a frame file of any format, calibrate the
 run, label each frame's charge, append the labels (and optionally the probabilities) to the map
 file and its clusters to the catalogue. Outputs appear only when every frame succeeded.
 """
@@ -21,8 +22,24 @@ from pipeline.config.stages import FrameSections
 from pipeline.core.atomic import output_group
 from pipeline.core.errors import printable
 from pipeline.core.hashing import file_sha256
+from pipeline.core.stage import INPUT, OUTPUT, Beside, file_flag
 from pipeline.io import MapWriter
 from pipeline.results import clusters
+
+CSV_TWIN = (Beside("the CSV twin of --catalogue", suffix=".csv"),)
+# what infer and classical declare: a frame file in, a map file and its catalogue out
+MAPPING = (
+    file_flag("--input", "frame file", INPUT),
+    file_flag("--output", "map file to write (.h5)", OUTPUT),
+    file_flag(
+        "--catalogue",
+        "cluster catalogue to write (.parquet)",
+        OUTPUT,
+        required=False,
+        beside=CSV_TWIN,
+    ),
+)
+FRAMES_READ = "a frame file (HDF5, ROOT or FITS), calibrated to electrons"
 
 # charge (electrons) and measured noise -> (labels (H, W) uint8, probabilities (C, H, W) or None)
 Labeller = Callable[[np.ndarray, float], tuple[np.ndarray, np.ndarray | None]]

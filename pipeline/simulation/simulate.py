@@ -24,6 +24,7 @@ from pipeline.config.stages import (
     SimulationSections,
 )
 from pipeline.core.errors import printable
+from pipeline.core.stage import FRAME_SUFFIXES, OUTPUT, Beside, Stage, file_flag, key_flag
 from pipeline.io import FrameWriter
 from pipeline.simulation import physics, sources
 from pipeline.simulation.charge import collect
@@ -326,3 +327,29 @@ def run(settings: SimulateSettings, out: str | Path) -> str:
     cfg = settings.simulate
     paths = simulate_file(settings, Path(out), cfg.frames, cfg.seed, root=cfg.root)
     return "\n".join(f"wrote {path}" for path in paths)
+
+
+STAGE = Stage(
+    "simulate",
+    "simulate CCD frames with per-pixel truth",
+    "Reads: the config (detector, physics, sources). Writes: an HDF5 frame file with frames "
+    "(ADU), labels, instances and the events table (docs/frame_format.md), and with --root "
+    "its .root twin. Output is written atomically.",
+    run,
+    SimulateSettings,
+    (
+        file_flag(
+            "--out",
+            "output HDF5 path (.h5)",
+            OUTPUT,
+            suffixes=FRAME_SUFFIXES,
+            suffix_hint=" (add simulate.root: true for a ROOT twin)",
+            beside=(Beside("the ROOT twin of --out", suffix=".root", when="simulate.root"),),
+        ),
+        key_flag("--frames", "simulate.frames", "number of frames", type=int),
+        key_flag("--seed", "simulate.seed", "random seed (same seed, same file)", type=int),
+        key_flag("--height", "detector.height", "rows per frame", type=int),
+        key_flag("--width", "detector.width", "columns per frame", type=int),
+        key_flag("--root", "simulate.root", "also write a ROOT twin", action="store_true"),
+    ),
+)
