@@ -241,17 +241,12 @@ def test_each_stage_is_declared_beside_its_function_and_a_command_loads_only_its
     assert declaring == {m.removeprefix("pipeline.") for m in WHERE.values()}
     for name, stage in STAGES.items():
         assert stage.run.__module__ == WHERE[name] and stage.name == name
-    probe = "import sys; from pipeline.cli import main; main(['classical', '--help'])"
-    code = f"{probe.replace('main([', 'sys.argv=[0]; main([')}"
-    loaded = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            f"import atexit, sys; atexit.register(lambda: print("
-            "'torch' in sys.modules, 'pipeline.inference.infer' in sys.modules)); " + code,
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.split()[-2:]
-    assert loaded == ["False", "False"], loaded
+    probe = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('torch' in sys.modules, 'pipeline.inference.infer' in "
+        "sys.modules))\n"
+        "from pipeline.cli import main\n"
+        "main(['classical', '--help'])\n"
+    )
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)
+    assert run.stdout.split()[-2:] == ["False", "False"], run.stdout[-200:]
