@@ -4,7 +4,8 @@ The package is layered; each package's docstring says what it owns. `LAYERS` lis
 bottom up: a module may import from its own package and from packages in rows below its own,
 never from its row or above (tests/test_layers.py checks every import, function-level ones
 included). The top row, "command line", is the modules at the package's top level: `cli` parses,
-`commands` finds each stage's declaration (beside its function), `paths` checks the files a stage reads and writes.
+`commands` finds each stage's declaration (beside its function), `paths` checks the files a stage
+reads and writes.
 """
 
 __version__ = "0.1.0"
