@@ -14,6 +14,8 @@ from pipeline.commands import settings_of
 from pipeline.core.hashing import file_sha256
 from pipeline.evaluation import evaluate, suite
 from pipeline.inference import infer
+from pipeline.io import open_frames
+from pipeline.io.digest import frames_sha256
 from pipeline.learning.export import export_model
 from pipeline.learning.train import train
 from pipeline.network.model import load_model
@@ -78,7 +80,8 @@ def test_inference_and_evaluation_runs_lead_back_to_the_model(trained, tiny_file
     summary = json.loads((out / "summary.json").read_text())
     made_from = summary["unet"]["made_from"]  # from the map itself, not the MLflow store
     assert made_from["model_sha256"] == file_sha256(result.out / "best.pt")
-    assert made_from["source_sha256"] == file_sha256(tiny_files["val"])
+    with open_frames(tiny_files["val"], tiny.io) as ff:
+        assert made_from["frames_sha256"] == frames_sha256(ff)
     (evaluation,) = client.search_runs(
         [run.info.experiment_id], "tags.stage = 'evaluate'", max_results=5
     )

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +24,7 @@ from pipeline.calibration import calibrate
 from pipeline.config import IOConfig
 from pipeline.config.stages import FrameSections
 from pipeline.io import FrameFile, open_frames
+from pipeline.io.digest import FramesDigest
 
 T = TypeVar("T")
 
@@ -55,8 +55,7 @@ class CalibratedFile:
         self.file, self._config = file, config
         if run is not None:  # measured before, on this file
             self.run = run
-        self._digest = hashlib.sha256(repr(file.shape).encode())
-        self._digested = 0  # frames digested, in order
+        self._digest = FramesDigest(file.shape)  # of the frames read in order, each once
 
     @functools.cached_property
     def run(self) -> calibrate.RunCalibration:
@@ -72,16 +71,15 @@ class CalibratedFile:
     def charge(self, index: int) -> np.ndarray:
         """Calibrated charge (electrons, float32, hot pixels masked) of frame `index`."""
         raw = self.file.read("frames", index)
-        if index == self._digested:
-            self._digest.update(np.ascontiguousarray(raw, dtype="<f4").tobytes())
-            self._digested += 1
+        if index == self._digest.frames:
+            self._digest.add(raw)
         return calibrate.frame_charge(raw, self.run, index)
 
     @property
     def frames_sha256(self) -> str | None:
-        """SHA-256 of the shape and the values (as float32) of every frame, once every frame
-        was read in order (else None): the same for the same frames in any format."""
-        return self._digest.hexdigest() if self._digested == len(self) else None
+        """The frames' digest (pipeline/io/digest.py) once every frame was read in order, else
+        None."""
+        return self._digest.hexdigest() if self._digest.frames == len(self) else None
 
     def noise_e(self, index: int) -> float:
         """The noise measured on frame `index` (electrons)."""

@@ -261,11 +261,11 @@ def _log_result(
     settings: InferSettings,
     result: MapResult,
 ) -> None:
-    """The input's SHA-256 (hashed as it was mapped), the map's (what evaluations find the run
-    by), the speed and the clusters per frame of each class."""
+    """The digest of the input's frames (taken as they were mapped), the map's SHA-256 (what
+    evaluations find the run by), the speed and the clusters per frame of each class."""
     tracker.set_tags(
         {
-            "data_hash": result.source_sha256,
+            "data_hash": result.frames_sha256,
             "output_sha256": hashing.file_sha256(result.output),
         }
     )

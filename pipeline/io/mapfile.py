@@ -1,6 +1,6 @@
 """Map files (docs/frame_format.md), read: the per-pixel classes a labeller gave a frame file's
 frames. A `MapFile` is not a frame file: it has labels, their class names and the frame file it
-was made from (`source`, with its SHA-256 and the model's where the writer recorded them), and
+was made from (`source`, with its frames' digest and the model's SHA-256 where recorded), and
 no frames.
 """
 
@@ -26,7 +26,7 @@ class MapFile:
     labels: da.Array  # (N, H, W) uint8, in the class order it was opened with
     class_names: list[str]
     source: str | None  # attr `source`: the name of the frame file the map was made from
-    provenance: dict[str, str]  # attrs source_sha256, frames_sha256, model, model_sha256
+    provenance: dict[str, str]  # attrs frames_sha256, model, model_sha256, where written
     _reader: FrameFile  # the validated HDF5 reader underneath (its handles)
 
     @property
@@ -52,7 +52,7 @@ class MapFile:
         self.close()
 
 
-PROVENANCE = ("source", "source_sha256", "frames_sha256", "model", "model_sha256")
+PROVENANCE = ("source", "frames_sha256", "model", "model_sha256")
 
 
 def _text(value: Any) -> str:

@@ -246,7 +246,7 @@ class FrameWriter(_AtomicWriter):
 class MapWriter(_AtomicWriter):
     """Append-only map file of the contract, frame by frame: `labels` (N, H, W) uint8, optional
     `probabilities` (N, C, H, W) float16, attrs `class_names` and `source`, and the provenance
-    attrs given (`source_sha256`, `model`, `model_sha256`: what the map was made from). Atomic
+    attrs given (`model`, `model_sha256`: what the map was made from). Atomic
     like FrameWriter: the file appears only when the writer closes without error."""
 
     def __init__(

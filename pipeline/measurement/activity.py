@@ -45,11 +45,13 @@ def run(
     if (efficiency_frames is None) != (efficiency_catalogue is None):
         raise ConfigError("--efficiency-frames and --efficiency-catalogue go together")
     table = read_catalogue(catalogue, ACTIVITY_COLUMNS)
-    check_made_from(catalogue, frames)
-    if efficiency_frames is not None and efficiency_catalogue is not None:
-        check_made_from(efficiency_catalogue, efficiency_frames)
-    with open_frames(frames, settings.io.model_copy(update={"check_finite": False})) as ff:
+    unscanned = settings.io.model_copy(update={"check_finite": False})
+    with open_frames(frames, unscanned) as ff:
         n_frames, exposures, attrs = ff.n_frames, ff.n_exposures, ff.detector_attrs
+        check_made_from(catalogue, ff)  # the activity's one pass over the frames
+    if efficiency_frames is not None and efficiency_catalogue is not None:
+        with open_frames(efficiency_frames, unscanned) as ff:
+            check_made_from(efficiency_catalogue, ff)
     exposure_s = attrs.get("exposure_s")
     if exposure_s is None and settings.activity.exposure_s is None:
         raise ConfigError(f"{frames}: {NO_EXPOSURE}")

@@ -21,8 +21,8 @@ from scipy import ndimage
 
 from pipeline.core.components import EIGHT_CONNECTED, moments
 from pipeline.core.errors import CatalogueError, one_line
-from pipeline.core.hashing import file_sha256
-from pipeline.io import atomic_output
+from pipeline.io import FrameFile, atomic_output
+from pipeline.io.digest import frames_sha256
 
 
 def catalogue_twin(path: str | Path) -> Path:
@@ -171,12 +171,13 @@ def catalogue_made_from(path: str | Path) -> dict[str, str]:
     return dict(json.loads(metadata.get(MADE_FROM, b"{}")))
 
 
-def check_made_from(catalogue: str | Path, frames: str | Path) -> None:
-    """CatalogueError if the catalogue records the SHA-256 of another frame file."""
-    recorded = catalogue_made_from(catalogue).get("source_sha256")
-    if recorded and recorded != file_sha256(frames):
-        source = catalogue_made_from(catalogue).get("source", "another file")
+def check_made_from(catalogue: str | Path, frames: FrameFile) -> None:
+    """CatalogueError if the catalogue records the digest of other frames than `frames`' (one
+    pass over them)."""
+    made_from = catalogue_made_from(catalogue)
+    recorded = made_from.get("frames_sha256")
+    if recorded and recorded != frames_sha256(frames):
         raise CatalogueError(
-            f"{catalogue}: made from {source}, not from {frames} (their SHA-256 differ); give "
-            "the frame file it was made from"
+            f"{catalogue}: made from {made_from.get('source', 'other frames')}, not from "
+            f"{frames.path} (their frames differ); give the frame file it was made from"
         )

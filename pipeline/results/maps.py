@@ -21,7 +21,6 @@ from pipeline.calibration.frames import calibrated
 from pipeline.config.stages import FrameSections
 from pipeline.core.atomic import output_group
 from pipeline.core.errors import printable
-from pipeline.core.hashing import file_sha256
 from pipeline.core.stage import INPUT, OUTPUT, Beside, file_flag
 from pipeline.io import MapWriter
 from pipeline.results import clusters
@@ -51,7 +50,7 @@ class MapResult:
     frames: int
     pixels: int
     seconds: float
-    source_sha256: str = ""  # of the frame file the map was made from
+    frames_sha256: str = ""  # of the frames the map was made from (pipeline/io/digest.py)
     clusters: dict[str, int] | None = None  # clusters of each class in the catalogue, if any
 
     @property
@@ -77,12 +76,11 @@ def write_maps(
     provenance: Mapping[str, str] | None = None,
 ) -> MapResult:
     """Label every frame of `input_path` into the map file `output_path` (and the catalogue),
-    recording in the map what it was made from: the input's name and SHA-256, and `provenance`
-    (the model's, for a network)."""
+    recording in both what they were made from: the input's name and the digest of its frames
+    (taken as they are labelled: one pass), and `provenance` (the model's, for a network)."""
     start, name = time.perf_counter(), Path(input_path).name
     with calibrated(input_path, config) as frames:
         frames.calibrate()  # before any output is opened
-        source_sha256 = file_sha256(input_path)
         n, height, width = frames.file.shape
         tables: list[pd.DataFrame] = []
         found_per_class: dict[str, int] | None = None
@@ -95,7 +93,7 @@ def write_maps(
                 class_names=config.classes,
                 source=name,
                 probabilities=probabilities,
-                provenance={"source_sha256": source_sha256, **(provenance or {})},
+                provenance=provenance,
             ) as writer,
         ):
             charges = frames.charges(config.io.prefetch_frames)
@@ -117,14 +115,15 @@ def write_maps(
                             first,
                         )
                     )
-            writer.annotate({"frames_sha256": str(frames.frames_sha256)})
+            frames_sha256 = str(frames.frames_sha256)  # digested as they were labelled
+            writer.annotate({"frames_sha256": frames_sha256})
             if catalogue_path is not None:
                 found = [t for t in tables if len(t)]
                 table = pd.concat(found, ignore_index=True) if found else clusters.empty_catalogue()
-                made_from = {"source": name, "source_sha256": source_sha256}
+                made_from = {"source": name, "frames_sha256": frames_sha256}
                 clusters.write_catalogue(table, catalogue_path, made_from)
                 counts = table["class_name"].value_counts()
                 found_per_class = {c: int(counts.get(c, 0)) for c in config.classes}
     elapsed = time.perf_counter() - start
     pixels = n * height * width
-    return MapResult(Path(output_path), n, pixels, elapsed, source_sha256, found_per_class)
+    return MapResult(Path(output_path), n, pixels, elapsed, frames_sha256, found_per_class)
