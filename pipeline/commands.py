@@ -9,8 +9,11 @@ a command imports only its own stage (the network's modules load torch). The com
 
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.util
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from pipeline.core.stage import INPUT, OUTPUT, Beside, Flag, Stage
@@ -58,13 +61,32 @@ def settings_of(config: Any, stage: str) -> Any:
     return cls.model_validate({name: getattr(config, name) for name in cls.model_fields})
 
 
+def declared_settings(stage: str) -> Any:
+    """`stage`'s settings class, read from its declaration's source without running the module
+    (the workflow asks this of every stage when it parses; importing the network's modules would
+    load torch each time). tests/test_cli.py checks it against the imported declaration."""
+    from pipeline.config import stages
+
+    spec = importlib.util.find_spec(WHERE[stage])
+    assert spec is not None and spec.origin is not None, WHERE[stage]
+    tree = ast.parse(Path(spec.origin).read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == [
+            "STAGE"
+        ]:
+            call = node.value
+            assert isinstance(call, ast.Call) and isinstance(call.args[4], ast.Name)
+            return getattr(stages, call.args[4].id)
+    raise LookupError(f"{WHERE[stage]} has no STAGE declaration")
+
+
 def stage_sections(stage: str) -> list[str]:
     """The config sections `stage` reads, in the order of `Config` (what the workflow writes
     into results/config/<stage>.yaml)."""
     from pipeline.config import Config
 
-    fields: Any = STAGES[stage].settings
-    return [name for name in Config.model_fields if name in fields.model_fields]
+    fields = declared_settings(stage).model_fields
+    return [name for name in Config.model_fields if name in fields]
 
 
 def folder_files(stage: str) -> tuple[str, ...]:

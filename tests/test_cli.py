@@ -231,7 +231,7 @@ def test_each_stage_is_declared_beside_its_function_and_a_command_loads_only_its
     import sys
     from pathlib import Path
 
-    from pipeline.commands import STAGES, WHERE
+    from pipeline.commands import STAGES, WHERE, declared_settings
 
     declaring = {
         str(p.relative_to(Path("pipeline")).with_suffix("")).replace("/", ".")
@@ -241,6 +241,7 @@ def test_each_stage_is_declared_beside_its_function_and_a_command_loads_only_its
     assert declaring == {m.removeprefix("pipeline.") for m in WHERE.values()}
     for name, stage in STAGES.items():
         assert stage.run.__module__ == WHERE[name] and stage.name == name
+        assert declared_settings(name) is stage.settings  # what the workflow reads unimported
     probe = (
         "import atexit, sys\n"
         "atexit.register(lambda: print('torch' in sys.modules, 'pipeline.inference.infer' in "
