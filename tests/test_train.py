@@ -103,7 +103,7 @@ def straight_run(tmp_path_factory, tiny_files):
     return _weights(folder / "model" / "last.pt")
 
 
-SLOW_KILLS = {"third checkpoint"}  # a checkpoint boundary like the first: `pytest -m slow`
+SLOW_KILLS = {"first checkpoint", "third checkpoint"}  # kills at a checkpoint boundary: `-m slow`
 
 
 @pytest.mark.parametrize(
