@@ -185,7 +185,7 @@ def test_measured_efficiency_matches_collected_fraction(cfg):
         return labels
 
     # (clusters of the two classes that touch now merge: a shift well inside the error)
-    assert abs(efficiency.measure_efficiency(cfg, 4, xray_as_tritium) - eff) < 0.5 * error
+    assert abs(efficiency.efficiency_with_error(cfg, 4, xray_as_tritium)[0] - eff) < 0.5 * error
 
 
 def test_model_efficiency_runs_the_data_chain_and_agrees_with_truth(cfg, monkeypatch, tmp_path):

@@ -251,6 +251,8 @@ CONFIGS = {
         ],
         "weights and continuum_weight are all 0",
     ),
+    "a negative class weight": (["--set", "train.class_weights.muon=-1"], "must not be negative"),
+    "a learning rate of 1e6": (["--set", "train.lr=1e6"], "train.lr"),
     "alpha energies falling": (
         ["--set", "sources.alpha.energy_kev=[8000, 4000]"],
         "an energy range must rise",

@@ -326,3 +326,25 @@ except ConfigError as exc:
     print(exc)
     sys.exit(3)
 """
+
+
+def test_a_diverging_run_stops_in_one_line_and_keeps_the_last_epochs_checkpoint(
+    tiny, tiny_train, monkeypatch
+):
+    """A loss that turns NaN (a learning rate too high) ends the run with one line, before the
+    weights take the NaN; the previous epoch's last.pt stays loadable."""
+    from pipeline.core.errors import TrainingDiverged
+    from pipeline.learning import train as training
+
+    first = _with_train(tiny, epochs=1, steps_per_epoch=2, patience=10)
+    train(first, **tiny_train, progress=False)
+    before = (tiny_train["out"] / "last.pt").read_bytes()
+    real_forward = training.SegmentationLoss.forward
+    monkeypatch.setattr(
+        training.SegmentationLoss, "forward", lambda self, x, y: real_forward(self, x, y) * np.nan
+    )
+    more = _with_train(tiny, epochs=2, steps_per_epoch=2, patience=10, resume=True)
+    with pytest.raises(TrainingDiverged, match=r"training loss is nan at epoch 1, step 1") as info:
+        train(more, **tiny_train, progress=False)
+    assert "\n" not in str(info.value) and "lower train.lr" in str(info.value)
+    assert (tiny_train["out"] / "last.pt").read_bytes() == before

@@ -200,10 +200,10 @@ class StreamConfig(Section):
 class AugmentConfig(Section):
     enabled: bool
     dihedral: bool
-    gain_jitter: float = Field(ge=0)
+    gain_jitter: float = Field(ge=0, le=1)  # a fraction of the gain
     extra_noise_e: tuple[float, float]
-    pedestal_offset_e: float = Field(ge=0)
-    hot_pixels_per_tile: float = Field(ge=0)
+    pedestal_offset_e: float = Field(ge=0, le=MAX_PIXEL_CHARGE_E)
+    hot_pixels_per_tile: float = Field(ge=0, le=1e6)
     hot_pixel_charge_e: tuple[float, float]
 
 
@@ -232,8 +232,8 @@ class TrainConfig(Section):
     steps_per_epoch: int = Field(gt=0)
     val_tiles: int = Field(gt=0, le=1_000_000)
     batch_size: int = Field(gt=0, le=4096)
-    lr: float = Field(gt=0)
-    weight_decay: float = Field(ge=0)
+    lr: float = Field(gt=0, le=10)  # AdamW: ~1e-4-1e-2; beyond 10 nothing trains
+    weight_decay: float = Field(ge=0, le=10)
     warmup_fraction: float = Field(ge=0, lt=1)
     loss: Literal["dice_ce", "dice_focal"]
     class_weights: dict[str, float] = Field(
@@ -324,6 +324,9 @@ class Config(Section):
                 f"class names {unsafe} become metric names and table columns: use letters, "
                 "digits, '_' and '-' only"
             )
+        negative = {c: w for c, w in self.train.class_weights.items() if w < 0}
+        if negative:
+            raise ValueError(f"train.class_weights must not be negative: {negative}")
         missing = [c for c in self.classes if c not in self.train.class_weights]
         if missing:
             raise ValueError(

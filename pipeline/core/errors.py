@@ -68,6 +68,11 @@ class CatalogueError(PipelineError):
     """A catalogue that cannot be used; the message names the file and the problem."""
 
 
+class TrainingDiverged(PipelineError):
+    """The training loss is not finite: the settings (a learning rate too high) made the run
+    diverge; the checkpoints of the last finished epoch are kept."""
+
+
 class EfficiencyError(PipelineError):
     """The efficiency is not measurable: its simulated frames gave no fitted tritium decays, or
     the data's detector would need frames too busy to simulate."""

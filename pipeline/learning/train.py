@@ -30,6 +30,7 @@ from tqdm import tqdm
 from pipeline.config import Config, TrainConfig
 from pipeline.config.stages import TrainSettings
 from pipeline.core import hashing
+from pipeline.core.errors import TrainingDiverged
 from pipeline.core.geometry import IGNORE
 from pipeline.core.lock import exclusive
 from pipeline.core.stage import INPUT, OUTPUT, Stage, file_flag, files_in, key_flag
@@ -126,6 +127,12 @@ class Trainer:
             x, y = self._inputs(x), y.to(self.device, non_blocking=True)
             with self._autocast():
                 loss = self.loss(self.model(x), y)
+            if not self.scaler.is_enabled() and not bool(torch.isfinite(loss.detach())):
+                raise TrainingDiverged(
+                    f"the training loss is {float(loss.detach())} at epoch {epoch}, step "
+                    f"{steps + 1}: the run diverged (train.lr {self.config.train.lr:g}); lower "
+                    "train.lr, or --resume from the last epoch's OUT/last.pt"
+                )
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)

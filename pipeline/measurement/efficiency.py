@@ -165,14 +165,6 @@ def model_efficiency_with_error(
         return efficiency_from_files(config, frames, catalogue)
 
 
-def measure_efficiency(
-    config: EfficiencySettings | Config, n_frames: int = 4, label_fn: Callable | None = None
-) -> float:
-    """Fraction of simulated tritium decays recovered by the spectral fit (see
-    `efficiency_with_error`); `label_fn(SimulatedFrame) -> labels` replaces the truth labels."""
-    return efficiency_with_error(config, n_frames, label_fn)[0]
-
-
 DETECTOR_ATTRS = ("readout_noise_e", "gain_adu_per_e", "pixel_size_um", "thickness_um")
 
 
