@@ -105,3 +105,36 @@ def test_every_numeric_key_at_every_value(capsys, stage):
         for value in VALUES:
             with tempfile.TemporaryDirectory() as tmp:
                 _run(capsys, key, value, stage, Path(tmp))
+
+
+@pytest.mark.slow
+def test_every_activity_key_at_every_value(capsys, tmp_path):
+    """The same for the activity's keys, on a catalogue of simulated frames (the efficiency
+    given, so each run is the fit alone): a refusal, or a JSON of finite numbers."""
+    from pipeline.config import load_config
+    from pipeline.simulation.simulate import simulate_file
+
+    small = load_config(overrides={"detector.height": 128, "detector.width": 128})
+    frames = simulate_file(small, tmp_path / "f.h5", 2, seed=1, progress=False)[0]
+    catalogue = tmp_path / "c.parquet"
+    argv = ["classical", "--input", str(frames), "--output", str(tmp_path / "m.h5")]
+    assert main([*argv, "--catalogue", str(catalogue)]) == 0
+    for key in (k for k in DEFAULTS if k.startswith("activity.")):
+        for value in VALUES:
+            with tempfile.TemporaryDirectory() as tmp:
+                out = Path(tmp) / "out"
+                out.mkdir()
+                flags = ["--set", f"{key}={_yaml(value, DEFAULTS[key])}"]
+                flags += (
+                    ["--set", "activity.efficiency=0.3"] if key != "activity.efficiency" else []
+                )
+                argv = ["activity", "--catalogue", str(catalogue), "--frames", str(frames)]
+                code = main([*argv, "--out", str(out / "a.json"), *flags])
+                err = capsys.readouterr().err.splitlines()
+                assert code in (0, 2), (key, value, code)
+                if code == 2:
+                    assert len([line for line in err if "error:" in line]) == 1, (key, value)
+                    assert list(out.iterdir()) == [], (key, value)
+                else:
+                    text = (out / "a.json").read_text()
+                    assert "NaN" not in text and "Infinity" not in text, (key, value)
