@@ -318,8 +318,8 @@ def test_the_activity_reads_its_efficiency_from_the_efficiency_frames_and_their_
     activity.run(settings_of(four, "activity"), data_catalogue, data, out, frames, catalogue)
     summary = json.loads(out.read_text())
     expected = efficiency_from_files(four, frames, catalogue)
-    assert summary["efficiency"] == pytest.approx(expected[0])
-    assert summary["efficiency_error"] == pytest.approx(expected[1])
+    assert summary["efficiency"] == pytest.approx(expected[0], rel=5e-4)  # JSON: 4 digits
+    assert summary["efficiency_error"] == pytest.approx(expected[1], rel=5e-4)
     truth_label, error = efficiency.efficiency_with_error(cfg, n_frames=4)
     assert abs(summary["efficiency"] - truth_label) < 2 * error
 

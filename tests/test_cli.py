@@ -251,3 +251,51 @@ def test_each_stage_is_declared_beside_its_function_and_a_command_loads_only_its
     )
     run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)
     assert run.stdout.split()[-2:] == ["False", "False"], run.stdout[-200:]
+
+
+def test_a_map_command_says_what_it_found_and_every_value_it_took_from_a_default(tmp_path, capsys):
+    """A FITS file without GAIN, pixel size or exposure: one warning line for each value the
+    run took from a default, then the clusters of each class, then what it wrote."""
+    import numpy as np
+    from astropy.io import fits
+
+    frame = np.random.default_rng(1).normal(1000, 3, (40, 48)).astype(np.float32)
+    frame[10:13, 20:23] += 400.0
+    fits.PrimaryHDU(frame).writeto(tmp_path / "mine.fits")
+    argv = ["classical", "--input", str(tmp_path / "mine.fits"), "--output", str(tmp_path / "m.h5")]
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    warned = [line for line in lines if line.startswith("warning: mine.fits states no ")]
+    assert [w.split("states no ")[1].split(":")[0] for w in warned] == [
+        "gain",
+        "pixel size",
+        "exposure",
+    ]
+    assert "took 1 ADU/e- (the default" in warned[0]
+    found = next(line for line in lines if line.startswith("clusters in 1 frames: "))
+    assert sum(int(part.split()[-1]) for part in found.split(": ")[1].split(", ")) >= 1
+    assert lines[-1].startswith(f"wrote {tmp_path / 'm.h5'}: 1 frames")
+
+
+def test_the_activity_says_not_detected_below_the_decision_threshold(tmp_path, capsys):
+    """An empty catalogue: the printout and the JSON say 'not detected', with the decision
+    threshold, the detection limit, where the efficiency came from and a legend."""
+    import json
+
+    from pipeline.results.clusters import empty_catalogue, write_catalogue
+    from tests.test_io import h5_file
+
+    frames = h5_file(tmp_path / "f.h5")
+    write_catalogue(empty_catalogue(), tmp_path / "c.parquet")
+    argv = ["activity", "--catalogue", str(tmp_path / "c.parquet"), "--frames", str(frames)]
+    argv += ["--out", str(tmp_path / "a.json"), "--set", "activity.efficiency=0.3"]
+    assert main([*argv, "--set", "activity.exposure_s=600"]) == 0
+    said = capsys.readouterr().out
+    assert "NOT DETECTED: below the decision threshold" in said
+    assert "decision threshold" in said and "minimum detectable activity (MDA)" in said
+    assert "efficiency 0.3 +- 0: given (activity.efficiency" in said
+    result = json.loads((tmp_path / "a.json").read_text())
+    assert result["detected"] is False and result["activity_bq"] == 0.0
+    assert 0 <= result["decision_threshold_bq"] < result["mda_bq"]  # no background: L_C = 0
+    assert result["efficiency_route"].startswith("given") and "mda_bq" in result["legend"]
+    assert float(f"{result['mda_bq']:.4g}") == result["mda_bq"]  # rounded to 4 digits

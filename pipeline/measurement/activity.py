@@ -22,8 +22,15 @@ from pipeline.core.stage import INPUT, OUTPUT, Stage, file_flag, key_flag
 from pipeline.io import open_frames
 from pipeline.measurement import systematics
 from pipeline.measurement.counting import counts_per_frame
-from pipeline.measurement.efficiency import efficiency_for
-from pipeline.measurement.estimate import NO_EXPOSURE, activity_summary, estimate_activity
+from pipeline.measurement.efficiency import efficiency_for, efficiency_route
+from pipeline.measurement.estimate import (
+    LEGEND,
+    NO_EXPOSURE,
+    ActivityResult,
+    activity_summary,
+    estimate_activity,
+    rounded,
+)
 from pipeline.measurement.spectrum import ACTIVITY_COLUMNS
 from pipeline.results.clusters import check_made_from, read_catalogue
 
@@ -74,14 +81,32 @@ def run(
     summary["exposure_s_from"] = from_file or "config activity.exposure_s"
     summary["exposures"], summary["frames_per_exposure"] = exposures, n_frames // exposures
     summary["counts_per_frame"] = {c: counts[c].tolist() for c in counts.columns}
+    route = efficiency_route(settings, mapped)
+    summary["efficiency_route"] = route
+    summary["legend"] = LEGEND
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(out) as tmp:
-        tmp.write_text(json.dumps(summary, indent=2))
+        tmp.write_text(json.dumps(rounded(summary), indent=2))
+    return "\n".join([*said(result, settings.activity.confidence, route), f"wrote {out}"])
+
+
+def said(result: ActivityResult, confidence: float, route: str) -> list[str]:
+    """The result in words: the activity with its interval, whether it is a detection, the
+    decision threshold and the detection limit, and where the efficiency came from."""
     low, high = result.interval_bq
-    return (
-        f"tritium activity {result.activity_bq:.4g} Bq ({settings.activity.confidence:.0%} "
-        f"interval {low:.4g}-{high:.4g} Bq), MDA {result.mda_bq:.4g} Bq; wrote {out}"
+    verdict = (
+        "detected (above the decision threshold)"
+        if result.detected
+        else "NOT DETECTED: below the decision threshold, consistent with zero"
     )
+    return [
+        f"tritium activity {result.activity_bq:.4g} Bq ({confidence:.0%} interval "
+        f"{low:.4g}-{high:.4g} Bq): {verdict}",
+        f"decision threshold {result.decision_threshold_bq:.4g} Bq, minimum detectable "
+        f"activity (MDA) {result.mda_bq:.4g} Bq; {result.tritium_counts:.1f} tritium clusters "
+        f"fitted over {result.live_time_s:g} s",
+        f"efficiency {result.efficiency:.4g} +- {result.efficiency_error:.2g}: {route}",
+    ]
 
 
 STAGE = Stage(

@@ -33,6 +33,13 @@ def poisson_interval(n: int, confidence: float) -> tuple[float, float]:
     return lower, float(stats.chi2.ppf(1 - alpha / 2, 2 * n + 2) / 2)
 
 
+def currie_decision_threshold(background_counts: float) -> float:
+    """Currie (1968) decision threshold in counts, 5 % false positives, paired blank: a net count
+    above it is a detection (the critical level L_C = 2.33 sqrt(B) of the same convention as
+    `currie_detection_limit`)."""
+    return 2.326 * float(np.sqrt(max(background_counts, 0.0)))
+
+
 def currie_detection_limit(background_counts: float) -> float:
     """Currie (1968) detection limit in counts, 5 % false positives and negatives, paired blank."""
     return 2.71 + 4.65 * float(np.sqrt(max(background_counts, 0.0)))

@@ -218,6 +218,23 @@ def efficiency_for(
     return efficiency_with_error(detector_of(config, data_attrs), cfg.efficiency_frames)
 
 
+def efficiency_route(
+    config: EfficiencySettings | Config, mapped: tuple[str | Path, str | Path] | None = None
+) -> str:
+    """Where `efficiency_for` takes the efficiency from, in words (the same order)."""
+    cfg = config.activity
+    if cfg.efficiency is not None:
+        return "given (activity.efficiency; e.g. a calibration with a source of known activity)"
+    if mapped is not None:
+        return f"the model's catalogue {mapped[1]} of the efficiency frames {mapped[0]}"
+    if cfg.model is not None:
+        return f"frames simulated here for the data's detector, mapped by {cfg.model}"
+    return (
+        "the truth labels of frames simulated for the data's detector (activity.model is null: "
+        "the method's own losses are not in it)"
+    )
+
+
 def run(settings: EfficiencySettings, frames: str | Path, out: str | Path) -> str:
     """The `efficiency` stage: the efficiency frames of the detector of `frames`, into `out`
     (the workflow maps them with the model, and `activity` reads both)."""

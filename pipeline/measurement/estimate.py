@@ -1,5 +1,6 @@
-"""The activity of a fitted spectrum: decays over efficiency and live time, its interval and the
-minimum detectable activity (MDA, Currie), and the JSON summary of the result."""
+"""The activity of a fitted spectrum: decays over efficiency and live time, its interval, the
+decision threshold and the minimum detectable activity (MDA; Currie 1968), and the JSON summary
+of the result with a legend of its fields."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from scipy import stats
 
 from pipeline.config import Config, ConfigError
 from pipeline.config.stages import EfficiencySettings
-from pipeline.measurement.counting import currie_detection_limit
+from pipeline.measurement.counting import currie_decision_threshold, currie_detection_limit
 from pipeline.measurement.spectrum import SpectrumFit, fit_energies, fit_spectrum
 
 NO_EXPOSURE = (
@@ -26,10 +27,20 @@ class ActivityResult:
     interval_bq: tuple[float, float]
     mda_bq: float
     tritium_counts: float  # fitted yield N_t (clusters in the energy range)
+    decision_threshold_counts: float  # Currie L_C: a fitted yield above it is a detection
     efficiency: float
     live_time_s: float
     fit: SpectrumFit
     efficiency_error: float = 0.0  # 0 when the efficiency was given without one
+
+    @property
+    def decision_threshold_bq(self) -> float:
+        return self.decision_threshold_counts / (self.efficiency * self.live_time_s)
+
+    @property
+    def detected(self) -> bool:
+        """The fitted yield is above the decision threshold."""
+        return self.tritium_counts > self.decision_threshold_counts
 
 
 def _interval_with_efficiency(
@@ -73,6 +84,7 @@ def estimate_activity(
         ),
         mda_bq=currie_detection_limit(fit.region_background) / scale,
         tritium_counts=fit.tritium,
+        decision_threshold_counts=currie_decision_threshold(fit.region_background),
         efficiency=efficiency,
         live_time_s=live,
         fit=fit,
@@ -87,6 +99,9 @@ def activity_summary(result: ActivityResult) -> dict:
         "activity_bq": result.activity_bq,
         "interval_bq": list(result.interval_bq),
         "confidence": fit.confidence,
+        "detected": result.detected,
+        "decision_threshold_bq": result.decision_threshold_bq,
+        "decision_threshold_counts": result.decision_threshold_counts,
         "mda_bq": result.mda_bq,
         "tritium_counts": result.tritium_counts,
         "tritium_counts_error": fit.tritium_error,
@@ -108,3 +123,31 @@ def activity_summary(result: ActivityResult) -> dict:
             "nll": fit.nll,
         },
     }
+
+
+LEGEND = {
+    "activity_bq": "tritium betas entering the CCD per second: the fitted yield over efficiency x "
+    "live time (not yet the sample's activity: issue of the sample model)",
+    "interval_bq": "interval at `confidence`: profile likelihood of the fit, widened by the "
+    "efficiency's error and by the systematics",
+    "detected": "whether the fitted yield exceeds the decision threshold (false: not detected)",
+    "decision_threshold_bq": "Currie's critical level L_C = 2.33 sqrt(B) (5 % false "
+    "positives), B the fitted non-tritium counts under the tritium template, in Bq",
+    "mda_bq": "minimum detectable activity, Currie L_D = 2.71 + 4.65 sqrt(B) (5 % false "
+    "positives and negatives), in Bq",
+    "tritium_counts": "fitted tritium clusters in `fit.energy_range_kev`",
+    "efficiency": "fitted tritium clusters per decay, from `efficiency_route`",
+    "live_time_s": "exposures x exposure of one (s)",
+    "systematics": "each detector-model term: the activity at both ends of its range",
+}
+
+
+def rounded(value: object, digits: int = 4) -> object:
+    """`value` with every float to `digits` significant digits (the JSON a reader reads)."""
+    if isinstance(value, float):
+        return float(f"{value:.{digits}g}")
+    if isinstance(value, dict):
+        return {k: rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [rounded(v, digits) for v in value]
+    return value

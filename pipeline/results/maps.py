@@ -22,8 +22,9 @@ from pipeline.config.stages import FrameSections
 from pipeline.core.atomic import output_group
 from pipeline.core.errors import printable
 from pipeline.core.stage import INPUT, OUTPUT, Beside, file_flag
-from pipeline.io import MapWriter
+from pipeline.io import FrameFile, MapWriter
 from pipeline.results import clusters
+from pipeline.results.metrics import count_clusters
 
 CSV_TWIN = (Beside("the CSV twin of --catalogue", suffix=".csv"),)
 # what infer and classical declare: a frame file in, a map file and its catalogue out
@@ -51,17 +52,44 @@ class MapResult:
     pixels: int
     seconds: float
     frames_sha256: str = ""  # of the frames the map was made from (pipeline/io/digest.py)
-    clusters: dict[str, int] | None = None  # clusters of each class in the catalogue, if any
+    clusters: dict[str, int] | None = None  # 8-connected clusters of each class, all frames
+    warnings: tuple[str, ...] = ()  # values taken from a default rather than from the file
 
     @property
     def megapixels_per_s(self) -> float:
         return self.pixels / 1e6 / self.seconds
 
     def __str__(self) -> str:
-        return (
+        lines = [*self.warnings]
+        if self.clusters is not None:
+            found = ", ".join(f"{c} {n}" for c, n in list(self.clusters.items())[1:])
+            lines.append(f"clusters in {self.frames} frames: {found}")
+        lines.append(
             f"wrote {self.output}: {self.frames} frames, "
             f"{self.megapixels_per_s:.2f} megapixels/s end to end"
         )
+        return "\n".join(lines)
+
+
+def unstated(frames: FrameFile, config: FrameSections) -> tuple[str, ...]:
+    """A warning line for each value the run takes from a default, not from the file."""
+    name, lines = printable(frames.path.name), []
+    if "gain_adu_per_e" in frames.defaulted and config.calibrate.gain == "file":
+        lines.append(
+            f"warning: {name} states no gain: took {frames.attrs['gain_adu_per_e']:g} ADU/e- (the "
+            "default; every charge and energy scales with it: set io.fits.attrs.gain_adu_per_e, "
+            "or calibrate.gain: config or fe55)"
+        )
+    if "pixel_size_um" in frames.defaulted:
+        lines.append(
+            f"warning: {name} states no pixel size: took {frames.attrs['pixel_size_um']:g} um "
+            "(the default)"
+        )
+    if "exposure_s" not in frames.attrs:
+        lines.append(
+            f"warning: {name} states no exposure: an activity of it needs activity.exposure_s"
+        )
+    return tuple(lines)
 
 
 def write_maps(
@@ -83,7 +111,7 @@ def write_maps(
         frames.calibrate()  # before any output is opened
         n, height, width = frames.file.shape
         tables: list[pd.DataFrame] = []
-        found_per_class: dict[str, int] | None = None
+        found_per_class = dict.fromkeys(config.classes, 0)
         with (
             output_group(),
             MapWriter(
@@ -115,6 +143,9 @@ def write_maps(
                             first,
                         )
                     )
+                else:
+                    for c, cls in enumerate(config.classes[1:], start=1):
+                        found_per_class[cls] += count_clusters(labels, c)
             frames_sha256 = str(frames.frames_sha256)  # digested as they were labelled
             writer.annotate({"frames_sha256": frames_sha256})
             if catalogue_path is not None:
@@ -126,4 +157,5 @@ def write_maps(
                 found_per_class = {c: int(counts.get(c, 0)) for c in config.classes}
     elapsed = time.perf_counter() - start
     pixels = n * height * width
-    return MapResult(Path(output_path), n, pixels, elapsed, frames_sha256, found_per_class)
+    said = unstated(frames.file, config)
+    return MapResult(Path(output_path), n, pixels, elapsed, frames_sha256, found_per_class, said)
