@@ -31,6 +31,7 @@ WHERE = {
     "suite": "pipeline.evaluation.suite",
     "efficiency": "pipeline.measurement.efficiency",
     "activity": "pipeline.measurement.activity",
+    "plot": "pipeline.results.view",
     "variant": "pipeline.measurement.systematics",
     "models": "pipeline.network.shipped",
     "export": "pipeline.learning.export",

@@ -5,6 +5,7 @@ import pytest
 
 from pipeline.core.errors import CatalogueError
 from pipeline.measurement import counting
+from pipeline.results.metrics import poisson_interval
 
 
 @pytest.mark.parametrize(
@@ -12,7 +13,8 @@ from pipeline.measurement import counting
     [(0, 0.95, (0.0, 3.689)), (10, 0.95, (4.795, 18.39)), (5, 0.90, (1.970, 10.51))],
 )
 def test_garwood_interval(n, confidence, expected):
-    assert counting.poisson_interval(n, confidence) == pytest.approx(expected, rel=1e-3, abs=1e-9)
+    interval = tuple(float(v) for v in poisson_interval(n, confidence))
+    assert interval == pytest.approx(expected, rel=1e-3, abs=1e-9)
 
 
 def test_currie_detection_limit():

@@ -135,6 +135,10 @@ class InferSettings(FrameSettings):
     release: ReleaseConfig  # where infer.model's shipped name is looked up
 
 
+class PlotSettings(FrameSettings):
+    """What drawing a map over its frame reads (pipeline/results/view.py)."""
+
+
 class ClassicalSettings(FrameSettings):
     classical: ClassicalConfig
 

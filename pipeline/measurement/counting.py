@@ -1,5 +1,5 @@
-"""Counting statistics of the activity: per-frame cluster counts, exact Poisson intervals and
-Currie detection limits."""
+"""Counting statistics of the activity: per-frame cluster counts and Currie's decision threshold
+and detection limit (exact Poisson intervals: pipeline/results/metrics.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from pipeline.core.errors import CatalogueError
 
@@ -24,13 +23,6 @@ def counts_per_frame(
         for name in classes
     }
     return pd.DataFrame(columns, index=pd.RangeIndex(n_frames, name="frame"), dtype=int)
-
-
-def poisson_interval(n: int, confidence: float) -> tuple[float, float]:
-    """Exact (Garwood 1936) central interval for a Poisson mean, from chi-square quantiles."""
-    alpha = 1.0 - confidence
-    lower = 0.0 if n == 0 else float(stats.chi2.ppf(alpha / 2, 2 * n) / 2)
-    return lower, float(stats.chi2.ppf(1 - alpha / 2, 2 * n + 2) / 2)
 
 
 def currie_decision_threshold(background_counts: float) -> float:

@@ -122,6 +122,22 @@ def activity_summary(result: ActivityResult) -> dict:
             "line_energy_scale": fit.line_scale,
             "nll": fit.nll,
         },
+        "spectrum": spectrum_summary(fit),
+    }
+
+
+def spectrum_summary(fit: SpectrumFit) -> dict:
+    """The binned data and each fitted component per bin (what `pipeline plot` draws)."""
+    names = [
+        "tritium",
+        *(f"{e:g} keV line" for e in fit.line_energies_kev),
+        "X-ray continuum",
+        "flat background",
+    ]
+    return {
+        "edges_kev": fit.edges_kev.tolist(),
+        "counts": fit.counts.tolist(),
+        "components": {n: row.tolist() for n, row in zip(names, fit.components, strict=True)},
     }
 
 
@@ -139,6 +155,7 @@ LEGEND = {
     "efficiency": "fitted tritium clusters per decay, from `efficiency_route`",
     "live_time_s": "exposures x exposure of one (s)",
     "systematics": "each detector-model term: the activity at both ends of its range",
+    "spectrum": "the fitted cluster spectrum: bin edges, clusters per bin, each component",
 }
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, stats
 
 from pipeline.core.components import EIGHT_CONNECTED
 from pipeline.core.geometry import IGNORE
@@ -105,3 +105,12 @@ def f1(efficiency: np.ndarray, purity: np.ndarray) -> np.ndarray:
 
 def count_clusters(pred: np.ndarray, cls: int) -> int:
     return int(ndimage.label(pred == cls, structure=EIGHT_CONNECTED)[1])
+
+
+def poisson_interval(n: np.ndarray | int, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    """Exact (Garwood 1936) central interval of a Poisson mean for each count `n`, from
+    chi-square quantiles: the error bars of a histogram of few counts."""
+    n = np.asarray(n, dtype=float)
+    alpha = 1.0 - confidence
+    lower = np.where(n > 0, stats.chi2.ppf(alpha / 2, 2 * np.maximum(n, 1)) / 2, 0.0)
+    return lower, stats.chi2.ppf(1 - alpha / 2, 2 * n + 2) / 2

@@ -1,5 +1,6 @@
-"""Plots for people: training curves, confusion matrices, energy spectra and zooms of an example
-frame around a deposit of each class. matplotlib, Agg."""
+"""Plots for people: training curves, confusion matrices, energy spectra, zooms of an example
+frame around a deposit of each class, a map over its frame, and the spectral fit of an activity.
+matplotlib, Agg; one colour per class everywhere (`class_colours`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from pipeline.io import atomic_output
+from pipeline.results.metrics import poisson_interval
 
 
 def training_curves(
@@ -131,7 +133,7 @@ def example_frame(
         figsize=(2.6 * (1 + len(columns)), 2.6 * len(windows)),
         squeeze=False,
     )
-    cmap = matplotlib.colormaps["tab10"].resampled(len(classes))
+    cmap = class_colours(classes)
     for row, (name, region) in zip(axes, windows, strict=True):
         row[0].imshow(np.arcsinh(np.clip(charge_e[region], 0, None) / 10), cmap="magma")
         rows, cols = region
@@ -151,6 +153,74 @@ def example_frame(
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
+    _save(fig, path)
+
+
+def class_colours(classes: Sequence[str]) -> matplotlib.colors.Colormap:
+    """The colour of each class index, the same in every plot (background first)."""
+    return matplotlib.colormaps["tab10"].resampled(len(classes))
+
+
+def map_view(
+    charge_e: np.ndarray, labels: np.ndarray, classes: Sequence[str], title: str, path: Path
+) -> None:
+    """The whole frame (charge, asinh) with the map's classes over it, then a zoom on the
+    largest cluster of each class the map found: charge | classes."""
+    cmap = class_colours(classes)
+    windows = zoom_windows(labels, classes)
+    fig = plt.figure(figsize=(9, 4.5 + 2.4 * len(windows)))
+    grid = fig.add_gridspec(1 + len(windows), 2, height_ratios=[4.5] + [2.4] * len(windows))
+    whole = fig.add_subplot(grid[0, :])
+    whole.imshow(np.arcsinh(np.clip(charge_e, 0, None) / 10), cmap="gray", origin="lower")
+    shown = np.ma.masked_equal(labels, 0)
+    whole.imshow(
+        shown, cmap=cmap, vmin=-0.5, vmax=len(classes) - 0.5, alpha=0.8, origin="lower",
+        interpolation="nearest",
+    )  # fmt: skip
+    whole.set_title(title, fontsize=9)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=cmap(i)) for i in range(1, len(classes))]
+    whole.legend(handles, classes[1:], loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    for row, (name, (rows, cols)) in enumerate(windows, start=1):
+        left, right = fig.add_subplot(grid[row, 0]), fig.add_subplot(grid[row, 1])
+        left.imshow(np.arcsinh(np.clip(charge_e[rows, cols], 0, None) / 10), cmap="magma")
+        right.imshow(
+            labels[rows, cols], cmap=cmap, vmin=-0.5, vmax=len(classes) - 0.5,
+            interpolation="nearest",
+        )  # fmt: skip
+        left.set_ylabel(
+            f"largest {name}\nrows {rows.start}-{rows.stop}\ncols {cols.start}-{cols.stop}"
+        )
+        for ax in (left, right):
+            ax.set_xticks([])
+            ax.set_yticks([])
+    _save(fig, path)
+
+
+def spectral_fit(
+    edges_kev: np.ndarray,
+    counts: np.ndarray,
+    components: dict[str, np.ndarray],
+    title: str,
+    path: Path,
+) -> None:
+    """The fitted cluster spectrum: the data (counts per bin with Poisson errors), each fitted
+    component and their sum."""
+    centres = (edges_kev[1:] + edges_kev[:-1]) / 2
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    low, high = poisson_interval(counts, 0.6827)  # Garwood: no bar below zero
+    ax.errorbar(
+        centres, counts, yerr=[counts - low, high - counts], fmt="o", ms=3, color="black",
+        label=f"data ({int(counts.sum())} clusters; 68 % Poisson intervals)",
+    )  # fmt: skip
+    for name, values in components.items():
+        ax.step(edges_kev, np.append(values, values[-1]), where="post", label=name, lw=1.2)
+    total = np.sum(list(components.values()), axis=0)
+    ax.step(edges_kev, np.append(total, total[-1]), where="post", color="grey", lw=2,
+            label="fit: sum")  # fmt: skip
+    ax.set_xlabel("cluster energy (keV)")
+    ax.set_ylabel("clusters per bin")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
     _save(fig, path)
 
 
