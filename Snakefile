@@ -23,6 +23,7 @@ include: "rules/train.smk"
 include: "rules/infer.smk"
 include: "rules/efficiency.smk"
 include: "rules/evaluate.smk"
+include: "rules/plot.smk"
 
 
 if config["release"]["name"]:
@@ -39,12 +40,14 @@ rule all:
         f"results/activity/{HELDOUT}.json",
         expand("results/maps/{name}.unet.h5", name=INPUTS),
         expand("results/activity/{name}.json", name=INPUTS),
+        expand("results/plots/{name}.unet.map.png", name=[HELDOUT, *INPUTS]),
+        expand("results/plots/{name}.fit.png", name=[HELDOUT, *INPUTS]),
 
 
 onsuccess:
     print(
         "Results: results/ (model/best.pt, maps/, catalogues/, evaluation/comparison.md and "
-        "suite.md, "
+        "suite.md, plots/, "
         f"activity/). MLflow runs: mlflow ui --backend-store-uri {config['tracking']['uri']}. "
         "Report: snakemake --report report.html"
     )

@@ -111,6 +111,11 @@ def test_workflow_runs_and_reruns_only_on_relevant_change(workflow_run):
         "results/maps/run7.unet.h5",
         "results/catalogues/run7.unet.csv",
         "results/activity/run7.json",
+        # what to look at: each map over its frame, each activity's spectral fit
+        "results/plots/heldout.unet.map.png",
+        "results/plots/run7.unet.map.png",
+        "results/plots/heldout.fit.png",
+        "results/plots/run7.fit.png",
     ):
         assert (work / made).is_file(), made
     text = small.read_text()
@@ -169,6 +174,8 @@ def test_report_builds_with_the_evaluation_plots(workflow_run):
         "comparison.html",
         "suite.html",
         "training_curves.png",
+        "heldout.unet.map.png",
+        "heldout.fit.png",
     ):
         assert name in html, name
     assert "harmonic mean" in html  # the rst caption of the comparison table

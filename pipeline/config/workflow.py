@@ -24,6 +24,7 @@ class WorkflowResources(Section):
     classical: JobResources
     evaluate: JobResources
     activity: JobResources
+    plot: JobResources
 
 
 class WorkflowConfig(Section):
