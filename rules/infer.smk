@@ -36,7 +36,8 @@ for method, (rule_name, checkpoint) in UNETS.items():
         shell:
             "python -m pipeline infer --config {input.config} --model {input.model}"
             " --input {input.frames:q} --output {output.map} --catalogue {output.catalogue}"
-            " --set tracking.uri={params.tracking_uri} > {log} 2>&1"
+            " --set tracking.uri={params.tracking_uri} --set tracking.register_shipped=true"
+            " > {log} 2>&1"
 
 
 rule classical:

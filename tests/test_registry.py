@@ -30,7 +30,8 @@ pytestmark = pytest.mark.xdist_group("registry")  # one worker trains the module
 def trained(tmp_path_factory, tiny_files):
     """A tiny training run with tracking (its config, result and MLflow client)."""
     tmp_path = tmp_path_factory.mktemp("registry")
-    tiny = tiny_config(tmp_path, **{"infer.window": 64, "tracking.log_models": True})
+    overrides = {"infer.window": 64, "tracking.log_models": True}
+    tiny = tiny_config(tmp_path, **overrides, **{"tracking.register_shipped": True})
     result = train(tiny, **training_files(tiny_files, tmp_path / "model"), progress=False)
     tiny = tiny.model_copy(
         update={"infer": tiny.infer.model_copy(update={"model": str(result.out / "best.pt")})}
@@ -203,3 +204,26 @@ def test_the_store_lock_makes_another_process_wait(tmp_path):
         released = time.time()
     acquired = float(child.communicate(timeout=60)[0])
     assert acquired >= released
+
+
+def test_a_command_on_ones_own_file_registers_nothing_unless_asked(trained, tiny_files, tmp_path):
+    """`tracking.register_shipped: false` (the default): a run records the shipped model's file
+    and SHA-256, and the store gets no model version and no copy of its weights."""
+    tiny, result, _ = trained
+    off = tiny.tracking.model_copy(update={"enabled": False})
+    release = tiny.release.model_copy(update={"dir": str(tmp_path / "models"), "name": "tiny-v9"})
+    quiet_export = tiny.model_copy(update={"release": release, "tracking": off})
+    shipped = export_model(quiet_export, result.out, _train_config(tiny, tmp_path))
+    folder = _fresh(tmp_path / "own")
+    store = tiny.tracking.model_copy(
+        update={"uri": f"sqlite:///{folder / 'mlruns.db'}", "register_shipped": False}
+    )
+    used = tiny.model_copy(
+        update={"tracking": store, "infer": tiny.infer.model_copy(update={"model": str(shipped)})}
+    )
+    map_path = _infer(used, tiny_files["val"], folder)
+    client = mlflow.MlflowClient(tracking_uri=store.uri)
+    assert client.search_model_versions(f"name='{store.registered_model}'") == []
+    assert not (folder / "mlartifacts").exists() or not any((folder / "mlartifacts").rglob("*.pt"))
+    run = client.get_run(registry.map_links(store, map_path)["infer_run_id"])
+    assert run.data.tags["model_sha256"] == file_sha256(shipped)

@@ -24,4 +24,10 @@ class TrackingConfig(Section):
     experiment: str
     registered_model: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     log_models: bool
+    register_shipped: bool = Field(
+        description="register a shipped model (its weights copied into the store as an MLflow "
+        "model, ~45 MB, ~10 s) the first time a run uses it; false: a run records the model's "
+        "file and SHA-256 only. The workflow sets it true (its registry's `shipped` and `best` "
+        "aliases); a command on one's own file leaves it false"
+    )
     timeout_s: float = Field(gt=0, le=600)

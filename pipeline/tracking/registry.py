@@ -132,8 +132,9 @@ def _registered(client: Any, name: str) -> bool:
 
 def register_shipped(config: Any, checkpoint: Path, sha256: str) -> Any | None:
     """The registered version of the checkpoint; a shipped model (its card has a release) is
-    registered with the `shipped` alias, in a run of its own, the first time a run uses it.
-    None for another model that no run here registered."""
+    registered with the `shipped` alias, in a run of its own, the first time a run uses it where
+    `tracking.register_shipped` asks for it. None for another model that no run here
+    registered."""
     from pipeline.network.model import check_card, load_checkpoint, load_model
     from pipeline.tracking.runs import tracked_run
 
@@ -143,7 +144,7 @@ def register_shipped(config: Any, checkpoint: Path, sha256: str) -> Any | None:
         if found is not None:
             return found
         release = "release" in check_card(checkpoint, load_checkpoint(checkpoint)["card"])
-        if not (release and tracking.log_models):
+        if not (release and tracking.log_models and tracking.register_shipped):
             return None
         model, card = load_model(checkpoint, classes=config.classes)
         tags = {"shipped_model": str(card["release"]["name"]), "sha256": sha256}
