@@ -227,3 +227,18 @@ def test_a_command_on_ones_own_file_registers_nothing_unless_asked(trained, tiny
     assert not (folder / "mlartifacts").exists() or not any((folder / "mlartifacts").rglob("*.pt"))
     run = client.get_run(registry.map_links(store, map_path)["infer_run_id"])
     assert run.data.tags["model_sha256"] == file_sha256(shipped)
+
+
+def test_runs_read_as_what_they_did_and_models_say_what_they_are(trained, tiny_files, tmp_path):
+    """Runs are named by stage and file; the experiment opens as model development (not the
+    GenAI view); the registered model and each version carry descriptions."""
+    tiny, result, client = trained
+    map_path = _infer(tiny, tiny_files["val"], _fresh(tmp_path / "named"))
+    run = client.get_run(registry.map_links(tiny.tracking, map_path)["infer_run_id"])
+    assert run.info.run_name == f"infer {tiny_files['val'].name}"
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    name = tiny.tracking.registered_model
+    assert "each pixel of a CCD frame its class" in client.get_registered_model(name).description
+    version = registry.version_of(tiny.tracking, file_sha256(result.out / "best.pt"))
+    assert "classes background, muon" in client.get_model_version(name, version.version).description

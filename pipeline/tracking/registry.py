@@ -77,7 +77,30 @@ def log_model(tracking: TrackingConfig, model: Any, card: Mapping[str, Any], sha
         tags["shipped_model"] = str(card["release"]["name"])
     for key, value in tags.items():
         client.set_model_version_tag(tracking.registered_model, version, key, value)
+    client.update_model_version(tracking.registered_model, version, description=_described(card))
+    if not client.get_registered_model(tracking.registered_model).description:
+        client.update_registered_model(tracking.registered_model, description=MODEL_DESCRIPTION)
     return version
+
+
+MODEL_DESCRIPTION = (
+    "U-Net (segmentation-models-pytorch) giving each pixel of a CCD frame its class: what made "
+    "the charge there. Input: the calibrated charge, normalised as the card's `normalise` says; "
+    "output: per-class logits. Aliases: `shipped` (the newest shipped model), `best` (the highest "
+    "mean macro cluster F1 on the generalisation suite)."
+)
+
+
+def _described(card: Mapping[str, Any]) -> str:
+    """A model version's description: its classes, training and validation score, from its card."""
+    release = card.get("release") or {}
+    made = f"shipped as {release['name']}; " if release.get("name") else ""
+    score = card.get("metrics", {}).get("macro_iou")
+    return (
+        f"{made}classes {', '.join(card['classes'])}; tiles of {card.get('tile_size')} px; "
+        f"training seed {card.get('training_seed')}, started from {card.get('initialised_from')};"
+        f" validation macro IoU {score if score is None else round(score, 4)}"
+    )
 
 
 @contextlib.contextmanager

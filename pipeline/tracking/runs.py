@@ -58,6 +58,16 @@ def artifact_root(uri: str) -> str | None:
     return (Path(uri[len(prefix) :]).resolve().parent / "mlartifacts").as_uri()
 
 
+EXPERIMENT_KIND = "mlflow.experimentKind"  # the MLflow UI's view of an experiment
+SUBJECT_TAGS = ("input", "truth", "frames", "out")  # what a run's name says it worked on
+
+
+def run_name(stage: str, tags: Mapping[str, str]) -> str:
+    """A run's readable name: the stage and the file it worked on ('infer heldout.h5')."""
+    subject = next((tags[k] for k in SUBJECT_TAGS if tags.get(k)), "")
+    return f"{stage} {Path(subject.split(',')[0]).name}".strip()
+
+
 _HELD_LOCKS: set[Path] = set()  # store locks this process holds: taking one again is a no-op
 
 
@@ -89,8 +99,11 @@ class Tracker:
         self.active = active and config.tracking.enabled
         self.run_id: str | None = None
 
-    def start(self, tags: Mapping[str, str], run_id: str | None = None) -> str | None:
-        """Start a new run, or reopen `run_id` when resuming; returns the run id."""
+    def start(
+        self, tags: Mapping[str, str], run_id: str | None = None, run_name: str | None = None
+    ) -> str | None:
+        """Start a new run (named `run_name`), or reopen `run_id` when resuming; returns the
+        run id. A new experiment is marked as model development (the UI's runs, not traces)."""
         if not self.active:
             return None
         import mlflow
@@ -99,9 +112,10 @@ class Tracker:
         mlflow.set_tracking_uri(uri)
         with store_lock(uri):
             if mlflow.get_experiment_by_name(name) is None:
-                mlflow.create_experiment(name, artifact_location=artifact_root(uri))
+                kind = {EXPERIMENT_KIND: "custom_model_development"}
+                mlflow.create_experiment(name, artifact_location=artifact_root(uri), tags=kind)
             mlflow.set_experiment(name)
-            run = mlflow.start_run(run_id=run_id)
+            run = mlflow.start_run(run_id=run_id, run_name=None if run_id else run_name)
         self.run_id = run.info.run_id
         if run_id is None:
             mlflow.log_params(flatten(config_to_dict(self.config)))
@@ -156,7 +170,8 @@ def tracked_run(
     tracker = Tracker(config, active)
     if tracker.active:
         named = {k: printable(str(v)) for k, v in tags.items()}  # file names of any bytes
-        tracker.start({"stage": stage, "git_commit": git_commit(), **named}, run_id=run_id)
+        tags = {"stage": stage, "git_commit": git_commit(), **named}
+        tracker.start(tags, run_id=run_id, run_name=run_name(stage, named))
     try:
         yield tracker
     except BaseException as exc:
