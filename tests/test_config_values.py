@@ -78,7 +78,7 @@ def _run(capsys, key: str, value: float, stage: str, folder: Path) -> None:
 
 
 @settings(
-    max_examples=60,
+    max_examples=30,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],

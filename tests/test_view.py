@@ -14,17 +14,21 @@ from pipeline.config import load_config
 from pipeline.simulation.simulate import simulate_file
 
 
-@pytest.fixture
-def mapped(tmp_path):
+@pytest.fixture(scope="module")
+def mapped(tmp_path_factory):
+    """Two frames, their classical map and catalogue, and a frame file of another shape."""
+    folder = tmp_path_factory.mktemp("view")
     config = load_config(overrides={"detector.height": 96, "detector.width": 128})
-    frames = simulate_file(config, tmp_path / "f.h5", 2, seed=4, progress=False)[0]
-    argv = ["classical", "--input", str(frames), "--output", str(tmp_path / "m.h5")]
-    assert main([*argv, "--catalogue", str(tmp_path / "c.parquet")]) == 0
-    return frames, tmp_path / "m.h5", tmp_path / "c.parquet"
+    frames = simulate_file(config, folder / "f.h5", 2, seed=4, progress=False)[0]
+    argv = ["classical", "--input", str(frames), "--output", str(folder / "m.h5")]
+    assert main([*argv, "--catalogue", str(folder / "c.parquet")]) == 0
+    small = load_config(overrides={"detector.height": 64, "detector.width": 64})
+    other = simulate_file(small, folder / "o.h5", 1, seed=5, progress=False)[0]
+    return frames, folder / "m.h5", folder / "c.parquet", other
 
 
 def test_a_map_is_drawn_over_its_frame_with_a_zoom_per_class_found(mapped, tmp_path, capsys):
-    frames, map_path, _ = mapped
+    frames, map_path, _, _ = mapped
     capsys.readouterr()
     out = tmp_path / "map.png"
     argv = ["plot", "--frames", str(frames), "--map", str(map_path), "--out", str(out)]
@@ -38,7 +42,7 @@ def test_a_map_is_drawn_over_its_frame_with_a_zoom_per_class_found(mapped, tmp_p
 
 
 def test_the_spectral_fit_of_an_activity_is_drawn_from_its_json(mapped, tmp_path, capsys):
-    frames, _, catalogue = mapped
+    frames, _, catalogue, _ = mapped
     result = tmp_path / "a.json"
     argv = ["activity", "--catalogue", str(catalogue), "--frames", str(frames), "--out"]
     assert main([*argv, str(result), "--set", "activity.efficiency=0.3"]) == 0
@@ -62,9 +66,7 @@ def test_the_spectral_fit_of_an_activity_is_drawn_from_its_json(mapped, tmp_path
     ],
 )
 def test_what_cannot_be_drawn_is_one_line(mapped, tmp_path, capsys, flags, pattern):
-    frames, map_path, _ = mapped
-    config = load_config(overrides={"detector.height": 64, "detector.width": 64})
-    other = simulate_file(config, tmp_path / "o.h5", 1, seed=5, progress=False)[0]
+    frames, map_path, _, other = mapped
     names = {"frames": frames, "map": map_path, "other": other}
     capsys.readouterr()
     out = tmp_path / "out.png"
