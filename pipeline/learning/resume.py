@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from pipeline.config import Config, ConfigError
+from pipeline.config import Config, ConfigError, TrainConfig
 from pipeline.config.stages import TrainSettings
 from pipeline.network.model import CheckpointError, load_checkpoint, load_model, unwrap
 from pipeline.network.model import model_config_from_card as card_model
@@ -103,6 +103,19 @@ def resume(trainer: Resumable, path: Path, config: TrainSettings | Config) -> Tr
     return TrainState(**json.loads(training["state"]))
 
 
+def one_cycle(
+    optimizer: torch.optim.Optimizer, cfg: TrainConfig, done: int = 0
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """The one-cycle schedule over `train.epochs` x `train.steps_per_epoch`, at step `done`."""
+    return torch.optim.lr_scheduler.OneCycleLR(
+        optimizer,
+        max_lr=cfg.lr,
+        total_steps=cfg.epochs * cfg.steps_per_epoch,
+        pct_start=max(cfg.warmup_fraction, 1e-3),
+        last_epoch=done - 1,  # the constructor takes one step: to `done`
+    )
+
+
 def _stretch_schedule(trainer: Resumable, config: TrainSettings | Config) -> None:
     """A one-cycle schedule over this config's epochs x steps, at the step the run reached
     (the saved schedule keeps the first run's total, and would stop a longer run)."""
@@ -111,10 +124,4 @@ def _stretch_schedule(trainer: Resumable, config: TrainSettings | Config) -> Non
     done = int(saved.last_epoch)
     if getattr(saved, "total_steps", total) == total or done >= total:
         return  # the same schedule, or nothing left to run
-    trainer.scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        trainer.optimizer,
-        max_lr=cfg.lr,
-        total_steps=total,
-        pct_start=max(cfg.warmup_fraction, 1e-3),
-        last_epoch=done - 1,  # the constructor takes one step, to `done`
-    )
+    trainer.scheduler = one_cycle(trainer.optimizer, cfg, done)

@@ -36,7 +36,7 @@ from pipeline.core.lock import exclusive
 from pipeline.core.stage import INPUT, OUTPUT, Stage, file_flag, files_in, key_flag
 from pipeline.io import atomic_output
 from pipeline.learning.data import Data, TrainFiles, build_data
-from pipeline.learning.resume import TrainState, initial_weights, resume, rng_states
+from pipeline.learning.resume import TrainState, initial_weights, one_cycle, resume, rng_states
 from pipeline.network.device import Distributed, autocast_dtype, init_distributed, pick_device
 from pipeline.network.model import (
     build_model,
@@ -102,12 +102,7 @@ class Trainer:
         self.optimizer: torch.optim.Optimizer = torch.optim.AdamW(
             model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
         )
-        self.scheduler: torch.optim.lr_scheduler.LRScheduler = torch.optim.lr_scheduler.OneCycleLR(
-            self.optimizer,
-            max_lr=cfg.lr,
-            total_steps=cfg.epochs * cfg.steps_per_epoch,
-            pct_start=max(cfg.warmup_fraction, 1e-3),
-        )
+        self.scheduler = one_cycle(self.optimizer, cfg)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp == torch.float16)
 
     def _inputs(self, x: torch.Tensor) -> torch.Tensor:

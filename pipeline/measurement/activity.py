@@ -22,7 +22,7 @@ from pipeline.core.stage import INPUT, OUTPUT, Stage, file_flag, key_flag
 from pipeline.io import open_frames
 from pipeline.measurement import systematics
 from pipeline.measurement.counting import counts_per_frame
-from pipeline.measurement.efficiency import efficiency_for, efficiency_route
+from pipeline.measurement.efficiency import efficiency_for
 from pipeline.measurement.estimate import (
     LEGEND,
     NO_EXPOSURE,
@@ -66,7 +66,7 @@ def run(
     mapped = None
     if efficiency_frames is not None and efficiency_catalogue is not None:
         mapped = (efficiency_frames, efficiency_catalogue)
-    efficiency, error = efficiency_for(settings, attrs, mapped, truth.efficiency_with_error)
+    efficiency, error, route = efficiency_for(settings, attrs, mapped, truth.efficiency_with_error)
     try:
         counts = counts_per_frame(table, settings.classes, n_frames)
         counting = estimate_activity(table, exposures, settings, exposure_s, efficiency, error)
@@ -81,7 +81,6 @@ def run(
     summary["exposure_s_from"] = from_file or "config activity.exposure_s"
     summary["exposures"], summary["frames_per_exposure"] = exposures, n_frames // exposures
     summary["counts_per_frame"] = {c: counts[c].tolist() for c in counts.columns}
-    route = efficiency_route(settings, mapped)
     summary["efficiency_route"] = route
     summary["legend"] = LEGEND
     Path(out).parent.mkdir(parents=True, exist_ok=True)

@@ -199,40 +199,30 @@ def efficiency_for(
     data_attrs: dict[str, Any],
     mapped: tuple[str | Path, str | Path] | None = None,
     truth: Callable[[], tuple[float, float]] | None = None,
-) -> tuple[float, float]:
-    """The one entry point of the activity's efficiency, (efficiency, its error), by the first
-    route that applies: the config's (`activity.efficiency`, a calibration source); the
-    efficiency frames and the model's catalogue of them (`mapped`: the workflow's); frames
-    simulated here for the data's detector (`data_attrs`: its file's) and mapped by
-    `activity.model`; or, without a model, their truth labels (`truth`: a measurement that
-    already has them, e.g. the systematics' nominal variant)."""
+) -> tuple[float, float, str]:
+    """The one entry point of the activity's efficiency: (efficiency, its error, where it came
+    from in words), by the first route that applies: the config's (`activity.efficiency`, a
+    calibration source); the efficiency frames and the model's catalogue of them (`mapped`: the
+    workflow's); frames simulated here for the data's detector (`data_attrs`: its file's) and
+    mapped by `activity.model`; or, without a model, their truth labels (`truth`: a measurement
+    that already has them, e.g. the systematics' nominal variant)."""
     cfg = config.activity
     if cfg.efficiency is not None:
-        return cfg.efficiency, cfg.efficiency_error
+        route = "given (activity.efficiency; e.g. a calibration with a source of known activity)"
+        return cfg.efficiency, cfg.efficiency_error, route
     if mapped is not None:
-        return efficiency_from_files(config, *mapped)
+        route = f"the model's catalogue {mapped[1]} of the efficiency frames {mapped[0]}"
+        return (*efficiency_from_files(config, *mapped), route)
     if cfg.model is not None:
-        return model_efficiency_with_error(config, cfg.model, data_attrs)
-    if truth is not None:
-        return truth()
-    return efficiency_with_error(detector_of(config, data_attrs), cfg.efficiency_frames)
-
-
-def efficiency_route(
-    config: EfficiencySettings | Config, mapped: tuple[str | Path, str | Path] | None = None
-) -> str:
-    """Where `efficiency_for` takes the efficiency from, in words (the same order)."""
-    cfg = config.activity
-    if cfg.efficiency is not None:
-        return "given (activity.efficiency; e.g. a calibration with a source of known activity)"
-    if mapped is not None:
-        return f"the model's catalogue {mapped[1]} of the efficiency frames {mapped[0]}"
-    if cfg.model is not None:
-        return f"frames simulated here for the data's detector, mapped by {cfg.model}"
-    return (
+        route = f"frames simulated here for the data's detector, mapped by {cfg.model}"
+        return (*model_efficiency_with_error(config, cfg.model, data_attrs), route)
+    route = (
         "the truth labels of frames simulated for the data's detector (activity.model is null: "
         "the method's own losses are not in it)"
     )
+    if truth is not None:
+        return (*truth(), route)
+    return (*efficiency_with_error(detector_of(config, data_attrs), cfg.efficiency_frames), route)
 
 
 def run(settings: EfficiencySettings, frames: str | Path, out: str | Path) -> str:

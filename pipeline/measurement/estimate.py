@@ -152,7 +152,7 @@ LEGEND = {
     "mda_bq": "minimum detectable activity, Currie L_D = 2.71 + 4.65 sqrt(B) (5 % false "
     "positives and negatives), in Bq",
     "tritium_counts": "fitted tritium clusters in `fit.energy_range_kev`",
-    "efficiency": "fitted tritium clusters per decay, from `efficiency_route`",
+    "efficiency": "fitted tritium clusters per decay, from the route `efficiency_route` names",
     "live_time_s": "exposures x exposure of one (s)",
     "systematics": "each detector-model term: the activity at both ends of its range",
     "spectrum": "the fitted cluster spectrum: bin edges, clusters per bin, each component",
