@@ -19,6 +19,6 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("network",),  # the U-Net, its checkpoints, shipped models
     ("tracking",),  # MLflow runs and the model registry
     ("learning", "inference"),  # training; labelling frames (U-Net and classical)
-    ("measurement", "evaluation"),  # the activity; scores against truth
+    ("measurement", "evaluation", "reporting"),  # the activity; scores; plots to look at
     ("command line",),  # cli, commands, paths, __main__
 )

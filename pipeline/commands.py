@@ -31,7 +31,7 @@ WHERE = {
     "suite": "pipeline.evaluation.suite",
     "efficiency": "pipeline.measurement.efficiency",
     "activity": "pipeline.measurement.activity",
-    "plot": "pipeline.results.view",
+    "plot": "pipeline.reporting.view",
     "variant": "pipeline.measurement.systematics",
     "models": "pipeline.network.shipped",
     "export": "pipeline.learning.export",

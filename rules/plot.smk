@@ -1,4 +1,4 @@
-# Results to look at (pipeline/results/view.py): the U-Net's map over its frame (first frame) of
+# Results to look at (pipeline/reporting/view.py): the U-Net's map over its frame (first frame) of
 # the held-out dataset and of each of the user's files, and the spectral fit of each activity;
 # both in the report.
 

@@ -116,3 +116,10 @@ def pytest_collection_modifyitems(config, items):
     end."""
     first = [item for item in items if item.get_closest_marker("xdist_group")]
     items[:] = first + [item for item in items if item not in first]
+
+
+@pytest.fixture(autouse=True)
+def _run_in_own_folder(tmp_path, monkeypatch):
+    """Each test runs in its own folder: what a command writes by default relative to where it
+    runs (the MLflow store `sqlite:///mlruns.db`) lands there, never in the checkout."""
+    monkeypatch.chdir(tmp_path)

@@ -73,6 +73,9 @@ def test_inference_and_evaluation_runs_lead_back_to_the_model(trained, tiny_file
     assert links["model_version"] == str(version.version)
     assert links["model_run_id"] == result.state.run_id
     assert run.data.metrics["frames"] == 2 and "tritium_per_frame" in run.data.metrics
+    (dataset,) = run.inputs.dataset_inputs  # the frames mapped, as an MLflow dataset
+    assert dataset.dataset.name == tiny_files["val"].name
+    assert dataset.dataset.digest == run.data.tags["data_hash"][:16]
     written = pd.read_parquet(tmp_path / "clusters.parquet")["class_name"]  # not read back
     expected = (written == "tritium").sum() / 2
     assert run.data.metrics["tritium_per_frame"] == pytest.approx(expected)
@@ -88,6 +91,8 @@ def test_inference_and_evaluation_runs_lead_back_to_the_model(trained, tiny_file
     )
     assert evaluation.data.tags["unet.model_version"] == str(version.version)
     assert evaluation.data.tags["unet.infer_run_id"] == links["infer_run_id"]
+    (truth,) = evaluation.inputs.dataset_inputs
+    assert truth.dataset.name == tiny_files["val"].name and truth.tags[0].value == "evaluation"
 
 
 def test_the_suite_points_best_at_the_highest_scoring_version(trained, tmp_path):

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -53,6 +54,16 @@ def test_loss_falls_and_mlflow_run_holds_the_record(tiny, tiny_train, tmp_path):
     assert {"model_card.json", "checkpoint/best.pt", "plots/training_curves.png"} <= names
     history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "train_loss")
     assert [m.step for m in history] == [0, 1, 2, 3]
+    datasets = {(d.dataset.name, d.tags[0].value) for d in run.inputs.dataset_inputs}
+    named = {
+        (p.name, use)
+        for use, paths in (
+            ("training", tiny_train["frames"]),
+            ("validation", tiny_train["val_frames"]),
+        )
+        for p in map(Path, paths)
+    }
+    assert datasets == named  # each file as an MLflow dataset, with its use
 
 
 def _weights(path):

@@ -136,7 +136,9 @@ class InferSettings(FrameSettings):
 
 
 class PlotSettings(FrameSettings):
-    """What drawing a map over its frame reads (pipeline/results/view.py)."""
+    """What drawing a map over its frame reads (pipeline/reporting/view.py)."""
+
+    tracking: TrackingConfig  # where the run that made what is drawn is looked up
 
 
 class ClassicalSettings(FrameSettings):
@@ -159,7 +161,7 @@ class EfficiencySettings(FrameSettings):
 
 
 class ActivitySettings(EfficiencySettings):
-    pass
+    tracking: TrackingConfig
 
 
 class ExportSettings(ClassesSettings):

@@ -272,8 +272,10 @@ def log_evaluation(
         for name, path in maps.items()
         for key, value in registry.map_links(config.tracking, path).items()
     }
-    tags = {"truth": str(truth), "data_hash": hashing.data_hash([truth]), **links}
+    truth_hash = hashing.data_hash([truth])
+    tags = {"truth": str(truth), "data_hash": truth_hash, **links}
     with runs.tracked_run(config, "evaluate", tags) as tracker:
+        tracker.log_dataset(truth, truth_hash, "evaluation")
         for name, result in summary.items():
             metrics = {
                 f"{name}.macro_cluster_f1": result["macro_cluster_f1"],

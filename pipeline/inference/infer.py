@@ -252,6 +252,7 @@ def run(
     with runs.tracked_run(settings, "infer", tags) as tracker:
         result = infer_file(settings, input, output, catalogue, model=checkpoint)
         if tracker.active:
+            tracker.log_dataset(input, result.frames_sha256, "inference")
             _log_result(tracker, settings, result)
     return str(result)
 

@@ -237,6 +237,8 @@ def _train(config, world, device, frames, val_frames, out: Path, progress: bool)
         "out": str(out),
     }
     with runs.tracked_run(config, "train", tags, run_id=state.run_id, active=world.main) as tracker:
+        if state.run_id is None:  # a resumed run has its datasets
+            _log_datasets(tracker, frames, val_frames)
         state.run_id = tracker.run_id
         try:
             state = _loop(config, out, trainer, data, state, tracker, progress)
@@ -300,6 +302,15 @@ def _card_metrics(metrics: dict[str, float]) -> dict[str, float | None]:
         for k, v in metrics.items()
         if k in keep or k.startswith("iou_")
     }
+
+
+def _log_datasets(
+    tracker: runs.Tracker, frames: Sequence[str | Path], val_frames: Sequence[str | Path]
+) -> None:
+    """Each training and validation file as an MLflow dataset, with its SHA-256."""
+    for context, paths in (("training", frames), ("validation", val_frames)):
+        for path in paths:
+            tracker.log_dataset(path, hashing.file_sha256(path), context)
 
 
 def _finish(

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pipeline.config import ConfigError
 from pipeline.config.stages import ActivitySettings
+from pipeline.core import hashing
 from pipeline.core.atomic import atomic_output
 from pipeline.core.errors import CatalogueError
 from pipeline.core.stage import INPUT, OUTPUT, Stage, file_flag, key_flag
@@ -33,6 +34,7 @@ from pipeline.measurement.estimate import (
 )
 from pipeline.measurement.spectrum import ACTIVITY_COLUMNS
 from pipeline.results.clusters import check_made_from, read_catalogue
+from pipeline.tracking import runs
 
 
 def run(
@@ -84,9 +86,37 @@ def run(
     summary["efficiency_route"] = route
     summary["legend"] = LEGEND
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    with atomic_output(out) as tmp:
-        tmp.write_text(json.dumps(rounded(summary), indent=2))
+    tags = {"catalogue": str(catalogue), "frames": str(frames), "out": str(out)}
+    with runs.tracked_run(settings, "activity", tags) as tracker:
+        with atomic_output(out) as tmp:
+            tmp.write_text(json.dumps(rounded(summary), indent=2))
+        if tracker.active:
+            _log_result(tracker, frames, Path(out), result)
     return "\n".join([*said(result, settings.activity.confidence, route), f"wrote {out}"])
+
+
+def _log_result(
+    tracker: runs.Tracker, frames: str | Path, out: Path, result: ActivityResult
+) -> None:
+    """The activity, its interval and limits as metrics; the JSON as an artefact, its SHA-256 as
+    a tag (what `pipeline plot` finds the run by to attach the fit's plot); the frames as a
+    dataset."""
+    tracker.log_dataset(frames, hashing.file_sha256(frames), "measurement")
+    tracker.set_tags({"output_sha256": hashing.file_sha256(out)})
+    low, high = result.interval_bq
+    metrics = {
+        "activity_bq": result.activity_bq,
+        "interval_low_bq": low,
+        "interval_high_bq": high,
+        "decision_threshold_bq": result.decision_threshold_bq,
+        "mda_bq": result.mda_bq,
+        "detected": float(result.detected),
+        "tritium_counts": result.tritium_counts,
+        "efficiency": result.efficiency,
+        "live_time_s": result.live_time_s,
+    }
+    tracker.log_metrics(metrics, step=0)
+    tracker.log_artifact(out, "activity")
 
 
 def said(result: ActivityResult, confidence: float, route: str) -> list[str]:
@@ -138,4 +168,5 @@ STAGE = Stage(
         ),
         file_flag("--out", "JSON file to write", OUTPUT),
     ),
+    tracks=True,
 )

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.config.runs import TrackingConfig
-from pipeline.core.hashing import file_sha256
+from pipeline.tracking.lookup import run_that_wrote
 from pipeline.tracking.runs import store_lock
 
 SHIPPED, BEST = "shipped", "best"
@@ -190,26 +190,12 @@ def model_links(checkpoint: str | Path, sha256: str, version: Any | None) -> dic
 
 def map_links(tracking: TrackingConfig, map_path: str | Path) -> dict[str, str]:
     """The inference run that wrote `map_path`, and its model's links; {} if none did here."""
-    import mlflow
-
-    if not Path(map_path).is_file():  # a missing map: the caller says so
+    run = run_that_wrote(tracking, map_path)
+    if run is None:
         return {}
-    client = mlflow.MlflowClient(tracking_uri=tracking.uri)
-    with store_lock(tracking.uri):  # the first job to open a new store creates its tables
-        experiment = client.get_experiment_by_name(tracking.experiment)
-    if experiment is None:
-        return {}
-    runs = client.search_runs(
-        [experiment.experiment_id],
-        f"tags.output_sha256 = '{file_sha256(map_path)}'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-    )
-    if not runs:
-        return {}
-    tags = runs[0].data.tags
+    tags = run.data.tags
     keep = ("model_version", "model_run_id", "model_sha256")
-    return {"infer_run_id": runs[0].info.run_id, **{k: tags[k] for k in keep if k in tags}}
+    return {"infer_run_id": run.info.run_id, **{k: tags[k] for k in keep if k in tags}}
 
 
 def mark_best(tracking: TrackingConfig, scores: Mapping[str, float], suite: str) -> str | None:

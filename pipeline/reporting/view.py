@@ -1,5 +1,6 @@
 """Seeing a result (the `plot` stage): a map drawn over its frame, and the spectral fit of an
-activity, as PNG files.
+activity, as PNG files; each also logged into the MLflow run that wrote the map or the activity
+(found by the file's SHA-256, pipeline/tracking/lookup.py), where there is one.
 
 A map view shows the whole frame (calibrated charge) with the classes the map gives each pixel,
 then a zoom on the largest cluster of each class it found; the colours are the classes' in every
@@ -22,6 +23,7 @@ from pipeline.core.stage import INPUT, OUTPUT, Flag, Stage, file_flag
 from pipeline.io import FrameFileError, open_map
 from pipeline.results import plots
 from pipeline.results.metrics import count_clusters
+from pipeline.tracking import lookup
 
 
 def draw_map(
@@ -75,10 +77,14 @@ def run(
     if Path(out).suffix.lower() != ".png":
         raise ConfigError(f"{out}: --out is written as .png; name it so")
     if activity is not None and frames is None and map is None:
-        return draw_fit(activity, out)
-    if frames is not None and map is not None and activity is None:
-        return draw_map(settings, frames, map, out, index)
-    raise ConfigError("give --frames and --map (a map over its frame), or --activity (its fit)")
+        said, drawn = draw_fit(activity, out), activity
+    elif frames is not None and map is not None and activity is None:
+        said, drawn = draw_map(settings, frames, map, out, index), map
+    else:
+        raise ConfigError("give --frames and --map (a map over its frame), or --activity (its fit)")
+    if settings.tracking.enabled:
+        said += "\n" + lookup.attach(settings.tracking, drawn, Path(out), "plots")
+    return said
 
 
 STAGE = Stage(
@@ -96,4 +102,5 @@ STAGE = Stage(
         file_flag("--activity", "an activity JSON (`activity`)", INPUT, required=False),
         Flag("--index", "which frame of the file (0: the first)", arg="index", type=int),
     ),
+    tracks=True,
 )
