@@ -5,10 +5,8 @@ import json
 import numpy as np
 
 from pipeline.commands import folder_files
-from pipeline.evaluation.evaluate import (
-    comparison_table,
-    evaluate_files,
-)
+from pipeline.evaluation.evaluate import evaluate_files
+from pipeline.evaluation.tables import comparison_table
 from pipeline.io import open_frames, write_map
 
 EVALUATE_FILES = folder_files("evaluate")
@@ -27,6 +25,8 @@ def test_perfect_and_empty_maps_score_one_and_zero(tiny, tiny_files, tmp_path):
     assert "tritium" in present
     for cls in present:
         assert perfect["per_class"][cls]["cluster_f1"] == 1.0
+        low, high = perfect["per_class"][cls]["cluster_f1_interval"]
+        assert high == 1.0 and low < 1.0  # a perfect score on few events: its interval is wide
         assert perfect["per_class"][cls]["pixel_iou"] == 1.0
         assert empty["per_class"][cls]["cluster_efficiency"] == 0.0
         assert empty["per_class"][cls]["cluster_f1"] == 0.0
@@ -36,12 +36,17 @@ def test_perfect_and_empty_maps_score_one_and_zero(tiny, tiny_files, tmp_path):
     written = {p.name for p in (tmp_path / "eval").iterdir()}
     assert written == set(EVALUATE_FILES)  # what pipeline.paths guards
     assert json.loads((tmp_path / "eval" / "summary.json").read_text())["perfect"]
-    table = comparison_table(summary, tiny.classes)
-    assert "perfect cluster F1" in table and "| tritium |" in table
-    lines = table.splitlines()
+    table = comparison_table(summary, tiny.classes, "val.h5 (2 frames)")
+    assert table.startswith("perfect, empty on val.h5 (2 frames), scored against its truth.")
+    events = perfect["per_class"]["tritium"]["true_events"]
+    assert "perfect cluster F1 (95% interval)" in table and f"| tritium | {events} |" in table
+    # each with its interval apart: perfect better than empty, and said so
+    assert "perfect against empty, macro cluster F1 (95% intervals): better on 1" in table
+    lines = table.splitlines()[2:]
     assert len({line.count("|") for line in lines}) == 1  # every row has every column
     html = (tmp_path / "eval" / "comparison.html").read_text()
     assert html.count("<tr") == len(lines) - 1 and "perfect cluster F1" in html
+    assert "val.h5 (2 frames)" in html
 
 
 def test_a_map_of_other_frames_of_the_same_shape_is_refused(tiny, tmp_path):

@@ -82,3 +82,28 @@ def test_instances_from_labels_number_each_connected_cluster_of_a_class():
     assert inst[0, 0] == inst[0, 1] == inst[1, 2] != inst[1, 3]
     assert inst[4, 5] not in (0, inst[0, 0], inst[1, 3])
     assert len(np.unique(inst)) == 4 and (inst[labels == 0] == 0).all()
+
+
+def test_cluster_f1_intervals_match_the_jeffreys_interval_and_narrow_with_events():
+    """With every predicted cluster pure, F1 = 2e/(1+e) is monotone in the efficiency e, so its
+    interval is the efficiency's Jeffreys interval mapped through it; with 100x the events the
+    interval is about 10x narrower; a perfect score on one event reaches 1, one on none is
+    its value."""
+    from scipy import stats
+
+    from pipeline.results.metrics import cluster_f1_intervals
+
+    found, events = np.array([0, 30]), np.array([0, 40])
+    pure, clusters = np.array([0, 10**6]), np.array([0, 10**6])  # purity pinned at 1
+    low, high, macro = cluster_f1_intervals(found, events, pure, clusters, 0.95)
+    e_low, e_high = stats.beta.ppf([0.025, 0.975], 30.5, 10.5)
+    assert low[1] == pytest.approx(2 * e_low / (1 + e_low), abs=0.005)
+    assert high[1] == pytest.approx(2 * e_high / (1 + e_high), abs=0.005)
+    assert np.isnan(low[0]) and macro == pytest.approx((low[1], high[1]), abs=1e-9)
+    wide = high[1] - low[1]
+    low, high, _ = cluster_f1_intervals(found * 100, events * 100, pure, clusters, 0.95)
+    assert (high[1] - low[1]) == pytest.approx(wide / 10, rel=0.15)
+    low, high, _ = cluster_f1_intervals([0, 1], [0, 1], [0, 1], [0, 1], 0.95)
+    assert high[1] == 1.0 and low[1] < 0.3  # one event found: not evidence of 1.0
+    again = cluster_f1_intervals([0, 1], [0, 1], [0, 1], [0, 1], 0.95)
+    assert again[0][1] == low[1]  # seeded: the same counts, the same interval

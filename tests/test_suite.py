@@ -1,46 +1,70 @@
-"""The generalisation table: every method's wins are counted against the classical reference."""
+"""The generalisation table: methods in words, each macro cluster F1 with its interval and the
+true events it rests on, and a method better or worse than the classical reference only where
+the intervals are apart."""
 
-from pipeline.evaluation.suite import suite_markdown, wins
+import json
+
+from pipeline.evaluation.suite import suite_markdown, write_suite
+from pipeline.evaluation.tables import compare
 
 CLASSES = ["background", "tritium"]
 
 
-def _scores(macro: float) -> dict:
+def _scores(macro: float, half_width: float = 0.05, events: int = 40) -> dict:
+    interval = [macro - half_width, macro + half_width]
     return {
         "macro_cluster_f1": macro,
+        "macro_cluster_f1_interval": interval,
         "macro_pixel_iou": macro / 2,
-        "per_class": {"tritium": {"cluster_f1": macro, "pixel_iou": macro / 2}},
+        "per_class": {
+            "tritium": {
+                "cluster_f1": macro,
+                "cluster_f1_interval": interval,
+                "pixel_iou": macro / 2,
+                "true_events": events,
+            }
+        },
     }
 
 
 SUMMARIES = {
-    "quiet": {"unet": _scores(0.8), "init": _scores(0.7), "classical": _scores(0.75)},
+    "quiet": {"unet": _scores(0.8), "init": _scores(0.7), "classical": _scores(0.6)},
     "noisy": {"unet": _scores(0.6), "init": _scores(0.9), "classical": _scores(0.65)},
-    "thin": {"unet": _scores(0.5), "init": _scores(0.5), "classical": _scores(0.5)},
+    "thin": {"unet": _scores(0.3, events=3), "init": _scores(0.5), "classical": _scores(0.5)},
 }
 
 
-def test_wins_count_detectors_where_a_method_reaches_the_reference():
-    assert wins(SUMMARIES, "unet", "classical") == (2, 3)  # quiet, and the tie on thin
-    assert wins(SUMMARIES, "init", "classical") == (2, 3)
-    assert wins(SUMMARIES, "classical", "unet") == (2, 3)
+def test_a_method_is_better_or_worse_only_where_the_intervals_are_apart():
+    assert compare(SUMMARIES["quiet"]["unet"], SUMMARIES["quiet"]["classical"]) == "better"
+    assert compare(SUMMARIES["thin"]["unet"], SUMMARIES["thin"]["classical"]) == "worse"
+    # 0.60 against 0.65: intervals overlap, no claim either way
+    assert compare(SUMMARIES["noisy"]["unet"], SUMMARIES["noisy"]["classical"]) == (
+        "within uncertainty"
+    )
+    bare = {"macro_cluster_f1": 0.9}  # a summary without intervals makes no claim
+    assert compare(bare, {"macro_cluster_f1": 0.1}) == "within uncertainty"
 
 
-def test_the_table_counts_every_method_against_the_classical_one():
+def test_the_table_names_methods_in_words_and_counts_each_against_the_classical_one():
     text = suite_markdown(SUMMARIES, CLASSES)
-    assert "unet macro cluster F1 >= classical's on 2 of 3 detectors." in text
-    assert "init macro cluster F1 >= classical's on 2 of 3 detectors." in text
-    assert "classical macro cluster F1 >=" not in text
-    assert "| **noisy** | **macro** | **0.600** | **0.300** | **0.900** |" in text
+    assert (
+        "fine-tuned U-Net against classical, macro cluster F1 (95% intervals): better on 1, "
+        "worse on 1, within uncertainty on 1 of 3 detectors." in text
+    )
+    assert (
+        "starting U-Net against classical, macro cluster F1 (95% intervals): better on 1, worse on 0, within uncertainty on 2"
+        in text
+    )  # quiet: intervals touch
+    assert "classical against" not in text
+    header = "| detector | class | true events | fine-tuned U-Net cluster F1 |"
+    assert header in text
+    assert "| **noisy** | **macro** | **40** | **0.600 (0.55-0.65)** | **0.300** |" in text
 
 
-def test_the_table_opens_with_each_detectors_macro_score_per_method(tmp_path):
-    import json
-
-    from pipeline.evaluation.suite import write_suite
-
+def test_the_table_opens_with_each_detectors_macro_score_and_its_events(tmp_path):
     text = suite_markdown(SUMMARIES, CLASSES)
-    assert text.index("| noisy | 0.600 | 0.900 | 0.650 |") < text.index("Per class")
+    row = "| thin | tritium 3 | 0.300 (0.25-0.35) | 0.500 (0.45-0.55) | 0.500 (0.45-0.55) |"
+    assert text.index(row) < text.index("Per class")
     paths = []
     for detector, summary in SUMMARIES.items():
         (tmp_path / detector).mkdir()
@@ -48,7 +72,9 @@ def test_the_table_opens_with_each_detectors_macro_score_per_method(tmp_path):
         paths[-1].write_text(json.dumps(summary))
     out = write_suite(paths, list(SUMMARIES), tmp_path / "suite.md", CLASSES)
     html = out.with_suffix(".html").read_text()
-    assert html.index("never saw") < html.index("<td>0.900</td>") < html.index("Per class")
+    assert (
+        html.index("never saw") < html.index("<td>0.900 (0.85-0.95)</td>") < html.index("Per class")
+    )
 
 
 MALFORMED = {

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from tqdm import tqdm
 
 from pipeline.calibration.frames import calibrated
@@ -25,9 +24,11 @@ from pipeline.config.stages import EvaluateSettings, FrameSections, TrackedSecti
 from pipeline.core import hashing
 from pipeline.core.atomic import atomic_directory
 from pipeline.core.stage import INPUT, OUTPUT, Flag, Stage, file_flag, files_in
+from pipeline.evaluation import tables
 from pipeline.io import FrameFile, FrameFileError, MapFile, open_map
 from pipeline.results import clusters
 from pipeline.results.metrics import (
+    cluster_f1_intervals,
     cluster_purity_counts,
     confusion_matrix,
     count_clusters,
@@ -78,6 +79,9 @@ class Scores:
             efficiency = self.found / self.events
             purity = self.pure / self.clusters
         cluster_f1 = f1(efficiency, purity)
+        low, high, macro = cluster_f1_intervals(
+            self.found, self.events, self.pure, self.clusters, tables.F1_CONFIDENCE
+        )
         true, predicted = np.array(self.count_pairs).T if self.count_pairs else ([0], [0])
         per_class = {
             name: {
@@ -87,6 +91,7 @@ class Scores:
                 "cluster_efficiency": _num(efficiency[i]),
                 "cluster_purity": _num(purity[i]),
                 "cluster_f1": _num(cluster_f1[i]),
+                "cluster_f1_interval": [_num(low[i]), _num(high[i])],
                 "true_events": int(self.events[i]),
                 "predicted_clusters": int(self.clusters[i]),
             }
@@ -98,6 +103,7 @@ class Scores:
             "per_class": per_class,
             "macro_pixel_iou": _num(np.nanmean(pixel["iou"][1:])),
             "macro_cluster_f1": _num(np.nanmean(cluster_f1[1:])),
+            "macro_cluster_f1_interval": [_num(macro[0]), _num(macro[1])],
             "tritium_count_bias_per_frame": tritium_bias,
             "tritium_true_per_frame": float(np.mean(true)),
             "confusion": self.confusion.tolist(),
@@ -162,6 +168,7 @@ def evaluate_files(
     summary = {name: s.summary(classes) for name, s in scores.items()}
     for name, ff in opened.items():
         summary[name]["made_from"] = dict(ff.provenance)
+        summary[name]["scored_on"] = {"truth": Path(truth_path).name, "frames": truth.n_frames}
     _write_outputs(out, summary, scores, true_energy, example, classes)
     return summary
 
@@ -189,48 +196,6 @@ def _true_energies(truth: FrameFile, classes: Sequence[str]) -> dict[int, list[f
     }
 
 
-def comparison_rows(summary: dict, classes: Sequence[str]) -> tuple[list[str], list[list[str]]]:
-    """Header and rows: cluster F1 and pixel IoU per class, a column pair per method, then the
-    macro averages and the tritium count bias."""
-    names = list(summary)
-    header = ["class"] + [f"{n} {what}" for n in names for what in ("cluster F1", "pixel IoU")]
-    rows = [
-        [cls]
-        + [
-            _fmt(summary[n]["per_class"][cls][key])
-            for n in names
-            for key in ("cluster_f1", "pixel_iou")
-        ]
-        for cls in classes[1:]
-    ]
-    macro = [
-        _fmt(summary[n][key]) for n in names for key in ("macro_cluster_f1", "macro_pixel_iou")
-    ]
-    rows.append(["**macro (signal)**", *macro])
-    bias = [f"{summary[n]['tritium_count_bias_per_frame']:+.2f}" for n in names]
-    rows.append(["tritium count bias / frame", *[cell for b in bias for cell in (b, "")]])
-    return header, rows
-
-
-def comparison_table(summary: dict, classes: Sequence[str]) -> str:
-    """The comparison as a Markdown table."""
-    header, rows = comparison_rows(summary, classes)
-    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
-
-
-def comparison_html(summary: dict, classes: Sequence[str]) -> str:
-    """The comparison as an HTML table (for the Snakemake report)."""
-    header, rows = comparison_rows(summary, classes)
-    table = pd.DataFrame([[cell.strip("*") for cell in row] for row in rows], columns=header)
-    return table.to_html(index=False, border=0)
-
-
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
-
-
 def _write_outputs(
     out: Path,
     summary,
@@ -244,8 +209,9 @@ def _write_outputs(
     from pipeline.results import plots
 
     with atomic_directory(out, last="summary.json") as staging:
-        (staging / "comparison.md").write_text(comparison_table(summary, classes))
-        (staging / "comparison.html").write_text(comparison_html(summary, classes))
+        dataset = tables.summary_dataset(summary)
+        (staging / "comparison.md").write_text(tables.comparison_table(summary, classes, dataset))
+        (staging / "comparison.html").write_text(tables.comparison_html(summary, classes, dataset))
         matrices = {n: np.array(s["confusion"]) for n, s in summary.items()}
         plots.confusion_matrices(matrices, classes, staging / "confusion.png")
         energies = {n: s.energies for n, s in scores.items()}
@@ -305,7 +271,7 @@ def run(
     )
     summary = evaluate_files(settings, truth, named, out)
     log_evaluation(settings, summary, Path(out), truth, named)
-    table = comparison_table(summary, settings.classes)
+    table = tables.comparison_table(summary, settings.classes, tables.summary_dataset(summary))
     return f"{table}wrote {out}/summary.json, comparison.md and plots"
 
 

@@ -21,23 +21,24 @@ from pipeline.config.stages import SuiteSettings
 from pipeline.core.atomic import atomic_output
 from pipeline.core.errors import one_line
 from pipeline.core.stage import INPUT, OUTPUT, Beside, Flag, Stage, file_flag
+from pipeline.evaluation import tables
 from pipeline.results.naming import unique_names
 from pipeline.tracking import registry
-
-METRICS = (("cluster F1", "cluster_f1"), ("pixel IoU", "pixel_iou"))
-REFERENCE = "classical"  # what every other method's wins are counted against
 
 
 class _ClassScores(BaseModel):
     model_config = ConfigDict(extra="allow")
     cluster_f1: float | None
     pixel_iou: float | None
+    cluster_f1_interval: tuple[float | None, float | None] | None = None
+    true_events: int | None = None
 
 
 class _MethodScores(BaseModel):
     model_config = ConfigDict(extra="allow")
     macro_cluster_f1: float | None
     macro_pixel_iou: float | None
+    macro_cluster_f1_interval: tuple[float | None, float | None] | None = None
     per_class: dict[str, _ClassScores]
 
 
@@ -82,68 +83,54 @@ def _check_methods(path: str | Path, summary: dict, classes: Sequence[str], firs
             raise ConfigError(f"{path}: {method} has no scores of classes {missing}")
 
 
-def _cell(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
-
-
 def suite_frame(summaries: dict[str, dict], classes: Sequence[str]) -> pd.DataFrame:
-    """The table: detector, class, then per method its cluster F1 and pixel IoU."""
+    """The table: detector, class, its true events, then per method (in words) its cluster F1
+    with the interval and its pixel IoU."""
     rows = []
     for detector, summary in summaries.items():
-        methods = list(summary)
+        first = next(iter(summary.values()))["per_class"]
         for cls in [*classes[1:], "macro"]:
-            row = {"detector": detector, "class": cls}
-            for method in methods:
-                scores = summary[method]
-                for label, key in METRICS:
-                    value = (
-                        scores[f"macro_{key}"]
-                        if cls == "macro"
-                        else (scores["per_class"][cls][key])
-                    )
-                    row[f"{method} {label}"] = _cell(value)
+            events = sum(first[c].get("true_events", 0) for c in classes[1:])
+            if cls != "macro":
+                events = first[cls].get("true_events", "?")
+            row = {"detector": detector, "class": cls, "true events": events}
+            for method, scores in summary.items():
+                label = tables.method_label(method, scores)
+                own = scores if cls == "macro" else scores["per_class"][cls]
+                prefix = "macro_" if cls == "macro" else ""
+                row[f"{label} cluster F1"] = tables.score_cell(
+                    own[f"{prefix}cluster_f1"], own.get(f"{prefix}cluster_f1_interval")
+                )
+                row[f"{label} pixel IoU"] = tables.score_cell(own[f"{prefix}pixel_iou"])
             rows.append(row)
     return pd.DataFrame(rows)
 
 
-def macro_frame(summaries: dict[str, dict]) -> pd.DataFrame:
-    """The generalisation table at a glance: macro cluster F1, a row per detector, a column per
-    method."""
-    return pd.DataFrame(
-        {
-            detector: {m: _cell(scores["macro_cluster_f1"]) for m, scores in summary.items()}
-            for detector, summary in summaries.items()
-        }
-    ).T.rename_axis("detector")
-
-
-def _wins_lines(summaries: dict[str, dict]) -> list[str]:
-    methods = list(next(iter(summaries.values())))
-    reference = REFERENCE if REFERENCE in methods else methods[-1]
-    lines = []
-    for method in methods:
-        if method != reference:
-            won, total = wins(summaries, method, reference)
-            lines.append(
-                f"{method} macro cluster F1 >= {reference}'s on {won} of {total} detectors."
+def macro_frame(summaries: dict[str, dict], classes: Sequence[str]) -> pd.DataFrame:
+    """The generalisation table at a glance: a row per detector with the true events it rests
+    on, a column per method (in words) with its macro cluster F1 and interval."""
+    rows = {}
+    for detector, summary in summaries.items():
+        first = next(iter(summary.values()))["per_class"]
+        row = {"true events": tables.events_cell(first, classes)}
+        for method, scores in summary.items():
+            row[tables.method_label(method, scores)] = tables.score_cell(
+                scores["macro_cluster_f1"], scores.get("macro_cluster_f1_interval")
             )
-    return lines
-
-
-def wins(summaries: dict[str, dict], method: str, reference: str) -> tuple[int, int]:
-    """On how many detectors `method`'s macro cluster F1 is >= `reference`'s, of how many."""
-    won = sum(
-        (s[method]["macro_cluster_f1"] or 0) >= (s[reference]["macro_cluster_f1"] or 0)
-        for s in summaries.values()
-    )
-    return won, len(summaries)
+        rows[detector] = row
+    return pd.DataFrame(rows).T.rename_axis("detector")
 
 
 def suite_markdown(summaries: dict[str, dict], classes: Sequence[str]) -> str:
-    macro = macro_frame(summaries).reset_index()
-    lines = ["Macro cluster F1 (mean over the signal classes):", ""]
+    macro = macro_frame(summaries, classes).reset_index()
+    confidence = f"{tables.F1_CONFIDENCE:.0%}"
+    lines = [
+        f"Macro cluster F1 (mean over the signal classes, {confidence} interval from the counts) "
+        "on each simulated detector the models never trained on:",
+        "",
+    ]
     lines += _markdown_rows(macro, bold=lambda row: False)
-    lines += ["", *_wins_lines(summaries), "", "Per class:", ""]
+    lines += ["", *tables.verdict_lines(summaries), "", "Per class:", ""]
     lines += _markdown_rows(suite_frame(summaries, classes), bold=lambda row: row[1] == "macro")
     return "\n".join(lines) + "\n"
 
@@ -173,8 +160,11 @@ def write_tables(summaries: dict[str, dict], out: str | Path, classes: Sequence[
     html = "\n".join(
         [
             "<h3>Macro cluster F1 on each detector the model never saw</h3>",
-            macro_frame(summaries).to_html(border=0),
-            *(f"<p>{line}</p>" for line in _wins_lines(summaries)),
+            f"<p>Mean over the signal classes, with its {tables.F1_CONFIDENCE:.0%} interval "
+            "from the counts; a method is better or worse than another only where the "
+            "intervals are apart.</p>",
+            macro_frame(summaries, classes).to_html(border=0),
+            *(f"<p>{line}</p>" for line in tables.verdict_lines(summaries)),
             "<h3>Per class</h3>",
             suite_frame(summaries, classes).to_html(index=False, border=0),
         ]
