@@ -42,6 +42,14 @@ rule all:
         expand("results/activity/{name}.json", name=INPUTS),
         expand("results/plots/{name}.unet.map.png", name=[HELDOUT, *INPUTS]),
         expand("results/plots/{name}.fit.png", name=[HELDOUT, *INPUTS]),
+        "results/report/headline.rst",
+
+
+# only the user's files (workflow.inputs), with the model training starts from (train.init, the
+# shipped model): no training, no suite; see README "Your own frames"
+rule mine:
+    input:
+        mine_outputs,
 
 
 onsuccess:

@@ -19,6 +19,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("network",),  # the U-Net, its checkpoints, shipped models
     ("tracking",),  # MLflow runs and the model registry
     ("learning", "inference"),  # training; labelling frames (U-Net and classical)
-    ("measurement", "evaluation", "reporting"),  # the activity; scores; plots to look at
+    ("measurement", "evaluation"),  # the activity; scores against truth
+    ("reporting",),  # what a person looks at: plots, the headline numbers
     ("command line",),  # cli, commands, paths, __main__
 )

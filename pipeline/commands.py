@@ -32,6 +32,7 @@ WHERE = {
     "efficiency": "pipeline.measurement.efficiency",
     "activity": "pipeline.measurement.activity",
     "plot": "pipeline.reporting.view",
+    "headline": "pipeline.reporting.headline",
     "variant": "pipeline.measurement.systematics",
     "models": "pipeline.network.shipped",
     "export": "pipeline.learning.export",

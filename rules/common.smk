@@ -130,13 +130,15 @@ VARIANTS = variant_names(validate_config(config))  # the systematics' truth effi
 
 
 def efficiency_inputs(wildcards):
-    """The efficiency frames of dataset `name`, the model's catalogue of them and the truth
-    variants of the systematics, unless the config gives the efficiency."""
+    """The efficiency frames of dataset `name`, the catalogue of them by the same model as the
+    data's (`method`: unet, or init, the model training started from) and the truth variants
+    of the systematics, unless the config gives the efficiency."""
     if config["activity"]["efficiency"] is not None:
         return {}
+    method = wildcards.get("method", "unet")
     return {
         "efficiency_frames": f"data/efficiency/{wildcards.name}.h5",
-        "efficiency_catalogue": f"results/catalogues/{wildcards.name}.efficiency.unet.parquet",
+        "efficiency_catalogue": f"results/catalogues/{wildcards.name}.efficiency.{method}.parquet",
         "variants": [f"data/efficiency/{wildcards.name}.{v}.parquet" for v in VARIANTS],
     }
 
@@ -149,3 +151,26 @@ def efficiency_flags(wildcards, input):
         f" --efficiency-catalogue {input.efficiency_catalogue}"
         f" --variants {' '.join(input.variants)}"
     )
+
+
+def mine_outputs(wildcards):
+    """What `snakemake mine` makes of each of the user's files, with the model training starts
+    from (train.init, the shipped model) and nothing trained: the map and catalogue, the map
+    drawn, the activity and its fit drawn."""
+    if not INPUTS:
+        raise WorkflowError(
+            "workflow.inputs is empty: name your frame files, e.g. "
+            "--config 'workflow={inputs: [run42.fits]}' or a config file of your own"
+        )
+    if not INIT:
+        raise WorkflowError("train.init is empty: mine maps with the model it names")
+    return [
+        path
+        for name in INPUTS
+        for path in (
+            f"results/maps/{name}.init.h5",
+            f"results/plots/{name}.init.map.png",
+            f"results/activity/{name}.init.json",
+            f"results/plots/{name}.init.fit.png",
+        )
+    ] + ["results/report/headline.mine.rst"]

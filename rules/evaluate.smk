@@ -63,6 +63,8 @@ rule activity:
         "logs/activity/{name}.log",
     benchmark:
         "benchmarks/activity/{name}.tsv"
+    wildcard_constraints:
+        name="[^.]+",
     conda:
         "../envs/pipeline.yaml"
     threads: cpus("activity")
@@ -73,6 +75,25 @@ rule activity:
     shell:
         "python -m pipeline activity --config {input.config} --catalogue {input.catalogue}"
         " --frames {input.frames:q} {params.efficiency} --out {output} > {log} 2>&1"
+
+
+# the activity measured with the model training started from (train.init), no fine-tuning:
+# `snakemake mine` (the user's files only)
+use rule activity as activity_init with:
+    input:
+        unpack(efficiency_inputs),
+        config="results/config/activity.yaml",
+        catalogue="results/catalogues/{name}.{method}.parquet",
+        frames=frames_of,
+    output:
+        "results/activity/{name}.{method}.json",
+    log:
+        "logs/activity/{name}.{method}.log",
+    benchmark:
+        "benchmarks/activity/{name}.{method}.tsv"
+    wildcard_constraints:
+        name="[^.]+",
+        method="init",
 
 
 rule evaluate_detector:

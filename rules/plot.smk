@@ -1,23 +1,26 @@
-# Results to look at (pipeline/reporting/view.py): the U-Net's map over its frame (first frame) of
-# the held-out dataset and of each of the user's files, and the spectral fit of each activity;
-# both in the report.
+# Results to look at (pipeline/reporting/view.py): a map over its frame (first frame) of the
+# held-out dataset and of each of the user's files (the fine-tuned U-Net's; with `mine`, the
+# starting model's), and the spectral fit of each activity; both in the report.
 
 
 rule plot_map:
     input:
         config="results/config/plot.yaml",
         frames=frames_of,
-        map="results/maps/{name}.unet.h5",
+        map="results/maps/{name}.{method}.h5",
     output:
         report(
-            "results/plots/{name}.unet.map.png",
+            "results/plots/{name}.{method}.map.png",
             caption="../report/map.rst",
             category="Maps and fits",
         ),
     log:
-        "logs/plot_map/{name}.log",
+        "logs/plot_map/{name}.{method}.log",
     benchmark:
-        "benchmarks/plot_map/{name}.tsv"
+        "benchmarks/plot_map/{name}.{method}.tsv"
+    wildcard_constraints:
+        name="[^.]+",
+        method="unet|init|classical",
     conda:
         "../envs/pipeline.yaml"
     threads: cpus("plot")
@@ -31,17 +34,17 @@ rule plot_map:
 rule plot_fit:
     input:
         config="results/config/plot.yaml",
-        activity="results/activity/{name}.json",
+        activity="results/activity/{stem}.json",
     output:
         report(
-            "results/plots/{name}.fit.png",
+            "results/plots/{stem}.fit.png",
             caption="../report/fit.rst",
             category="Maps and fits",
         ),
     log:
-        "logs/plot_fit/{name}.log",
+        "logs/plot_fit/{stem}.log",
     benchmark:
-        "benchmarks/plot_fit/{name}.tsv"
+        "benchmarks/plot_fit/{stem}.tsv"
     conda:
         "../envs/pipeline.yaml"
     threads: cpus("plot")
@@ -49,4 +52,57 @@ rule plot_fit:
         **job_resources("plot"),
     shell:
         "python -m pipeline plot --config {input.config} --activity {input.activity}"
+        " --out {output} > {log} 2>&1"
+
+
+# The headline numbers (pipeline/reporting/headline.py): the report's landing page
+# (report/workflow.rst includes them), from the activities and the scores; `mine` writes its own
+# from the activities of the user's files.
+rule headline:
+    input:
+        config="results/config/headline.yaml",
+        activity=expand("results/activity/{name}.json", name=[HELDOUT, *INPUTS]),
+        summary="results/evaluation/summary.json",
+        suite=expand("results/suite/{name}/summary.json", name=SUITE),
+    output:
+        report(
+            "results/report/headline.rst",
+            caption="../report/headline.rst",
+            category="Headline numbers",
+        ),
+    log:
+        "logs/headline.log",
+    benchmark:
+        "benchmarks/headline.tsv"
+    conda:
+        "../envs/pipeline.yaml"
+    params:
+        suite=lambda wildcards, input: (
+            f"--suite-summaries {' '.join(input.suite)} --names {' '.join(SUITE)}"
+            if SUITE
+            else ""
+        ),
+    shell:
+        "python -m pipeline headline --config {input.config} --activity {input.activity:q}"
+        " --summary {input.summary} {params.suite} --out {output} > {log} 2>&1"
+
+
+rule headline_mine:
+    input:
+        config="results/config/headline.yaml",
+        activity=expand("results/activity/{name}.init.json", name=INPUTS),
+    output:
+        report(
+            "results/report/headline.mine.rst",
+            caption="../report/headline.rst",
+            category="Headline numbers",
+        ),
+    log:
+        "logs/headline_mine.log",
+    benchmark:
+        "benchmarks/headline_mine.tsv"
+    conda:
+        "../envs/pipeline.yaml"
+    shell:
+        "python -m pipeline headline --config {input.config} --activity {input.activity:q}"
         " --out {output} > {log} 2>&1"

@@ -52,8 +52,8 @@ def test_the_table_names_methods_in_words_and_counts_each_against_the_classical_
         "worse on 1, within uncertainty on 1 of 3 detectors." in text
     )
     assert (
-        "starting U-Net against classical, macro cluster F1 (95% intervals): better on 1, worse on 0, within uncertainty on 2"
-        in text
+        "starting U-Net against classical, macro cluster F1 (95% intervals): better on 1, "
+        "worse on 0, within uncertainty on 2" in text
     )  # quiet: intervals touch
     assert "classical against" not in text
     header = "| detector | class | true events | fine-tuned U-Net cluster F1 |"

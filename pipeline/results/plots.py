@@ -208,10 +208,17 @@ def spectral_fit(
     centres = (edges_kev[1:] + edges_kev[:-1]) / 2
     fig, ax = plt.subplots(figsize=(8, 4.5))
     low, high = poisson_interval(counts, 0.6827)  # Garwood: no bar below zero
+    seen = counts > 0
     ax.errorbar(
-        centres, counts, yerr=[counts - low, high - counts], fmt="o", ms=3, color="black",
+        centres[seen], counts[seen], yerr=[(counts - low)[seen], (high - counts)[seen]],
+        fmt="o", ms=3, color="black",
         label=f"data ({int(counts.sum())} clusters; 68 % Poisson intervals)",
     )  # fmt: skip
+    if (~seen).any():  # an empty bin is an upper limit, drawn light so the data stand out
+        ax.errorbar(
+            centres[~seen], counts[~seen], yerr=[0 * high[~seen], high[~seen]], fmt="none",
+            color="grey", alpha=0.35, lw=0.8, label="empty bins (68 % upper limit)",
+        )  # fmt: skip
     for name, values in components.items():
         ax.step(edges_kev, np.append(values, values[-1]), where="post", label=name, lw=1.2)
     total = np.sum(list(components.values()), axis=0)
