@@ -119,7 +119,8 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(autouse=True)
-def _run_in_own_folder(tmp_path, monkeypatch):
-    """Each test runs in its own folder: what a command writes by default relative to where it
-    runs (the MLflow store `sqlite:///mlruns.db`) lands there, never in the checkout."""
-    monkeypatch.chdir(tmp_path)
+def _run_in_own_folder(tmp_path_factory, monkeypatch):
+    """Each test runs in a folder of its own, apart from its tmp_path (whose files some tests
+    list): what a command writes by default where it runs (the MLflow store
+    `sqlite:///mlruns.db`) lands there, never in the checkout."""
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))

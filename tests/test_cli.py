@@ -233,9 +233,10 @@ def test_each_stage_is_declared_beside_its_function_and_a_command_loads_only_its
 
     from pipeline.commands import STAGES, WHERE, declared_settings
 
+    package = Path(__file__).resolve().parents[1] / "pipeline"
     declaring = {
-        str(p.relative_to(Path("pipeline")).with_suffix("")).replace("/", ".")
-        for p in Path("pipeline").rglob("*.py")
+        str(p.relative_to(package).with_suffix("")).replace("/", ".")
+        for p in package.rglob("*.py")
         if "\nSTAGE = Stage(" in p.read_text()
     }
     assert declaring == {m.removeprefix("pipeline.") for m in WHERE.values()}

@@ -275,7 +275,7 @@ def test_infer_and_evaluate_commands_on_each_format(tiny, checkpoint, tmp_path, 
     )
     summary = __import__("json").loads((tmp_path / "eval" / "summary.json").read_text())
     assert 0 <= summary["unet"]["macro_pixel_iou"] <= 1
-    assert "unet" in capsys.readouterr().out
+    assert "fine-tuned U-Net" in capsys.readouterr().out  # the table names methods in words
     if fmt == "fits":
         assert (
             main(

@@ -63,9 +63,10 @@ def test_compare_runs_notebook(workflow_run):
             {"tracking_uri": f"sqlite:///{work / 'mlruns.db'}", "experiment": "ccd-decay-unet"},
         )
     )
-    # the training run, the held-out and the one suite detector's evaluations, and the
-    # inference on the held-out, the suite detector's and the user's file
-    assert "6 runs in experiment" in text
-    assert "runs by stage: evaluate 2, infer 3, train 1" in text
+    # the training run, the held-out and the one suite detector's evaluations, the
+    # inference on the held-out, the suite detector's and the user's file, and the activity
+    # of the held-out and of the user's file
+    assert "8 runs in experiment" in text
+    assert "runs by stage: activity 2, evaluate 2, infer 3, train 1" in text
     # the suite scored the trained model's only version: it is the best one
     assert "ccd-decay-unet version 1: aliases: best; suite macro cluster F1 0." in text

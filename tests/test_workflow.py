@@ -179,6 +179,8 @@ def test_report_builds_with_the_evaluation_plots(workflow_run):
     ):
         assert name in html, name
     assert "harmonic mean" in html  # the rst caption of the comparison table
+    # the landing page: the headline numbers, read from the results
+    assert "Headline numbers" in html and "Tritium activity of" in html
 
 
 def test_the_release_recipe_plans_training_suite_and_export(tmp_path):

@@ -23,6 +23,7 @@ from pipeline.calibration.frames import calibrated
 from pipeline.config.stages import EvaluateSettings, FrameSections, TrackedSections
 from pipeline.core import hashing
 from pipeline.core.atomic import atomic_directory
+from pipeline.core.errors import printable
 from pipeline.core.stage import INPUT, OUTPUT, Flag, Stage, file_flag, files_in
 from pipeline.evaluation import tables
 from pipeline.io import FrameFile, FrameFileError, MapFile, open_map
@@ -168,7 +169,10 @@ def evaluate_files(
     summary = {name: s.summary(classes) for name, s in scores.items()}
     for name, ff in opened.items():
         summary[name]["made_from"] = dict(ff.provenance)
-        summary[name]["scored_on"] = {"truth": Path(truth_path).name, "frames": truth.n_frames}
+        summary[name]["scored_on"] = {
+            "truth": printable(Path(truth_path).name),
+            "frames": truth.n_frames,
+        }
     _write_outputs(out, summary, scores, true_energy, example, classes)
     return summary
 
