@@ -28,13 +28,14 @@ def execute(name: str, parameters: dict) -> list[str]:
 
 def test_frames_notebook(workflow_run):
     work, small = workflow_run
-    for frames in ("data/sim/heldout.h5", "results/../data/sim/train.h5"):
+    for dataset in ("heldout", "train"):  # by name, in the folder the workflow ran in
         text = "\n".join(
             execute(
                 "01_frames.ipynb",
-                {"frames_path": str(work / frames), "config_path": str(small), "frame_index": 0},
+                {"workdir": str(work), "dataset": dataset, "config_path": str(small)},
             )
         )
+        assert f"showing {work / 'data' / 'sim' / dataset}.h5, frame 0" in text
         assert "gain" in text and "noise" in text and "background" in text
 
 
@@ -43,15 +44,10 @@ def test_maps_notebook(workflow_run):
     text = "\n".join(
         execute(
             "02_maps.ipynb",
-            {
-                "frames_path": str(work / "data/sim/heldout.h5"),
-                "map_path": str(work / "results/maps/heldout.unet.h5"),
-                "catalogue_path": str(work / "results/catalogues/heldout.unet.parquet"),
-                "config_path": str(small),
-                "frame_index": 0,
-            },
+            {"workdir": str(work), "dataset": "heldout", "config_path": str(small)},
         )
     )
+    assert f"fine-tuned U-Net map {work / 'results' / 'maps' / 'heldout.unet.h5'}" in text
     assert "1 frames of 64 x 64" in text
 
 
@@ -60,7 +56,11 @@ def test_compare_runs_notebook(workflow_run):
     text = "\n".join(
         execute(
             "03_compare_runs.ipynb",
-            {"tracking_uri": f"sqlite:///{work / 'mlruns.db'}", "experiment": "ccd-decay-unet"},
+            {
+                "tracking_uri": f"sqlite:///{work / 'mlruns.db'}",
+                "experiment": "ccd-decay-unet",
+                "evaluation_of": "heldout",
+            },
         )
     )
     # the training run, the held-out and the one suite detector's evaluations, the
@@ -70,3 +70,4 @@ def test_compare_runs_notebook(workflow_run):
     assert "runs by stage: activity 2, evaluate 2, infer 3, train 1" in text
     # the suite scored the trained model's only version: it is the best one
     assert "ccd-decay-unet version 1: aliases: best; suite macro cluster F1 0." in text
+    assert "evaluation of data/sim/heldout.h5 (run " in text, text[-3000:]  # what it shows
