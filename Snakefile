@@ -38,6 +38,7 @@ rule all:
         "results/evaluation/summary.json",
         ["results/evaluation/suite.md"] if SUITE else [],
         f"results/activity/{HELDOUT}.json",
+        f"results/activity/{HELDOUT}.classical.json",
         expand("results/maps/{name}.unet.h5", name=INPUTS),
         expand("results/activity/{name}.json", name=INPUTS),
         expand("results/plots/{name}.unet.map.png", name=[HELDOUT, *INPUTS]),

@@ -77,9 +77,10 @@ rule activity:
         " --frames {input.frames:q} {params.efficiency} --out {output} > {log} 2>&1"
 
 
-# the activity measured with the model training started from (train.init), no fine-tuning:
-# `snakemake mine` (the user's files only)
-use rule activity as activity_init with:
+# the activity measured with the model training started from (train.init, no fine-tuning:
+# `snakemake mine`, the user's files only) or with the classical reconstruction's catalogue,
+# beside the fine-tuned U-Net's
+use rule activity as activity_method with:
     input:
         unpack(efficiency_inputs),
         config="results/config/activity.yaml",
@@ -93,7 +94,7 @@ use rule activity as activity_init with:
         "benchmarks/activity/{name}.{method}.tsv"
     wildcard_constraints:
         name="[^.]+",
-        method="init",
+        method="init|classical",
 
 
 rule evaluate_detector:

@@ -62,6 +62,7 @@ rule headline:
     input:
         config="results/config/headline.yaml",
         activity=expand("results/activity/{name}.json", name=[HELDOUT, *INPUTS]),
+        classical=f"results/activity/{HELDOUT}.classical.json",
         summary="results/evaluation/summary.json",
         suite=expand("results/suite/{name}/summary.json", name=SUITE),
     output:
@@ -84,7 +85,7 @@ rule headline:
         ),
     shell:
         "python -m pipeline headline --config {input.config} --activity {input.activity:q}"
-        " --summary {input.summary} {params.suite} --out {output} > {log} 2>&1"
+        " {input.classical} --summary {input.summary} {params.suite} --out {output} > {log} 2>&1"
 
 
 rule headline_mine:

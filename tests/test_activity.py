@@ -240,7 +240,17 @@ def test_empty_catalogue_gives_zero_activity_and_an_upper_edge(cfg):
     result = estimate.estimate_activity(empty_catalogue(), 3, cfg, 100.0, 0.5)
     assert result.activity_bq == 0.0 and result.interval_bq[0] == 0.0
     assert result.interval_bq[1] == pytest.approx(1.92 / 150.0, rel=0.01)
-    assert result.mda_bq == pytest.approx(2.71 / 150.0)
+    # ISO 11929 from the fit: no background seen, so no threshold; the detection limit is at
+    # least Currie's for a background known to be zero (k^2 = 2.71 counts), more because the
+    # fit leaves the X-ray and flat components free, and it solves a# = a* + k u(a#)
+    assert result.decision_threshold_bq * 150.0 < 0.01  # counts: nothing to fluctuate
+    assert result.mda_bq > 2.70 / 150.0
+    from pipeline.measurement.limits import fit_yield_variance
+
+    variance = fit_yield_variance(result.fit.shapes, result.fit.background_only)
+    k = 1.6449
+    rise = k * np.sqrt(variance(result.mda_bq * 150.0)) / 150.0
+    assert result.mda_bq == pytest.approx(result.decision_threshold_bq + rise, rel=1e-4)
 
 
 def test_activity_command_writes_json_and_refuses_bad_input(tiny, tiny_files, tmp_path, capsys):

@@ -40,7 +40,7 @@ def _method(macro: float, interval: list[float]) -> dict:
 def test_the_headline_says_each_result_in_words(tmp_path, capsys):
     activity = tmp_path / "heldout.json"
     activity.write_text(json.dumps(ACTIVITY))
-    undetected = tmp_path / "run42.json"
+    undetected = tmp_path / "run42.classical.json"
     undetected.write_text(json.dumps({**ACTIVITY, "detected": False, "activity_bq": 0.01}))
     summary = tmp_path / "summary.json"
     scores = {"init": _method(0.846, [0.81, 0.88]), "classical": _method(0.718, [0.67, 0.76])}
@@ -55,10 +55,11 @@ def test_the_headline_says_each_result_in_words(tmp_path, capsys):
         "**detected** (above the decision threshold); decision threshold 0.02107 Bq, minimum "
         "detectable activity 0.04405 Bq; 83.2 tritium clusters fitted over 4800 s" in text
     )
-    assert "``run42``: **0.01 Bq**" in text and "**not detected**" in text
+    assert "``run42`` (classical): **0.01 Bq**" in text and "**not detected**" in text
     assert (
         "Held-out frames heldout.h5 (8 frames), macro cluster F1 (95% interval): starting U-Net "
-        "(ccd-unet-v1) 0.846 (0.81-0.88), classical 0.718 (0.67-0.76); true events: "
+        "(ccd-unet-v1) 0.846 (0.81-0.88), classical 0.718 (0.67-0.76); starting U-Net "
+        "(ccd-unet-v1) better than classical; true events: "
         "muon 27, electron 21, tritium 134, xray 169, alpha 14." in text
     )
     assert "Generalisation suite (1 simulated detectors never trained on): starting U-Net" in text

@@ -37,6 +37,8 @@ MIN_TEMPLATE_PER_BIN = 100  # simulated template betas per bin, on average
 class ActivityConfig(Section):
     exposure_s: float | None = Field(gt=0)
     confidence: float = Field(gt=0, lt=1)
+    false_positive_rate: float = Field(gt=0, lt=0.5)
+    false_negative_rate: float = Field(gt=0, lt=0.5)
     energy_range_kev: tuple[float, float]
     bin_kev: float = Field(gt=0)
     efficiency: float | None = Field(default=None, gt=0, le=1)

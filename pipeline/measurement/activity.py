@@ -11,6 +11,7 @@ activity (pipeline/measurement/estimate.py), and its systematics
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from pipeline.measurement.estimate import (
     activity_summary,
     estimate_activity,
     rounded,
+    with_limits,
 )
 from pipeline.measurement.spectrum import ACTIVITY_COLUMNS
 from pipeline.results.clusters import check_made_from, read_catalogue
@@ -75,7 +77,8 @@ def run(
         terms = systematics.measure_terms(settings, attrs, table, counting, truth)
     except (CatalogueError, ConfigError) as exc:  # the catalogue does not fit its frame file
         raise ConfigError(f"{catalogue} with {frames}: {exc}") from None
-    result = systematics.with_systematics(counting, terms)
+    widened = systematics.with_systematics(counting, terms)
+    result = with_limits(widened, settings, systematics.calibration_uncertainty(counting, terms))
     summary = activity_summary(result)
     summary["interval_counting_bq"] = list(counting.interval_bq)  # before the systematics
     summary["systematics"] = systematics.summary(settings, terms)
@@ -109,7 +112,7 @@ def _log_result(
         "interval_low_bq": low,
         "interval_high_bq": high,
         "decision_threshold_bq": result.decision_threshold_bq,
-        "mda_bq": result.mda_bq,
+        "mda_bq": result.mda_bq if result.mda_bq is not None else math.nan,
         "detected": float(result.detected),
         "tritium_counts": result.tritium_counts,
         "efficiency": result.efficiency,
@@ -117,6 +120,15 @@ def _log_result(
     }
     tracker.log_metrics(metrics, step=0)
     tracker.log_artifact(out, "activity")
+
+
+def _limit(result: ActivityResult) -> str:
+    if result.mda_bq is None:
+        return (
+            f"no detection limit (the calibration's uncertainty, "
+            f"{result.calibration_uncertainty:.0%}, hides any signal)"
+        )
+    return f"minimum detectable activity (MDA) {result.mda_bq:.4g} Bq"
 
 
 def said(result: ActivityResult, confidence: float, route: str) -> list[str]:
@@ -131,8 +143,8 @@ def said(result: ActivityResult, confidence: float, route: str) -> list[str]:
     return [
         f"tritium activity {result.activity_bq:.4g} Bq ({confidence:.0%} interval "
         f"{low:.4g}-{high:.4g} Bq): {verdict}",
-        f"decision threshold {result.decision_threshold_bq:.4g} Bq, minimum detectable "
-        f"activity (MDA) {result.mda_bq:.4g} Bq; {result.tritium_counts:.1f} tritium clusters "
+        f"decision threshold {result.decision_threshold_bq:.4g} Bq, {_limit(result)} (ISO 11929, "
+        f"from the fit); {result.tritium_counts:.1f} tritium clusters "
         f"fitted over {result.live_time_s:g} s",
         f"efficiency {result.efficiency:.4g} +- {result.efficiency_error:.2g}: {route}",
     ]

@@ -1,9 +1,11 @@
 """The activity of a fitted spectrum: decays over efficiency and live time, its interval, the
-decision threshold and the minimum detectable activity (MDA; Currie 1968), and the JSON summary
-of the result with a legend of its fields."""
+decision threshold and the detection limit (the minimum detectable activity, MDA) after
+ISO 11929 from the fit itself (pipeline/measurement/limits.py), and the JSON summary of the
+result with a legend of its fields."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,7 +14,7 @@ from scipy import stats
 
 from pipeline.config import Config, ConfigError
 from pipeline.config.stages import EfficiencySettings
-from pipeline.measurement.counting import currie_decision_threshold, currie_detection_limit
+from pipeline.measurement.limits import characteristic_limits, fit_yield_variance
 from pipeline.measurement.spectrum import SpectrumFit, fit_energies, fit_spectrum
 
 NO_EXPOSURE = (
@@ -25,13 +27,14 @@ NO_EXPOSURE = (
 class ActivityResult:
     activity_bq: float
     interval_bq: tuple[float, float]
-    mda_bq: float
+    mda_bq: float | None  # ISO 11929 detection limit; None where none exists
     tritium_counts: float  # fitted yield N_t (clusters in the energy range)
-    decision_threshold_counts: float  # Currie L_C: a fitted yield above it is a detection
+    decision_threshold_counts: float  # ISO 11929 y*: a fitted yield above it is a detection
     efficiency: float
     live_time_s: float
     fit: SpectrumFit
     efficiency_error: float = 0.0  # 0 when the efficiency was given without one
+    calibration_uncertainty: float = 0.0  # u_rel(w) of 1 / (efficiency x live time) in the MDA
 
     @property
     def decision_threshold_bq(self) -> float:
@@ -40,7 +43,7 @@ class ActivityResult:
     @property
     def detected(self) -> bool:
         """The fitted yield is above the decision threshold."""
-        return self.tritium_counts > self.decision_threshold_counts
+        return bool(self.tritium_counts > self.decision_threshold_counts)
 
 
 def _interval_with_efficiency(
@@ -77,18 +80,42 @@ def estimate_activity(
     scale = efficiency * live
     activity = fit.tritium / scale
     edges = (fit.interval[0] / scale, fit.interval[1] / scale)
-    return ActivityResult(
+    result = ActivityResult(
         activity_bq=activity,
         interval_bq=_interval_with_efficiency(
             activity, edges, efficiency_error / efficiency, fit.confidence
         ),
-        mda_bq=currie_detection_limit(fit.region_background) / scale,
+        mda_bq=None,
         tritium_counts=fit.tritium,
-        decision_threshold_counts=currie_decision_threshold(fit.region_background),
+        decision_threshold_counts=0.0,
         efficiency=efficiency,
         live_time_s=live,
         fit=fit,
         efficiency_error=efficiency_error,
+    )
+    return with_limits(result, config, efficiency_error / efficiency)
+
+
+def with_limits(
+    result: ActivityResult, config: EfficiencySettings | Config, calibration_uncertainty: float
+) -> ActivityResult:
+    """`result` with its ISO 11929 decision threshold and detection limit: the fit's own
+    uncertainty of the tritium yield, and `calibration_uncertainty`, the relative standard
+    uncertainty of 1 / (efficiency x live time)."""
+    scale = result.efficiency * result.live_time_s
+    fit = result.fit
+    limits = characteristic_limits(
+        fit_yield_variance(fit.shapes, fit.background_only),
+        1.0 / scale,
+        calibration_uncertainty,
+        config.activity.false_positive_rate,
+        config.activity.false_negative_rate,
+    )
+    return dataclasses.replace(
+        result,
+        decision_threshold_counts=limits.decision_threshold * scale,
+        mda_bq=limits.detection_limit,
+        calibration_uncertainty=calibration_uncertainty,
     )
 
 
@@ -103,6 +130,8 @@ def activity_summary(result: ActivityResult) -> dict:
         "decision_threshold_bq": result.decision_threshold_bq,
         "decision_threshold_counts": result.decision_threshold_counts,
         "mda_bq": result.mda_bq,
+        "calibration_uncertainty": result.calibration_uncertainty,
+        "limits": "ISO 11929-1:2019 from the spectral fit",
         "tritium_counts": result.tritium_counts,
         "tritium_counts_error": fit.tritium_error,
         "tritium_counts_interval": list(fit.interval),
@@ -143,14 +172,18 @@ def spectrum_summary(fit: SpectrumFit) -> dict:
 
 LEGEND = {
     "activity_bq": "tritium betas entering the CCD per second: the fitted yield over efficiency x "
-    "live time (not yet the sample's activity: issue of the sample model)",
+    "live time (not the sample's activity: its self-absorption and geometry are not modelled)",
     "interval_bq": "interval at `confidence`: profile likelihood of the fit, widened by the "
     "efficiency's error and by the systematics",
     "detected": "whether the fitted yield exceeds the decision threshold (false: not detected)",
-    "decision_threshold_bq": "Currie's critical level L_C = 2.33 sqrt(B) (5 % false "
-    "positives), B the fitted non-tritium counts under the tritium template, in Bq",
-    "mda_bq": "minimum detectable activity, Currie L_D = 2.71 + 4.65 sqrt(B) (5 % false "
-    "positives and negatives), in Bq",
+    "decision_threshold_bq": "ISO 11929 decision threshold a* = k_(1-alpha) u(0): the fit's "
+    "uncertainty of the tritium yield were there none (Asimov data of the fit without tritium), "
+    "in Bq; alpha = activity.false_positive_rate",
+    "mda_bq": "ISO 11929 detection limit (minimum detectable activity): the true activity "
+    "detected with probability 1 - activity.false_negative_rate, the fit's uncertainty and "
+    "`calibration_uncertainty` included, in Bq; null where none exists",
+    "calibration_uncertainty": "relative standard uncertainty of 1 / (efficiency x live time) "
+    "in the detection limit: the efficiency's error and each systematic term's efficiency shift",
     "tritium_counts": "fitted tritium clusters in `fit.energy_range_kev`",
     "efficiency": "fitted tritium clusters per decay, from the route `efficiency_route` names",
     "live_time_s": "exposures x exposure of one (s)",

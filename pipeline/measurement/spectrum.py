@@ -113,6 +113,8 @@ class SpectrumFit:
     counts: np.ndarray
     components: np.ndarray  # (n_components, n_bins) fitted expectation per component
     region_background: float  # fitted non-tritium counts where the tritium template is non-zero
+    shapes: np.ndarray  # (n_components, n_bins) the fitted model's rows, tritium first
+    background_only: np.ndarray  # expected counts per bin of the fit with no tritium
 
 
 def _nll(
@@ -209,6 +211,7 @@ def fit_spectrum(energies_kev: np.ndarray, config: EfficiencySettings | Config) 
     one = _profile_interval(shapes, yields, counts, nll_min, 0.5)
     components = yields[:, None] * shapes
     region = shapes[0] > 0
+    others = _fit_yields(shapes[1:], counts)[0] if counts.sum() > 0 else np.zeros(len(shapes) - 1)
     return SpectrumFit(
         tritium=float(yields[0]),
         tritium_error=float((one[1] - one[0]) / 2),
@@ -223,6 +226,8 @@ def fit_spectrum(energies_kev: np.ndarray, config: EfficiencySettings | Config) 
         counts=counts,
         components=components,
         region_background=float(components[1:, region].sum()),
+        shapes=shapes,
+        background_only=others @ shapes[1:],
     )
 
 

@@ -170,6 +170,18 @@ def with_systematics(result: ActivityResult, terms: list[Term]) -> ActivityResul
     return dataclasses.replace(result, interval_bq=(float(interval[0]), float(interval[1])))
 
 
+def calibration_uncertainty(result: ActivityResult, terms: list[Term]) -> float:
+    """Relative standard uncertainty of 1 / (efficiency x live time): the efficiency's own error
+    and, per term, the larger relative shift of the efficiency at the ends of its range (read,
+    as the interval reads it, as one standard deviation), in quadrature. The detection limit
+    needs it where the activity itself may be zero, so shifts of the efficiency, not of the
+    activity, are what counts."""
+    relative = [result.efficiency_error / result.efficiency]
+    for term in terms:
+        relative.append(max(abs(e / result.efficiency - 1.0) for e in term.efficiency))
+    return float(np.hypot.reduce(relative))
+
+
 def summary(config: EfficiencySettings | Config, terms: list[Term]) -> dict[str, Any]:
     """The JSON of the terms, or why there are none."""
     if config.activity.efficiency is not None:

@@ -34,6 +34,12 @@ def _read_json(path: str | Path, what: str) -> dict:
     return data
 
 
+def _mda(mda_bq: float | None) -> str:
+    if mda_bq is None:
+        return "no detection limit (the calibration's uncertainty hides any signal)"
+    return f"minimum detectable activity {mda_bq:.4g} Bq"
+
+
 def activity_line(path: str | Path) -> str:
     """One activity JSON in words."""
     result = _read_json(path, "an activity JSON")
@@ -44,12 +50,14 @@ def activity_line(path: str | Path) -> str:
             if result["detected"]
             else "**not detected** (below the decision threshold)"
         )
+        name, _, method = printable(Path(path).stem).partition(".")
+        by = f" ({tables.METHOD_WORDS.get(method, method)})" if method else ""
         return (
-            f"Tritium activity of ``{printable(Path(path).stem)}``: "
+            f"Tritium activity of ``{name}``{by}: "
             f"**{result['activity_bq']:.4g} Bq** ({result['confidence']:.0%} interval "
             f"{low:.4g}-{high:.4g} Bq), {verdict}; decision threshold "
-            f"{result['decision_threshold_bq']:.4g} Bq, minimum detectable activity "
-            f"{result['mda_bq']:.4g} Bq; {result['tritium_counts']:.1f} tritium clusters fitted "
+            f"{result['decision_threshold_bq']:.4g} Bq, {_mda(result['mda_bq'])}; "
+            f"{result['tritium_counts']:.1f} tritium clusters fitted "
             f"over {result['live_time_s']:g} s, efficiency {result['efficiency']:.3g}."
         )
     except (KeyError, TypeError, ValueError) as exc:
@@ -66,7 +74,8 @@ def comparison_lines(summary: dict, classes: Sequence[str]) -> list[str]:
     first = next(iter(summary.values()))["per_class"]
     return [
         f"Held-out frames {tables.summary_dataset(summary)}, macro cluster F1 "
-        f"({tables.F1_CONFIDENCE:.0%} interval): {scores}; true events: "
+        f"({tables.F1_CONFIDENCE:.0%} interval): {scores}; "
+        f"{tables.dataset_verdicts(summary) or 'one method'}; true events: "
         f"{tables.events_cell(first, classes)}."
     ]
 

@@ -45,6 +45,10 @@ def draw_map(
     return f"wrote {out}: frame {index}, clusters: {found}"
 
 
+def _mda(mda_bq: float | None) -> str:
+    return "no detection limit" if mda_bq is None else f"MDA {mda_bq:.4g} Bq"
+
+
 def draw_fit(activity: str | Path, out: str | Path) -> str:
     """The spectral fit that the activity JSON `activity` holds, into `out` (PNG)."""
     try:
@@ -58,7 +62,7 @@ def draw_fit(activity: str | Path, out: str | Path) -> str:
     verdict = "detected" if summary.get("detected") else "not detected"
     title = (
         f"{printable(Path(activity).name)}: {summary['activity_bq']:.4g} Bq "
-        f"({low:.4g}-{high:.4g}), {verdict}; MDA {summary['mda_bq']:.4g} Bq"
+        f"({low:.4g}-{high:.4g}), {verdict}; {_mda(summary.get('mda_bq'))}"
     )
     plots.spectral_fit(edges, counts, components, title, Path(out))
     return f"wrote {out}: {int(counts.sum())} clusters, {len(components)} fitted components"
