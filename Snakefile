@@ -44,6 +44,7 @@ rule all:
         expand("results/plots/{name}.unet.map.png", name=[HELDOUT, *INPUTS]),
         expand("results/plots/{name}.fit.png", name=[HELDOUT, *INPUTS]),
         "results/report/headline.rst",
+        f"results/plots/{HELDOUT}.forecast.png",
 
 
 # only the user's files (workflow.inputs), with the model training starts from (train.init, the

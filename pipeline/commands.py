@@ -33,6 +33,7 @@ WHERE = {
     "activity": "pipeline.measurement.activity",
     "plot": "pipeline.reporting.view",
     "headline": "pipeline.reporting.headline",
+    "forecast": "pipeline.reporting.forecast",
     "variant": "pipeline.measurement.systematics",
     "models": "pipeline.network.shipped",
     "export": "pipeline.learning.export",

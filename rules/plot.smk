@@ -107,3 +107,30 @@ rule headline_mine:
     shell:
         "python -m pipeline headline --config {input.config} --activity {input.activity:q}"
         " --out {output} > {log} 2>&1"
+
+
+# How long to count (pipeline/reporting/forecast.py): the detection limit of the held-out
+# detector against counting time, for the fine-tuned U-Net's and the classical catalogue.
+rule forecast:
+    input:
+        config="results/config/forecast.yaml",
+        unet=f"results/activity/{HELDOUT}.json",
+        classical=f"results/activity/{HELDOUT}.classical.json",
+    output:
+        png=report(
+            f"results/plots/{HELDOUT}.forecast.png",
+            caption="../report/forecast.rst",
+            category="Maps and fits",
+        ),
+        table=f"results/plots/{HELDOUT}.forecast.json",
+    log:
+        "logs/forecast.log",
+    benchmark:
+        "benchmarks/forecast.tsv"
+    conda:
+        "../envs/pipeline.yaml"
+    params:
+        names=f"{HELDOUT} {HELDOUT}.classical",
+    shell:
+        "python -m pipeline forecast --config {input.config} --activity {input.unet}"
+        " {input.classical} --names {params.names} --out {output.png} > {log} 2>&1"

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field, model_validator
 
 from pipeline.config.base import Section
@@ -34,11 +36,16 @@ MAX_FIT_KEV = 1000.0  # a fit range beyond 1 MeV holds no tritium (endpoint 18.5
 MIN_TEMPLATE_PER_BIN = 100  # simulated template betas per bin, on average
 
 
+MAX_COUNTING_S = 3.2e8  # ten years: a counting time beyond is a typo
+CountingTime = Annotated[float, Field(gt=0, le=MAX_COUNTING_S)]
+
+
 class ActivityConfig(Section):
     exposure_s: float | None = Field(gt=0)
     confidence: float = Field(gt=0, lt=1)
     false_positive_rate: float = Field(gt=0, lt=0.5)
     false_negative_rate: float = Field(gt=0, lt=0.5)
+    forecast_times_s: list[CountingTime] = Field(min_length=1, max_length=20)
     energy_range_kev: tuple[float, float]
     bin_kev: float = Field(gt=0)
     efficiency: float | None = Field(default=None, gt=0, le=1)

@@ -173,5 +173,11 @@ class SuiteSettings(ClassesSettings):
     tracking: TrackingConfig
 
 
+class ForecastSettings(ClassesSettings):
+    """What the detection limit against counting time reads (pipeline/reporting/forecast.py)."""
+
+    activity: ActivityConfig
+
+
 class ModelsSettings(Section):
     release: ReleaseConfig

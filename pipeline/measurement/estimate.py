@@ -167,6 +167,8 @@ def spectrum_summary(fit: SpectrumFit) -> dict:
         "edges_kev": fit.edges_kev.tolist(),
         "counts": fit.counts.tolist(),
         "components": {n: row.tolist() for n, row in zip(names, fit.components, strict=True)},
+        "shapes": {n: row.tolist() for n, row in zip(names, fit.shapes, strict=True)},
+        "background_only": fit.background_only.tolist(),
     }
 
 
@@ -188,7 +190,9 @@ LEGEND = {
     "efficiency": "fitted tritium clusters per decay, from the route `efficiency_route` names",
     "live_time_s": "exposures x exposure of one (s)",
     "systematics": "each detector-model term: the activity at both ends of its range",
-    "spectrum": "the fitted cluster spectrum: bin edges, clusters per bin, each component",
+    "spectrum": "the fitted cluster spectrum: bin edges, clusters per bin, each component; each "
+    "component's shape (normalised) and the fit without tritium (what `pipeline forecast` "
+    "scales to other counting times)",
 }
 
 

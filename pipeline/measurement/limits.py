@@ -82,3 +82,26 @@ def fit_yield_variance(
         return float(np.linalg.pinv(fisher, hermitian=True)[0, 0])
 
     return variance
+
+
+def detection_limit_after(
+    shapes: np.ndarray,
+    background_only: np.ndarray,
+    live_time_s: float,
+    efficiency: float,
+    calibration_uncertainty: float,
+    time_s: float,
+    alpha: float = ALPHA,
+    beta: float = BETA,
+) -> Limits:
+    """The limits (in Bq) a measurement of `time_s` would have: the background seen in
+    `live_time_s` scaled to `time_s`, the same spectral model, efficiency and calibration
+    uncertainty (which does not shrink with time, so it bounds the detection limit)."""
+    background = np.asarray(background_only, float) * (time_s / live_time_s)
+    return characteristic_limits(
+        fit_yield_variance(np.asarray(shapes, float), background),
+        1.0 / (efficiency * time_s),
+        calibration_uncertainty,
+        alpha,
+        beta,
+    )

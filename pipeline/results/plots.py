@@ -236,3 +236,21 @@ def _save(fig, path: Path) -> None:
     with atomic_output(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
+
+
+def detection_limits(
+    times_s: np.ndarray, limits_bq: dict[str, np.ndarray], marks_s: Sequence[float], path: Path
+) -> None:
+    """Detection limit (Bq) against counting time, a line per method, the tabulated times
+    marked."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, values in limits_bq.items():
+        ax.loglog(times_s / 3600.0, values, label=name, lw=1.5)
+    for mark in marks_s:
+        ax.axvline(mark / 3600.0, color="grey", lw=0.6, ls=":")
+    ax.set_xlabel("counting time (hours)")
+    ax.set_ylabel("detection limit (Bq, betas into the CCD)")
+    ax.set_title("ISO 11929 detection limit against counting time", fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.2)
+    _save(fig, path)
