@@ -6,8 +6,8 @@ of live time) and scaling them to other counting times: the ISO 11929 detection 
 `activity.forecast_times_s` (pipeline/measurement/limits.py), as a JSON table and a plot. It
 falls as 1/t where the background is negligible and as 1/sqrt(t) where it dominates; the
 calibration's relative uncertainty u does not shrink with time and scales it by up to
-1 / (1 - k^2 u^2). The limit is in betas entering the CCD per second (Bq), not yet the sample's Bq per gram: the
-sample's self-absorption and geometry are not modelled.
+1 / (1 - k^2 u^2). The limit is in betas entering the CCD per second (Bq), not yet the
+sample's Bq per gram: the sample's self-absorption and geometry are not modelled.
 """
 
 from __future__ import annotations
