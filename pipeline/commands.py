@@ -31,6 +31,7 @@ WHERE = {
     "suite": "pipeline.evaluation.suite",
     "efficiency": "pipeline.measurement.efficiency",
     "activity": "pipeline.measurement.activity",
+    "reference": "pipeline.measurement.reference",
     "plot": "pipeline.reporting.view",
     "headline": "pipeline.reporting.headline",
     "forecast": "pipeline.reporting.forecast",

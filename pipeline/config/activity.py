@@ -50,6 +50,8 @@ class ActivityConfig(Section):
     bin_kev: float = Field(gt=0)
     efficiency: float | None = Field(default=None, gt=0, le=1)
     efficiency_error: float = Field(default=0.0, ge=0, le=1)
+    reference_bq: float | None = Field(default=None, gt=0, le=1e12)
+    reference_error_bq: float = Field(default=0.0, ge=0, le=1e12)
     systematics: SystematicsConfig
     model: str | None = None
     efficiency_frames: int = Field(gt=0, le=10_000)

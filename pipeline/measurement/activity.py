@@ -34,6 +34,7 @@ from pipeline.measurement.estimate import (
     rounded,
     with_limits,
 )
+from pipeline.measurement.reference import read_reference
 from pipeline.measurement.spectrum import ACTIVITY_COLUMNS
 from pipeline.results.clusters import check_made_from, read_catalogue
 from pipeline.tracking import runs
@@ -47,12 +48,21 @@ def run(
     efficiency_frames: str | Path | None = None,
     efficiency_catalogue: str | Path | None = None,
     variants: Sequence[str | Path] = (),
+    reference: str | Path | None = None,
 ) -> str:
     """The `activity` stage: counts per frame and the activity of `catalogue` (of `frames`) as
     JSON in `out`. Efficiency: `activity.efficiency`, else the efficiency frames and the model's
     catalogue of them (the workflow's), else measured here (`activity.model` or truth labels).
     The systematics' truth efficiencies: the `variants` the workflow made (`variant` stage);
-    any not given is simulated here."""
+    any not given is simulated here. A `reference` measurement (`reference` stage) gives the
+    efficiency in place of all of these: the real detector's, so the detector-model terms
+    drop."""
+    measured_route = None
+    if reference is not None:
+        efficiency_ref, error_ref, measured_route = read_reference(reference, catalogue)
+        given = {"efficiency": efficiency_ref, "efficiency_error": error_ref}
+        activity_config = settings.activity.model_copy(update=given)
+        settings = settings.model_copy(update={"activity": activity_config})
     if (efficiency_frames is None) != (efficiency_catalogue is None):
         raise ConfigError("--efficiency-frames and --efficiency-catalogue go together")
     table = read_catalogue(catalogue, ACTIVITY_COLUMNS)
@@ -71,6 +81,7 @@ def run(
     if efficiency_frames is not None and efficiency_catalogue is not None:
         mapped = (efficiency_frames, efficiency_catalogue)
     efficiency, error, route = efficiency_for(settings, attrs, mapped, truth.efficiency_with_error)
+    route = measured_route or route
     try:
         counts = counts_per_frame(table, settings.classes, n_frames)
         counting = estimate_activity(table, exposures, settings, exposure_s, efficiency, error)
@@ -176,6 +187,12 @@ STAGE = Stage(
             "truth catalogues of the efficiency's variants (`variant`)",
             INPUT,
             nargs="*",
+            required=False,
+        ),
+        file_flag(
+            "--reference",
+            "a reference measurement's efficiency (`reference`)",
+            INPUT,
             required=False,
         ),
         file_flag("--out", "JSON file to write", OUTPUT),

@@ -151,7 +151,7 @@ def write_maps(
             if catalogue_path is not None:
                 found = [t for t in tables if len(t)]
                 table = pd.concat(found, ignore_index=True) if found else clusters.empty_catalogue()
-                made_from = {"source": name, "frames_sha256": frames_sha256}
+                made_from = {"source": name, "frames_sha256": frames_sha256, **(provenance or {})}
                 clusters.write_catalogue(table, catalogue_path, made_from)
                 counts = table["class_name"].value_counts()
                 found_per_class = {c: int(counts.get(c, 0)) for c in config.classes}
