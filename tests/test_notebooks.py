@@ -65,9 +65,9 @@ def test_compare_runs_notebook(workflow_run):
     )
     # the training run, the held-out and the one suite detector's evaluations, the
     # inference on the held-out, the suite detector's and the user's file, and the activity
-    # of the held-out and of the user's file
-    assert "8 runs in experiment" in text
-    assert "runs by stage: activity 2, evaluate 2, infer 3, train 1" in text
+    # of the held-out (from the U-Net's and the classical catalogue) and of the user's file
+    assert "9 runs in experiment" in text
+    assert "runs by stage: activity 3, evaluate 2, infer 3, train 1" in text
     # the suite scored the trained model's only version: it is the best one
     assert "ccd-decay-unet version 1: aliases: best; suite macro cluster F1 0." in text
     assert "evaluation of data/sim/heldout.h5 (run " in text, text[-3000:]  # what it shows
