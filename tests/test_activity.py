@@ -225,8 +225,10 @@ def test_model_efficiency_runs_the_data_chain_and_agrees_with_truth(cfg, monkeyp
     attrs = efficiency.file_attrs(four, data)
     chain, chain_error = efficiency.model_efficiency_with_error(four, "oracle.pt", attrs)
     assert chain_error == pytest.approx(error, rel=0.2)
-    # same frames and labels; only the cluster charge differs (measured, with readout noise)
-    assert abs(chain - eff) < error
+    # same frames and labels; only the cluster charge differs (measured, with readout noise):
+    # half the tritium clusters lie below 0.5 keV (backscattered betas), where noise moves
+    # them across the fit's threshold, so the two agree within two standard errors, not one
+    assert abs(chain - eff) < 2 * error
 
 
 def test_activity_without_any_efficiency_is_refused(cfg):

@@ -3,7 +3,6 @@ with its bounds. `Config` is the whole; `configs/schema.yaml` is generated from 
 
 from __future__ import annotations
 
-import itertools
 import re
 from typing import Any, Literal
 
@@ -69,22 +68,12 @@ class PhysicsConfig(Section):
     fano_factor: float = Field(ge=0, le=1)
     diffusion_a_um2: float = Field(ge=0, le=1e6)
     diffusion_b_per_um: float = Field(ge=0, le=1)
-    electron_range_kev: list[float] = Field(min_length=2)
-    electron_range_um: list[float] = Field(min_length=2)
+    silicon_density_g_cm3: float = Field(gt=0, le=25)
+    silicon_excitation_ev: float = Field(gt=0, le=1000)
     radiation_length_um: float = Field(gt=0, le=1e9)
     electron_steps: int = Field(ge=2, le=10_000)
     label_noise_multiple: float = Field(ge=0, le=1000)
     label_min_charge_e: float = Field(ge=0, le=MAX_PIXEL_CHARGE_E)
-
-    @model_validator(mode="after")
-    def _range_table(self) -> PhysicsConfig:
-        energies, ranges = self.electron_range_kev, self.electron_range_um
-        if len(energies) != len(ranges):
-            raise ValueError("electron_range_kev and electron_range_um must have the same length")
-        for name, values in (("electron_range_kev", energies), ("electron_range_um", ranges)):
-            if any(b <= a for a, b in itertools.pairwise(values)) or values[0] <= 0:
-                raise ValueError(f"{name} must be positive and strictly increasing")
-        return self
 
 
 SAFE_NAME = re.compile(r"[A-Za-z0-9_-]+")  # a name that becomes a file name and a wildcard

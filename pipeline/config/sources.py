@@ -33,10 +33,23 @@ def _rising(span: tuple[float, float]) -> tuple[float, float]:
 EnergyRange = Annotated[tuple[float, float], AfterValidator(_rising)]  # (low, high) keV
 
 
+class SampleConfig(Section):
+    """Where the tritium decays: on the back surface (`surface`: betas enter the silicon, the
+    activity is the rate of betas entering the CCD), or through a layer pressed on it (`layer`:
+    soil, a smear or a filter; the activity is the layer's, per gram too)."""
+
+    kind: Literal["surface", "layer"]
+    thickness_um: float = Field(gt=0, le=1e6)
+    density_g_cm3: float = Field(gt=0, le=25)
+    water_fraction: float = Field(ge=0, le=1)
+    gap_um: float = Field(ge=0, le=1e4)
+
+
 class TritiumConfig(Section):
     rate_per_frame: float = Field(ge=0, le=MAX_RATE)
     endpoint_kev: float = Field(gt=0, le=MAX_PARTICLE_KEV)
     daughter_z: int = Field(ge=1)
+    sample: SampleConfig
 
 
 class XrayLine(Section):

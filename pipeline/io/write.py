@@ -222,6 +222,13 @@ class FrameWriter(_AtomicWriter):
         self._file[self.io.root_tree].extend(data)
         self._batch = []
 
+    def annotate(self, attrs: Mapping[str, Any]) -> None:
+        """Add attrs known only once every frame was written (HDF5; ROOT frame files carry
+        none)."""
+        if self.kind == "hdf5":
+            for name, value in attrs.items():
+                self._file.attrs[name] = value
+
     def close(self) -> None:
         """Finish the file and move it into place."""
         if self._file is None:

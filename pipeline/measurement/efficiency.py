@@ -11,11 +11,13 @@ charge lost below threshold, merged clusters.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 import pandas as pd
 
@@ -81,8 +83,8 @@ def simulated_catalogue(
 ) -> tuple[pd.DataFrame, int]:
     """(catalogue, tritium decays) of `n_frames` efficiency frames of `config`'s detector,
     labelled by the truth (or `label_fn(SimulatedFrame) -> labels`); seeds `activity.seed`
-    and the frame index, so two detectors see the same decays. Every simulated beta deposits
-    energy on its first step, so the tritium rows of the event tables count the decays.
+    and the frame index, so two detectors see the same decays. The decays are the tritium
+    events drawn, whether or not their beta reached the silicon (from a layer most do not).
     Clusters take the truth charge (`signal_e`)."""
     sim = efficiency_config(config)
     detector = simulate.make_detector(sim.detector)
@@ -95,7 +97,7 @@ def simulated_catalogue(
         tables.append(
             frame_clusters(labels, frame.signal_e, sim.classes, sim.physics.pair_energy_ev, index)
         )
-        decays += int(np.sum(frame.events["class"] == tritium_class))
+        decays += int(frame.drawn[tritium_class])
     return pd.concat(tables, ignore_index=True), decays
 
 
@@ -129,16 +131,26 @@ def simulate_efficiency_frames(
 def efficiency_from_files(
     config: EfficiencySettings | Config, frames: str | Path, catalogue: str | Path
 ) -> tuple[float, float]:
-    """(efficiency, its error) of the efficiency frames `frames` (their event tables count the
-    decays) from the catalogue the model made of them (`catalogue`), through the same spectral
-    fit as the data."""
+    """(efficiency, its error) of the efficiency frames `frames` (the decays they drew, attr
+    `drawn_events`) from the catalogue the model made of them (`catalogue`), through the same
+    spectral fit as the data."""
     from pipeline.results.clusters import read_catalogue
 
-    with open_frames(frames, config.io.model_copy(update={"check_finite": False})) as ff:
-        events = ff.events or {}
-    tritium = config.classes.index("tritium")
-    decays = int(np.sum(np.asarray(events.get("class", [])) == tritium))
-    return ratio(config, read_catalogue(catalogue, ACTIVITY_COLUMNS), decays)
+    return ratio(config, read_catalogue(catalogue, ACTIVITY_COLUMNS), drawn_decays(frames))
+
+
+def drawn_decays(frames: str | Path) -> int:
+    """The tritium decays a simulated file drew (its attr `drawn_events`), betas that never
+    reached the silicon included."""
+    try:
+        with h5py.File(frames, "r") as f:
+            drawn = json.loads(f.attrs[simulate.DRAWN_ATTR])
+        return int(drawn["tritium"])
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        raise EfficiencyError(
+            f"{frames}: not efficiency frames of this version (no attr "
+            f"{simulate.DRAWN_ATTR} with the tritium decays drawn: {exc!r}); make them again"
+        ) from None
 
 
 def model_efficiency_with_error(

@@ -25,6 +25,7 @@ from pipeline.config import (
     TritiumConfig,
     XrayConfig,
 )
+from pipeline.simulation import electrons
 
 ELECTRON_MASS_KEV = 510.99895  # CODATA 2018
 FINE_STRUCTURE = 7.2973525693e-3  # CODATA 2018
@@ -83,24 +84,16 @@ def sample_beta_energies(n: int, cfg: TritiumConfig, rng: np.random.Generator) -
 
 
 def electron_range_um(energy_kev: np.ndarray, physics: PhysicsConfig) -> np.ndarray:
-    """CSDA range, log-log interpolation of the configured table (power law outside it)."""
-    return _loglog(energy_kev, physics.electron_range_kev, physics.electron_range_um)
+    """CSDA range in silicon: the integral of ICRU 37's stopping power
+    (pipeline/simulation/electrons.py)."""
+    return np.asarray(electrons.csda_range_um(energy_kev, electrons.silicon(physics)))
 
 
 def electron_energy_kev(range_um: np.ndarray, physics: PhysicsConfig) -> np.ndarray:
     """Inverse of `electron_range_um`: the kinetic energy whose residual range is `range_um`."""
-    return _loglog(range_um, physics.electron_range_um, physics.electron_range_kev)
-
-
-def _loglog(x: np.ndarray, xs: list[float], ys: list[float]) -> np.ndarray:
-    x = np.asarray(x, dtype=float)
-    lx, ly = np.log(xs), np.log(ys)
-    safe = np.log(np.maximum(x, 1e-300))
-    inner = np.interp(safe, lx, ly)
-    low = ly[0] + (safe - lx[0]) * (ly[1] - ly[0]) / (lx[1] - lx[0])
-    high = ly[-1] + (safe - lx[-1]) * (ly[-1] - ly[-2]) / (lx[-1] - lx[-2])
-    out = np.exp(np.where(safe < lx[0], low, np.where(safe > lx[-1], high, inner)))
-    return np.where(x > 0, out, 0.0)
+    grid = electrons.RANGE_GRID_KEV
+    table = electrons.csda_range_um(grid, electrons.silicon(physics))
+    return np.interp(np.asarray(range_um, float), table, grid, left=0.0)
 
 
 def diffusion_sigma_um(depth_um: np.ndarray, physics: PhysicsConfig) -> np.ndarray:
@@ -227,12 +220,44 @@ def tritium_segments(
     physics: PhysicsConfig,
     rng: np.random.Generator,
 ) -> Segments:
-    """Betas from a sample on the back surface, entering the bulk isotropically."""
+    """`n` tritium decays of the sample (`cfg.sample`): on the back surface, each beta entering
+    the bulk isotropically; or through a layer on it, each emitted isotropically from a uniform
+    depth of the layer's part that a beta can escape from. Betas are transported event by event
+    (pipeline/simulation/electrons.py: keV energies), through the layer, a gap and the silicon;
+    only what they deposit in the silicon is returned (a decay whose beta never reaches it
+    deposits nothing, but keeps its event index)."""
     energy = sample_beta_energies(n, cfg, rng)
-    start = np.column_stack([_uniform_xy(n, det, rng), np.full(n, det.thickness_um)])
-    return transport_electrons(
-        start, _isotropic_into_bulk(n, rng), energy, physics, det.thickness_um, rng
+    xy = _uniform_xy(n, det, rng)
+    silicon = electrons.Slab(0.0, det.thickness_um, electrons.silicon(physics), active=True)
+    sample = cfg.sample
+    if sample.kind == "surface":
+        start = np.column_stack([xy, np.full(n, det.thickness_um)])
+        paths = electrons.single_scattering(
+            start, _isotropic_into_bulk(n, rng), energy, (silicon,), rng
+        )
+    else:
+        layer = electrons.soil(sample.density_g_cm3, sample.water_fraction)
+        bottom = det.thickness_um + sample.gap_um
+        depth = escape_depth_um(cfg)
+        start = np.column_stack([xy, bottom + depth * rng.random(n)])
+        slabs = (
+            silicon,
+            electrons.Slab(det.thickness_um, bottom, None),
+            electrons.Slab(bottom, bottom + depth, layer),
+        )
+        paths = electrons.single_scattering(start, _isotropic(n, rng), energy, slabs, rng)
+    return Segments(
+        paths.start, paths.end, paths.energy_kev, paths.electron, np.zeros(len(paths.electron))
     )
+
+
+def escape_depth_um(cfg: TritiumConfig) -> float:
+    """The layer's depth simulated: all of it, or, if thicker, 1.2 CSDA ranges of the endpoint
+    (no beta travels further, so none from deeper can reach the silicon)."""
+    sample = cfg.sample
+    layer = electrons.soil(sample.density_g_cm3, sample.water_fraction)
+    reach = 1.2 * float(electrons.csda_range_um(cfg.endpoint_kev, layer))
+    return min(sample.thickness_um, reach)
 
 
 def electron_segments(

@@ -41,6 +41,9 @@ class Detector:
     hot_columns: np.ndarray  # column indices
 
 
+DRAWN_ATTR = "drawn_events"  # attr: events drawn per class name, a deposit or not (JSON)
+
+
 @dataclass
 class SimulatedFrame:
     adu: np.ndarray  # (H, W) raw frame in ADU
@@ -49,6 +52,7 @@ class SimulatedFrame:
     instances: np.ndarray  # (H, W) int32
     events: dict[str, np.ndarray]
     n_ids: int  # instance ids this frame used (events without deposit too), to keep ids unique
+    drawn: np.ndarray  # events drawn per class index, with a deposit or not (tritium: decays)
 
 
 def make_detector(det: DetectorConfig) -> Detector:
@@ -222,6 +226,7 @@ def simulate_frame(
         instances=instances,
         events=event_table(seg, event_class, event_id, det.pixel_size_um),
         n_ids=len(event_class),
+        drawn=np.bincount(event_class, minlength=len(config.classes)),
     )
 
 
@@ -292,7 +297,7 @@ def simulate_file(
             )
             for path in paths
         ]
-        next_id = 1
+        next_id, drawn = 1, np.zeros(len(config.classes), np.int64)
         for index in tqdm(
             range(n_frames), desc=f"simulate {printable(paths[0].name)}", disable=not progress
         ):
@@ -300,8 +305,12 @@ def simulate_file(
             frame = simulate_frame(config, detector, rng, first_instance=next_id)
             frame.events["frame"][:] = index
             next_id += frame.n_ids
+            drawn += frame.drawn
             for writer in writers:
                 writer.append(frame.adu, frame.labels, frame.instances, frame.events)
+        counts = dict(zip(config.classes, drawn.tolist(), strict=True))
+        for writer in writers:  # a decay whose beta never reached the silicon is no event
+            writer.annotate({DRAWN_ATTR: json.dumps(counts)})
     return paths
 
 
