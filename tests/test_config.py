@@ -64,7 +64,10 @@ def test_user_file_is_merged_over_the_default(tmp_path):
         ),
         ("detector:\n  height: -5\n", r"config key 'detector\.height': .*greater than 0"),
         ("detector:\n  height: lots\n", r"config key 'detector\.height': .*integer"),
-        ("physics:\n  electron_range_um: [3, 2]\n", r"config key 'physics'.*same length"),
+        (
+            "sources:\n  tritium:\n    sample: {kind: soil}\n",
+            r"config key 'sources\.tritium\.sample\.kind'.*'surface' or 'layer'",
+        ),
         ("classes: [a, a]\n", r"class names must be unique"),
         ("normalise:\n  kind: asinh_noise\n", r"model\.in_channels is 2, but .* makes 1 input"),
         ("- just\n- a list\n", r"top level must be a mapping"),

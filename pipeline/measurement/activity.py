@@ -35,6 +35,8 @@ from pipeline.measurement.estimate import (
     with_limits,
 )
 from pipeline.measurement.reference import read_reference
+from pipeline.measurement.sample import said as said_of_sample
+from pipeline.measurement.sample import sample_scale, sample_summary
 from pipeline.measurement.spectrum import ACTIVITY_COLUMNS
 from pipeline.results.clusters import check_made_from, read_catalogue
 from pipeline.tracking import runs
@@ -69,6 +71,7 @@ def run(
     unscanned = settings.io.model_copy(update={"check_finite": False})
     with open_frames(frames, unscanned) as ff:
         n_frames, exposures, attrs = ff.n_frames, ff.n_exposures, ff.detector_attrs
+        height, width = ff.shape[1:]
         check_made_from(catalogue, ff)  # the activity's one pass over the frames
     if efficiency_frames is not None and efficiency_catalogue is not None:
         with open_frames(efficiency_frames, unscanned) as ff:
@@ -98,6 +101,9 @@ def run(
     summary["exposures"], summary["frames_per_exposure"] = exposures, n_frames // exposures
     summary["counts_per_frame"] = {c: counts[c].tolist() for c in counts.columns}
     summary["efficiency_route"] = route
+    pixel_um = attrs.get("pixel_size_um", settings.detector.pixel_size_um)
+    scale = sample_scale(settings.sources.tritium, height, width, pixel_um)
+    summary["sample"] = sample_summary(summary, scale)
     summary["legend"] = LEGEND
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     tags = {"catalogue": str(catalogue), "frames": str(frames), "out": str(out)}
@@ -106,7 +112,9 @@ def run(
             tmp.write_text(json.dumps(rounded(summary), indent=2))
         if tracker.active:
             _log_result(tracker, frames, Path(out), result)
-    return "\n".join([*said(result, settings.activity.confidence, route), f"wrote {out}"])
+    confidence = settings.activity.confidence
+    lines = [*said(result, confidence, route), *said_of_sample(summary["sample"], confidence)]
+    return "\n".join([*lines, f"wrote {out}"])
 
 
 def _log_result(

@@ -190,6 +190,9 @@ LEGEND = {
     "efficiency": "fitted tritium clusters per decay, from the route `efficiency_route` names",
     "live_time_s": "exposures x exposure of one (s)",
     "systematics": "each detector-model term: the activity at both ends of its range",
+    "sample": "what the activity is the activity of (sources.tritium.sample); for a layer, the "
+    "concentration in Bq/g with its interval, decision threshold and MDA, and the activity of "
+    "the whole layer under the CCD",
     "spectrum": "the fitted cluster spectrum: bin edges, clusters per bin, each component; each "
     "component's shape (normalised) and the fit without tritium (what `pipeline forecast` "
     "scales to other counting times)",

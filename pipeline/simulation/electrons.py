@@ -21,7 +21,6 @@ back surface) changes material where an electron crosses the boundary.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -174,14 +173,6 @@ class Paths:
     entry_kev: np.ndarray  # (n,) energy on first reaching the active slab (NaN: never did)
 
 
-def _slab_of(z: np.ndarray, slabs: tuple[Slab, ...]) -> np.ndarray:
-    """Index of the slab holding each depth; -1 outside the stack."""
-    index = np.full(len(z), -1)
-    for i, slab in enumerate(slabs):
-        index[(z >= slab.z_low) & (z <= slab.z_high) & (index < 0)] = i
-    return index
-
-
 def single_scattering(
     start: np.ndarray,
     direction: np.ndarray,
@@ -193,90 +184,139 @@ def single_scattering(
     free path (cut at a slab boundary, where the next path starts afresh in the new medium:
     free paths are memoryless), the CSDA energy loss along it, a screened Rutherford deflection.
     An electron stops below `CUTOFF_RANGE_KEV` (its rest deposited in place) or when it leaves
-    the stack."""
+    the stack. What it deposits in the active slab is merged into straight segments of up to
+    `STEPS_PER_SEGMENT` free paths, never across a stretch outside it."""
     n = len(energy_kev)
+    stack = _Stack(slabs)
     pos, d = np.array(start, float), np.array(direction, float)
     energy = np.array(energy_kev, float)
     up, down = np.zeros(n, bool), np.zeros(n, bool)
     entry = np.full(n, np.nan)
+    segments = _Segmenter(n)
     alive = np.arange(n)
-    tables = {s.material.name: _range_table(s.material) for s in slabs if s.material is not None}
-    pieces: list[tuple[Any, ...]] = []
-    step = 0
     while alive.size:
-        where = _slab_of(pos[alive, 2], slabs)
+        where = stack.slab_of(pos[alive, 2])
         outside = where < 0
         up[alive[outside & (pos[alive, 2] > 0)]] = True
         down[alive[outside & (pos[alive, 2] <= 0)]] = True
         alive, where = alive[~outside], where[~outside]
+        active = stack.active[where]
+        segments.close_all_but(alive[active])
         if not alive.size:
             break
-        active = np.array([slabs[i].active for i in where])
         arriving = alive[active & np.isnan(entry[alive])]
         entry[arriving] = energy[arriving]
-        before = pos[alive].copy()
-        deposit, scatter = _advance(pos, d, energy, alive, where, slabs, tables, rng)
-        pieces.append((alive, before, pos[alive].copy(), deposit * active, active, step))
+        before = pos[alive[active]].copy()
+        deposit, scatter = stack.advance(pos, d, energy, alive, where, rng)
         stopped = energy[alive] <= CUTOFF_RANGE_KEV
-        rest = np.where(stopped & active, energy[alive], 0.0)
-        if rest.any():
-            pieces.append((alive, pos[alive].copy(), pos[alive].copy(), rest, active, step))
+        lost = deposit + np.where(stopped, energy[alive], 0.0)  # the rest, deposited in place
+        segments.add(alive[active], before, pos[alive[active]], lost[active])
         crossing = ~scatter  # at a boundary: nudged across it, into the next slab
         pos[alive[crossing]] += BOUNDARY_NUDGE_UM * d[alive[crossing]]
         energy[alive[stopped]] = 0.0
         turn = scatter & ~stopped
         if turn.any():
-            _deflect(d, alive[turn], energy[alive[turn]], where[turn], slabs, rng)
+            cos = stack.scattering_cosine(energy[alive[turn]], where[turn], rng)
+            _deflect(d, alive[turn], cos, rng)
         alive = alive[~stopped]
-        step += 1
-    return _merged(pieces, n, up, down, entry)
+    segments.close_all_but(np.zeros(0, int))
+    return Paths(*segments.finished(), up, down, entry)
 
 
-def _range_table(material: Material) -> tuple[np.ndarray, np.ndarray]:
-    return RANGE_GRID_KEV, csda_range_um(RANGE_GRID_KEV, material)
+class _Segmenter:
+    """Open segments per electron (start, end, energy, free paths so far), closed into the
+    list of finished ones when full or when the electron leaves the active slab."""
+
+    def __init__(self, n: int) -> None:
+        self.start, self.end = np.zeros((n, 3)), np.zeros((n, 3))
+        self.energy, self.steps = np.zeros(n), np.zeros(n, int)
+        self.done: list[tuple[np.ndarray, ...]] = []
+
+    def add(self, who: np.ndarray, before: np.ndarray, after: np.ndarray, lost: np.ndarray) -> None:
+        fresh = self.steps[who] == 0
+        self.start[who[fresh]] = before[fresh]
+        self.end[who], self.energy[who] = after, self.energy[who] + lost
+        self.steps[who] += 1
+        self._close(who[self.steps[who] >= STEPS_PER_SEGMENT])
+
+    def close_all_but(self, keep: np.ndarray) -> None:
+        mask = self.steps > 0
+        mask[keep] = False
+        self._close(np.flatnonzero(mask))
+
+    def _close(self, who: np.ndarray) -> None:
+        kept = who[self.energy[who] > 0]
+        if kept.size:
+            self.done.append((self.start[kept], self.end[kept], self.energy[kept], kept))
+        self.energy[who], self.steps[who] = 0.0, 0
+
+    def finished(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        if not self.done:
+            return np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0), np.zeros(0, int)
+        start, end, energy, who = (np.concatenate(part) for part in zip(*self.done, strict=True))
+        return start, end, energy, who
 
 
-def _advance(pos, d, energy, alive, where, slabs, tables, rng) -> tuple[np.ndarray, np.ndarray]:
-    """Move the electrons `alive` one free path (or to their slab's boundary); their energy
-    loss, and which of them scatter at the end of it."""
-    z, dz = pos[alive, 2], d[alive, 2]
-    low = np.array([slabs[i].z_low for i in where])
-    high = np.array([slabs[i].z_high for i in where])
-    with np.errstate(divide="ignore"):
-        to_boundary = np.where(dz > 0, (high - z) / dz, np.where(dz < 0, (low - z) / dz, np.inf))
-    path = np.full(len(alive), np.inf)
-    loss = np.zeros(len(alive))
-    for name, (grid, ranges) in tables.items():
-        mine = np.array(
-            [slabs[i].material is not None and slabs[i].material.name == name for i in where]
+class _Stack:
+    """The slabs as arrays (bounds, activity, material index), and each material's range table:
+    what every step looks up for all electrons at once."""
+
+    def __init__(self, slabs: tuple[Slab, ...]) -> None:
+        self.low = np.array([s.z_low for s in slabs])
+        self.high = np.array([s.z_high for s in slabs])
+        self.active = np.array([s.active for s in slabs])
+        self.materials = list({s.material.name: s.material for s in slabs if s.material}.values())
+        names = [m.name for m in self.materials]
+        self.material = np.array(
+            [names.index(s.material.name) if s.material else -1 for s in slabs]
         )
-        if not mine.any():
-            continue
-        material = next(
-            s.material for s in slabs if s.material is not None and s.material.name == name
-        )
-        e = energy[alive[mine]]
-        free = -elastic_mean_free_path_um(e, material) * np.log1p(-rng.random(int(mine.sum())))
-        residual = np.interp(e, grid, ranges)
-        path[mine] = np.minimum(free, residual)
-        travelled = np.minimum(path[mine], to_boundary[mine])
-        left = np.interp(residual - travelled, ranges, grid, left=0.0)
-        loss[mine] = e - left
-    scatter = path <= to_boundary
-    travelled = np.minimum(path, to_boundary)
-    pos[alive] += travelled[:, None] * d[alive]
-    energy[alive] -= loss
-    return loss, scatter
+        self.tables = [csda_range_um(RANGE_GRID_KEV, m) for m in self.materials]
+
+    def slab_of(self, z: np.ndarray) -> np.ndarray:
+        """Index of the slab holding each depth (the first, at a shared boundary); -1 outside."""
+        inside = (z[:, None] >= self.low[None, :]) & (z[:, None] <= self.high[None, :])
+        return np.where(inside.any(axis=1), inside.argmax(axis=1), -1)
+
+    def advance(self, pos, d, energy, alive, where, rng) -> tuple[np.ndarray, np.ndarray]:
+        """Move the electrons `alive` one free path (or to their slab's boundary); their energy
+        loss, and which of them scatter at the end of it."""
+        z, dz = pos[alive, 2], d[alive, 2]
+        low, high = self.low[where], self.high[where]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            to_boundary = np.where(
+                dz > 0, (high - z) / dz, np.where(dz < 0, (low - z) / dz, np.inf)
+            )
+        path = np.full(len(alive), np.inf)  # a vacuum gap: straight to its boundary
+        loss = np.zeros(len(alive))
+        material = self.material[where]
+        for index, (medium, ranges) in enumerate(zip(self.materials, self.tables, strict=True)):
+            mine = material == index
+            if not mine.any():
+                continue
+            e = energy[alive[mine]]
+            free = -elastic_mean_free_path_um(e, medium) * np.log1p(-rng.random(int(mine.sum())))
+            residual = np.interp(e, RANGE_GRID_KEV, ranges)
+            path[mine] = np.minimum(free, residual)
+            travelled = np.minimum(path[mine], to_boundary[mine])
+            left = np.interp(residual - travelled, ranges, RANGE_GRID_KEV, left=0.0)
+            loss[mine] = e - left
+        scatter = path <= to_boundary
+        pos[alive] += np.minimum(path, to_boundary)[:, None] * d[alive]
+        energy[alive] -= loss
+        return loss, scatter
+
+    def scattering_cosine(self, energy: np.ndarray, where: np.ndarray, rng) -> np.ndarray:
+        cos = np.ones(len(energy))
+        material = self.material[where]
+        for index, medium in enumerate(self.materials):
+            mine = material == index
+            if mine.any():
+                cos[mine] = scattering_cosine(energy[mine], medium, rng)
+        return cos
 
 
-def _deflect(d, which, energy, where, slabs, rng) -> None:
-    """Rotate the directions `which` by a screened Rutherford angle about a uniform azimuth."""
-    cos = np.ones(len(which))
-    for i in np.unique(where):
-        material = slabs[i].material
-        mine = where == i
-        if material is not None:
-            cos[mine] = scattering_cosine(energy[mine], material, rng)
+def _deflect(d: np.ndarray, which: np.ndarray, cos: np.ndarray, rng: np.random.Generator) -> None:
+    """Rotate the directions `which` by polar angles of cosine `cos` about a uniform azimuth."""
     sin = np.sqrt(np.clip(1 - cos**2, 0, None))
     phi = rng.uniform(0, 2 * np.pi, len(which))
     old = d[which]
@@ -286,33 +326,3 @@ def _deflect(d, which, energy, where, slabs, rng) -> None:
     v = np.cross(old, u)
     new = cos[:, None] * old + sin[:, None] * (np.cos(phi)[:, None] * u + np.sin(phi)[:, None] * v)
     d[which] = new / np.linalg.norm(new, axis=1, keepdims=True)
-
-
-def _merged(pieces, n: int, up: np.ndarray, down: np.ndarray, entry: np.ndarray) -> Paths:
-    """The steps in the active slab, `STEPS_PER_SEGMENT` at a time per electron (never across
-    a stretch outside it), as straight segments carrying their summed energy."""
-    if not pieces:
-        empty = np.zeros((0, 3))
-        return Paths(empty, empty, np.zeros(0), np.zeros(0, int), up, down, entry)
-    who = np.concatenate([p[0] for p in pieces])
-    start = np.concatenate([p[1] for p in pieces])
-    end = np.concatenate([p[2] for p in pieces])
-    energy = np.concatenate([p[3] for p in pieces])
-    active = np.concatenate([p[4] for p in pieces])
-    step = np.concatenate([np.full(len(p[0]), p[5]) for p in pieces])
-    order = np.lexsort((step, who))  # per electron, in the order travelled
-    who, start, end, energy, active, step = (
-        a[order] for a in (who, start, end, energy, active, step)
-    )
-    first = np.r_[True, who[1:] != who[:-1]]
-    broken = first | np.r_[True, ~active[:-1]] | (step % STEPS_PER_SEGMENT == 0)
-    block = np.cumsum(broken & active)
-    keep = active & (energy > 0)
-    block, who, start, end, energy = block[keep], who[keep], start[keep], end[keep], energy[keep]
-    if not block.size:
-        empty = np.zeros((0, 3))
-        return Paths(empty, empty, np.zeros(0), np.zeros(0, int), up, down, entry)
-    _, head, count = np.unique(block, return_index=True, return_counts=True)
-    tail = head + count - 1
-    summed = np.add.reduceat(energy, head)
-    return Paths(start[head], end[tail], summed, who[head], up, down, entry)
