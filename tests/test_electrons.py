@@ -56,7 +56,7 @@ def test_silicon_backscatters_as_measured_at_normal_incidence(energy_kev):
     assert np.allclose(deposited[~paths.escaped_up], energy_kev)  # the rest stops inside
 
 
-def _tritium(sample: dict, n: int = 20000) -> tuple[np.ndarray, object]:
+def _tritium(sample: dict, n: int = 12000) -> tuple[np.ndarray, object]:
     overrides = {f"sources.tritium.sample.{key}": value for key, value in sample.items()}
     config = load_config(overrides=overrides)
     seg = physics.tritium_segments(
@@ -66,10 +66,11 @@ def _tritium(sample: dict, n: int = 20000) -> tuple[np.ndarray, object]:
 
 
 def test_a_thin_deposit_sends_half_its_betas_into_the_ccd():
-    """Isotropic emission from a 10 nm deposit: half the betas head for the CCD, and next to
-    none are absorbed on the way."""
+    """Isotropic emission from a 10 nm deposit: half the betas head for the CCD, less the
+    slowest (below 0.5 keV, about 2 %, stopped where they are born) and the few that scattering
+    in the layer turns back."""
     reached, _ = _tritium({"kind": "layer", "thickness_um": 0.01})
-    assert 0.47 < reached.mean() < 0.51
+    assert 0.45 < reached.mean() < 0.50
 
 
 def test_a_thick_layer_sends_the_betas_of_its_escape_depth_with_a_harder_spectrum():
@@ -80,12 +81,12 @@ def test_a_thick_layer_sends_the_betas_of_its_escape_depth_with_a_harder_spectru
     reached, tritium = _tritium({"kind": "layer", "thickness_um": 1000.0})
     depth = physics.escape_depth_um(tritium)
     soil = electrons.soil(1.5, 0.0)
-    energies = physics.sample_beta_energies(20000, tritium, np.random.default_rng(9))
+    energies = physics.sample_beta_energies(12000, tritium, np.random.default_rng(9))
     mean_range = electrons.csda_range_um(energies, soil).mean()
     escape_um = reached.mean() * depth
     assert 0.1 * mean_range < escape_um < 0.25 * mean_range
     assert 1.2e-4 < escape_um / 1000.0 < 2.2e-4
-    n = 20000
+    n = 12000
     rng = np.random.default_rng(4)
     start = np.column_stack([np.zeros((n, 2)), THICK + depth * rng.random(n)])
     direction = rng.normal(size=(n, 3))

@@ -37,12 +37,19 @@ def _measured(config, catalogue):
     return result, terms, systematics.with_systematics(result, terms)
 
 
-def test_a_back_layer_at_the_edge_of_its_range_is_covered():
+@pytest.mark.parametrize(
+    "seeds",
+    [(11,), pytest.param((11, 12, 13), marks=pytest.mark.slow, id="three seeds")],
+)
+def test_a_back_layer_at_the_edge_of_its_range_is_covered(seeds):
+    """Data from a detector with the back layer at the edge of its range: the interval widened
+    by the systematics covers the truth, the counting interval alone misses it (one seed in the
+    default suite, three with -m slow, where at least two must miss)."""
     config = load_config(overrides=SMALL)
     assert config.activity.systematics.back_layer_um[1] == 3.0
     edge = config.activity.systematics.back_layer_um[1]
     missed = 0
-    for seed in (11, 12, 13):
+    for seed in seeds:
         catalogue, truth = _data(seed, edge)
         nominal, terms, widened = _measured(config, catalogue)
         assert widened.interval_bq[0] <= truth <= widened.interval_bq[1], (seed, truth, widened)
@@ -51,7 +58,8 @@ def test_a_back_layer_at_the_edge_of_its_range_is_covered():
         # at the edge the model is these data's detector: the activity comes nearer the truth
         assert abs(back.activity_bq[1] - truth) < abs(nominal.activity_bq - truth)
         assert back.efficiency[1] < nominal.efficiency < back.efficiency[0]
-    assert missed >= 2  # without the systematics, the model's efficiency is wrong for these data
+    # without the systematics, the model's efficiency is wrong for these data
+    assert missed >= min(2, len(seeds))
 
 
 def test_each_term_moves_the_activity_the_way_its_physics_does():
