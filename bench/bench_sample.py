@@ -75,6 +75,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--methods", nargs="+", default=["classical", "unet"])
+    parser.add_argument("--keep", type=Path, help="folder to copy each activity JSON into")
     args = parser.parse_args()
     for label, thickness in SAMPLES.items():
         rate = ENTERING_PER_FRAME / reach_fraction(thickness)
@@ -96,7 +97,12 @@ def main() -> None:
                 assert scale is not None
                 truth = decays / live / scale.escape_mass_g
                 for method in args.methods:
-                    sample = measure(folder, sets, method)["sample"]
+                    result = measure(folder, sets, method)
+                    sample = result["sample"]
+                    if args.keep:
+                        args.keep.mkdir(parents=True, exist_ok=True)
+                        name = f"{label.split()[0]}-{thickness:g}um-back{back:g}.{method}.json"
+                        (args.keep / name).write_text(json.dumps(result))
                     low, high = sample["concentration_interval_bq_per_g"]
                     print(json.dumps({
                         "bench": "sample", "sample": label, "back_layer_um": back,

@@ -208,7 +208,7 @@ def test_interior_labels_do_not_depend_on_where_the_tile_grid_falls(trained, tin
         return Predictor(model, tile, config.normalise, cfg, cpu).probabilities(image, 2.5)
 
     whole = probabilities(96, charge)  # the frame is 96 x 80: a single window
-    margin = 16
+    margin = 24  # beyond the receptive field's reach into a tile's padded edge
     inner = (slice(margin, -margin), slice(margin, -margin))
     top2 = np.sort(whole, axis=0)[-2:]
     decided = (top2[1] - top2[0])[
@@ -216,15 +216,14 @@ def test_interior_labels_do_not_depend_on_where_the_tile_grid_falls(trained, tin
     ] > 0.04  # argmax flips only where two classes are that close
     for overlap in (0.5, 0.25):
         tiled = probabilities(64, charge, overlap)
-        # a 12-step model pads its tiles' edges: up to a few 0.01 of probability moves there
-        np.testing.assert_allclose(tiled[:, *inner], whole[:, *inner], atol=0.05)
+        np.testing.assert_allclose(tiled[:, *inner], whole[:, *inner], atol=0.03)
         same = tiled.argmax(0)[inner] == whole.argmax(0)[inner]
         assert same[decided].all() and decided.mean() > 0.5  # a 12-step model is unsure of some
     cropped = probabilities(64, charge[32:, :])
     np.testing.assert_allclose(
         cropped[:, margin:-margin, margin:-margin],
         whole[:, 32 + margin : -margin, margin:-margin],
-        atol=0.05,
+        atol=0.03,
     )
 
 

@@ -30,6 +30,7 @@ TEMPLATE_CHUNK = 2000  # betas per collect() call (bounds the memory of the carr
 LINE_SCALE_RANGE = (0.95, 1.02)  # fitted energy scale of the X-ray lines
 TNC = {"ftol": 1e-12, "gtol": 1e-9, "maxfun": 20000}  # tight: profile rises of ~1 are solved
 _TEMPLATES: dict[tuple, np.ndarray] = {}
+_ENERGIES: dict[tuple, np.ndarray] = {}
 ACTIVITY_COLUMNS = ("frame", "class_name", "energy_kev")  # what the activity reads
 
 
@@ -41,17 +42,24 @@ def fit_edges(config: EfficiencySettings | Config) -> np.ndarray:
 
 
 def collected_beta_energies(config: EfficiencySettings | Config, n: int, seed: int) -> np.ndarray:
-    """Collected energy (keV) of `n` simulated betas: backscatter and the back layer included."""
-    rng = np.random.default_rng(seed)
-    parts: list[np.ndarray] = [np.zeros(0)]
-    for start in range(0, n, TEMPLATE_CHUNK):
-        size = min(TEMPLATE_CHUNK, n - start)
-        seg = physics.tritium_segments(
-            size, config.sources.tritium, config.detector, config.physics, rng
-        )
-        event, _, electrons = charge.collect(seg, config.detector, config.physics, rng)
-        parts.append(np.bincount(event, electrons, minlength=size))
-    return np.concatenate(parts) * config.physics.pair_energy_ev / 1000.0
+    """Collected energy (keV) of `n` simulated decays: backscatter, the sample and the back
+    layer included (0 where the beta never reached the silicon). Cached per (source, detector,
+    physics, n, seed): the spectra of other binnings reuse it."""
+    sections = (config.sources.tritium, config.detector, config.physics)
+    key = (*(m.model_dump_json() for m in sections), n, seed)
+    if key not in _ENERGIES:
+        rng = np.random.default_rng(seed)
+        parts: list[np.ndarray] = [np.zeros(0)]
+        for start in range(0, n, TEMPLATE_CHUNK):
+            size = min(TEMPLATE_CHUNK, n - start)
+            seg = physics.tritium_segments(
+                size, config.sources.tritium, config.detector, config.physics, rng
+            )
+            parts.append(
+                charge.collected_electrons(seg, size, config.detector, config.physics, rng)
+            )
+        _ENERGIES[key] = np.concatenate(parts) * config.physics.pair_energy_ev / 1000.0
+    return _ENERGIES[key]
 
 
 def tritium_template(config: EfficiencySettings | Config, edges_kev: np.ndarray) -> np.ndarray:

@@ -6,8 +6,8 @@ of live time) and scaling them to other counting times: the ISO 11929 detection 
 `activity.forecast_times_s` (pipeline/measurement/limits.py), as a JSON table and a plot. It
 falls as 1/t where the background is negligible and as 1/sqrt(t) where it dominates; the
 calibration's relative uncertainty u does not shrink with time and scales it by up to
-1 / (1 - k^2 u^2). The limit is in betas entering the CCD per second (Bq), not yet the
-sample's Bq per gram: the sample's self-absorption and geometry are not modelled.
+1 / (1 - k^2 u^2). The limit is in the activity JSON's unit (betas entering the CCD per second
+for a surface source) and, for a layer sample (soil), also in Bq/g.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ class SpectralModel:
     live_time_s: float
     efficiency: float
     calibration_uncertainty: float
+    per_gram: float | None  # activity -> Bq/g of a layer sample; None for a surface source
 
 
 def spectral_model(path: str | Path) -> SpectralModel:
@@ -56,6 +57,7 @@ def spectral_model(path: str | Path) -> SpectralModel:
             float(result["live_time_s"]),
             float(result["efficiency"]),
             float(result["calibration_uncertainty"]),
+            (result.get("sample") or {}).get("per_gram"),
         )
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ConfigError(
@@ -107,6 +109,11 @@ def run(
     models = {name: spectral_model(path) for name, path in zip(named, activity, strict=True)}
     times = list(settings.activity.forecast_times_s)
     table = {name: limits_after(m, times, settings) for name, m in models.items()}
+    per_gram = {
+        name: [None if v is None else v * m.per_gram for v in table[name]]
+        for name, m in models.items()
+        if m.per_gram is not None
+    }
     curve = np.geomspace(*CURVE_S, CURVE_POINTS)
     drawn = {}
     for name, model in models.items():
@@ -117,7 +124,8 @@ def run(
     summary = {
         "times_s": times,
         "detection_limit_bq": table,
-        "unit": "betas entering the CCD per second (Bq); not the sample's Bq/g",
+        "detection_limit_bq_per_g": per_gram,
+        "unit": "as the activity JSON's activity_bq (its sample.activity_is); per gram for a layer",
         "alpha": settings.activity.false_positive_rate,
         "beta": settings.activity.false_negative_rate,
     }
@@ -130,6 +138,14 @@ def run(
             for t, v in zip(times, values, strict=True)
         )
         for name, values in table.items()
+    ]
+    lines += [
+        f"{printable(_label(name))}: detection limit "
+        + ", ".join(
+            f"{'none' if v is None else f'{v:.3g} Bq/g'} after {t / 3600:g} h"
+            for t, v in zip(times, values, strict=True)
+        )
+        for name, values in per_gram.items()
     ]
     return "\n".join([*lines, f"wrote {out} and {twin}"])
 
