@@ -38,11 +38,11 @@ def _hunger_kuechler(z: float, energy_kev: float) -> float:
     return float(energy_kev**m * c)
 
 
-@pytest.mark.parametrize("energy_kev", [5.0, 10.0, 20.0, 30.0])
+@pytest.mark.parametrize("energy_kev", [5.0, 15.0, 30.0])
 def test_silicon_backscatters_as_measured_at_normal_incidence(energy_kev):
-    """eta of silicon at normal incidence: 0.19 / 0.18 / 0.16 / 0.16 at 5 / 10 / 20 / 30 keV
-    (Hunger and Kuechler's fit to the measurements), within 10 % (8000 electrons: +-2.5 %)."""
-    n = 8000
+    """eta of silicon at normal incidence: 0.19 / 0.17 / 0.16 at 5 / 15 / 30 keV (Hunger and
+    Kuechler's fit to the measurements), within 10 % (6000 electrons: +-3 %)."""
+    n = 6000
     start = np.tile([[0.0, 0.0, THICK]], (n, 1))
     down = np.tile([[0.0, 0.0, -1.0]], (n, 1))
     slab = (electrons.Slab(0.0, THICK, SILICON, active=True),)

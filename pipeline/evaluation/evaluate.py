@@ -216,12 +216,16 @@ def _write_outputs(
         dataset = tables.summary_dataset(summary)
         (staging / "comparison.md").write_text(tables.comparison_table(summary, classes, dataset))
         (staging / "comparison.html").write_text(tables.comparison_html(summary, classes, dataset))
-        matrices = {n: np.array(s["confusion"]) for n, s in summary.items()}
-        plots.confusion_matrices(matrices, classes, staging / "confusion.png")
-        energies = {n: s.energies for n, s in scores.items()}
-        plots.energy_spectra(energies, true_energy, classes, staging / "spectra.png")
+        words = {n: tables.method_label(n, s) for n, s in summary.items()}
+        matrices = {words[n]: np.array(s["confusion"]) for n, s in summary.items()}
+        plots.confusion_matrices(matrices, classes, staging / "confusion.png", dataset)
+        energies = {words[n]: s.energies for n, s in scores.items()}
+        plots.energy_spectra(energies, true_energy, classes, staging / "spectra.png", dataset)
         if example is not None:
-            plots.example_frame(*example, classes, staging / "example_frame.png")
+            charge, truth, preds = example
+            named = {words[n]: labels for n, labels in preds.items()}
+            frame = f"{dataset}, frame 0"
+            plots.example_frame(charge, truth, named, classes, staging / "example_frame.png", frame)
         (staging / "summary.json").write_text(json.dumps(summary, indent=2))
 
 

@@ -35,7 +35,9 @@ def training_curves(
     _save(fig, path)
 
 
-def confusion_matrices(matrices: dict[str, np.ndarray], classes: Sequence[str], path: Path) -> None:
+def confusion_matrices(
+    matrices: dict[str, np.ndarray], classes: Sequence[str], path: Path, title: str = ""
+) -> None:
     """Row-normalised pixel confusion matrix of each method, side by side."""
     fig, axes = plt.subplots(1, len(matrices), figsize=(5.2 * len(matrices), 4.6), squeeze=False)
     for ax, (name, matrix) in zip(axes[0], matrices.items(), strict=True):
@@ -54,7 +56,7 @@ def confusion_matrices(matrices: dict[str, np.ndarray], classes: Sequence[str], 
         ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
         ax.set_yticks(range(len(classes)), classes)
         ax.set(xlabel="predicted", ylabel="true", title=f"{name}: pixels, row-normalised")
-    _save(fig, path)
+    _save(fig, path, title)
 
 
 def energy_spectra(
@@ -63,6 +65,7 @@ def energy_spectra(
     classes: Sequence[str],
     path: Path,
     shown: Sequence[str] = ("tritium", "xray"),
+    title: str = "",
 ) -> None:
     """Energy of predicted clusters of each shown class, per method, against the true events."""
     fig, axes = plt.subplots(1, len(shown), figsize=(6 * len(shown), 4), squeeze=False)
@@ -81,7 +84,7 @@ def energy_spectra(
             ax.hist(energies.get(cls, []), bins=bins, histtype="step", lw=1.5, label=method)
         ax.set(xlabel="energy (keV)", ylabel="clusters / 0.25 keV", title=name)
         ax.legend(fontsize=8)
-    _save(fig, path)
+    _save(fig, path, title)
 
 
 ZOOM_PX = 48  # smallest edge of a zoomed region: a tritium cluster (a few pixels) stays visible
@@ -121,6 +124,7 @@ def example_frame(
     predictions: dict[str, np.ndarray],
     classes: Sequence[str],
     path: Path,
+    title: str = "",
 ) -> None:
     """One row per signal class in the frame: a zoom on its largest true deposit, showing the
     calibrated charge, the truth and each method's labels (a whole CCD frame makes a tritium
@@ -153,7 +157,7 @@ def example_frame(
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
-    _save(fig, path)
+    _save(fig, path, title)
 
 
 def class_colours(classes: Sequence[str]) -> matplotlib.colors.Colormap:
@@ -231,7 +235,9 @@ def spectral_fit(
     _save(fig, path)
 
 
-def _save(fig, path: Path) -> None:
+def _save(fig, path: Path, title: str = "") -> None:
+    if title:  # what the figure shows, above its panels
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     with atomic_output(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
