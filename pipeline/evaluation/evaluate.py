@@ -218,14 +218,16 @@ def _write_outputs(
         (staging / "comparison.html").write_text(tables.comparison_html(summary, classes, dataset))
         words = {n: tables.method_label(n, s) for n, s in summary.items()}
         matrices = {words[n]: np.array(s["confusion"]) for n, s in summary.items()}
-        plots.confusion_matrices(matrices, classes, staging / "confusion.png", dataset)
+        plots.confusion_matrices(matrices, classes, staging / "confusion.png", title=dataset)
         energies = {words[n]: s.energies for n, s in scores.items()}
-        plots.energy_spectra(energies, true_energy, classes, staging / "spectra.png", dataset)
+        plots.energy_spectra(energies, true_energy, classes, staging / "spectra.png", title=dataset)
         if example is not None:
             charge, truth, preds = example
             named = {words[n]: labels for n, labels in preds.items()}
             frame = f"{dataset}, frame 0"
-            plots.example_frame(charge, truth, named, classes, staging / "example_frame.png", frame)
+            plots.example_frame(
+                charge, truth, named, classes, staging / "example_frame.png", title=frame
+            )
         (staging / "summary.json").write_text(json.dumps(summary, indent=2))
 
 
