@@ -131,23 +131,20 @@ def run(
     }
     with atomic_output(twin) as tmp:
         tmp.write_text(json.dumps(summary, indent=2))
-    lines = [
+    lines = _said(table, times, "Bq") + _said(per_gram, times, "Bq/g")
+    return "\n".join([*lines, f"wrote {out} and {twin}"])
+
+
+def _said(table: dict[str, list], times: Sequence[float], unit: str) -> list[str]:
+    """A line per method: its detection limit after each counting time, in `unit`."""
+    return [
         f"{printable(_label(name))}: detection limit "
         + ", ".join(
-            f"{'none' if v is None else f'{v:.3g} Bq'} after {t / 3600:g} h"
+            f"{'none' if v is None else f'{v:.3g} {unit}'} after {t / 3600:g} h"
             for t, v in zip(times, values, strict=True)
         )
         for name, values in table.items()
     ]
-    lines += [
-        f"{printable(_label(name))}: detection limit "
-        + ", ".join(
-            f"{'none' if v is None else f'{v:.3g} Bq/g'} after {t / 3600:g} h"
-            for t, v in zip(times, values, strict=True)
-        )
-        for name, values in per_gram.items()
-    ]
-    return "\n".join([*lines, f"wrote {out} and {twin}"])
 
 
 STAGE = Stage(
