@@ -28,6 +28,8 @@ QUICK = {  # the efficiency on 6 frames, without the detector-model terms: the c
     "activity.systematics.diffusion_scale": None,
     "activity.systematics.gain_scale": None,
     "activity.systematics.threshold_kev": None,
+    "activity.systematics.sample_density_g_cm3": None,
+    "activity.systematics.sample_water_fraction": None,
     "tracking.enabled": False,
 }
 
@@ -82,3 +84,23 @@ def test_a_surface_source_has_no_mass():
     config = load_config()
     assert sample_scale(config.sources.tritium, 64, 64, 15.0) is None
     assert sample_summary({"activity_bq": 1.0}, None)["kind"] == "surface"
+
+
+def test_the_samples_density_and_moisture_are_terms_of_a_layer_only():
+    """A thick layer's efficiency per gram of its escape layer hardly moves with the density
+    assumed (the escape depth scales with it) or with its moisture; a surface source has
+    neither term."""
+    from pipeline.measurement import systematics
+
+    surface = load_config()
+    assert not any(n.startswith("sample_") for n in systematics.variant_names(surface))
+    soil = load_config(
+        overrides={**LAYER, "sources.tritium.sample.thickness_um": 1000.0,
+                   "sources.tritium.rate_per_frame": 1500.0, "activity.efficiency_frames": 3}
+    )  # fmt: skip
+    assert "sample_density_g_cm3-high" in systematics.variant_names(soil)
+    model = systematics.EfficiencyModel(soil, {})
+    nominal = model.efficiency()
+    for name, value in (("sample_density_g_cm3", 1.1), ("sample_water_fraction", 0.3)):
+        per_gram = model.efficiency(name, value) * systematics._mass_ratio(soil, name, value)
+        assert per_gram == pytest.approx(nominal, rel=0.15), (name, value)

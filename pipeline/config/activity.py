@@ -12,19 +12,27 @@ from pipeline.config.base import Section
 
 
 class SystematicsConfig(Section):
-    """Detector-model ranges of the efficiency (pipeline/measurement/systematics.py); null = not
-    varied."""
+    """Detector- and sample-model ranges of the efficiency (pipeline/measurement/systematics.py);
+    null = not varied. The sample's terms apply to a layer sample only."""
 
     back_layer_um: tuple[float, float] | None = None
     diffusion_scale: tuple[float, float] | None = None
     gain_scale: tuple[float, float] | None = None
     threshold_kev: tuple[float, float] | None = None
+    sample_density_g_cm3: tuple[float, float] | None = None
+    sample_water_fraction: tuple[float, float] | None = None
 
     @model_validator(mode="after")
     def _ranges(self) -> SystematicsConfig:
         for name, span in self:
-            if span is not None and not 0 < span[0] <= span[1]:
+            lowest = 0.0 if name == "sample_water_fraction" else None  # dry soil holds none
+            if span is None:
+                continue
+            if not (span[0] >= lowest if lowest is not None else span[0] > 0) or span[0] > span[1]:
                 raise ValueError(f"{name}: expected 0 < low <= high, got {list(span)}")
+        water = self.sample_water_fraction
+        if water is not None and water[1] > 1:
+            raise ValueError(f"sample_water_fraction: a share of the mass, got {list(water)}")
         for name in ("diffusion_scale", "gain_scale"):  # factors on the nominal model
             span = getattr(self, name)
             if span is not None and not span[0] <= 1.0 <= span[1]:

@@ -37,8 +37,22 @@ from pipeline.core.stage import INPUT, OUTPUT, Flag, Stage, file_flag
 from pipeline.measurement.efficiency import detector_of, file_attrs, ratio, simulated_catalogue
 from pipeline.measurement.estimate import ActivityResult
 from pipeline.measurement.spectrum import fit_energies, fit_spectrum
+from pipeline.simulation.physics import escape_depth_um
 
-RESIMULATED = ("back_layer_um", "diffusion_scale")  # terms that change the simulated frames
+# terms that change the simulated frames
+RESIMULATED = ("back_layer_um", "diffusion_scale", "sample_density_g_cm3", "sample_water_fraction")
+SAMPLE_TERMS = {"sample_density_g_cm3": "density_g_cm3", "sample_water_fraction": "water_fraction"}
+
+
+def configured_spans(config: EfficiencySettings | Config) -> dict[str, tuple[float, float]]:
+    """The terms of `activity.systematics` that apply: every range given, the sample's only for
+    a layer sample (a surface source has no material)."""
+    layer = config.sources.tritium.sample.kind == "layer"
+    return {
+        name: span
+        for name, span in config.activity.systematics
+        if span is not None and (layer or name not in SAMPLE_TERMS)
+    }
 
 
 @dataclass(frozen=True)
@@ -76,6 +90,13 @@ def varied(
         span = (value, config.activity.energy_range_kev[1])
         activity = config.activity.model_copy(update={"energy_range_kev": span})
         return config.model_copy(update={"activity": activity})
+    if name in SAMPLE_TERMS:
+        tritium = config.sources.tritium
+        sample = tritium.sample.model_copy(update={SAMPLE_TERMS[name]: value})
+        sources = config.sources.model_copy(
+            update={"tritium": tritium.model_copy(update={"sample": sample})}
+        )
+        return config.model_copy(update={"sources": sources})
     if name in ("gain_scale", "nominal"):
         return config
     raise ValueError(f"activity.systematics: unknown parameter {name!r}")
@@ -128,7 +149,7 @@ def measure_terms(
     """Every configured term of `activity.systematics` for the data's `catalogue` and its
     nominal `result` (`model`: the data's detector, with what it simulated already); none where
     the config gives the efficiency."""
-    spans = {n: s for n, s in config.activity.systematics if s is not None}
+    spans = configured_spans(config)
     if config.activity.efficiency is not None or not spans:
         return []
     model = model or EfficiencyModel(config, data_attrs)
@@ -138,7 +159,8 @@ def measure_terms(
     for name, span in spans.items():
         efficiencies, activities = [], []
         for value in span:
-            efficiencies.append(result.efficiency * model.efficiency(name, value) / nominal)
+            relative = model.efficiency(name, value) / nominal * _mass_ratio(config, name, value)
+            efficiencies.append(result.efficiency * relative)
             scale = value if name == "gain_scale" else 1.0
             fit = fit_spectrum(energies * scale, varied(config, name, value))
             activities.append(fit.tritium / (efficiencies[-1] * result.live_time_s))
@@ -147,13 +169,27 @@ def measure_terms(
         terms.append(
             Term(
                 name,
-                tuple(span),
+                (span[0], span[1]),
                 (efficiencies[0], efficiencies[1]),  # the low and the high end of the span
                 (activities[0], activities[1]),
                 (down, up),
             )
         )
     return terms
+
+
+def _mass_ratio(config: EfficiencySettings | Config, name: str, value: float) -> float:
+    """The escape layer's mass with `name` at `value` over the nominal one: an efficiency per
+    decay of the escape layer compares across sample variants only per gram (their escape
+    depths differ). 1 for every other term, and for a surface source."""
+    if name not in SAMPLE_TERMS or config.sources.tritium.sample.kind != "layer":
+        return 1.0
+
+    def mass(settings: EfficiencySettings | Config) -> float:
+        tritium = settings.sources.tritium
+        return tritium.sample.density_g_cm3 * escape_depth_um(tritium)
+
+    return mass(varied(config, name, value)) / mass(config)
 
 
 def with_systematics(result: ActivityResult, terms: list[Term]) -> ActivityResult:
@@ -205,7 +241,7 @@ def variant_names(config: EfficiencySettings | Config) -> list[str]:
     given."""
     if config.activity.efficiency is not None:
         return []
-    spans = {n: s for n, s in config.activity.systematics if s is not None}
+    spans = configured_spans(config)
     ends = [f"{name}-{end}" for name in RESIMULATED if name in spans for end in ("low", "high")]
     return ["nominal", *ends]
 
@@ -214,7 +250,7 @@ def _variant(config: EfficiencySettings | Config, variant: str) -> tuple[str, fl
     if variant == "nominal":
         return "nominal", 0.0
     name, _, end = variant.rpartition("-")
-    span = dict(config.activity.systematics).get(name)
+    span = configured_spans(config).get(name)
     if name not in RESIMULATED or end not in ("low", "high") or span is None:
         raise ConfigError(
             f"--variant {variant!r}: not one of {variant_names(config) or ['nominal']} "
