@@ -38,7 +38,7 @@ def _hunger_kuechler(z: float, energy_kev: float) -> float:
     return float(energy_kev**m * c)
 
 
-@pytest.mark.parametrize("energy_kev", [5.0, 15.0, 30.0])
+@pytest.mark.parametrize("energy_kev", [5.0, pytest.param(15.0, marks=pytest.mark.slow), 30.0])
 def test_silicon_backscatters_as_measured_at_normal_incidence(energy_kev):
     """eta of silicon at normal incidence: 0.19 / 0.17 / 0.16 at 5 / 15 / 30 keV (Hunger and
     Kuechler's fit to the measurements), within 10 % (6000 electrons: +-3 %)."""

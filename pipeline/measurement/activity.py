@@ -27,13 +27,14 @@ from pipeline.measurement.counting import counts_per_frame
 from pipeline.measurement.efficiency import efficiency_for
 from pipeline.measurement.estimate import (
     LEGEND,
-    NO_EXPOSURE,
     ActivityResult,
     activity_summary,
     estimate_activity,
+    exposure_of,
     rounded,
     with_limits,
 )
+from pipeline.measurement.limits import limit_words
 from pipeline.measurement.reference import read_reference
 from pipeline.measurement.sample import said as said_of_sample
 from pipeline.measurement.sample import sample_scale, sample_summary
@@ -77,8 +78,7 @@ def run(
         with open_frames(efficiency_frames, unscanned) as ff:
             check_made_from(efficiency_catalogue, ff)
     exposure_s = attrs.get("exposure_s")
-    if exposure_s is None and settings.activity.exposure_s is None:
-        raise ConfigError(f"{frames}: {NO_EXPOSURE}")
+    exposure_of(exposure_s, settings, str(frames))  # refused before any simulation
     truth = systematics.EfficiencyModel(settings, attrs, variants)  # the rest simulated once
     mapped = None
     if efficiency_frames is not None and efficiency_catalogue is not None:
@@ -142,12 +142,11 @@ def _log_result(
 
 
 def _limit(result: ActivityResult) -> str:
+    words = limit_words(result.mda_bq, label="minimum detectable activity (MDA)")
     if result.mda_bq is None:
-        return (
-            f"no detection limit (the calibration's uncertainty, "
-            f"{result.calibration_uncertainty:.0%}, hides any signal)"
-        )
-    return f"minimum detectable activity (MDA) {result.mda_bq:.4g} Bq"
+        hidden = f"{result.calibration_uncertainty:.0%}"
+        return f"{words} (the calibration's uncertainty, {hidden}, hides any signal)"
+    return words
 
 
 def said(result: ActivityResult, confidence: float, route: str) -> list[str]:

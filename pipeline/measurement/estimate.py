@@ -14,13 +14,22 @@ from scipy import stats
 
 from pipeline.config import Config, ConfigError
 from pipeline.config.stages import EfficiencySettings
-from pipeline.measurement.limits import characteristic_limits, fit_yield_variance
+from pipeline.measurement.limits import detection_limit_after
 from pipeline.measurement.spectrum import SpectrumFit, fit_energies, fit_spectrum
 
 NO_EXPOSURE = (
     "no exposure time (no attr exposure_s, no FITS EXPTIME/EXPOSURE keyword; ROOT files "
     "carry none); set activity.exposure_s (for FITS also io.fits.attrs.exposure_s)"
 )
+
+
+def exposure_of(stated_s: float | None, config: EfficiencySettings | Config, where: str) -> float:
+    """The exposure of one frame: what the file states, else `activity.exposure_s`; a
+    ConfigError naming `where` (the frame file) if neither gives one."""
+    exposure_s = stated_s if stated_s is not None else config.activity.exposure_s
+    if exposure_s is None:
+        raise ConfigError(f"{where}: {NO_EXPOSURE}")
+    return exposure_s
 
 
 @dataclass
@@ -72,10 +81,7 @@ def estimate_activity(
         efficiency = config.activity.efficiency
     if efficiency is None:
         raise ConfigError("no efficiency: give one, or measure it (the efficiency stage)")
-    exposure_s = exposure_s if exposure_s is not None else config.activity.exposure_s
-    if exposure_s is None:
-        raise ConfigError(NO_EXPOSURE)
-    live = n_exposures * exposure_s
+    live = n_exposures * exposure_of(exposure_s, config, "the frames")
     fit = fit_spectrum(fit_energies(catalogue), config)
     scale = efficiency * live
     activity = fit.tritium / scale
@@ -102,18 +108,20 @@ def with_limits(
     """`result` with its ISO 11929 decision threshold and detection limit: the fit's own
     uncertainty of the tritium yield, and `calibration_uncertainty`, the relative standard
     uncertainty of 1 / (efficiency x live time)."""
-    scale = result.efficiency * result.live_time_s
-    fit = result.fit
-    limits = characteristic_limits(
-        fit_yield_variance(fit.shapes, fit.background_only),
-        1.0 / scale,
+    live = result.live_time_s
+    limits = detection_limit_after(
+        result.fit.shapes,
+        result.fit.background_only,
+        live,
+        result.efficiency,
         calibration_uncertainty,
+        live,  # at the measured time, the measured limits
         config.activity.false_positive_rate,
         config.activity.false_negative_rate,
     )
     return dataclasses.replace(
         result,
-        decision_threshold_counts=limits.decision_threshold * scale,
+        decision_threshold_counts=limits.decision_threshold * result.efficiency * live,
         mda_bq=limits.detection_limit,
         calibration_uncertainty=calibration_uncertainty,
     )

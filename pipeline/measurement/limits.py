@@ -38,6 +38,12 @@ class Limits:
     detection_limit: float | None
 
 
+def limit_words(limit: float | None, unit: str = "Bq", label: str = "MDA") -> str:
+    """A detection limit in words: '<label> 0.0337 Bq', or 'no detection limit' where none
+    exists."""
+    return "no detection limit" if limit is None else f"{label} {limit:.4g} {unit}"
+
+
 def characteristic_limits(
     yield_variance: Callable[[float], float],
     w: float,

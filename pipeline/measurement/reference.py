@@ -27,7 +27,7 @@ from pipeline.core.atomic import atomic_output
 from pipeline.core.errors import one_line, printable
 from pipeline.core.stage import INPUT, OUTPUT, Stage, file_flag, key_flag
 from pipeline.io import open_frames
-from pipeline.measurement.estimate import NO_EXPOSURE
+from pipeline.measurement.estimate import exposure_of
 from pipeline.measurement.spectrum import ACTIVITY_COLUMNS, fit_energies, fit_spectrum
 from pipeline.results.clusters import catalogue_made_from, check_made_from, read_catalogue
 
@@ -67,10 +67,7 @@ def measure_reference(
     with open_frames(frames, settings.io.model_copy(update={"check_finite": False})) as ff:
         check_made_from(catalogue, ff)
         exposures, exposure_s = ff.n_exposures, ff.detector_attrs.get("exposure_s")
-    exposure_s = exposure_s if exposure_s is not None else act.exposure_s
-    if exposure_s is None:
-        raise ConfigError(f"{frames}: {NO_EXPOSURE}")
-    live = exposures * exposure_s
+    live = exposures * exposure_of(exposure_s, settings, str(frames))
     fit = fit_spectrum(fit_energies(table), settings)
     if fit.tritium <= 0:
         raise ConfigError(f"{catalogue}: the fit finds no tritium in the reference's clusters")

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.config import TritiumConfig
+from pipeline.measurement.limits import limit_words
 from pipeline.simulation.physics import escape_depth_um
 
 UM2_PER_CM2 = 1e8
@@ -82,8 +83,7 @@ def said(sample: dict[str, Any], confidence: float) -> list[str]:
     if sample["kind"] != "layer":
         return []
     low, high = sample["concentration_interval_bq_per_g"]
-    mda = sample["mda_bq_per_g"]
-    limit = "no detection limit" if mda is None else f"MDA {mda:.4g} Bq/g"
+    limit = limit_words(sample["mda_bq_per_g"], "Bq/g")
     return [
         f"sample: {sample['concentration_bq_per_g']:.4g} Bq/g ({confidence:.0%} interval "
         f"{low:.4g}-{high:.4g} Bq/g), decision threshold "

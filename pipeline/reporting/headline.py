@@ -21,6 +21,7 @@ from pipeline.core.errors import one_line, printable
 from pipeline.core.stage import INPUT, OUTPUT, Flag, Stage, file_flag
 from pipeline.evaluation import tables
 from pipeline.evaluation.suite import read_summaries
+from pipeline.measurement.limits import limit_words
 from pipeline.results.naming import unique_names
 
 
@@ -34,10 +35,7 @@ def _read_json(path: str | Path, what: str) -> dict:
     return data
 
 
-def _mda(mda_bq: float | None) -> str:
-    if mda_bq is None:
-        return "no detection limit (the calibration's uncertainty hides any signal)"
-    return f"minimum detectable activity {mda_bq:.4g} Bq"
+MDA = "minimum detectable activity"
 
 
 def activity_line(path: str | Path) -> str:
@@ -56,7 +54,8 @@ def activity_line(path: str | Path) -> str:
             f"Tritium activity of ``{name}``{by}: "
             f"**{result['activity_bq']:.4g} Bq** ({result['confidence']:.0%} interval "
             f"{low:.4g}-{high:.4g} Bq), {verdict}; decision threshold "
-            f"{result['decision_threshold_bq']:.4g} Bq, {_mda(result['mda_bq'])}; "
+            f"{result['decision_threshold_bq']:.4g} Bq, "
+            f"{limit_words(result['mda_bq'], label=MDA)}; "
             f"{result['tritium_counts']:.1f} tritium clusters fitted "
             f"over {result['live_time_s']:g} s, efficiency {result['efficiency']:.3g}."
         )

@@ -21,6 +21,7 @@ from pipeline.config.stages import PlotSettings
 from pipeline.core.errors import printable
 from pipeline.core.stage import INPUT, OUTPUT, Flag, Stage, file_flag
 from pipeline.io import FrameFileError, open_map
+from pipeline.measurement.limits import limit_words
 from pipeline.results import plots
 from pipeline.results.metrics import count_clusters
 from pipeline.tracking import lookup
@@ -45,10 +46,6 @@ def draw_map(
     return f"wrote {out}: frame {index}, clusters: {found}"
 
 
-def _mda(mda_bq: float | None) -> str:
-    return "no detection limit" if mda_bq is None else f"MDA {mda_bq:.4g} Bq"
-
-
 def draw_fit(activity: str | Path, out: str | Path) -> str:
     """The spectral fit that the activity JSON `activity` holds, into `out` (PNG)."""
     try:
@@ -62,7 +59,7 @@ def draw_fit(activity: str | Path, out: str | Path) -> str:
     verdict = "detected" if summary.get("detected") else "not detected"
     title = (
         f"{printable(Path(activity).name)}: {summary['activity_bq']:.4g} Bq "
-        f"({low:.4g}-{high:.4g}), {verdict}; {_mda(summary.get('mda_bq'))}"
+        f"({low:.4g}-{high:.4g}), {verdict}; {limit_words(summary.get('mda_bq'))}"
     )
     plots.spectral_fit(edges, counts, components, title, Path(out))
     return f"wrote {out}: {int(counts.sum())} clusters, {len(components)} fitted components"
