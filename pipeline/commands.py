@@ -35,7 +35,6 @@ WHERE = {
     "plot": "pipeline.reporting.view",
     "headline": "pipeline.reporting.headline",
     "forecast": "pipeline.reporting.forecast",
-    "variant": "pipeline.measurement.systematics",
     "models": "pipeline.network.shipped",
     "export": "pipeline.learning.export",
 }

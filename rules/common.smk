@@ -9,7 +9,7 @@ from snakemake.exceptions import WorkflowError
 from pipeline.config import validate_config, write_config_sections
 from pipeline.commands import STAGES, stage_sections
 from pipeline.core.errors import CheckpointError
-from pipeline.measurement.systematics import variant_names
+from pipeline.measurement.variants import variant_names
 from pipeline.network.shipped import resolve_model
 
 # the sections each stage reads: the fields of its typed settings (pipeline/config/stages.py)
@@ -78,14 +78,19 @@ def scored_maps(name):
 
 
 EFFICIENCY = ".efficiency"  # NAME.efficiency: the efficiency frames of dataset NAME
+# NAME.efficiency-VARIANT: those of a variant of the activity's systematics
 
 
 def frames_of(wildcards):
     """The frame file behind a map's name: the user's file, a simulated dataset, or the
-    efficiency frames of either (data/efficiency/NAME.h5)."""
+    efficiency frames of either (data/efficiency/NAME.h5), or of one of their variants
+    (data/efficiency/NAME.VARIANT.h5)."""
     name = wildcards.name
     if name.endswith(EFFICIENCY):
         return f"data/efficiency/{name.removesuffix(EFFICIENCY)}.h5"
+    base, variant = name.split(EFFICIENCY + "-", 1) if EFFICIENCY + "-" in name else (name, "")
+    if variant:
+        return f"data/efficiency/{base}.{variant}.h5"
     return INPUTS.get(name, f"data/sim/{name}.h5")
 
 
@@ -126,31 +131,37 @@ def train_launcher():
     return "python -m pipeline"
 
 
-VARIANTS = variant_names(validate_config(config))  # the systematics' truth efficiencies
+VARIANTS = variant_names(validate_config(config))  # the systematics' re-simulated variants
 
 
 def efficiency_inputs(wildcards):
-    """The efficiency frames of dataset `name`, the catalogue of them by the same model as the
-    data's (`method`: unet, or init, the model training started from) and the truth variants
-    of the systematics, unless the config gives the efficiency."""
+    """The efficiency frames of dataset `name` and the catalogue of them by the same method as
+    the data's (`method`: unet, init, the model training started from, or classical), and the
+    same of every variant of the systematics, unless the config gives the efficiency."""
     if config["activity"]["efficiency"] is not None:
         return {}
-    method = wildcards.get("method", "unet")
+    method, name = wildcards.get("method", "unet"), wildcards.name
     return {
-        "efficiency_frames": f"data/efficiency/{wildcards.name}.h5",
-        "efficiency_catalogue": f"results/catalogues/{wildcards.name}.efficiency.{method}.parquet",
-        "variants": [f"data/efficiency/{wildcards.name}.{v}.parquet" for v in VARIANTS],
+        "efficiency_frames": f"data/efficiency/{name}.h5",
+        "efficiency_catalogue": f"results/catalogues/{name}.efficiency.{method}.parquet",
+        "variants": [f"data/efficiency/{name}.{v}.h5" for v in VARIANTS],
+        "variant_catalogues": [
+            f"results/catalogues/{name}.efficiency-{v}.{method}.parquet" for v in VARIANTS
+        ],
     }
 
 
 def efficiency_flags(wildcards, input):
     if "efficiency_frames" not in input.keys():
         return ""
-    return (
+    flags = (
         f"--efficiency-frames {input.efficiency_frames}"
         f" --efficiency-catalogue {input.efficiency_catalogue}"
-        f" --variants {' '.join(input.variants)}"
     )
+    if VARIANTS:
+        flags += f" --variants {' '.join(input.variants)}"
+        flags += f" --variant-catalogues {' '.join(input.variant_catalogues)}"
+    return flags
 
 
 def mine_outputs(wildcards):

@@ -2,9 +2,10 @@
 # detector (the noise its file declares, its dataset's config overrides), then mapped by the
 # infer rule like the data (results/maps/NAME.efficiency.unet.h5), see pipeline/measurement/efficiency.py.
 # Not made where the config gives the efficiency (activity.efficiency).
-# The activity's systematics rest on the truth efficiency of the same detector, nominal and with
-# each simulated term of activity.systematics at both ends of its range: one dataset each
-# (data/efficiency/NAME.VARIANT.parquet), made here once, not inside the activity job.
+# The activity's systematics re-simulate them with each term of activity.systematics that changes
+# the frames at each end of its range (data/efficiency/NAME.VARIANT.h5), mapped by the same method
+# as the data (results/maps/NAME.efficiency-VARIANT.METHOD.h5), made here once, not inside the
+# activity job.
 
 
 rule efficiency:
@@ -17,6 +18,8 @@ rule efficiency:
         "logs/efficiency/{name}.log",
     benchmark:
         "benchmarks/efficiency/{name}.tsv"
+    wildcard_constraints:
+        name="[^.]+",
     conda:
         "../envs/pipeline.yaml"
     threads: cpus("simulate")
@@ -34,18 +37,21 @@ rule efficiency_variant:
         config="results/config/efficiency.yaml",
         frames=frames_of,
     output:
-        "data/efficiency/{name}.{variant}.parquet",
+        "data/efficiency/{name}.{variant}.h5",
     log:
         "logs/efficiency_variant/{name}.{variant}.log",
     benchmark:
         "benchmarks/efficiency_variant/{name}.{variant}.tsv"
     wildcard_constraints:
-        variant="nominal|[a-z_]+-(low|high)",
+        name="[^.]+",
+        variant="[a-z_]+-(low|high)",
     conda:
         "../envs/pipeline.yaml"
     threads: cpus("simulate")
     resources:
         **job_resources("simulate"),
+    params:
+        detector=lambda wildcards: dataset_overrides(wildcards.name),
     shell:
-        "python -m pipeline variant --config {input.config} --frames {input.frames:q}"
-        " --variant {wildcards.variant} --out {output} > {log} 2>&1"
+        "python -m pipeline efficiency --config {input.config} --frames {input.frames:q}"
+        " --variant {wildcards.variant} --out {output} {params.detector} > {log} 2>&1"

@@ -306,10 +306,9 @@ def test_the_activity_reads_its_efficiency_from_the_efficiency_frames_and_their_
     from pipeline.measurement.efficiency import efficiency_from_files
     from pipeline.results.maps import write_maps
     from pipeline.simulation.simulate import simulate_file
+    from tests.overrides import NO_SYSTEMATICS
 
-    four = cfg.model_copy(
-        update={"activity": cfg.activity.model_copy(update={"efficiency_frames": 4})}
-    )
+    four = load_config(overrides={"activity.efficiency_frames": 4, **NO_SYSTEMATICS})
     small = cfg.model_copy(update={"detector": cfg.detector.model_copy(update={"height": 64})})
     data = simulate_file(small, tmp_path / "data.h5", 2, seed=3, progress=False)[0]
     frames = tmp_path / "efficiency.h5"

@@ -335,3 +335,54 @@ def test_one_mev_electron_size_on_the_pixel_plane():
     depth, rms = _walk_moments(1000.0)
     assert np.pi / 4 * depth * csda_px < extent_xy < np.pi / 4 * rms * csda_px  # 47-68 px
     assert 50 < extent_xy < 100  # a "worm" of some 65 px end to end
+
+
+def test_the_back_layers_profile_and_dead_sub_layer():
+    """Collection across the back layer rises as u^p from the dead sub-layer's edge; the mean
+    over a piece is the integral of that profile (checked against a fine average)."""
+    from pipeline.simulation import charge
+
+    det = CFG.detector.model_copy(
+        update={"backside_pcc_um": 1.0, "backside_pcc_shape": 2.0, "backside_dead_um": 0.1}
+    )
+    back = det.thickness_um
+    depths = back - np.array([0.05, 0.1, 0.6, 1.1, 5.0])  # from the back surface
+    assert charge.collection_efficiency(depths, det) == pytest.approx([0, 0, 0.25, 1, 1])
+    z0, z1 = np.array([back - 0.05, back - 2.0]), np.array([back - 0.9, back - 0.3])
+    fine = [
+        charge.collection_efficiency(np.linspace(a, b, 200_001), det).mean() for a, b in zip(z0, z1)
+    ]
+    assert charge._mean_collection(z0, z1, det) == pytest.approx(fine, rel=1e-4)
+    step = det.model_copy(update={"backside_pcc_um": 0.0})  # a dead layer alone: a step
+    assert charge._mean_collection(np.array([back]), np.array([back - 0.4]), step) == pytest.approx(
+        [0.75]
+    )
+
+
+def test_compton_recoils_keep_their_energy_down_to_a_tenth_of_a_kev():
+    """In silicon the recoil spectrum of environmental gammas is flat down to ~0.1 keV: the
+    electron source keeps those recoils (once moved to the 30 keV low edge of the betas)."""
+    cfg = CFG.sources.electron.model_copy(update={"compton_fraction": 1.0})
+    det = CFG.detector.model_copy(update={"height": 256, "width": 256})
+    seg = physics.electron_segments(4000, cfg, det, CFG.physics, np.random.default_rng(5))
+    deposits = np.bincount(seg.event, seg.energy_kev, minlength=4000)
+    contained = deposits[deposits > 0]
+    assert (contained < 30.0).mean() > 0.02  # Klein-Nishina: ~3-5 % of recoils below 30 keV
+    assert contained.min() < 5.0
+
+
+def test_the_transport_scales_move_ranges_and_backscatter():
+    """The systematics' transport terms: a stopping power x 1.05 shortens ranges by 1/1.05; an
+    elastic cross-section x 1.15 shortens the elastic mean free path by the same factor."""
+    from pipeline.simulation import electrons
+
+    nominal = electrons.silicon(CFG.physics)
+    scaled = electrons.silicon(
+        CFG.physics.model_copy(update={"stopping_power_scale": 1.05, "elastic_scale": 1.15})
+    )
+    assert electrons.csda_range_um(10.0, scaled) == pytest.approx(
+        electrons.csda_range_um(10.0, nominal) / 1.05, rel=1e-6
+    )
+    assert electrons.elastic_mean_free_path_um(10.0, scaled) == pytest.approx(
+        electrons.elastic_mean_free_path_um(10.0, nominal) / 1.15
+    )

@@ -14,6 +14,7 @@ from pipeline.config import load_config
 from pipeline.inference.classical import classical_file
 from pipeline.measurement.sample import sample_scale, sample_summary
 from pipeline.simulation.simulate import DRAWN_ATTR, simulate_file
+from tests.overrides import NO_SYSTEMATICS
 
 LAYER = {
     "detector.height": 256,
@@ -22,14 +23,9 @@ LAYER = {
     "sources.tritium.sample.thickness_um": 2.0,
     "sources.tritium.rate_per_frame": 200.0,  # decays in the layer per frame: ~40 reach the CCD
 }
-QUICK = {  # the efficiency on 6 frames, without the detector-model terms: the counting alone
+QUICK = {  # the efficiency on 6 frames, without the model terms: the counting alone
     "activity.efficiency_frames": 6,
-    "activity.systematics.back_layer_um": None,
-    "activity.systematics.diffusion_scale": None,
-    "activity.systematics.gain_scale": None,
-    "activity.systematics.threshold_kev": None,
-    "activity.systematics.sample_density_g_cm3": None,
-    "activity.systematics.sample_water_fraction": None,
+    **NO_SYSTEMATICS,
     "tracking.enabled": False,
 }
 
@@ -87,15 +83,23 @@ def test_a_surface_source_has_no_mass():
 
 
 def test_the_samples_density_and_moisture_are_terms_of_a_layer_only():
-    """A layer sample adds its density and moisture to the re-simulated terms; a surface source
-    has neither."""
-    from pipeline.measurement import systematics
+    """A layer sample adds its density and moisture to the re-simulated terms (and its
+    thickness, for a layer thinner than the escape depth); a surface source has none of them,
+    and says why."""
+    from pipeline.measurement import variants
 
     surface = load_config()
-    assert not any(n.startswith("sample_") for n in systematics.variant_names(surface))
-    layer = load_config(overrides=LAYER)
-    names = systematics.variant_names(layer)
+    assert not any(n.startswith("sample_") for n in variants.variant_names(surface))
+    assert variants.not_applied(surface)["sample_density_g_cm3"].startswith("a surface source")
+    layer = load_config(overrides=LAYER)  # 2 um: thinner than the escape depth
+    names = variants.variant_names(layer)
     assert {"sample_density_g_cm3-low", "sample_water_fraction-high"} <= set(names)
+    thin = load_config(overrides={**LAYER, "activity.systematics.sample_thickness_um": [1, 3]})
+    assert {"sample_thickness_um-low", "sample_thickness_um-high"} <= set(
+        variants.variant_names(thin)
+    )
+    thick = load_config(overrides={**LAYER, "sources.tritium.sample.thickness_um": 1000.0})
+    assert not any(n.startswith("sample_thickness") for n in variants.variant_names(thick))
 
 
 @pytest.mark.slow
@@ -103,6 +107,7 @@ def test_a_thick_layers_efficiency_per_gram_hardly_moves_with_density_or_moistur
     """A thick layer's efficiency per gram of its escape layer hardly moves with the density
     assumed (the escape depth scales with it) or with its moisture."""
     from pipeline.measurement import systematics
+    from pipeline.measurement.variants import mass_ratio
 
     soil = load_config(
         overrides={**LAYER, "sources.tritium.sample.thickness_um": 1000.0,
@@ -111,5 +116,5 @@ def test_a_thick_layers_efficiency_per_gram_hardly_moves_with_density_or_moistur
     model = systematics.EfficiencyModel(soil, {})
     nominal = model.efficiency()
     for name, value in (("sample_density_g_cm3", 1.1), ("sample_water_fraction", 0.3)):
-        per_gram = model.efficiency(name, value) * systematics._mass_ratio(soil, name, value)
+        per_gram = model.efficiency(name, value) * mass_ratio(soil, name, value)
         assert per_gram == pytest.approx(nominal, rel=0.15), (name, value)

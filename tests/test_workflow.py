@@ -30,12 +30,15 @@ def test_default_config_dry_run_plans_everything(tmp_path):
         # the efficiency frames: a dataset of their own, mapped by the trained model
         "data/efficiency/heldout.h5",
         "results/catalogues/heldout.efficiency.unet.parquet",
-        # the systematics' truth efficiencies: a dataset each, made before the activity
+        # the systematics' variants: frames each, mapped by the same method as the data
         "rule efficiency_variant",
-        "data/efficiency/heldout.nominal.parquet",
-        "data/efficiency/heldout.back_layer_um-high.parquet",
+        "data/efficiency/heldout.back_layer_um-high.h5",
+        "results/catalogues/heldout.efficiency-back_layer_um-high.unet.parquet",
+        "results/catalogues/heldout.efficiency-dead_layer_um-high.classical.parquet",
     ):
         assert planned in result.stdout
+    # an end at the nominal model (no dead layer) is the nominal frames: not simulated again
+    assert "heldout.dead_layer_um-low" not in result.stdout
 
 
 @pytest.mark.parametrize(

@@ -16,28 +16,39 @@ class SystematicsConfig(Section):
     null = not varied. The sample's terms apply to a layer sample only."""
 
     back_layer_um: tuple[float, float] | None = None
+    back_layer_shape: tuple[float, float] | None = None
+    dead_layer_um: tuple[float, float] | None = None
     diffusion_scale: tuple[float, float] | None = None
+    stopping_power_scale: tuple[float, float] | None = None
+    elastic_scale: tuple[float, float] | None = None
     gain_scale: tuple[float, float] | None = None
     threshold_kev: tuple[float, float] | None = None
     sample_density_g_cm3: tuple[float, float] | None = None
     sample_water_fraction: tuple[float, float] | None = None
+    sample_thickness_um: tuple[float, float] | None = None
 
     @model_validator(mode="after")
     def _ranges(self) -> SystematicsConfig:
         for name, span in self:
-            lowest = 0.0 if name == "sample_water_fraction" else None  # dry soil holds none
             if span is None:
                 continue
-            if not (span[0] >= lowest if lowest is not None else span[0] > 0) or span[0] > span[1]:
-                raise ValueError(f"{name}: expected 0 < low <= high, got {list(span)}")
+            zero_allowed = name in ZERO_ALLOWED
+            if not (span[0] >= 0 if zero_allowed else span[0] > 0) or span[0] > span[1]:
+                low = "0 <=" if zero_allowed else "0 <"
+                raise ValueError(f"{name}: expected {low} low <= high, got {list(span)}")
         water = self.sample_water_fraction
         if water is not None and water[1] > 1:
             raise ValueError(f"sample_water_fraction: a share of the mass, got {list(water)}")
-        for name in ("diffusion_scale", "gain_scale"):  # factors on the nominal model
+        for name in FACTORS:  # factors on the nominal model
             span = getattr(self, name)
             if span is not None and not span[0] <= 1.0 <= span[1]:
                 raise ValueError(f"{name}: the range {list(span)} must hold 1 (the nominal)")
         return self
+
+
+# terms whose range may start at 0 (no dead layer, no back layer, dry soil), and factors
+ZERO_ALLOWED = ("back_layer_um", "dead_layer_um", "sample_water_fraction")
+FACTORS = ("diffusion_scale", "stopping_power_scale", "elastic_scale", "gain_scale")
 
 
 MAX_FIT_KEV = 1000.0  # a fit range beyond 1 MeV holds no tritium (endpoint 18.59 keV, NNDC)

@@ -51,15 +51,17 @@ def run(
     efficiency_frames: str | Path | None = None,
     efficiency_catalogue: str | Path | None = None,
     variants: Sequence[str | Path] = (),
+    variant_catalogues: Sequence[str | Path] = (),
     reference: str | Path | None = None,
 ) -> str:
     """The `activity` stage: counts per frame and the activity of `catalogue` (of `frames`) as
     JSON in `out`. Efficiency: `activity.efficiency`, else the efficiency frames and the model's
     catalogue of them (the workflow's), else measured here (`activity.model` or truth labels).
-    The systematics' truth efficiencies: the `variants` the workflow made (`variant` stage);
-    any not given is simulated here. A `reference` measurement (`reference` stage) gives the
-    efficiency in place of all of these: the real detector's, so the detector-model terms
-    drop."""
+    The systematics: the `variants` the workflow made (`efficiency --variant`) with the
+    `variant_catalogues` the same method made of them (same order); any not given is
+    simulated here and labelled by `activity.model` (the truth without one). A `reference`
+    measurement (`reference` stage) gives the efficiency in place of all of these: the real
+    detector's, so the detector-model terms drop."""
     measured_route = None
     if reference is not None:
         efficiency_ref, error_ref, measured_route = read_reference(reference, catalogue)
@@ -68,34 +70,40 @@ def run(
         settings = settings.model_copy(update={"activity": activity_config})
     if (efficiency_frames is None) != (efficiency_catalogue is None):
         raise ConfigError("--efficiency-frames and --efficiency-catalogue go together")
+    if len(variants) != len(variant_catalogues):
+        raise ConfigError(
+            f"--variants ({len(variants)} files) and --variant-catalogues "
+            f"({len(variant_catalogues)}) go together, one catalogue per variant's frames"
+        )
     table = read_catalogue(catalogue, ACTIVITY_COLUMNS)
     unscanned = settings.io.model_copy(update={"check_finite": False})
     with open_frames(frames, unscanned) as ff:
         n_frames, exposures, attrs = ff.n_frames, ff.n_exposures, ff.detector_attrs
         height, width = ff.shape[1:]
         check_made_from(catalogue, ff)  # the activity's one pass over the frames
-    if efficiency_frames is not None and efficiency_catalogue is not None:
-        with open_frames(efficiency_frames, unscanned) as ff:
-            check_made_from(efficiency_catalogue, ff)
-    exposure_s = attrs.get("exposure_s")
-    exposure_of(exposure_s, settings, str(frames))  # refused before any simulation
-    truth = systematics.EfficiencyModel(settings, attrs, variants)  # the rest simulated once
     mapped = None
     if efficiency_frames is not None and efficiency_catalogue is not None:
         mapped = (efficiency_frames, efficiency_catalogue)
-    efficiency, error, route = efficiency_for(settings, attrs, mapped, truth.efficiency_with_error)
+    pairs = list(zip(variants, variant_catalogues, strict=True))
+    for made_of, made in [*([mapped] if mapped else []), *pairs]:
+        with open_frames(made_of, unscanned) as ff:
+            check_made_from(made, ff)
+    exposure_s = attrs.get("exposure_s")
+    exposure_of(exposure_s, settings, str(frames))  # refused before any simulation
+    model = systematics.EfficiencyModel(settings, attrs, pairs, mapped)  # the rest simulated once
+    efficiency, error, route = efficiency_for(settings, mapped, model.efficiency_with_error)
     route = measured_route or route
     try:
         counts = counts_per_frame(table, settings.classes, n_frames)
         counting = estimate_activity(table, exposures, settings, exposure_s, efficiency, error)
-        terms = systematics.measure_terms(settings, attrs, table, counting, truth)
+        terms, combined = systematics.terms_and_combination(settings, attrs, table, counting, model)
     except (CatalogueError, ConfigError) as exc:  # the catalogue does not fit its frame file
         raise ConfigError(f"{catalogue} with {frames}: {exc}") from None
-    widened = systematics.with_systematics(counting, terms)
-    result = with_limits(widened, settings, systematics.calibration_uncertainty(counting, terms))
+    widened = systematics.with_systematics(counting, combined)
+    result = with_limits(widened, settings, systematics.calibration_uncertainty(counting, combined))
     summary = activity_summary(result)
     summary["interval_counting_bq"] = list(counting.interval_bq)  # before the systematics
-    summary["systematics"] = systematics.summary(settings, terms)
+    summary["systematics"] = systematics.summary(settings, terms, counting, combined)
     from_file = f"{frames}: attr exposure_s" if exposure_s is not None else None
     summary["exposure_s_from"] = from_file or "config activity.exposure_s"
     summary["exposures"], summary["frames_per_exposure"] = exposures, n_frames // exposures
@@ -191,7 +199,14 @@ STAGE = Stage(
         ),
         file_flag(
             "--variants",
-            "truth catalogues of the efficiency's variants (`variant`)",
+            "efficiency frames of the systematics' variants (`efficiency --variant`)",
+            INPUT,
+            nargs="*",
+            required=False,
+        ),
+        file_flag(
+            "--variant-catalogues",
+            "their catalogues, by the same method as the data's (same order)",
             INPUT,
             nargs="*",
             required=False,

@@ -24,9 +24,10 @@ import pandas as pd
 from pipeline.config import Config
 from pipeline.config.stages import EfficiencySettings
 from pipeline.core.errors import EfficiencyError
-from pipeline.core.stage import FRAME_SUFFIXES, INPUT, OUTPUT, Stage, file_flag
+from pipeline.core.stage import FRAME_SUFFIXES, INPUT, OUTPUT, Flag, Stage, file_flag
 from pipeline.io import open_frames
 from pipeline.measurement.spectrum import ACTIVITY_COLUMNS, fit_energies, fit_spectrum
+from pipeline.measurement.variants import parse_variant, varied
 from pipeline.results.clusters import frame_clusters
 from pipeline.simulation import simulate
 
@@ -109,11 +110,15 @@ def file_attrs(config: EfficiencySettings | Config, path: str | Path) -> dict[st
 
 
 def simulate_efficiency_frames(
-    config: EfficiencySettings | Config, data_attrs: dict[str, Any], out: str | Path
+    config: EfficiencySettings | Config,
+    data_attrs: dict[str, Any],
+    out: str | Path,
+    variant: tuple[str, float] | None = None,
 ) -> list[Path]:
     """The efficiency frames of the detector of the data (the readout noise its file declares,
     `data_attrs`; the config's detector otherwise): `activity.efficiency_frames` frames, seed
-    `activity.seed`, written to `out` with their truth and event tables."""
+    `activity.seed`, written to `out` with their truth and event tables; a `variant` (term,
+    value) of the systematics is recorded in attr `efficiency_variant`."""
     sim = efficiency_config(detector_of(config, data_attrs))
     events = sum(section.rate_per_frame for section in sim.sources.sections().values())
     if events > MAX_EVENTS_PER_FRAME:
@@ -125,7 +130,26 @@ def simulate_efficiency_frames(
             "cannot be simulated here; give activity.efficiency"
         )
     cfg = config.activity
-    return simulate.simulate_file(sim, Path(out), cfg.efficiency_frames, cfg.seed, progress=False)
+    extra = {VARIANT_ATTR: json.dumps(list(variant))} if variant is not None else None
+    return simulate.simulate_file(
+        sim, Path(out), cfg.efficiency_frames, cfg.seed, progress=False, extra_attrs=extra
+    )
+
+
+VARIANT_ATTR = "efficiency_variant"  # attr of a variant's efficiency frames: [term, value]
+
+
+def variant_of(frames: str | Path) -> tuple[str, float]:
+    """(term, value) of the variant efficiency frames `frames` (attr `efficiency_variant`)."""
+    try:
+        with h5py.File(frames, "r") as f:
+            name, value = json.loads(f.attrs[VARIANT_ATTR])
+        return str(name), float(value)
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        raise EfficiencyError(
+            f"{frames}: not the efficiency frames of a variant of the systematics (no attr "
+            f"{VARIANT_ATTR} [term, value]: {exc!r}); make them with `efficiency --variant`"
+        ) from None
 
 
 def efficiency_from_files(
@@ -134,9 +158,14 @@ def efficiency_from_files(
     """(efficiency, its error) of the efficiency frames `frames` (the decays they drew, attr
     `drawn_events`) from the catalogue the model made of them (`catalogue`), through the same
     spectral fit as the data."""
+    return ratio(config, *files_catalogue(frames, catalogue))
+
+
+def files_catalogue(frames: str | Path, catalogue: str | Path) -> tuple[pd.DataFrame, int]:
+    """(catalogue, tritium decays) of efficiency frames and the catalogue a method made."""
     from pipeline.results.clusters import read_catalogue
 
-    return ratio(config, read_catalogue(catalogue, ACTIVITY_COLUMNS), drawn_decays(frames))
+    return read_catalogue(catalogue, ACTIVITY_COLUMNS), drawn_decays(frames)
 
 
 def drawn_decays(frames: str | Path) -> int:
@@ -159,7 +188,18 @@ def model_efficiency_with_error(
     data_attrs: dict[str, Any],
     progress: bool = False,
 ) -> tuple[float, float]:
-    """Efficiency of the trained `model` and its error, all in a temporary folder: the
+    """Efficiency of the trained `model` and its error (`model_catalogue`, through the data's
+    spectral fit)."""
+    return ratio(config, *model_catalogue(config, model, data_attrs, progress))
+
+
+def model_catalogue(
+    config: EfficiencySettings | Config,
+    model: str | Path,
+    data_attrs: dict[str, Any],
+    progress: bool = False,
+) -> tuple[pd.DataFrame, int]:
+    """(catalogue, tritium decays) of the trained `model`, all in a temporary folder: the
     efficiency frames of the data's detector, calibrated, inferred (with `config.infer`'s
     settings) and catalogued with the measured charge, exactly like the data."""
     from pipeline.inference.infer import infer_file  # torch only when a model is used
@@ -174,7 +214,7 @@ def model_efficiency_with_error(
         )
         map_path = Path(tmp) / "map.h5"
         infer_file(inferred, frames, map_path, catalogue, progress=progress, model=checkpoint)
-        return efficiency_from_files(config, frames, catalogue)
+        return files_catalogue(frames, catalogue)
 
 
 DETECTOR_ATTRS = ("readout_noise_e", "gain_adu_per_e", "pixel_size_um", "thickness_um")
@@ -208,40 +248,42 @@ def detector_of(
 
 def efficiency_for(
     config: EfficiencySettings | Config,
-    data_attrs: dict[str, Any],
-    mapped: tuple[str | Path, str | Path] | None = None,
-    truth: Callable[[], tuple[float, float]] | None = None,
+    mapped: tuple[str | Path, str | Path] | None,
+    measured: Callable[[], tuple[float, float]],
 ) -> tuple[float, float, str]:
     """The one entry point of the activity's efficiency: (efficiency, its error, where it came
     from in words), by the first route that applies: the config's (`activity.efficiency`, a
-    calibration source); the efficiency frames and the model's catalogue of them (`mapped`: the
-    workflow's); frames simulated here for the data's detector (`data_attrs`: its file's) and
-    mapped by `activity.model`; or, without a model, their truth labels (`truth`: a measurement
-    that already has them, e.g. the systematics' nominal variant)."""
+    calibration source); else `measured()` (pipeline/measurement/systematics.py
+    `EfficiencyModel`), from the efficiency frames and the method's catalogue of them
+    (`mapped`: the workflow's), or frames simulated here for the data's detector and mapped by
+    `activity.model`, or, without a model, their truth labels."""
     cfg = config.activity
     if cfg.efficiency is not None:
         route = "given (activity.efficiency; e.g. a calibration with a source of known activity)"
         return cfg.efficiency, cfg.efficiency_error, route
     if mapped is not None:
-        route = f"the model's catalogue {mapped[1]} of the efficiency frames {mapped[0]}"
-        return (*efficiency_from_files(config, *mapped), route)
-    if cfg.model is not None:
+        route = f"the method's catalogue {mapped[1]} of the efficiency frames {mapped[0]}"
+    elif cfg.model is not None:
         route = f"frames simulated here for the data's detector, mapped by {cfg.model}"
-        return (*model_efficiency_with_error(config, cfg.model, data_attrs), route)
-    route = (
-        "the truth labels of frames simulated for the data's detector (activity.model is null: "
-        "the method's own losses are not in it)"
-    )
-    if truth is not None:
-        return (*truth(), route)
-    return (*efficiency_with_error(detector_of(config, data_attrs), cfg.efficiency_frames), route)
+    else:
+        route = (
+            "the truth labels of frames simulated for the data's detector (activity.model is "
+            "null: the method's own losses are not in it)"
+        )
+    return (*measured(), route)
 
 
-def run(settings: EfficiencySettings, frames: str | Path, out: str | Path) -> str:
+def run(
+    settings: EfficiencySettings, frames: str | Path, out: str | Path, variant: str | None = None
+) -> str:
     """The `efficiency` stage: the efficiency frames of the detector of `frames`, into `out`
-    (the workflow maps them with the model, and `activity` reads both)."""
-    paths = simulate_efficiency_frames(settings, file_attrs(settings, frames), out)
-    return "\n".join(f"wrote {path}" for path in paths)
+    (the workflow maps them with the model, and `activity` reads both); with `variant`
+    (TERM-low / TERM-high of `activity.systematics`), that term at that end of its range."""
+    key = parse_variant(settings, variant) if variant is not None else None
+    config = varied(settings, *key) if key is not None else settings
+    paths = simulate_efficiency_frames(config, file_attrs(settings, frames), out, key)
+    said = f" ({key[0]} = {key[1]:g})" if key is not None else ""
+    return "\n".join(f"wrote {path}{said}" for path in paths)
 
 
 STAGE = Stage(
@@ -249,11 +291,18 @@ STAGE = Stage(
     "frames simulated for the detector of a frame file, to measure the efficiency on",
     "Reads: a frame file (its declared readout noise) and the config's detector and "
     "sources. Writes: an HDF5 frame file with truth (activity.efficiency_frames frames); "
-    "map it with `infer` and give both to `activity`.",
+    "map it with `infer` (or `classical`) and give both to `activity`. With --variant, one "
+    "term of activity.systematics at one end of its range: give those frames and their "
+    "catalogue to `activity --variants/--variant-catalogues`.",
     run,
     EfficiencySettings,
     (
         file_flag("--frames", "the data's frame file", INPUT),
         file_flag("--out", "output HDF5 path (.h5)", OUTPUT, suffixes=FRAME_SUFFIXES),
+        Flag(
+            "--variant",
+            "TERM-low / TERM-high of activity.systematics: that term at that end of its range",
+            arg="variant",
+        ),
     ),
 )

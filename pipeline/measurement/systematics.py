@@ -1,23 +1,32 @@
-"""Systematic errors of the activity: what the detector model the efficiency rests on may be.
+"""Systematic errors of the activity: what the detector, transport and sample models the
+efficiency rests on may be, measured by the data's own method.
 
-Owns varying each parameter of the detector model within its stated range
-(`activity.systematics`: the back-surface partial-charge layer, the diffusion, the gain and the
-energy threshold), the activity each end of a range gives, and the interval those shifts widen.
-Each range is read as +-1 standard deviation of its parameter.
+Owns varying each term of `activity.systematics` (pipeline/measurement/variants.py: the back
+layer's thickness and profile, a dead sub-layer, the diffusion, the transport's stopping power
+and elastic cross-section, the gain, the threshold, a layer sample's density, moisture and
+thickness) to both ends of its range, what the activity does there, and the interval the
+ranges give.
 
-How one end is measured: the efficiency frames are simulated again with the parameter changed
-(the same seeds, so the same decays: the change is not drowned in sampling noise) and labelled
-by the truth; the ratio of that efficiency to the nominal one, both through the same spectral
-fit, scales the efficiency the activity used (the model's, or the truth's), and the data's
-spectrum is refitted (with its energies scaled, for the gain; with the new low edge, for the
-threshold). An efficiency given with `activity.efficiency` is the real detector's (a
-calibration source): then the model terms drop.
+How one end is measured: the efficiency frames are simulated again with the term changed (the
+same seeds, so the same decays: the change is not drowned in sampling noise) and labelled by
+the same method as the data (the model that labelled it, run on them as on the data, or the
+classical reconstruction, by the workflow; the truth where there is no model); that efficiency
+over the nominal one scales the activity's, and the data's spectrum is refitted with the
+varied model's template (its energies scaled, for the gain; the new low edge, for the
+threshold).
+
+How the ranges propagate: a range is a range, not a standard deviation. Each term's value is
+uniform over its range (GUM, JCGM 100:2008 4.3.7), the activity follows it through the three
+measured points (low end, nominal, high end; piecewise linear, so a response far from linear
+is kept), and the terms and the counting interval combine by Monte Carlo (JCGM 101:2008): the
+interval is the central one of the draws, widened to hold the nominal result. An efficiency
+given with `activity.efficiency` (a calibration, or `pipeline reference`) is the real
+detector's: then the model terms drop.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,287 +34,250 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 from scipy import stats
 
-from pipeline.config import Config, ConfigError
+from pipeline.config import Config
 from pipeline.config.stages import EfficiencySettings
-from pipeline.core.atomic import atomic_output
-from pipeline.core.errors import CatalogueError
-from pipeline.core.stage import INPUT, OUTPUT, Flag, Stage, file_flag
-from pipeline.measurement.efficiency import detector_of, file_attrs, ratio, simulated_catalogue
+from pipeline.measurement.efficiency import (
+    detector_of,
+    files_catalogue,
+    model_catalogue,
+    ratio,
+    simulated_catalogue,
+    variant_of,
+)
 from pipeline.measurement.estimate import ActivityResult
 from pipeline.measurement.spectrum import fit_energies, fit_spectrum
-from pipeline.simulation.physics import escape_depth_um
+from pipeline.measurement.variants import (
+    configured_spans,
+    mass_ratio,
+    nominal_value,
+    not_applied,
+    variant_key,
+    varied,
+)
 
-# terms that change the simulated frames
-RESIMULATED = ("back_layer_um", "diffusion_scale", "sample_density_g_cm3", "sample_water_fraction")
-SAMPLE_TERMS = {"sample_density_g_cm3": "density_g_cm3", "sample_water_fraction": "water_fraction"}
-
-
-def configured_spans(config: EfficiencySettings | Config) -> dict[str, tuple[float, float]]:
-    """The terms of `activity.systematics` that apply: every range given, the sample's only for
-    a layer sample (a surface source has no material)."""
-    layer = config.sources.tritium.sample.kind == "layer"
-    return {
-        name: span
-        for name, span in config.activity.systematics
-        if span is not None and (layer or name not in SAMPLE_TERMS)
-    }
+Settings = EfficiencySettings | Config
+DRAWS = 100_000  # Monte Carlo draws of the combination (the interval's edges to ~0.3 %)
 
 
 @dataclass(frozen=True)
 class Term:
-    """One parameter varied to both ends of its range, and what the activity did."""
+    """One term at the ends of its range: the efficiency, the fitted tritium yield and the
+    activity there (the nominal model's are the result's)."""
 
     name: str
     span: tuple[float, float]
-    efficiency: tuple[float, float]  # at the low and high end
+    nominal: float  # the term's value in the nominal model
+    efficiency: tuple[float, float]  # at the low and the high end
+    tritium: tuple[float, float]  # fitted yield at each end (the refit with that model)
     activity_bq: tuple[float, float]
-    error_bq: tuple[float, float]  # (down, up) shifts from the nominal activity
 
-    def summary(self) -> dict[str, Any]:
+    def points(self, result: ActivityResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(values, efficiency ratios, yield shifts) at low, nominal, high, sorted by value."""
+        values = np.array([self.span[0], self.nominal, self.span[1]])
+        ratios = np.array([self.efficiency[0], result.efficiency, self.efficiency[1]])
+        shifts = np.array([self.tritium[0], result.tritium_counts, self.tritium[1]])
+        order = np.argsort(values, kind="stable")
+        ratios, shifts = ratios / result.efficiency, shifts - result.tritium_counts
+        return values[order], ratios[order], shifts[order]
+
+    def summary(self, result: ActivityResult, spread_bq: float) -> dict[str, Any]:
+        low, high = min(self.activity_bq), max(self.activity_bq)
         return {
             "range": list(self.span),
+            "nominal": self.nominal,
             "efficiency": list(self.efficiency),
             "activity_bq": list(self.activity_bq),
-            "error_bq": list(self.error_bq),
+            "shift_bq": [max(result.activity_bq - low, 0.0), max(high - result.activity_bq, 0.0)],
+            "standard_uncertainty_bq": spread_bq,
         }
 
 
-def varied(
-    config: EfficiencySettings | Config, name: str, value: float
-) -> EfficiencySettings | Config:
-    """`config` with parameter `name` at `value` (the gain, and 'nominal', leave it as it is)."""
-    if name == "back_layer_um":
-        return config.model_copy(
-            update={"detector": config.detector.model_copy(update={"backside_pcc_um": value})}
-        )
-    if name == "diffusion_scale":
-        diffusion = config.physics.diffusion_a_um2 * value
-        physics = config.physics.model_copy(update={"diffusion_a_um2": diffusion})
-        return config.model_copy(update={"physics": physics})
-    if name == "threshold_kev":
-        span = (value, config.activity.energy_range_kev[1])
-        activity = config.activity.model_copy(update={"energy_range_kev": span})
-        return config.model_copy(update={"activity": activity})
-    if name in SAMPLE_TERMS:
-        tritium = config.sources.tritium
-        sample = tritium.sample.model_copy(update={SAMPLE_TERMS[name]: value})
-        sources = config.sources.model_copy(
-            update={"tritium": tritium.model_copy(update={"sample": sample})}
-        )
-        return config.model_copy(update={"sources": sources})
-    if name in ("gain_scale", "nominal"):
-        return config
-    raise ValueError(f"activity.systematics: unknown parameter {name!r}")
-
-
 class EfficiencyModel:
-    """The truth efficiency of the data's detector and of its variations, each simulated once:
-    here, or before, by the workflow (`variants`: catalogues `run_variant` wrote)."""
+    """The efficiency, by the data's method, of the data's detector, nominal or with a term
+    varied: the catalogue of efficiency frames the method made (the workflow's: `mapped`, the
+    nominal frames, and `variants`, pairs of paths), else frames simulated here and labelled by
+    `activity.model` (the truth without one), each simulated once; every efficiency through the
+    data's spectral fit with the term varied (a threshold moves the nominal frames' fit)."""
 
     def __init__(
         self,
-        config: EfficiencySettings | Config,
+        config: Settings,
         data_attrs: dict[str, Any],
-        variants: Sequence[str | Path] = (),
+        variants: Sequence[tuple[str | Path, str | Path]] = (),
+        mapped: tuple[str | Path, str | Path] | None = None,
     ) -> None:
         self.config, self.attrs = config, data_attrs
         self._catalogues: dict[tuple[str, float], tuple[pd.DataFrame, int]] = {}
-        for path in variants:
-            key, table, decays = read_variant(path)
-            self._catalogues[key] = (table, decays)
-
-    def _detector(self, name: str, value: float) -> EfficiencySettings | Config:
-        """The data's detector with `name` at `value`: simulated, and fitted, as such."""
-        return detector_of(varied(self.config, name, value), self.attrs)
-
-    def _catalogue(self, name: str, value: float) -> tuple[pd.DataFrame, int]:
-        key = variant_key(name, value)
-        if key not in self._catalogues:
-            frames = self.config.activity.efficiency_frames
-            self._catalogues[key] = simulated_catalogue(self._detector(*key), frames)
-        return self._catalogues[key]
+        if mapped is not None:
+            self._catalogues[("nominal", 0.0)] = files_catalogue(*mapped)
+        for frames, catalogue in variants:
+            self._catalogues[variant_of(frames)] = files_catalogue(frames, catalogue)
 
     def efficiency_with_error(
         self, name: str = "nominal", value: float = 0.0
     ) -> tuple[float, float]:
-        """The truth efficiency and its error, nominal or with `name` at `value`."""
-        return ratio(self._detector(name, value), *self._catalogue(name, value))
+        """The efficiency and its error, nominal or with `name` at `value`."""
+        key = variant_key(self.config, name, value)
+        if key not in self._catalogues:
+            self._catalogues[key] = self._simulated(*key)
+        return ratio(varied(self.config, name, value), *self._catalogues[key])
 
     def efficiency(self, name: str = "nominal", value: float = 0.0) -> float:
         return self.efficiency_with_error(name, value)[0]
 
+    def _simulated(self, name: str, value: float) -> tuple[pd.DataFrame, int]:
+        config, model = varied(self.config, name, value), self.config.activity.model
+        if model is not None:
+            return model_catalogue(config, model, self.attrs)
+        detector = detector_of(config, self.attrs)  # simulated for the data's detector
+        return simulated_catalogue(detector, config.activity.efficiency_frames)
+
 
 def measure_terms(
-    config: EfficiencySettings | Config,
+    config: Settings,
     data_attrs: dict[str, Any],
     catalogue: pd.DataFrame,
     result: ActivityResult,
     model: EfficiencyModel | None = None,
 ) -> list[Term]:
     """Every configured term of `activity.systematics` for the data's `catalogue` and its
-    nominal `result` (`model`: the data's detector, with what it simulated already); none where
-    the config gives the efficiency."""
+    nominal `result`, whose efficiency is the method's nominal one (`model`: the data's
+    detector, with what was measured already); none where the config gives the efficiency."""
     spans = configured_spans(config)
     if config.activity.efficiency is not None or not spans:
         return []
     model = model or EfficiencyModel(config, data_attrs)
     energies = fit_energies(catalogue)
-    nominal = model.efficiency()
     terms = []
     for name, span in spans.items():
-        efficiencies, activities = [], []
+        efficiencies, yields, activities = [], [], []
         for value in span:
-            relative = model.efficiency(name, value) / nominal * _mass_ratio(config, name, value)
-            efficiencies.append(result.efficiency * relative)
+            efficiencies.append(_efficiency_at(model, result, name, value))
             scale = value if name == "gain_scale" else 1.0
             fit = fit_spectrum(energies * scale, varied(config, name, value))
+            yields.append(fit.tritium)
             activities.append(fit.tritium / (efficiencies[-1] * result.live_time_s))
-        low, high = min(activities), max(activities)
-        down, up = max(result.activity_bq - low, 0.0), max(high - result.activity_bq, 0.0)
         terms.append(
             Term(
                 name,
-                (span[0], span[1]),
-                (efficiencies[0], efficiencies[1]),  # the low and the high end of the span
+                span,
+                nominal_value(config, name),
+                (efficiencies[0], efficiencies[1]),
+                (yields[0], yields[1]),
                 (activities[0], activities[1]),
-                (down, up),
             )
         )
     return terms
 
 
-def _mass_ratio(config: EfficiencySettings | Config, name: str, value: float) -> float:
-    """The escape layer's mass with `name` at `value` over the nominal one: an efficiency per
-    decay of the escape layer compares across sample variants only per gram (their escape
-    depths differ). 1 for every other term, and for a surface source."""
-    if name not in SAMPLE_TERMS or config.sources.tritium.sample.kind != "layer":
-        return 1.0
-
-    def mass(settings: EfficiencySettings | Config) -> float:
-        tritium = settings.sources.tritium
-        return tritium.sample.density_g_cm3 * escape_depth_um(tritium)
-
-    return mass(varied(config, name, value)) / mass(config)
+def _efficiency_at(
+    model: EfficiencyModel, result: ActivityResult, name: str, value: float
+) -> float:
+    """The method's efficiency with `name` at `value`, per gram of the escape layer as the
+    nominal one is, on the scale of the result's (the same where the term leaves the frames
+    and the fit as they are)."""
+    relative = model.efficiency(name, value) / model.efficiency()
+    return result.efficiency * relative * mass_ratio(model.config, name, value)
 
 
-def with_systematics(result: ActivityResult, terms: list[Term]) -> ActivityResult:
-    """`result` with its interval widened by the terms, in quadrature per side; each term's
-    shift is one standard deviation, scaled to the interval's confidence."""
-    if not terms:
-        return result
+@dataclass(frozen=True)
+class Combination:
+    """The Monte Carlo combination: the interval, the relative standard uncertainty of
+    1 / (efficiency x live time) for the ISO 11929 limits, and each term's own spread."""
+
+    interval_bq: tuple[float, float]
+    median_bq: float
+    calibration_uncertainty: float
+    spread_bq: dict[str, float]
+
+
+def combine(result: ActivityResult, terms: list[Term], seed: int) -> Combination:
+    """Each term uniform over its range, the counting result as its interval says (a normal
+    on each side), the efficiency's own error normal: the activity's draws
+    (A + sum of yield shifts / (efficiency x live time)) / product of efficiency ratios."""
+    rng = np.random.default_rng(seed)
     z = float(stats.norm.ppf(0.5 + result.fit.confidence / 2))
-    down = z * float(np.hypot.reduce([t.error_bq[0] for t in terms]))
-    up = z * float(np.hypot.reduce([t.error_bq[1] for t in terms]))
-    low, high = result.interval_bq
-    value = result.activity_bq
-    interval = (max(value - np.hypot(value - low, down), 0.0), value + np.hypot(high - value, up))
-    return dataclasses.replace(result, interval_bq=(float(interval[0]), float(interval[1])))
-
-
-def calibration_uncertainty(result: ActivityResult, terms: list[Term]) -> float:
-    """Relative standard uncertainty of 1 / (efficiency x live time): the efficiency's own error
-    and, per term, the larger relative shift of the efficiency at the ends of its range (read,
-    as the interval reads it, as one standard deviation), in quadrature. The detection limit
-    needs it where the activity itself may be zero, so shifts of the efficiency, not of the
-    activity, are what counts."""
-    relative = [result.efficiency_error / result.efficiency]
+    value, (low, high) = result.activity_bq, result.interval_bq
+    counting = _split_normal(rng, value, (value - low) / z, (high - value) / z)
+    exposure = result.efficiency * result.live_time_s
+    shifts, ratios, spread = np.zeros(DRAWS), np.ones(DRAWS), {}
     for term in terms:
-        relative.append(max(abs(e / result.efficiency - 1.0) for e in term.efficiency))
-    return float(np.hypot.reduce(relative))
+        values, efficiency, shift = term.points(result)
+        drawn = rng.uniform(term.span[0], term.span[1], DRAWS)
+        term_shift = np.interp(drawn, values, shift)
+        term_ratio = np.interp(drawn, values, efficiency)
+        shifts, ratios = shifts + term_shift, ratios * term_ratio
+        spread[term.name] = float(np.std((value + term_shift / exposure) / term_ratio))
+    draws = (counting + shifts / exposure) / ratios
+    edges = np.quantile(draws, [0.5 - result.fit.confidence / 2, 0.5 + result.fit.confidence / 2])
+    interval = (max(min(float(edges[0]), value), 0.0), max(float(edges[1]), value))
+    own = rng.normal(1.0, result.efficiency_error / result.efficiency, DRAWS)
+    w = 1.0 / (ratios * np.maximum(own, 1e-3))
+    return Combination(interval, float(np.median(draws)), float(np.std(w)), spread)
 
 
-def summary(config: EfficiencySettings | Config, terms: list[Term]) -> dict[str, Any]:
-    """The JSON of the terms, or why there are none."""
+def _split_normal(rng: np.random.Generator, mode: float, down: float, up: float) -> np.ndarray:
+    """Draws of half a normal of width `down` below `mode` and half of width `up` above, each
+    half of the draws: the counting interval's edges are their central quantiles."""
+    side = rng.random(DRAWS) < 0.5
+    magnitude = np.abs(rng.standard_normal(DRAWS))
+    return mode + np.where(side, up, -down) * magnitude
+
+
+def with_systematics(result: ActivityResult, combination: Combination | None) -> ActivityResult:
+    """`result` with the combined interval (as it is without terms)."""
+    if combination is None:
+        return result
+    return dataclasses.replace(result, interval_bq=combination.interval_bq)
+
+
+def calibration_uncertainty(result: ActivityResult, combination: Combination | None) -> float:
+    """Relative standard uncertainty of 1 / (efficiency x live time): the efficiency's own
+    error and every term's efficiency ratio, drawn as the combination draws them; the
+    efficiency's own error alone without terms."""
+    if combination is None:
+        return result.efficiency_error / result.efficiency
+    return combination.calibration_uncertainty
+
+
+def summary(
+    config: Settings,
+    terms: list[Term],
+    result: ActivityResult,
+    combination: Combination | None,
+) -> dict[str, Any]:
+    """The JSON of the terms: every term of `activity.systematics`, measured or why not."""
     if config.activity.efficiency is not None:
         return {"dropped": "activity.efficiency is the real detector's: no detector-model terms"}
-    return {t.name: t.summary() for t in terms}
+    listed: dict[str, Any] = {}
+    for term in terms:
+        spread = combination.spread_bq[term.name] if combination else 0.0
+        listed[term.name] = term.summary(result, spread)
+    for name, why in not_applied(config).items():
+        listed[name] = {"not_varied": why}
+    if combination is not None:
+        listed["combined"] = {
+            "method": (
+                f"each range uniform (JCGM 100:2008 4.3.7), {DRAWS} Monte Carlo draws "
+                "(JCGM 101:2008) with the counting interval; central interval, widened to "
+                "hold the nominal result"
+            ),
+            "interval_bq": list(combination.interval_bq),
+            "median_bq": combination.median_bq,
+            "calibration_uncertainty": combination.calibration_uncertainty,
+        }
+    return listed
 
 
-# ---------------------------------------------------------------- variants as workflow datasets
-
-VARIANT_META = b"ccd_decay_unet.efficiency_variant"  # Parquet metadata: the variant and decays
-
-
-def variant_key(name: str, value: float) -> tuple[str, float]:
-    """What a term's efficiency rests on: its own simulation, or the nominal one."""
-    return (name, float(value)) if name in RESIMULATED else ("nominal", 0.0)
-
-
-def variant_names(config: EfficiencySettings | Config) -> list[str]:
-    """The variants the activity's systematics simulate: nominal, and TERM-low / TERM-high of
-    every configured term that changes the simulated frames; none where the efficiency is
-    given."""
-    if config.activity.efficiency is not None:
-        return []
-    spans = configured_spans(config)
-    ends = [f"{name}-{end}" for name in RESIMULATED if name in spans for end in ("low", "high")]
-    return ["nominal", *ends]
-
-
-def _variant(config: EfficiencySettings | Config, variant: str) -> tuple[str, float]:
-    if variant == "nominal":
-        return "nominal", 0.0
-    name, _, end = variant.rpartition("-")
-    span = configured_spans(config).get(name)
-    if name not in RESIMULATED or end not in ("low", "high") or span is None:
-        raise ConfigError(
-            f"--variant {variant!r}: not one of {variant_names(config) or ['nominal']} "
-            "(nominal, or TERM-low / TERM-high of a configured activity.systematics term that "
-            f"is simulated: {', '.join(RESIMULATED)})"
-        )
-    return name, float(span[0] if end == "low" else span[1])
-
-
-def read_variant(path: str | Path) -> tuple[tuple[str, float], pd.DataFrame, int]:
-    """((term, value), truth catalogue, decays) of a variant `run_variant` wrote."""
-    with Path(path).open("rb") as handle:
-        table = pq.read_table(handle)
-    meta = json.loads((table.schema.metadata or {}).get(VARIANT_META, b"null"))
-    if not meta:
-        raise CatalogueError(f"{path}: not an efficiency variant (no {VARIANT_META.decode()})")
-    return (meta["term"], float(meta["value"])), table.to_pandas(), int(meta["decays"])
-
-
-def run_variant(
-    settings: EfficiencySettings, frames: str | Path, out: str | Path, variant: str = "nominal"
-) -> str:
-    """The `variant` stage: the truth catalogue of the efficiency frames of the detector of
-    `frames`, with one term of `activity.systematics` at one end of its range (or nominal),
-    and the decays in them, into `out` (what `activity --variants` reads)."""
-    key = _variant(settings, variant)
-    model = EfficiencyModel(settings, file_attrs(settings, frames))
-    table, decays = model._catalogue(*key)
-    meta = {"term": key[0], "value": key[1], "decays": decays, "variant": variant}
-    arrow = pa.Table.from_pandas(table, preserve_index=False)
-    arrow = arrow.replace_schema_metadata(
-        {**(arrow.schema.metadata or {}), VARIANT_META: json.dumps(meta).encode()}
-    )
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    with atomic_output(out) as tmp, tmp.open("wb") as handle:  # any bytes in its name
-        pq.write_table(arrow, handle)
-    return f"wrote {out}: {len(table)} truth clusters, {decays} decays ({variant})"
-
-
-STAGE = Stage(
-    "variant",
-    "the truth efficiency of one variant of the detector model, for the activity's systematics",
-    "Reads: a frame file (the detector it states) and the config's detector, sources and "
-    "activity.systematics. Writes: a Parquet catalogue of the truth clusters of "
-    "activity.efficiency_frames frames simulated for that detector with one term at one end "
-    "of its range (or nominal), and the decays in them; give it to `activity --variants`.",
-    run_variant,
-    EfficiencySettings,
-    (
-        file_flag("--frames", "the data's frame file", INPUT),
-        file_flag("--out", "catalogue to write (.parquet)", OUTPUT),
-        Flag(
-            "--variant",
-            "nominal, or TERM-low / TERM-high of activity.systematics",
-            arg="variant",
-        ),
-    ),
-)
+def terms_and_combination(
+    config: Settings,
+    data_attrs: dict[str, Any],
+    catalogue: pd.DataFrame,
+    result: ActivityResult,
+    model: EfficiencyModel | None = None,
+) -> tuple[list[Term], Combination | None]:
+    """The terms, and their combination with the counting result (None without terms)."""
+    terms = measure_terms(config, data_attrs, catalogue, result, model)
+    return terms, (combine(result, terms, config.activity.seed) if terms else None)

@@ -32,10 +32,20 @@ def pair_counts(
 
 
 def collection_efficiency(depth_um: np.ndarray, det: DetectorConfig) -> np.ndarray:
-    """Charge collected from depth z: rises linearly across the back partial-collection layer."""
+    """Charge collected from depth z: nothing from the dead sub-layer at the back surface
+    (`backside_dead_um`), then rising across the partial-collection layer as u^p, u the
+    fraction of the layer crossed (p = `backside_pcc_shape`; 1: a linear ramp), then all."""
+    fraction = _layer_fraction(np.asarray(depth_um, float), det)
+    return np.clip(fraction, 0.0, 1.0) ** det.backside_pcc_shape
+
+
+def _layer_fraction(depth_um: np.ndarray, det: DetectorConfig) -> np.ndarray:
+    """u: how far into the partial-collection layer depth z is, from the dead sub-layer's edge
+    (0) to the layer's front edge (1); a step at the dead sub-layer where there is no layer."""
+    from_back = det.thickness_um - det.backside_dead_um - depth_um
     if det.backside_pcc_um == 0:
-        return np.ones_like(depth_um)
-    return np.clip((det.thickness_um - depth_um) / det.backside_pcc_um, 0.0, 1.0)
+        return np.where(from_back >= 0, np.inf, -np.inf)
+    return from_back / det.backside_pcc_um
 
 
 def collected_electrons(
@@ -46,8 +56,8 @@ def collected_electrons(
     rng: np.random.Generator,
 ) -> np.ndarray:
     """Electrons collected per event, anywhere on the frame: each segment's Fano pairs, kept
-    binomially with the collection efficiency averaged along it (exact for the linear ramp of
-    the back layer; segments are far shorter than it). For spectra, where `collect`'s
+    binomially with the collection efficiency averaged along it (exact for the back layer's
+    profile, whatever its shape). For spectra, where `collect`'s
     diffusion and pixels would only cost time; charge leaving the frame is not lost here."""
     pairs = pair_counts(seg.energy_kev, phys, rng)
     kept = rng.binomial(pairs, _mean_collection(seg.start[:, 2], seg.end[:, 2], det))
@@ -55,20 +65,28 @@ def collected_electrons(
 
 
 def _mean_collection(z0: np.ndarray, z1: np.ndarray, det: DetectorConfig) -> np.ndarray:
-    """`collection_efficiency` averaged over each straight piece from depth z0 to z1."""
-    if det.backside_pcc_um == 0:
+    """`collection_efficiency` averaged over each straight piece from depth z0 to z1: the
+    integral of clip(u, 0, 1)^p over u, divided by the span (exact for any p)."""
+    if det.backside_pcc_um == 0 and det.backside_dead_um == 0:
         return np.ones_like(z0)
-    u0 = (det.thickness_um - z0) / det.backside_pcc_um
-    u1 = (det.thickness_um - z1) / det.backside_pcc_um
+    p = det.backside_pcc_shape
+    if det.backside_pcc_um == 0:  # a step: the share of the piece in front of the dead layer
+        edge = det.thickness_um - det.backside_dead_um
+        low, high = np.minimum(z0, z1), np.maximum(z0, z1)
+        span = np.maximum(high - low, 1e-12)
+        inside = np.clip((edge - low) / span, 0.0, 1.0)
+        return np.where(high - low < 1e-12, (low <= edge).astype(float), inside)
+    u0, u1 = _layer_fraction(z0, det), _layer_fraction(z1, det)
 
-    def integral(u: np.ndarray) -> np.ndarray:  # of clip(u, 0, 1)
-        return np.where(u < 0, 0.0, np.where(u <= 1, u**2 / 2, u - 0.5))
+    def integral(u: np.ndarray) -> np.ndarray:  # of clip(u, 0, 1)^p
+        inside = np.clip(u, 0.0, 1.0) ** (p + 1) / (p + 1)
+        return np.where(u <= 1, inside, u - p / (p + 1))
 
     span = u1 - u0
     flat = np.abs(span) < 1e-12
     with np.errstate(divide="ignore", invalid="ignore"):
         mean = (integral(u1) - integral(u0)) / span
-    return np.clip(np.where(flat, np.clip(u0, 0.0, 1.0), mean), 0.0, 1.0)
+    return np.clip(np.where(flat, np.clip(u0, 0.0, 1.0) ** p, mean), 0.0, 1.0)
 
 
 def collect(

@@ -47,6 +47,8 @@ class Material:
     a: float  # g/mol
     density_g_cm3: float
     excitation_ev: float  # I
+    stopping_scale: float = 1.0  # factors on the stopping power and the elastic cross-section:
+    elastic_scale: float = 1.0  # the transport's systematic terms (physics.*_scale)
 
 
 SILICON_Z, SILICON_A = 14.0, 28.0855  # g/mol (IUPAC standard atomic weight)
@@ -60,6 +62,8 @@ def silicon(physics: PhysicsConfig) -> Material:
         SILICON_A,
         physics.silicon_density_g_cm3,
         physics.silicon_excitation_ev,
+        physics.stopping_power_scale,
+        physics.elastic_scale,
     )
 
 
@@ -76,7 +80,12 @@ QUARTZ = Compound(((14, 28.0855), (8, 15.999), (8, 15.999)), 139.2)
 WATER = Compound(((1, 1.008), (1, 1.008), (8, 15.999)), 75.0)
 
 
-def soil(density_g_cm3: float, water_fraction: float) -> Material:
+def soil(
+    density_g_cm3: float,
+    water_fraction: float,
+    stopping_scale: float = 1.0,
+    elastic_scale: float = 1.0,
+) -> Material:
     """Quartz (SiO2, the commonest soil mineral) with `water_fraction` of the mass water, as one
     effective material: its electrons per gram (Z/A) exact for the stopping power, its Z^2 per
     gram exact for screened Rutherford scattering (Z_eff = sum w Z^2/A / sum w Z/A), I by
@@ -90,7 +99,10 @@ def soil(density_g_cm3: float, water_fraction: float) -> Material:
         z2_per_a += weight * sum(z * z for z, _ in compound.atoms) / mass
         log_i += weight * electrons * float(np.log(compound.excitation_ev))
     z_eff = z2_per_a / z_per_a
-    return Material("soil", z_eff, z_eff / z_per_a, density_g_cm3, float(np.exp(log_i / z_per_a)))
+    excitation = float(np.exp(log_i / z_per_a))
+    return Material(
+        "soil", z_eff, z_eff / z_per_a, density_g_cm3, excitation, stopping_scale, elastic_scale
+    )
 
 
 def stopping_power_kev_per_um(energy_kev: ArrayLike, material: Material) -> np.ndarray:
@@ -104,6 +116,7 @@ def stopping_power_kev_per_um(energy_kev: ArrayLike, material: Material) -> np.n
     f_minus = 1 - beta2 + (tau**2 / 8 - (2 * tau + 1) * np.log(2)) / gamma**2
     log_term = np.log(shifted**2 * (shifted + 2) / (2 * i_rel**2)) + f_minus
     mev_cm2_g = STOPPING_CONSTANT * material.z / material.a / beta2 * np.maximum(log_term, 1e-3)
+    mev_cm2_g *= material.stopping_scale
     return mev_cm2_g * material.density_g_cm3 * 1000.0 / 1e4  # keV/um
 
 
@@ -128,7 +141,7 @@ def elastic_mean_free_path_um(energy_kev: ArrayLike, material: Material) -> np.n
     relativistic = ((e + ELECTRON_MASS_KEV) / (e + 2 * ELECTRON_MASS_KEV)) ** 2
     sigma = RUTHERFORD_CM2 * material.z**2 / e**2 * 4 * np.pi / (alpha * (1 + alpha)) * relativistic
     atoms_per_cm3 = AVOGADRO * material.density_g_cm3 / material.a
-    return 1e4 / (atoms_per_cm3 * sigma)
+    return 1e4 / (atoms_per_cm3 * sigma * material.elastic_scale)
 
 
 def scattering_cosine(

@@ -236,7 +236,8 @@ def tritium_segments(
             start, _isotropic_into_bulk(n, rng), energy, (silicon,), rng
         )
     else:
-        layer = electrons.soil(sample.density_g_cm3, sample.water_fraction)
+        scales = (physics.stopping_power_scale, physics.elastic_scale)
+        layer = electrons.soil(sample.density_g_cm3, sample.water_fraction, *scales)
         bottom = det.thickness_um + sample.gap_um
         depth = escape_depth_um(cfg)
         start = np.column_stack([xy, bottom + depth * rng.random(n)])
@@ -268,13 +269,15 @@ def electron_segments(
     rng: np.random.Generator,
 ) -> Segments:
     """Compton electrons and betas, anywhere in the bulk, isotropic: a share `compton_fraction`
-    with the Klein-Nishina recoil energies of the gamma lines, the rest log-uniform in energy."""
+    with the Klein-Nishina recoil energies of the gamma lines (in silicon the recoil spectrum is
+    flat down to ~0.1 keV, where transport stops: lower recoils are deposited at 0.1 keV), the
+    rest log-uniform in `energy_kev`."""
     low, high = np.log(cfg.energy_kev[0]), np.log(cfg.energy_kev[1])
     energy = np.exp(rng.uniform(low, high, n))
     if cfg.compton_fraction > 0:
         compton = rng.random(n) < cfg.compton_fraction
         gammas = rng.choice(np.asarray(cfg.gamma_lines_kev), size=int(compton.sum()))
-        energy[compton] = np.maximum(compton_electron_kev(gammas, rng), cfg.energy_kev[0])
+        energy[compton] = np.maximum(compton_electron_kev(gammas, rng), electrons.CUTOFF_KEV)
     start = np.column_stack([_uniform_xy(n, det, rng), rng.uniform(0, det.thickness_um, n)])
     return transport_electrons(start, _isotropic(n, rng), energy, physics, det.thickness_um, rng)
 

@@ -262,9 +262,11 @@ def simulate_file(
     seed: int,
     root: bool = False,
     progress: bool = True,
+    extra_attrs: dict[str, str] | None = None,
 ) -> list[Path]:
-    """Simulate `n_frames` frames into `out` (HDF5) and, with `root`, its `.root` twin.
-    Frames are seeded one by one from (seed, frame index); written atomically."""
+    """Simulate `n_frames` frames into `out` (HDF5) and, with `root`, its `.root` twin, with
+    `extra_attrs` beside the simulator's. Frames are seeded one by one from (seed, frame
+    index); written atomically."""
     check_classes(config)
     det = config.detector
     check_adc(det)
@@ -278,6 +280,7 @@ def simulate_file(
         "units": "ADU",
         "simulator_seed": seed,
         "simulator_config": json.dumps(config_to_dict(config), sort_keys=True),
+        **(extra_attrs or {}),
     }
     for path in paths:
         path.parent.mkdir(parents=True, exist_ok=True)
