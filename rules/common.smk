@@ -88,7 +88,9 @@ def frames_of(wildcards):
     name = wildcards.name
     if name.endswith(EFFICIENCY):
         return f"data/efficiency/{name.removesuffix(EFFICIENCY)}.h5"
-    base, variant = name.split(EFFICIENCY + "-", 1) if EFFICIENCY + "-" in name else (name, "")
+    base, variant = (
+        name.split(EFFICIENCY + "-", 1) if EFFICIENCY + "-" in name else (name, "")
+    )
     if variant:
         return f"data/efficiency/{base}.{variant}.h5"
     return INPUTS.get(name, f"data/sim/{name}.h5")
@@ -131,7 +133,9 @@ def train_launcher():
     return "python -m pipeline"
 
 
-VARIANTS = variant_names(validate_config(config))  # the systematics' re-simulated variants
+VARIANTS = variant_names(
+    validate_config(config)
+)  # the systematics' re-simulated variants
 
 
 def efficiency_inputs(wildcards):
@@ -146,7 +150,8 @@ def efficiency_inputs(wildcards):
         "efficiency_catalogue": f"results/catalogues/{name}.efficiency.{method}.parquet",
         "variants": [f"data/efficiency/{name}.{v}.h5" for v in VARIANTS],
         "variant_catalogues": [
-            f"results/catalogues/{name}.efficiency-{v}.{method}.parquet" for v in VARIANTS
+            f"results/catalogues/{name}.efficiency-{v}.{method}.parquet"
+            for v in VARIANTS
         ],
     }
 

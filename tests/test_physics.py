@@ -350,7 +350,8 @@ def test_the_back_layers_profile_and_dead_sub_layer():
     assert charge.collection_efficiency(depths, det) == pytest.approx([0, 0, 0.25, 1, 1])
     z0, z1 = np.array([back - 0.05, back - 2.0]), np.array([back - 0.9, back - 0.3])
     fine = [
-        charge.collection_efficiency(np.linspace(a, b, 200_001), det).mean() for a, b in zip(z0, z1)
+        charge.collection_efficiency(np.linspace(a, b, 200_001), det).mean()
+        for a, b in zip(z0, z1, strict=True)
     ]
     assert charge._mean_collection(z0, z1, det) == pytest.approx(fine, rel=1e-4)
     step = det.model_copy(update={"backside_pcc_um": 0.0})  # a dead layer alone: a step
