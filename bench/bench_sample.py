@@ -1,11 +1,14 @@
 """Tritium in a sample, end to end: simulated samples of known activity concentration (three
 layer thicknesses, two back-surface layers), each measured as a user would (frames -> map and
 catalogue -> efficiency frames of the same detector, mapped by the same method -> activity),
-with the classical reconstruction and the shipped U-Net. Prints one JSON line per sample and
-method: the true and measured concentration (Bq/g), the 95 % interval and whether it covers the
-truth, the decision threshold and the detection limit (ISO 11929).
+with the classical reconstruction and the shipped U-Net; every term of the systematics
+re-simulated and labelled by the same method (`activity.model`). Prints one JSON line per sample
+and method: the true and measured concentration (Bq/g), the 95 % interval and whether it covers
+the truth, the decision threshold and the detection limit (ISO 11929), and the terms that
+dominate the calibration's uncertainty.
 
-    python bench/bench_sample.py [--frames 8] [--size 512] [--methods classical unet]
+    python bench/bench_sample.py [--frames 8] [--size 512] [--efficiency-frames 8]
+                                 [--methods classical unet]
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ SAMPLES = {  # thickness (um): a smear, a thin layer, a thick soil sample
 }
 BACK_LAYERS_UM = (0.3, 1.0)  # detector.backside_pcc_um: the efficiency's largest unknown
 ENTERING_PER_FRAME = 40.0  # betas that reach the CCD per frame, whatever the sample
+SHIPPED = "ccd-unet-v1"
 
 
 def overrides(thickness_um: float, back_um: float, size: int, rate: float) -> dict:
@@ -57,7 +61,9 @@ def reach_fraction(thickness_um: float) -> float:
 
 def measure(folder: Path, sets: list[str], method: str) -> dict:
     """Map the data and its efficiency frames with `method`, then the activity."""
-    mapper = ["classical"] if method == "classical" else ["infer", "--model", "ccd-unet-v1"]
+    mapper = ["classical"] if method == "classical" else ["infer", "--model", SHIPPED]
+    labeller = "classical" if method == "classical" else SHIPPED
+    sets = [*sets, f"--set=activity.model={labeller}"]  # the variants, labelled in-process
     for name in ("data", "efficiency"):
         argv = [*mapper, "--input", str(folder / f"{name}.h5"), "--output"]
         argv += [str(folder / f"{name}.{method}.h5"), "--catalogue"]
@@ -70,10 +76,23 @@ def measure(folder: Path, sets: list[str], method: str) -> dict:
     return json.loads(out.read_text())
 
 
+def largest_terms(systematics: dict, n: int = 3) -> dict[str, float]:
+    """The `n` terms of the activity's systematics with the largest spread (Bq)."""
+    spreads = {
+        name: term["standard_uncertainty_bq"]
+        for name, term in systematics.items()
+        if isinstance(term, dict) and "standard_uncertainty_bq" in term
+    }
+    return dict(sorted(spreads.items(), key=lambda item: -item[1])[:n])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--size", type=int, default=512)
+    parser.add_argument(
+        "--efficiency-frames", type=int, default=8, help="per variant (activity.efficiency_frames)"
+    )
     parser.add_argument("--methods", nargs="+", default=["classical", "unet"])
     parser.add_argument("--keep", type=Path, help="folder to copy each activity JSON into")
     args = parser.parse_args()
@@ -81,6 +100,7 @@ def main() -> None:
         rate = ENTERING_PER_FRAME / reach_fraction(thickness)
         for back in BACK_LAYERS_UM:
             given = overrides(thickness, back, args.size, rate)
+            given["activity.efficiency_frames"] = args.efficiency_frames
             config = load_config(overrides=given)
             sets = [f"--set={k}={v}" for k, v in given.items()] + ["--set=tracking.enabled=false"]
             with tempfile.TemporaryDirectory(prefix="bench-sample-") as tmp:
@@ -111,6 +131,8 @@ def main() -> None:
                         "interval_bq_per_g": [low, high], "covers": low <= truth <= high,
                         "decision_threshold_bq_per_g": sample["decision_threshold_bq_per_g"],
                         "mda_bq_per_g": sample["mda_bq_per_g"], "decays": decays,
+                        "calibration_uncertainty": result["calibration_uncertainty"],
+                        "largest_terms": largest_terms(result["systematics"]),
                     }), flush=True)  # fmt: skip
 
 

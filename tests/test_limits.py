@@ -44,6 +44,24 @@ def _shapes(n_bins: int = 39) -> np.ndarray:
     return rows / rows.sum(axis=1, keepdims=True)
 
 
+def test_iso_11929s_worked_example_of_an_alpha_activity_concentration():
+    """ISO 11929:2010 annex D.1, example 1(a): alpha activity in a liquid on a planchet, gross
+    2591 counts in 360 s, background 41782 in 7200 s, c = R_n / (V eps f) with V = 0.5 +- 0.005
+    L, eps = 0.3 +- 0.015, f = 0.6 rectangular +- 0.2; k = 1.645. The standard's (and
+    UncertRadio's reference list, BatListRef_v06.txt, of the German BfS) results: c = 15.49
+    Bq/L, decision threshold 2.37791 Bq/L, detection limit 5.42076 Bq/L."""
+    r0, t_gross, t_background = 41782 / 7200, 360.0, 7200.0
+    w = 1 / (0.5 * 0.3 * 0.6)
+    u_rel = np.sqrt((0.005 / 0.5) ** 2 + (0.015 / 0.3) ** 2 + (0.2 / np.sqrt(3) / 0.6) ** 2)
+    k_error = stats.norm.sf(1.645)
+    limits = characteristic_limits(
+        lambda net: (net + r0) / t_gross + r0 / t_background, w, u_rel, k_error, k_error
+    )
+    assert w * (2591 / t_gross - r0) == pytest.approx(15.4907, rel=1e-5)
+    assert limits.decision_threshold == pytest.approx(2.37791, rel=1e-5)
+    assert limits.detection_limit == pytest.approx(5.42076, rel=1e-5)
+
+
 def test_the_fits_limits_keep_their_false_positive_and_negative_rates():
     """Poisson toys with no tritium exceed the decision threshold about 5 % of the time; toys
     at the detection limit exceed it about 95 % of the time (400 toys each: +- 2.5 sigma)."""

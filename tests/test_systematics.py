@@ -277,3 +277,24 @@ def test_the_workflows_variants_give_the_activity_the_method_measures_alone(tmp_
         efficiency.run(
             settings_of(config, "efficiency"), frames, tmp_path / "g.h5", "gain_scale-low"
         )
+
+
+def test_the_classical_reconstruction_measures_its_own_efficiency_in_process(tmp_path):
+    """`activity.model: classical`: the efficiency frames simulated in place are labelled by
+    the classical reconstruction, exactly as the workflow's classical rule labels the
+    efficiency stage's frames."""
+    from pipeline.commands import settings_of
+    from pipeline.inference.classical import classical_file
+    from pipeline.simulation.simulate import simulate_file
+
+    config = load_config(overrides={**SMALL, "activity.model": "classical"})
+    data = simulate_file(config, tmp_path / "d.h5", 1, seed=3, progress=False)[0]
+    attrs = efficiency.file_attrs(config, data)
+    in_process = efficiency.model_efficiency_with_error(config, "classical", attrs)
+    frames = tmp_path / "e.h5"
+    efficiency.run(settings_of(config, "efficiency"), data, frames)
+    catalogue = tmp_path / "e.parquet"
+    classical_file(config, frames, tmp_path / "e.map.h5", catalogue, progress=False)
+    assert in_process == efficiency.efficiency_from_files(config, frames, catalogue)
+    truth = efficiency.efficiency_with_error(config, config.activity.efficiency_frames)
+    assert in_process[0] != truth[0]  # the method's own losses, not the truth's

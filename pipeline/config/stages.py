@@ -157,6 +157,7 @@ class EfficiencySettings(FrameSettings):
     simulate: SimulateConfig
     activity: ActivityConfig
     infer: InferConfig
+    classical: ClassicalConfig  # activity.model: classical
     release: ReleaseConfig  # where a shipped model's name is looked up
 
 

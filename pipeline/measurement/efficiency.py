@@ -199,22 +199,31 @@ def model_catalogue(
     data_attrs: dict[str, Any],
     progress: bool = False,
 ) -> tuple[pd.DataFrame, int]:
-    """(catalogue, tritium decays) of the trained `model`, all in a temporary folder: the
-    efficiency frames of the data's detector, calibrated, inferred (with `config.infer`'s
-    settings) and catalogued with the measured charge, exactly like the data."""
-    from pipeline.inference.infer import infer_file  # torch only when a model is used
-    from pipeline.network.shipped import resolve_checkpoint
-
-    checkpoint = resolve_checkpoint(model, config.release.dir)
+    """(catalogue, tritium decays) of the trained `model` (or, for `classical`, the classical
+    reconstruction), all in a temporary folder: the efficiency frames of the data's detector,
+    calibrated, mapped (with `config.infer`'s or `config.classical`'s settings) and
+    catalogued with the measured charge, exactly like the data."""
     with tempfile.TemporaryDirectory(prefix="efficiency-") as tmp:
         frames, catalogue = Path(tmp) / "frames.h5", Path(tmp) / "catalogue.parquet"
         simulate_efficiency_frames(config, data_attrs, frames)
+        map_path = Path(tmp) / "map.h5"
+        if str(model) == CLASSICAL:
+            from pipeline.inference.classical import classical_file
+
+            classical_file(config, frames, map_path, catalogue, progress=progress)
+            return files_catalogue(frames, catalogue)
+        from pipeline.inference.infer import infer_file  # torch only when a model is used
+        from pipeline.network.shipped import resolve_checkpoint
+
+        checkpoint = resolve_checkpoint(model, config.release.dir)
         inferred = config.model_copy(
             update={"infer": config.infer.model_copy(update={"probabilities": False})}
         )
-        map_path = Path(tmp) / "map.h5"
         infer_file(inferred, frames, map_path, catalogue, progress=progress, model=checkpoint)
         return files_catalogue(frames, catalogue)
+
+
+CLASSICAL = "classical"  # activity.model: the classical reconstruction made the catalogue
 
 
 DETECTOR_ATTRS = ("readout_noise_e", "gain_adu_per_e", "pixel_size_um", "thickness_um")
