@@ -208,9 +208,13 @@ def model_catalogue(
         simulate_efficiency_frames(config, data_attrs, frames)
         map_path = Path(tmp) / "map.h5"
         if str(model) == CLASSICAL:
+            from pipeline.config.stages import ClassicalSettings
             from pipeline.inference.classical import classical_file
 
-            classical_file(config, frames, map_path, catalogue, progress=progress)
+            fields = {name: getattr(config, name) for name in ClassicalSettings.model_fields}
+            classical_file(
+                ClassicalSettings(**fields), frames, map_path, catalogue, progress=progress
+            )
             return files_catalogue(frames, catalogue)
         from pipeline.inference.infer import infer_file  # torch only when a model is used
         from pipeline.network.shipped import resolve_checkpoint
