@@ -88,3 +88,49 @@ def test_a_reference_of_another_method_is_refused_in_one_line(calibrated, tmp_pa
     err = capsys.readouterr().err
     assert "measured with another method" in err and err.count("\n") == 1
     assert not out.exists()
+
+
+def _layer(folder, name: str, thickness_um: float, rate: float, seed: int):
+    """Frames of a layer sample, their classical catalogue, and the true activity of the decays
+    (those of the whole layer, and those of its escape layer)."""
+    given = {
+        "detector.height": 256,
+        "detector.width": 256,
+        "sources.tritium.sample.kind": "layer",
+        "sources.tritium.sample.thickness_um": thickness_um,
+        "sources.tritium.rate_per_frame": rate,
+    }
+    config = load_config(overrides=given)
+    frames = simulate_file(config, folder / f"{name}.h5", 6, seed=seed, progress=False)[0]
+    catalogue = folder / f"{name}.parquet"
+    classical_file(config, frames, folder / f"{name}.map.h5", catalogue, progress=False)
+    with h5py.File(frames) as f:
+        decays = json.loads(f.attrs["drawn_events"])["tritium"]
+        live = f["frames"].shape[0] * float(f.attrs["exposure_s"])
+    sets = [f"--set={key}={value}" for key, value in given.items()]
+    return frames, catalogue, decays / live, sets
+
+
+def test_a_reference_of_another_geometry_is_carried_over_by_the_simulation(tmp_path, capsys):
+    """A thin deposit of known activity calibrates the detector; the data are a 2 um layer.
+    The data's efficiency is the reference's times the ratio of the two samples' simulated
+    efficiencies, and its interval covers the true activity of the data's escape layer."""
+    ref_frames, ref_catalogue, ref_bq, ref_sets = _layer(tmp_path, "ref", 0.05, 120.0, 41)
+    reference = tmp_path / "ref.json"
+    argv = ["reference", "--catalogue", str(ref_catalogue), "--frames", str(ref_frames)]
+    argv += ["--reference-bq", str(ref_bq), "--reference-error-bq", str(0.02 * ref_bq)]
+    assert main([*argv, "--out", str(reference), *ref_sets, *SETS]) == 0
+    assert json.loads(reference.read_text())["sample"]["thickness_um"] == 0.05
+    frames, catalogue, true_bq, sets = _layer(tmp_path, "data", 2.0, 400.0, 42)
+    out = tmp_path / "data.json"
+    argv = ["activity", "--catalogue", str(catalogue), "--frames", str(frames)]
+    argv += ["--reference", str(reference), "--out", str(out), *sets, *SETS]
+    assert main([*argv, "--set=activity.efficiency_frames=4"]) == 0
+    assert "carried to this sample (layer, 2 um) from the reference's (layer, 0.05 um)" in (
+        capsys.readouterr().out
+    )
+    result = json.loads(out.read_text())
+    reference_efficiency = json.loads(reference.read_text())["efficiency"]
+    assert result["efficiency"] < reference_efficiency  # a thicker layer absorbs its betas
+    low, high = result["interval_bq"]
+    assert low <= true_bq <= high, (low, true_bq, high)

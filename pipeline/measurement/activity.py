@@ -35,7 +35,7 @@ from pipeline.measurement.estimate import (
     with_limits,
 )
 from pipeline.measurement.limits import limit_words
-from pipeline.measurement.reference import read_reference
+from pipeline.measurement.reference import reference_efficiency
 from pipeline.measurement.sample import said as said_of_sample
 from pipeline.measurement.sample import sample_scale, sample_summary
 from pipeline.measurement.spectrum import ACTIVITY_COLUMNS
@@ -62,12 +62,6 @@ def run(
     simulated here and labelled by `activity.model` (the truth without one). A `reference`
     measurement (`reference` stage) gives the efficiency in place of all of these: the real
     detector's, so the detector-model terms drop."""
-    measured_route = None
-    if reference is not None:
-        efficiency_ref, error_ref, measured_route = read_reference(reference, catalogue)
-        given = {"efficiency": efficiency_ref, "efficiency_error": error_ref}
-        activity_config = settings.activity.model_copy(update=given)
-        settings = settings.model_copy(update={"activity": activity_config})
     if (efficiency_frames is None) != (efficiency_catalogue is None):
         raise ConfigError("--efficiency-frames and --efficiency-catalogue go together")
     if len(variants) != len(variant_catalogues):
@@ -90,6 +84,14 @@ def run(
             check_made_from(made, ff)
     exposure_s = attrs.get("exposure_s")
     exposure_of(exposure_s, settings, str(frames))  # refused before any simulation
+    measured_route = None
+    if reference is not None:
+        efficiency_ref, error_ref, measured_route = reference_efficiency(
+            settings, attrs, reference, catalogue
+        )
+        given = {"efficiency": efficiency_ref, "efficiency_error": error_ref}
+        activity_config = settings.activity.model_copy(update=given)
+        settings = settings.model_copy(update={"activity": activity_config})
     model = systematics.EfficiencyModel(settings, attrs, pairs, mapped)  # the rest simulated once
     efficiency, error, route = efficiency_for(settings, mapped, model.efficiency_with_error)
     route = measured_route or route

@@ -9,8 +9,12 @@ quadrature; and the JSON that `activity --reference` reads. The efficiency is th
 (the U-Net's or the classical reconstruction's), so the JSON records which made the catalogue
 and the activity refuses a reference of another. This is the way for real data: the reference
 calibrates the real detector's back surface, diffusion and threshold, which the simulation can
-only bracket; the simulated efficiency then serves only to carry over what differs between the
-reference and the sample (their geometry, their matrix), which is not modelled yet.
+only bracket. The simulated efficiency then serves only to carry over what differs between the
+reference and the sample: the JSON records the reference's sample (`sources.tritium.sample`:
+a thin deposit, a layer), and where the data's differs, its efficiency is the reference's
+times the ratio of the two samples' simulated efficiencies (for the data's detector, labelled
+by `activity.model`, the truth without one), so only the geometry and matrix rest on the
+simulation, not the detector.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -30,6 +35,7 @@ from pipeline.io import open_frames
 from pipeline.measurement.estimate import exposure_of
 from pipeline.measurement.spectrum import ACTIVITY_COLUMNS, fit_energies, fit_spectrum
 from pipeline.results.clusters import catalogue_made_from, check_made_from, read_catalogue
+from pipeline.simulation.physics import escape_depth_um
 
 CLASSICAL = "classical"  # the method of a catalogue no network made
 
@@ -45,6 +51,7 @@ class ReferenceEfficiency:
     live_time_s: float
     method: str  # the model's SHA-256, or "classical"
     catalogue: str
+    sample: dict[str, Any] | None = None  # the reference's sources.tritium.sample (None: older)
 
 
 def method_of(catalogue: str | Path) -> str | None:
@@ -84,12 +91,13 @@ def measure_reference(
         live,
         method_of(catalogue) or "not recorded",
         printable(Path(catalogue).name),
+        settings.sources.tritium.sample.model_dump(),
     )
 
 
-def read_reference(path: str | Path, catalogue: str | Path) -> tuple[float, float, str]:
-    """(efficiency, its error, the route in words) of a reference JSON, checked to be of the
-    method that labelled `catalogue`."""
+def read_reference(path: str | Path, catalogue: str | Path) -> tuple[ReferenceEfficiency, str]:
+    """A reference JSON and the route in words, checked to be of the method that labelled
+    `catalogue`."""
     try:
         data = json.loads(Path(path).read_text())
         reference = ReferenceEfficiency(**data)
@@ -106,7 +114,56 @@ def read_reference(path: str | Path, catalogue: str | Path) -> tuple[float, floa
         f"{reference.reference_bq:.4g} +- {reference.reference_error_bq:.2g} Bq, "
         f"{reference.tritium_counts:.1f} tritium clusters fitted over {reference.live_time_s:g} s"
     )
-    return reference.efficiency, reference.efficiency_error, route
+    return reference, route
+
+
+def reference_efficiency(
+    settings: ActivitySettings, data_attrs: dict[str, Any], path: str | Path, catalogue: str | Path
+) -> tuple[float, float, str]:
+    """(efficiency, its error, the route in words) that the reference JSON `path` gives the
+    data of `catalogue`: the reference's, carried over to the data's sample where it differs
+    from the reference's (`geometry_transfer`)."""
+    reference, route = read_reference(path, catalogue)
+    transfer = geometry_transfer(settings, data_attrs, reference.sample)
+    if transfer is None:
+        return reference.efficiency, reference.efficiency_error, route
+    factor, factor_error, words = transfer
+    efficiency = reference.efficiency * factor
+    relative = np.hypot(reference.efficiency_error / reference.efficiency, factor_error / factor)
+    return float(efficiency), float(efficiency * relative), f"{route}; {words}"
+
+
+def geometry_transfer(
+    settings: ActivitySettings, data_attrs: dict[str, Any], sample: dict[str, Any] | None
+) -> tuple[float, float, str] | None:
+    """(factor, its error, in words) from the reference's sample to the data's: the data's
+    simulated efficiency over the reference's per decay of the whole reference (its escape
+    layer's share of the decays, for a layer); None where the samples are the same (or the
+    reference's is not recorded)."""
+    from pipeline.measurement.systematics import EfficiencyModel
+
+    tritium = settings.sources.tritium
+    if sample is None or tritium.sample.model_dump() == sample:
+        return None
+    ref_sample = type(tritium.sample).model_validate(sample)
+    ref_sources = settings.sources.model_copy(
+        update={"tritium": tritium.model_copy(update={"sample": ref_sample})}
+    )
+    ref_settings = settings.model_copy(update={"sources": ref_sources})
+    data, data_error = EfficiencyModel(settings, data_attrs).efficiency_with_error()
+    ref, ref_error = EfficiencyModel(ref_settings, data_attrs).efficiency_with_error()
+    share = 1.0
+    if ref_sample.kind == "layer":  # the reference's certificate counts every decay in it
+        share = escape_depth_um(ref_settings.sources.tritium) / ref_sample.thickness_um
+    factor = data / (ref * share)
+    error = factor * float(np.hypot(data_error / data, ref_error / ref))
+    labeller = settings.activity.model or "the truth labels"
+    words = (
+        f"carried to this sample ({tritium.sample.kind}, {tritium.sample.thickness_um:g} um) "
+        f"from the reference's ({ref_sample.kind}, {ref_sample.thickness_um:g} um) by the ratio "
+        f"of their simulated efficiencies, {factor:.4g} +- {error:.2g} ({labeller})"
+    )
+    return factor, error, words
 
 
 def run(
