@@ -8,7 +8,10 @@ the truth, the decision threshold and the detection limit (ISO 11929), and the t
 dominate the calibration's uncertainty.
 
     python bench/bench_sample.py [--frames 8] [--size 512] [--efficiency-frames 8]
-                                 [--methods classical unet]
+        [--methods classical unet] [--samples "soil 1 mm"] [--back-layers 1.0] [--keep DIR]
+
+`pipeline forecast --activity DIR/*.json` then gives each one's detection limit (Bq/g) against
+counting time.
 """
 
 from __future__ import annotations
@@ -95,10 +98,13 @@ def main() -> None:
     )
     parser.add_argument("--methods", nargs="+", default=["classical", "unet"])
     parser.add_argument("--keep", type=Path, help="folder to copy each activity JSON into")
+    parser.add_argument("--samples", nargs="+", choices=list(SAMPLES), default=list(SAMPLES))
+    parser.add_argument("--back-layers", nargs="+", type=float, default=list(BACK_LAYERS_UM))
     args = parser.parse_args()
-    for label, thickness in SAMPLES.items():
+    for label in args.samples:
+        thickness = SAMPLES[label]
         rate = ENTERING_PER_FRAME / reach_fraction(thickness)
-        for back in BACK_LAYERS_UM:
+        for back in args.back_layers:
             given = overrides(thickness, back, args.size, rate)
             given["activity.efficiency_frames"] = args.efficiency_frames
             config = load_config(overrides=given)
