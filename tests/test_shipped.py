@@ -71,8 +71,13 @@ def test_an_exported_model_is_smaller_and_gives_the_same_output(run, tmp_path):
     x = torch.randn(2, 2, 64, 64) * 2
     with torch.no_grad():
         a, b = original.eval()(x), exported.eval()(x)
-    assert float((a - b).abs().max()) < 0.02 * float(a.abs().max())
-    assert float((a.argmax(1) == b.argmax(1)).float().mean()) > 0.999
+    tolerance = 0.02 * float(a.abs().max())
+    assert float((a - b).abs().max()) < tolerance
+    # the same class wherever the top two logits differ by more than float16 can move them
+    top2 = a.topk(2, dim=1).values
+    decided = (top2[:, 0] - top2[:, 1]) > 2 * float((a - b).abs().max())
+    assert float(decided.float().mean()) > 0.9
+    assert bool((a.argmax(1) == b.argmax(1))[decided].all())
 
 
 def test_the_card_says_how_the_model_was_made(run, tmp_path):
