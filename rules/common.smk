@@ -78,7 +78,7 @@ def scored_maps(name):
 
 
 EFFICIENCY = ".efficiency"  # NAME.efficiency: the efficiency frames of dataset NAME
-# NAME.efficiency-VARIANT: those of a variant of the activity's systematics
+VARIANT_OF = ".efficiency-"  # NAME.efficiency-VARIANT: those of a variant of the systematics
 
 
 def frames_of(wildcards):
@@ -88,10 +88,8 @@ def frames_of(wildcards):
     name = wildcards.name
     if name.endswith(EFFICIENCY):
         return f"data/efficiency/{name.removesuffix(EFFICIENCY)}.h5"
-    base, variant = (
-        name.split(EFFICIENCY + "-", 1) if EFFICIENCY + "-" in name else (name, "")
-    )
-    if variant:
+    if VARIANT_OF in name:
+        base, variant = name.split(VARIANT_OF, 1)
         return f"data/efficiency/{base}.{variant}.h5"
     return INPUTS.get(name, f"data/sim/{name}.h5")
 
