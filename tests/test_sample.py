@@ -94,10 +94,14 @@ def test_the_samples_density_and_moisture_are_terms_of_a_layer_only():
     layer = load_config(overrides=LAYER)  # 2 um: thinner than the escape depth
     names = variants.variant_names(layer)
     assert {"sample_density_g_cm3-low", "sample_water_fraction-high"} <= set(names)
-    thin = load_config(overrides={**LAYER, "activity.systematics.sample_thickness_um": [1, 3]})
-    assert {"sample_thickness_um-low", "sample_thickness_um-high"} <= set(
+    thin = load_config(overrides=LAYER)
+    assert {"sample_thickness_scale-low", "sample_thickness_scale-high"} <= set(
         variants.variant_names(thin)
     )
+    # a factor on the thickness: a thin layer's mass follows it, whatever its thickness
+    for thickness in (0.05, 2.0):
+        layer = load_config(overrides={**LAYER, "sources.tritium.sample.thickness_um": thickness})
+        assert variants.mass_ratio(layer, "sample_thickness_scale", 1.2) == pytest.approx(1.2)
     thick = load_config(overrides={**LAYER, "sources.tritium.sample.thickness_um": 1000.0})
     assert not any(n.startswith("sample_thickness") for n in variants.variant_names(thick))
 

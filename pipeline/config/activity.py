@@ -25,7 +25,7 @@ class SystematicsConfig(Section):
     threshold_kev: tuple[float, float] | None = None
     sample_density_g_cm3: tuple[float, float] | None = None
     sample_water_fraction: tuple[float, float] | None = None
-    sample_thickness_um: tuple[float, float] | None = None
+    sample_thickness_scale: tuple[float, float] | None = None
 
     @model_validator(mode="after")
     def _ranges(self) -> SystematicsConfig:
@@ -48,7 +48,13 @@ class SystematicsConfig(Section):
 
 # terms whose range may start at 0 (no dead layer, no back layer, dry soil), and factors
 ZERO_ALLOWED = ("back_layer_um", "dead_layer_um", "sample_water_fraction")
-FACTORS = ("diffusion_scale", "stopping_power_scale", "elastic_scale", "gain_scale")
+FACTORS = (
+    "diffusion_scale",
+    "stopping_power_scale",
+    "elastic_scale",
+    "gain_scale",
+    "sample_thickness_scale",
+)
 
 
 MAX_FIT_KEV = 1000.0  # a fit range beyond 1 MeV holds no tritium (endpoint 18.59 keV, NNDC)

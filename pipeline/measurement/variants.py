@@ -40,7 +40,9 @@ TERMS: dict[str, TermSpec] = {
     "threshold_kev": TermSpec("activity", "energy_range_kev", False),
     "sample_density_g_cm3": TermSpec("sample", "density_g_cm3", True, layer_only=True),
     "sample_water_fraction": TermSpec("sample", "water_fraction", True, layer_only=True),
-    "sample_thickness_um": TermSpec("sample", "thickness_um", True, layer_only=True),
+    "sample_thickness_scale": TermSpec(
+        "sample", "thickness_um", True, factor=True, layer_only=True
+    ),
 }
 SAMPLE_TERMS = tuple(name for name, spec in TERMS.items() if spec.layer_only)
 
@@ -95,7 +97,8 @@ def varied(config: Settings, name: str, value: float) -> Settings:
         return _with(config, "activity", config.activity.model_copy(update={spec.key: span}))
     if spec.section == "sample":
         tritium = config.sources.tritium
-        sample = tritium.sample.model_copy(update={spec.key: value})
+        new = value * getattr(tritium.sample, spec.key) if spec.factor else value
+        sample = tritium.sample.model_copy(update={spec.key: new})
         sources = config.sources.model_copy(
             update={"tritium": tritium.model_copy(update={"sample": sample})}
         )
@@ -116,7 +119,7 @@ def variant_key(config: Settings, name: str, value: float) -> tuple[str, float]:
     spec = TERMS.get(name)
     if spec is None or not spec.resimulated or value == nominal_value(config, name):
         return ("nominal", 0.0)
-    if name == "sample_thickness_um":
+    if name == "sample_thickness_scale":
         tritium = config.sources.tritium
         if escape_depth_um(varied(config, name, value).sources.tritium) == escape_depth_um(tritium):
             return ("nominal", 0.0)
