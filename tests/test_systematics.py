@@ -109,7 +109,8 @@ def _term(span, nominal, efficiency):
     """A term with the efficiency at the two ends and the fit unchanged (yield 50)."""
     result = _result()
     activities = tuple(50.0 / (e * 100.0) for e in efficiency)
-    return systematics.Term("t", span, nominal, efficiency, (50.0, 50.0), activities), result
+    term = systematics.Term("t", span, nominal, efficiency, (0, 0), (50.0, 50.0), activities)
+    return term, result
 
 
 def test_a_range_is_a_uniform_distribution_not_a_standard_deviation():

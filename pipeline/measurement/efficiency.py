@@ -33,19 +33,23 @@ from pipeline.simulation import simulate
 
 FRAME_PX = 512  # edge of the (small) simulated frames of the efficiency measurement
 MAX_EVENTS_PER_FRAME = 2000  # ~13x the default efficiency frame; busier frames would not fit memory
-TRITIUM_PER_PIXEL = 4e-4  # betas per pixel in efficiency frames (~0.6 % occupancy)
+TRITIUM_PER_PIXEL = 4e-4  # betas entering per pixel in efficiency frames (~0.6 % occupancy)
+REACH_DECAYS = 4000  # decays transported to estimate a layer's share that reaches the CCD
 
 
 def efficiency_config(config: EfficiencySettings | Config) -> EfficiencySettings | Config:
     """The config of the efficiency frames: at most FRAME_PX square, muons, electrons and alphas
-    at the configured density per pixel, tritium raised to at least TRITIUM_PER_PIXEL (still
-    sparse) and X-rays kept in their ratio to tritium."""
+    at the configured density per pixel, tritium raised to at least TRITIUM_PER_PIXEL betas
+    entering the CCD (still sparse; a layer's decays raised by the share that reaches it, so its
+    frames hold as many betas as a surface source's) and X-rays kept in their ratio to
+    tritium."""
     det = config.detector
     height, width = min(det.height, FRAME_PX), min(det.width, FRAME_PX)
     area = height * width / (det.height * det.width)
     sections = config.sources.sections()
     scaled = {name: section.rate_per_frame * area for name, section in sections.items()}
-    tritium = max(scaled["tritium"], TRITIUM_PER_PIXEL * height * width)
+    entering = TRITIUM_PER_PIXEL * height * width
+    tritium = max(scaled["tritium"], entering / reaching_share(config))
     boost = tritium / scaled["tritium"] if scaled["tritium"] > 0 else 1.0
     scaled["tritium"], scaled["xray"] = tritium, scaled["xray"] * boost
     sources = {
@@ -56,6 +60,19 @@ def efficiency_config(config: EfficiencySettings | Config) -> EfficiencySettings
     return config.model_copy(
         update={"detector": detector, "sources": config.sources.model_copy(update=sources)}
     )
+
+
+def reaching_share(config: EfficiencySettings | Config) -> float:
+    """The share of the sample's simulated decays whose beta deposits in the CCD: 1 for a
+    surface source; for a layer, from REACH_DECAYS decays transported (fixed seed)."""
+    tritium = config.sources.tritium
+    if tritium.sample.kind == "surface":
+        return 1.0
+    from pipeline.simulation.physics import tritium_segments
+
+    rng = np.random.default_rng(0)
+    seg = tritium_segments(REACH_DECAYS, tritium, config.detector, config.physics, rng)
+    return max(len(np.unique(seg.event)) / REACH_DECAYS, 1.0 / REACH_DECAYS)
 
 
 def ratio(

@@ -197,7 +197,10 @@ LEGEND = {
     "tritium_counts": "fitted tritium clusters in `fit.energy_range_kev`",
     "efficiency": "fitted tritium clusters per decay, from the route `efficiency_route` names",
     "live_time_s": "exposures x exposure of one (s)",
-    "systematics": "each detector-model term: the activity at both ends of its range",
+    "systematics": "every term of activity.systematics: its range and nominal value, the "
+    "efficiency (with its statistical error) and the activity at both ends, its own standard "
+    "uncertainty (the range read as uniform), or why it was not varied; `combined`: the Monte "
+    "Carlo combination with the counting interval",
     "sample": "what the activity is the activity of (sources.tritium.sample); for a layer, the "
     "concentration in Bq/g with its interval, decision threshold and MDA, and the activity of "
     "the whole layer under the CCD",

@@ -70,6 +70,7 @@ class Term:
     span: tuple[float, float]
     nominal: float  # the term's value in the nominal model
     efficiency: tuple[float, float]  # at the low and the high end
+    efficiency_error: tuple[float, float]  # their statistical errors (finite efficiency frames)
     tritium: tuple[float, float]  # fitted yield at each end (the refit with that model)
     activity_bq: tuple[float, float]
 
@@ -88,6 +89,7 @@ class Term:
             "range": list(self.span),
             "nominal": self.nominal,
             "efficiency": list(self.efficiency),
+            "efficiency_error": list(self.efficiency_error),
             "activity_bq": list(self.activity_bq),
             "shift_bq": [max(result.activity_bq - low, 0.0), max(high - result.activity_bq, 0.0)],
             "standard_uncertainty_bq": spread_bq,
@@ -152,9 +154,11 @@ def measure_terms(
     energies = fit_energies(catalogue)
     terms = []
     for name, span in spans.items():
-        efficiencies, yields, activities = [], [], []
+        efficiencies, errors, yields, activities = [], [], [], []
         for value in span:
-            efficiencies.append(_efficiency_at(model, result, name, value))
+            efficiency, error = _efficiency_at(model, result, name, value)
+            efficiencies.append(efficiency)
+            errors.append(error)
             scale = value if name == "gain_scale" else 1.0
             fit = fit_spectrum(energies * scale, varied(config, name, value))
             yields.append(fit.tritium)
@@ -165,6 +169,7 @@ def measure_terms(
                 span,
                 nominal_value(config, name),
                 (efficiencies[0], efficiencies[1]),
+                (errors[0], errors[1]),
                 (yields[0], yields[1]),
                 (activities[0], activities[1]),
             )
@@ -174,12 +179,13 @@ def measure_terms(
 
 def _efficiency_at(
     model: EfficiencyModel, result: ActivityResult, name: str, value: float
-) -> float:
-    """The method's efficiency with `name` at `value`, per gram of the escape layer as the
-    nominal one is, on the scale of the result's (the same where the term leaves the frames
-    and the fit as they are)."""
-    relative = model.efficiency(name, value) / model.efficiency()
-    return result.efficiency * relative * mass_ratio(model.config, name, value)
+) -> tuple[float, float]:
+    """The method's efficiency with `name` at `value` and its statistical error, per gram of
+    the escape layer as the nominal one is, on the scale of the result's (the same where the
+    term leaves the frames and the fit as they are)."""
+    efficiency, error = model.efficiency_with_error(name, value)
+    scale = result.efficiency / model.efficiency() * mass_ratio(model.config, name, value)
+    return efficiency * scale, error * scale
 
 
 @dataclass(frozen=True)

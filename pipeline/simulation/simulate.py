@@ -151,12 +151,18 @@ def truth_maps(
 def sample_events(
     config: SimulationSections, rng: np.random.Generator
 ) -> tuple[physics.Segments, np.ndarray]:
-    """Poisson numbers of each source's events; their segments and class indices."""
+    """Poisson numbers of each source's events; their segments and class indices. Each source
+    draws from its own stream spawned from `rng` (which it does not advance), so a change to
+    one source's physics (a systematic variant) leaves every other source's events, and its
+    own event counts and starting points, as they were."""
     parts: list[physics.Segments] = []
     classes: list[int] = []
-    for source, section, class_name in sources.configured(config):
-        n = int(rng.poisson(section.rate_per_frame))
-        parts.append(source.draw(n, section, config, rng).shifted(len(classes)))
+    configured = sources.configured(config)
+    for (source, section, class_name), stream in zip(
+        configured, rng.spawn(len(configured)), strict=True
+    ):
+        n = int(stream.poisson(section.rate_per_frame))
+        parts.append(source.draw(n, section, config, stream).shifted(len(classes)))
         classes += [config.classes.index(class_name)] * n
     return physics.Segments.concat(parts), np.array(classes, dtype=np.int64)
 
