@@ -1,5 +1,5 @@
 """The activity section of the configuration: the measurement of the sample's tritium activity
-(pipeline/measurement/activity.py) and the detector-model ranges of its systematics
+(pipeline/measurement/activity.py) and the model ranges of its systematics
 (pipeline/measurement/systematics.py)."""
 
 from __future__ import annotations
