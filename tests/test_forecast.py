@@ -44,6 +44,25 @@ def test_the_forecast_at_the_measured_time_is_the_measured_limit_and_falls_with_
     assert 0.01 * 0.9 < limits[2] / limits[0] < 0.1 * 1.1
     said = capsys.readouterr().out
     assert said.startswith("f (classical): detection limit ") and f"after {live / 3600:g} h" in said
+    # the activity's own calibration (10 %) is at the calibrated column's (10 %): the same limits
+    assert table["detection_limit_calibrated_bq"]["f.classical"] == pytest.approx(limits)
+    assert "f (classical), efficiency calibrated to 10%: detection limit" in said
+
+
+def test_the_forecast_says_what_a_calibrated_efficiency_would_reach(measured, tmp_path):
+    """An efficiency known only to 70 % leaves no detection limit (k u >= 1, ISO 11929); the
+    calibrated column (a reference sample, 5 %) gives one, below the 10 %-calibrated limits."""
+    path, result = measured
+    unsure = json.loads(path.read_text()) | {"calibration_uncertainty": 0.7}
+    (tmp_path / "u.json").write_text(json.dumps(unsure))
+    png = tmp_path / "limits.png"
+    argv = ["forecast", "--activity", str(tmp_path / "u.json"), "--out", str(png)]
+    assert main([*argv, "--set", "activity.forecast_calibration_uncertainty=0.05"]) == 0
+    table = json.loads(png.with_suffix(".json").read_text())
+    assert table["detection_limit_bq"]["u"] == [None, None, None]
+    calibrated = table["detection_limit_calibrated_bq"]["u"]
+    assert all(v is not None for v in calibrated)
+    assert calibrated[0] < result["mda_bq"] * 3600 / result["live_time_s"]  # 5 % < 10 %, 1 h > live
 
 
 def test_what_is_not_an_activity_with_its_model_is_one_line(tmp_path, capsys):

@@ -71,6 +71,7 @@ class ActivityConfig(Section):
     false_positive_rate: float = Field(gt=0, lt=0.5)
     false_negative_rate: float = Field(gt=0, lt=0.5)
     forecast_times_s: list[CountingTime] = Field(min_length=1, max_length=20)
+    forecast_calibration_uncertainty: float = Field(default=0.1, ge=0, lt=0.6)
     energy_range_kev: tuple[float, float]
     bin_kev: float = Field(gt=0)
     efficiency: float | None = Field(default=None, gt=0, le=1)

@@ -70,17 +70,23 @@ def spectral_model(path: str | Path) -> SpectralModel:
 
 
 def limits_after(
-    model: SpectralModel, times_s: Sequence[float], settings: ForecastSettings
+    model: SpectralModel,
+    times_s: Sequence[float],
+    settings: ForecastSettings,
+    calibration_uncertainty: float | None = None,
 ) -> list[float | None]:
-    """The detection limit (Bq, None where none exists) after each counting time."""
+    """The detection limit (Bq, None where none exists) after each counting time, with the
+    activity's calibration uncertainty or `calibration_uncertainty`."""
     act = settings.activity
+    if calibration_uncertainty is None:
+        calibration_uncertainty = model.calibration_uncertainty
     return [
         detection_limit_after(
             model.shapes,
             model.background,
             model.live_time_s,
             model.efficiency,
-            model.calibration_uncertainty,
+            calibration_uncertainty,
             t,
             act.false_positive_rate,
             act.false_negative_rate,
@@ -108,37 +114,58 @@ def run(
     named = unique_names(names, activity, "--names", lambda p: Path(p).stem)
     models = {name: spectral_model(path) for name, path in zip(named, activity, strict=True)}
     times = list(settings.activity.forecast_times_s)
+    calibrated_u = settings.activity.forecast_calibration_uncertainty
     table = {name: limits_after(m, times, settings) for name, m in models.items()}
-    per_gram = {
-        name: [None if v is None else v * m.per_gram for v in table[name]]
+    calibrated = {
+        name: limits_after(m, times, settings, min(calibrated_u, m.calibration_uncertainty))
         for name, m in models.items()
-        if m.per_gram is not None
     }
+    per_gram, calibrated_per_gram = _per_gram(table, models), _per_gram(calibrated, models)
     curve = np.geomspace(*CURVE_S, CURVE_POINTS)
     drawn = {}
     for name, model in models.items():
-        limits = limits_after(model, curve.tolist(), settings)
-        drawn[_label(name)] = np.array([np.nan if v is None else v for v in limits])
+        for words, u in (("", None), (f", calibrated to {calibrated_u:.0%}", calibrated_u)):
+            limits = limits_after(model, curve.tolist(), settings, u)
+            drawn[_label(name) + words] = np.array([np.nan if v is None else v for v in limits])
     plots.detection_limits(curve, drawn, times, Path(out))
     twin = Path(out).with_suffix(".json")
     summary = {
         "times_s": times,
         "detection_limit_bq": table,
         "detection_limit_bq_per_g": per_gram,
+        "calibrated_uncertainty": calibrated_u,
+        "detection_limit_calibrated_bq": calibrated,
+        "detection_limit_calibrated_bq_per_g": calibrated_per_gram,
         "unit": "as the activity JSON's activity_bq (its sample.activity_is); per gram for a layer",
+        "calibrated": "the same with the efficiency calibrated by a reference sample to "
+        "activity.forecast_calibration_uncertainty (relative) in place of the activity's",
         "alpha": settings.activity.false_positive_rate,
         "beta": settings.activity.false_negative_rate,
     }
     with atomic_output(twin) as tmp:
         tmp.write_text(json.dumps(summary, indent=2))
     lines = _said(table, times, "Bq") + _said(per_gram, times, "Bq/g")
+    words = f", efficiency calibrated to {calibrated_u:.0%}"
+    lines += _said(calibrated, times, "Bq", words)
+    lines += _said(calibrated_per_gram, times, "Bq/g", words)
     return "\n".join([*lines, f"wrote {out} and {twin}"])
 
 
-def _said(table: dict[str, list], times: Sequence[float], unit: str) -> list[str]:
+def _per_gram(
+    table: dict[str, list[float | None]], models: dict[str, SpectralModel]
+) -> dict[str, list[float | None]]:
+    """The limits of the layer samples' activities in Bq/g."""
+    return {
+        name: [None if v is None else v * m.per_gram for v in table[name]]
+        for name, m in models.items()
+        if m.per_gram is not None
+    }
+
+
+def _said(table: dict[str, list], times: Sequence[float], unit: str, words: str = "") -> list[str]:
     """A line per method: its detection limit after each counting time, in `unit`."""
     return [
-        f"{printable(_label(name))}: detection limit "
+        f"{printable(_label(name))}{words}: detection limit "
         + ", ".join(
             f"{'none' if v is None else f'{v:.3g} {unit}'} after {t / 3600:g} h"
             for t, v in zip(times, values, strict=True)
