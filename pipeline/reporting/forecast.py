@@ -126,6 +126,9 @@ def run(
     for name, model in models.items():
         for words, u in (("", None), (f", calibrated to {calibrated_u:.0%}", calibrated_u)):
             limits = limits_after(model, curve.tolist(), settings, u)
+            if all(v is None for v in limits):  # a legend entry with no line says why
+                known = model.calibration_uncertainty if u is None else u
+                words += f": none (efficiency uncertain by {known:.0%})"
             drawn[_label(name) + words] = np.array([np.nan if v is None else v for v in limits])
     plots.detection_limits(curve, drawn, times, Path(out))
     twin = Path(out).with_suffix(".json")
