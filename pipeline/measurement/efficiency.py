@@ -137,13 +137,16 @@ def simulate_efficiency_frames(
     `activity.seed`, written to `out` with their truth and event tables; a `variant` (term,
     value) of the systematics is recorded in attr `efficiency_variant`."""
     sim = efficiency_config(detector_of(config, data_attrs))
-    events = sum(section.rate_per_frame for section in sim.sources.sections().values())
+    rates = {name: section.rate_per_frame for name, section in sim.sources.sections().items()}
+    rates["tritium"] *= reaching_share(sim)  # a layer's decays that never reach deposit nothing
+    events = sum(rates.values())
     if events > MAX_EVENTS_PER_FRAME:
         exposure = data_attrs.get("exposure_s", config.detector.exposure_s)
         raise EfficiencyError(
             f"an exposure of {exposure:g} s per frame (the data's exposure_s; the config's rates "
-            f"are per {config.detector.exposure_s:g} s) makes {events:,.0f} events per "
-            f"{FRAME_PX}^2 efficiency frame, over {MAX_EVENTS_PER_FRAME}: frames that busy "
+            f"are per {config.detector.exposure_s:g} s) makes {events:,.0f} events (a layer's "
+            f"betas that enter) per {FRAME_PX}^2 efficiency frame, over {MAX_EVENTS_PER_FRAME}: "
+            "frames that busy "
             "cannot be simulated here; give activity.efficiency"
         )
     cfg = config.activity
