@@ -146,8 +146,7 @@ def simulate_efficiency_frames(
             f"an exposure of {exposure:g} s per frame (the data's exposure_s; the config's rates "
             f"are per {config.detector.exposure_s:g} s) makes {events:,.0f} events (a layer's "
             f"betas that enter) per {FRAME_PX}^2 efficiency frame, over {MAX_EVENTS_PER_FRAME}: "
-            "frames that busy "
-            "cannot be simulated here; give activity.efficiency"
+            "frames that busy cannot be simulated here; give activity.efficiency"
         )
     cfg = config.activity
     extra = {VARIANT_ATTR: json.dumps(list(variant))} if variant is not None else None
