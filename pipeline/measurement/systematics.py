@@ -112,6 +112,7 @@ class EfficiencyModel:
     ) -> None:
         self.config, self.attrs = config, data_attrs
         self._catalogues: dict[tuple[str, float], tuple[pd.DataFrame, int]] = {}
+        self._efficiencies: dict[tuple[str, float], tuple[float, float]] = {}
         if mapped is not None:
             self._catalogues[("nominal", 0.0)] = files_catalogue(*mapped)
         for frames, catalogue in variants:
@@ -120,11 +121,14 @@ class EfficiencyModel:
     def efficiency_with_error(
         self, name: str = "nominal", value: float = 0.0
     ) -> tuple[float, float]:
-        """The efficiency and its error, nominal or with `name` at `value`."""
-        key = variant_key(self.config, name, value)
-        if key not in self._catalogues:
-            self._catalogues[key] = self._simulated(*key)
-        return ratio(varied(self.config, name, value), *self._catalogues[key])
+        """The efficiency and its error, nominal or with `name` at `value` (each fitted once)."""
+        if (name, value) not in self._efficiencies:
+            key = variant_key(self.config, name, value)
+            if key not in self._catalogues:
+                self._catalogues[key] = self._simulated(*key)
+            fitted = ratio(varied(self.config, name, value), *self._catalogues[key])
+            self._efficiencies[(name, value)] = fitted
+        return self._efficiencies[(name, value)]
 
     def efficiency(self, name: str = "nominal", value: float = 0.0) -> float:
         return self.efficiency_with_error(name, value)[0]
