@@ -78,7 +78,7 @@ def scored_maps(name):
 
 
 EFFICIENCY = ".efficiency"  # NAME.efficiency: the efficiency frames of dataset NAME
-VARIANT_OF = ".efficiency-"  # NAME.efficiency-VARIANT: those of a variant of the systematics
+VARIANT_OF = ".efficiency-"  # NAME.efficiency-VARIANT: a variant of the systematics
 
 
 def frames_of(wildcards):
