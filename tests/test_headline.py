@@ -41,7 +41,13 @@ def test_the_headline_says_each_result_in_words(tmp_path, capsys):
     activity = tmp_path / "heldout.json"
     activity.write_text(json.dumps(ACTIVITY))
     undetected = tmp_path / "run42.classical.json"
-    undetected.write_text(json.dumps({**ACTIVITY, "detected": False, "activity_bq": 0.01}))
+    unsure = {
+        "detected": False,
+        "activity_bq": 0.01,
+        "mda_bq": None,
+        "calibration_uncertainty": 0.72,
+    }
+    undetected.write_text(json.dumps({**ACTIVITY, **unsure}))
     summary = tmp_path / "summary.json"
     scores = {"init": _method(0.846, [0.81, 0.88]), "classical": _method(0.718, [0.67, 0.76])}
     summary.write_text(json.dumps(scores))
@@ -56,6 +62,7 @@ def test_the_headline_says_each_result_in_words(tmp_path, capsys):
         "detectable activity 0.04405 Bq; 83.2 tritium clusters fitted over 4800 s" in text
     )
     assert "``run42`` (classical): **0.01 Bq**" in text and "**not detected**" in text
+    assert "no detection limit (the efficiency is uncertain by 72%: a reference sample" in text
     assert (
         "Held-out frames heldout.h5 (8 frames), macro cluster F1 (95% interval): starting U-Net "
         "(ccd-unet-v1) 0.846 (0.81-0.88), classical 0.718 (0.67-0.76); starting U-Net "

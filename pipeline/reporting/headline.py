@@ -55,12 +55,22 @@ def activity_line(path: str | Path) -> str:
             f"**{result['activity_bq']:.4g} Bq** ({result['confidence']:.0%} interval "
             f"{low:.4g}-{high:.4g} Bq), {verdict}; decision threshold "
             f"{result['decision_threshold_bq']:.4g} Bq, "
-            f"{limit_words(result['mda_bq'], label=MDA)}; "
+            f"{limit_words(result['mda_bq'], label=MDA)}{_why_no_limit(result)}; "
             f"{result['tritium_counts']:.1f} tritium clusters fitted "
             f"over {result['live_time_s']:g} s, efficiency {result['efficiency']:.3g}."
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"{path}: not an activity JSON (no {one_line(exc)})") from None
+
+
+def _why_no_limit(result: dict) -> str:
+    """Where no detection limit exists: the efficiency's uncertainty that forbids it."""
+    if result["mda_bq"] is not None:
+        return ""
+    return (
+        f" (the efficiency is uncertain by {result['calibration_uncertainty']:.0%}: a reference "
+        "sample of known activity calibrates it; `pipeline forecast` gives the limits then)"
+    )
 
 
 def comparison_lines(summary: dict, classes: Sequence[str]) -> list[str]:
