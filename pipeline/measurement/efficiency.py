@@ -35,6 +35,7 @@ FRAME_PX = 512  # edge of the (small) simulated frames of the efficiency measure
 MAX_EVENTS_PER_FRAME = 2000  # ~13x the default efficiency frame; busier frames would not fit memory
 TRITIUM_PER_PIXEL = 4e-4  # betas entering per pixel in efficiency frames (~0.6 % occupancy)
 REACH_DECAYS = 4000  # decays transported to estimate a layer's share that reaches the CCD
+CLASSICAL = "classical"  # the method of a catalogue no network made (also activity.model)
 
 
 def efficiency_config(config: EfficiencySettings | Config) -> EfficiencySettings | Config:
@@ -62,17 +63,24 @@ def efficiency_config(config: EfficiencySettings | Config) -> EfficiencySettings
     )
 
 
+_SHARES: dict[tuple[str, ...], float] = {}
+
+
 def reaching_share(config: EfficiencySettings | Config) -> float:
     """The share of the sample's simulated decays whose beta deposits in the CCD: 1 for a
-    surface source; for a layer, from REACH_DECAYS decays transported (fixed seed)."""
+    surface source; for a layer, from REACH_DECAYS decays transported (fixed seed), once per
+    (source, detector, physics)."""
     tritium = config.sources.tritium
     if tritium.sample.kind == "surface":
         return 1.0
-    from pipeline.simulation.physics import tritium_segments
+    key = tuple(m.model_dump_json() for m in (tritium, config.detector, config.physics))
+    if key not in _SHARES:
+        from pipeline.simulation.physics import tritium_segments
 
-    rng = np.random.default_rng(0)
-    seg = tritium_segments(REACH_DECAYS, tritium, config.detector, config.physics, rng)
-    return max(len(np.unique(seg.event)) / REACH_DECAYS, 1.0 / REACH_DECAYS)
+        rng = np.random.default_rng(0)
+        seg = tritium_segments(REACH_DECAYS, tritium, config.detector, config.physics, rng)
+        _SHARES[key] = max(len(np.unique(seg.event)) / REACH_DECAYS, 1.0 / REACH_DECAYS)
+    return _SHARES[key]
 
 
 def ratio(
@@ -244,9 +252,6 @@ def model_catalogue(
         )
         infer_file(inferred, frames, map_path, catalogue, progress=progress, model=checkpoint)
         return files_catalogue(frames, catalogue)
-
-
-CLASSICAL = "classical"  # activity.model: the classical reconstruction made the catalogue
 
 
 DETECTOR_ATTRS = ("readout_noise_e", "gain_adu_per_e", "pixel_size_um", "thickness_um")

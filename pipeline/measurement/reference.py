@@ -32,12 +32,11 @@ from pipeline.core.atomic import atomic_output
 from pipeline.core.errors import one_line, printable
 from pipeline.core.stage import INPUT, OUTPUT, Stage, file_flag, key_flag
 from pipeline.io import open_frames
+from pipeline.measurement.efficiency import CLASSICAL
 from pipeline.measurement.estimate import exposure_of
 from pipeline.measurement.spectrum import ACTIVITY_COLUMNS, fit_energies, fit_spectrum
 from pipeline.results.clusters import catalogue_made_from, check_made_from, read_catalogue
 from pipeline.simulation.physics import escape_depth_um
-
-CLASSICAL = "classical"  # the method of a catalogue no network made
 
 
 @dataclass(frozen=True)
