@@ -106,7 +106,7 @@ def test_streamed_tiles_carry_the_drawn_noise_and_truth():
     dataset = StreamDataset(CONFIG, seed=5)
     ratios = []
     for draw in range(16):
-        charge, labels, noise = dataset.tile(draw)
+        charge, labels, noise, _ = dataset.tile(draw)
         drawn = draw_parameters(CONFIG.stream, np.random.default_rng([5, STREAM_TAG, draw]))
         ratios.append(noise / math.hypot(drawn["readout_noise_e"], drawn["dark_current_e"] ** 0.5))
         assert charge.shape == labels.shape == (64, 64)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy import stats
 
+from pipeline.calibration import conditioning
 from pipeline.calibration.gain import cluster_sums_adu, gain_from_sums
 from pipeline.calibration.hot_pixels import MAD_TO_SIGMA, HotStack
 from pipeline.config import CalibrateConfig, NormaliseConfig
@@ -235,13 +236,21 @@ def apply_mask(charge_e: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.where(mask, 0, charge_e).astype(charge_e.dtype, copy=False)
 
 
-def normalise(charge_e: np.ndarray, noise_e: float, cfg: NormaliseConfig) -> np.ndarray:
+def normalise(
+    charge_e: np.ndarray,
+    noise_e: float,
+    cfg: NormaliseConfig,
+    context: Mapping[str, float] | None = None,
+) -> np.ndarray:
     """Network input, float32, channels first (C, ...) for `cfg.kind`:
 
     - asinh_noise (1 channel): asinh(q / (noise_multiple x noise)) / divisor;
     - charge_significance (2 channels): the charge itself, asinh(q / charge_scale_e) / divisor,
       the same for every detector (energy is charge in electrons), and the significance
-      asinh(q / (noise_multiple x noise)) / divisor, which alone depends on the noise.
+      asinh(q / (noise_multiple x noise)) / divisor, which alone depends on the noise;
+
+    then one constant channel per descriptor of `cfg.condition`, from `context`
+    (pipeline/calibration/conditioning.py).
     """
     if cfg.kind not in NORMALISE_CHANNELS:
         raise ValueError(
@@ -251,10 +260,13 @@ def normalise(charge_e: np.ndarray, noise_e: float, cfg: NormaliseConfig) -> np.
         raise ValueError(f"normalise: the noise must be a positive number, got {noise_e}")
     charge = np.asarray(charge_e, dtype=np.float64)
     significance = np.arcsinh(charge / (cfg.noise_multiple * noise_e)) / cfg.divisor
+    condition = conditioning.channels(cfg, context, charge.shape)
     if cfg.kind == "asinh_noise":
-        return significance[None].astype(np.float32)
-    physical = np.arcsinh(charge / cfg.charge_scale_e) / cfg.divisor
-    return np.stack([physical, significance]).astype(np.float32)
+        base = significance[None].astype(np.float32)
+    else:
+        physical = np.arcsinh(charge / cfg.charge_scale_e) / cfg.divisor
+        base = np.stack([physical, significance]).astype(np.float32)
+    return np.concatenate([base, condition]) if len(condition) else base
 
 
 def denormalise(x: np.ndarray, noise_e: float, cfg: NormaliseConfig) -> np.ndarray:

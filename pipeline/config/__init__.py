@@ -48,6 +48,7 @@ from pipeline.config.sections import (
 from pipeline.config.sources import (
     AddedSource,
     AlphaConfig,
+    BetaBranch,
     ElectronConfig,
     MuonConfig,
     SourcesConfig,
@@ -71,6 +72,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "DetectorConfig",
+    "BetaBranch",
     "ElectronConfig",
     "FitsConfig",
     "IOConfig",

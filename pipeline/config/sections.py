@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import Field, model_validator
 
 from pipeline.config.activity import ActivityConfig, SystematicsConfig
@@ -79,6 +80,12 @@ class PhysicsConfig(Section):
     label_noise_multiple: float = Field(ge=0, le=1000)
     label_min_charge_e: float = Field(ge=0, le=MAX_PIXEL_CHARGE_E)
 
+    def lateral_sigma_um(self, depth_um: Any) -> Any:
+        """Lateral diffusion of charge created at depth z from the collection side (the DAMIC
+        model, sigma^2 = -A ln|1 - b z|), elementwise."""
+        arg = np.abs(1.0 - self.diffusion_b_per_um * np.asarray(depth_um, dtype=float))
+        return np.sqrt(np.maximum(-self.diffusion_a_um2 * np.log(np.maximum(arg, 1e-12)), 0.0))
+
 
 SAFE_NAME = re.compile(r"[A-Za-z0-9_-]+")  # a name that becomes a file name and a wildcard
 
@@ -128,6 +135,9 @@ class CalibrateConfig(Section):
 
 
 NORMALISE_CHANNELS = {"asinh_noise": 1, "charge_significance": 2}
+# what the detector is, given to the network as constant channels: each descriptor's unit, so the
+# channel (value / unit) stays within a few units (pipeline/calibration/conditioning.py)
+CONDITION_UNITS = {"back_sigma_px": 2.0}
 
 
 class NormaliseConfig(Section):
@@ -135,10 +145,11 @@ class NormaliseConfig(Section):
     noise_multiple: float = Field(gt=0)
     divisor: float = Field(gt=0)
     charge_scale_e: float = Field(default=1.0, gt=0)  # default: cards written before the key
+    condition: list[Literal["back_sigma_px"]] = Field(default_factory=list)  # cards before it: none
 
     @property
     def channels(self) -> int:
-        return NORMALISE_CHANNELS[self.kind]
+        return NORMALISE_CHANNELS[self.kind] + len(self.condition)
 
 
 class TilesConfig(Section):
@@ -172,6 +183,8 @@ class StreamConfig(Section):
     diffusion_scale: Range
     thickness_um: Range
     backside_pcc_um: Range
+    backside_pcc_shape: Range = (1.0, 1.0)
+    back_beta_fraction: Range = (0.0, 0.0)
     hot_pixel_fraction: Range
     hot_columns_per_1k: Range
     occupancy: Range
@@ -198,6 +211,7 @@ class AugmentConfig(Section):
     pedestal_offset_e: float = Field(ge=0, le=MAX_PIXEL_CHARGE_E)
     hot_pixels_per_tile: float = Field(ge=0, le=1e6)
     hot_pixel_charge_e: tuple[float, float]
+    condition_jitter: float = Field(default=0.0, ge=0, le=1)  # relative sigma (log-normal)
 
 
 class ModelConfig(Section):
@@ -270,6 +284,7 @@ class InferConfig(Section):
     amp: Literal["auto", "bf16", "fp16", "off"]
     runtime: Literal["auto", "torch", "onnxruntime"]
     onnx_cache: str | None = None
+    back_sigma_px: float | None = Field(default=None, gt=0, le=100)
     sparse: SparseConfig
 
 
@@ -369,7 +384,8 @@ class Config(Section):
         if self.model.in_channels != self.normalise.channels:
             raise ValueError(
                 f"model.in_channels is {self.model.in_channels}, but normalise.kind "
-                f"{self.normalise.kind!r} makes {self.normalise.channels} input channels"
+                f"{self.normalise.kind!r} with condition {self.normalise.condition} makes "
+                f"{self.normalise.channels} input channels"
             )
         unknown = [c for c in self.tiles.rare_classes if c not in self.classes]
         if unknown:

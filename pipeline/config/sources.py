@@ -87,6 +87,17 @@ class MuonConfig(Section):
     cos_power: float = Field(default=3.0, ge=0, le=20)
 
 
+class BetaBranch(Section):
+    """One beta branch of a natural radionuclide of the sample (allowed shape)."""
+
+    nuclide: str = Field(description="the emitter (for the reader; not used)")
+    endpoint_kev: float = Field(
+        gt=0, le=MAX_PARTICLE_KEV, description="the branch's endpoint energy (keV)"
+    )
+    daughter_z: int = Field(ge=1, le=120, description="the daughter's Z, for the Fermi function")
+    weight: float = Field(ge=0, description="relative weight: activity x branch intensity")
+
+
 class ElectronConfig(Section):
     rate_per_frame: float = Field(ge=0, le=MAX_RATE)
     energy_kev: EnergyRange
@@ -94,6 +105,14 @@ class ElectronConfig(Section):
     gamma_lines_kev: list[Annotated[float, Field(gt=0, le=MAX_PARTICLE_KEV)]] = Field(
         default_factory=lambda: [1460.8], min_length=1
     )
+    back_fraction: float = Field(default=0.0, ge=0, le=1)
+    back_betas: list[BetaBranch] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _betas(self) -> ElectronConfig:
+        if self.back_fraction > 0 and not any(b.weight > 0 for b in self.back_betas):
+            raise ValueError("back_fraction > 0 needs back_betas with a positive weight")
+        return self
 
 
 class AlphaConfig(Section):

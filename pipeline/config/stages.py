@@ -65,6 +65,8 @@ class InferSections(FrameSections, Protocol):
     def infer(self) -> InferConfig: ...
     @property
     def release(self) -> ReleaseConfig: ...
+    @property
+    def detector(self) -> DetectorConfig: ...
 
 
 class SimulationSections(ClassesSections, Protocol):
@@ -131,6 +133,7 @@ class TrainSettings(FrameSettings):
 
 class InferSettings(FrameSettings):
     infer: InferConfig
+    detector: DetectorConfig  # what a detector-aware network is told (normalise.condition)
     tracking: TrackingConfig
     release: ReleaseConfig  # where infer.model's shipped name is looked up
 

@@ -13,13 +13,14 @@ whatever the size of the file.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from pipeline.calibration import calibrate
+from pipeline.calibration import calibrate, conditioning
 from pipeline.config import ConfigError, InferConfig, NormaliseConfig
 from pipeline.config.sections import MAX_BATCH_PIXELS
 from pipeline.config.stages import InferSections, InferSettings
@@ -64,7 +65,9 @@ class Predictor:
         device: torch.device,
         amp: torch.dtype | None = None,
         multiple: int = geometry.NET_MULTIPLE,
+        context: Mapping[str, float] | None = None,
     ) -> None:
+        self.context = context  # the detector's descriptors, for normalise.condition
         self.model = model.to(device).eval()
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -95,9 +98,10 @@ class Predictor:
         ]
         if len(starts) == 1:  # one window holds the frame: the blending weights cancel
             return self.crop_probabilities([charge_e], noise_e)[0]
-        x = calibrate.normalise(charge_e, noise_e, self.normalise)
-        image = torch.zeros(1, x.shape[0], ph, pw, device=self.device)
-        image[0, :, :height, :width] = self._to_device(x)
+        padded = np.zeros((ph, pw), dtype=np.float32)  # conditioning channels cover the padding
+        padded[:height, :width] = charge_e
+        x = calibrate.normalise(padded, noise_e, self.normalise, self.context)
+        image = self._to_device(x)[None]
         weights = self._weights(th, tw)
         total, norm = None, torch.zeros(ph, pw, device=self.device)
         for first in range(0, len(starts), self.cfg.batch_size):
@@ -136,8 +140,10 @@ class Predictor:
         height, width = crops[0].shape
         ph, pw = geometry.padded(height, self.multiple), geometry.padded(width, self.multiple)
         x = np.zeros((len(crops), self.normalise.channels, ph, pw), dtype=np.float32)
+        padded = np.zeros((ph, pw), dtype=np.float32)  # as in training: constant conditioning
         for i, crop in enumerate(crops):
-            x[i, :, :height, :width] = calibrate.normalise(crop, noise_e, self.normalise)
+            padded[:height, :width] = crop
+            x[i] = calibrate.normalise(padded, noise_e, self.normalise, self.context)
         probs = self._predict(self._to_device(x))
         return probs[:, :, :height, :width].float().cpu().numpy()
 
@@ -207,7 +213,8 @@ def infer_file(
     network = runtime.runtime_network(network, engine, checkpoint.sha256, normalise.channels, cache)
     if engine != "torch":  # ONNX Runtime picks its own layout
         cfg = cfg.model_copy(update={"channels_last": False})
-    predictor = Predictor(network, window, normalise, cfg, device, amp, multiple)
+    context, context_source = detector_context(config, normalise)
+    predictor = Predictor(network, window, normalise, cfg, device, amp, multiple, context)
 
     def label(charge: np.ndarray, noise_e: float) -> tuple[np.ndarray, np.ndarray]:
         try:
@@ -230,8 +237,26 @@ def infer_file(
             probabilities=cfg.probabilities,
             progress=progress,
             desc="infer",
-            provenance={"model": checkpoint.reference, "model_sha256": checkpoint.sha256},
+            provenance={
+                "model": checkpoint.reference,
+                "model_sha256": checkpoint.sha256,
+                **conditioning.provenance(context, context_source),
+            },
         )
+
+
+def detector_context(
+    config: InferSections, normalise: NormaliseConfig
+) -> tuple[dict[str, float], str]:
+    """The descriptors a detector-aware network is given, and where they came from: stated
+    (`infer.back_sigma_px`) or from the configured detector and diffusion model. A network
+    without conditioning is given none."""
+    if not normalise.condition:
+        return {}, "none"
+    if config.infer.back_sigma_px is not None:
+        return {"back_sigma_px": config.infer.back_sigma_px}, "config infer.back_sigma_px"
+    context = conditioning.from_config(config.detector, config.physics)
+    return context, "config detector.thickness_um, pixel_size_um and physics.diffusion_*"
 
 
 def run(

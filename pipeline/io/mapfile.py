@@ -52,7 +52,16 @@ class MapFile:
         self.close()
 
 
-PROVENANCE = ("source", "frames_sha256", "model", "model_sha256")
+PROVENANCE = (
+    "source",
+    "frames_sha256",
+    "model",
+    "model_sha256",
+    "condition_back_sigma_px",
+    "condition_source",
+    "priors",
+    "priors_source",
+)
 
 
 def _text(value: Any) -> str:

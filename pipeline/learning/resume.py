@@ -57,16 +57,31 @@ def _restore_rng(states: dict[str, Any]) -> None:
     random.setstate((version, tuple(internal), gauss))
 
 
-def check_same_network(path: Path, card: dict[str, Any], config: TrainSettings | Config) -> None:
+WIDENED = ("in_channels", "condition")  # what a conditioned network may add to its starting one
+
+
+def check_same_network(
+    path: Path, card: dict[str, Any], config: TrainSettings | Config, widen: bool = False
+) -> None:
     """CheckpointError (one line) unless the checkpoint's card has this config's architecture
-    and input normalisation (its classes are checked where the weights load)."""
+    and input normalisation (its classes are checked where the weights load); with `widen`,
+    the config's conditioning channels may extend the checkpoint's (`widened`)."""
     pairs = (
         ("model", card_model(card).model_dump(), config.model.model_dump()),
         ("normalise", card["normalise"], config.normalise.model_dump()),
     )
+    found_condition = list(card["normalise"].get("condition", []))
+    wanted_condition = list(config.normalise.condition)
+    if widen and wanted_condition[: len(found_condition)] != found_condition:
+        raise CheckpointError(
+            f"{path}: normalise.condition is {found_condition} in the checkpoint and "
+            f"{wanted_condition} in the config; a network can only gain channels after its own"
+        )
     for section, found, wanted in pairs:
         for key, value in wanted.items():
-            if found.get(key) != value:
+            if widen and key in WIDENED:
+                continue
+            if found.get(key, [] if key == "condition" else None) != value:
                 raise CheckpointError(
                     f"{path}: {section}.{key} is {found.get(key)!r} in the checkpoint and "
                     f"{value!r} in the config; it can only continue the same network"
@@ -78,8 +93,23 @@ def initial_weights(config: TrainSettings | Config) -> dict[str, torch.Tensor]:
     assert config.train.init is not None  # called only to fine-tune
     path = resolve_model(config.train.init, config.release.dir)
     model, card = load_model(path, classes=config.classes)
-    check_same_network(path, card, config)
-    return model.state_dict()
+    check_same_network(path, card, config, widen=True)
+    return widened(model.state_dict(), config.model.in_channels)
+
+
+def widened(state: dict[str, torch.Tensor], in_channels: int) -> dict[str, torch.Tensor]:
+    """`state` with its first convolution taking `in_channels`: the added input channels (a
+    conditioned network's descriptors) start with zero weights, so the widened network computes
+    what the checkpoint did until training teaches it to use them."""
+    out = dict(state)
+    for name, weight in state.items():
+        if name.endswith("encoder.conv1.weight") and weight.ndim == 4:
+            extra = in_channels - weight.shape[1]
+            if extra > 0:
+                zeros = weight.new_zeros(weight.shape[0], extra, *weight.shape[2:])
+                out[name] = torch.cat([weight, zeros], dim=1)
+            break
+    return out
 
 
 def resume(trainer: Resumable, path: Path, config: TrainSettings | Config) -> TrainState:

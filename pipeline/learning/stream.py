@@ -1,7 +1,8 @@
 """Streamed training data: tiles simulated on the fly, each from a detector drawn at random.
 
 Owns domain randomisation (`draw_config`: the detector, its defects, diffusion, thickness, the
-back-surface layer, X-ray entry, Compton electrons, muon angles and occupancy, each drawn from
+back-surface layer (thickness and collection profile), the sample's K-40/U/Th betas entering
+from the back, X-ray entry, Compton electrons, muon angles and occupancy, each drawn from
 the ranges of the config's `stream` section around its `detector` and `sources`, narrowed toward
 them for fine-tuning by `narrowed_stream`) and the
 `StreamDataset` that turns a draw number into a network input and its labels: simulate a frame of
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from pipeline.calibration import calibrate
+from pipeline.calibration import calibrate, conditioning
 from pipeline.config import Config, StreamConfig, config_to_dict
 from pipeline.config.stages import TrainSettings
 from pipeline.learning import augment
@@ -29,7 +30,12 @@ from pipeline.learning.tiles import network_pair
 from pipeline.simulation.simulate import make_detector, simulate_frame
 
 STREAM_TAG = 0x5EED  # keeps stream seeds apart from the file tiles' seeds of the same draw
-LOG_RANGES = ("readout_noise_e", "gain_adu_per_e", "occupancy")  # spans of orders of magnitude
+LOG_RANGES = (
+    "readout_noise_e",
+    "gain_adu_per_e",
+    "occupancy",
+    "backside_pcc_shape",
+)  # spans of orders of magnitude
 
 
 def _uniform(rng: np.random.Generator, bounds: tuple[float, float], log: bool = False) -> float:
@@ -51,6 +57,8 @@ def detector_values(config: TrainSettings | Config) -> dict[str, float]:
         "diffusion_scale": 1.0,
         "thickness_um": det.thickness_um,
         "backside_pcc_um": det.backside_pcc_um,
+        "backside_pcc_shape": det.backside_pcc_shape,
+        "back_beta_fraction": src.electron.back_fraction,
         "hot_pixel_fraction": det.hot_pixel_fraction,
         "hot_columns_per_1k": det.hot_columns * 1024 / det.width,
         "occupancy": 1.0,
@@ -122,6 +130,7 @@ def draw_config(
             "dark_current_e": drawn["dark_current_e"],
             "thickness_um": drawn["thickness_um"],
             "backside_pcc_um": drawn["backside_pcc_um"],
+            "backside_pcc_shape": drawn["backside_pcc_shape"],
             "hot_pixel_fraction": drawn["hot_pixel_fraction"],
             "hot_columns": int(rng.poisson(drawn["hot_columns_per_1k"] * size / 1024)),
             "defect_seed": drawn["defect_seed"],
@@ -134,7 +143,12 @@ def draw_config(
     randomised = {  # the physical sources' parameters the stream draws too
         "xray": {"entry": drawn["xray_entry"]},
         "muon": {"cos_power": drawn["muon_cos_power"]},
-        "electron": {"compton_fraction": cfg.compton_fraction},
+        "electron": {
+            "compton_fraction": cfg.compton_fraction,
+            "back_fraction": drawn["back_beta_fraction"]
+            if config.sources.electron.back_betas
+            else 0.0,
+        },
     }
     sources = {}
     for name, source in config.sources.sections().items():  # added sources too
@@ -171,20 +185,22 @@ class StreamDataset(Dataset):
     def __len__(self) -> int:
         return 2**62  # endless: the sampler decides how many draws an epoch takes
 
-    def tile(self, draw: int) -> tuple[np.ndarray, np.ndarray, float]:
-        """(charge in electrons, labels, measured noise) of draw `draw`, before augmentation."""
+    def tile(self, draw: int) -> tuple[np.ndarray, np.ndarray, float, conditioning.Context]:
+        """(charge in electrons, labels, measured noise, the drawn detector's descriptors) of
+        draw `draw`, before augmentation."""
         rng = np.random.default_rng([self.seed, STREAM_TAG, draw])
         config = draw_config(self.config, self.size, rng)
         frame = simulate_frame(config, make_detector(config.detector), rng)
         gain = config.detector.gain_adu_per_e  # known, as from a file attribute or an Fe-55 run
         charge, cal = calibrate.calibrate_frame(frame.adu, gain, self.config.calibrate)
-        return charge, frame.labels.astype(np.uint8), cal.noise_e
+        context = conditioning.from_config(config.detector, config.physics)
+        return charge, frame.labels.astype(np.uint8), cal.noise_e, context
 
     def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         draw = int(item[1] if isinstance(item, tuple) else item)
-        charge, labels, noise = self.tile(draw)
+        charge, labels, noise, context = self.tile(draw)
         seed = int(np.random.default_rng([self.seed, STREAM_TAG, draw, 1]).integers(2**31))
-        return network_pair(self.config, self.transform, charge, labels, noise, seed)
+        return network_pair(self.config, self.transform, charge, labels, noise, seed, context)
 
 
 class MixedDataset(Dataset):

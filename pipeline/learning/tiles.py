@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from pipeline.calibration import calibrate
+from pipeline.calibration import calibrate, conditioning
 from pipeline.calibration.frames import CalibratedFile, calibrated
 from pipeline.config import Config
 from pipeline.config.stages import TrainSettings
@@ -133,13 +133,20 @@ def network_pair(
     labels: np.ndarray,
     noise_e: float,
     seed: int,
+    context: Mapping[str, float] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(C, S, S) float32 network input and (S, S) int64 target of a calibrated tile: augmented by
-    `transform` (if any, seeded; the noise is then measured again), then normalised."""
+    `transform` (if any, seeded; the noise is then measured again, and the detector's
+    descriptors jittered by `augment.condition_jitter`), then normalised. `context`: the
+    descriptors of the detector the tile comes from (default: the configured detector's)."""
+    if context is None:
+        context = conditioning.from_config(config.detector, config.physics)
     if transform is not None:
         charge, labels = augment.augment(transform, charge, labels, seed)
         noise_e = calibrate.measure_noise_e(charge, config.calibrate.noise_clip_sigma)
-    x_in = calibrate.normalise(charge, noise_e, config.normalise)
+        rng = np.random.default_rng([seed, 0xC0DE])
+        context = conditioning.jittered(context, config.augment.condition_jitter, rng)
+    x_in = calibrate.normalise(charge, noise_e, config.normalise, context)
     return torch.from_numpy(np.ascontiguousarray(x_in)), torch.from_numpy(labels.astype(np.int64))
 
 

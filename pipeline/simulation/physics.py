@@ -18,6 +18,7 @@ from scipy import stats
 
 from pipeline.config import (
     AlphaConfig,
+    BetaBranch,
     DetectorConfig,
     ElectronConfig,
     MuonConfig,
@@ -77,10 +78,32 @@ def beta_spectrum(kinetic_kev: np.ndarray, endpoint_kev: float, daughter_z: int)
 
 
 def sample_beta_energies(n: int, cfg: TritiumConfig, rng: np.random.Generator) -> np.ndarray:
-    grid = np.linspace(0.0, cfg.endpoint_kev, 4097)
-    density = beta_spectrum(grid, cfg.endpoint_kev, cfg.daughter_z)
+    return draw_beta_energies(n, cfg.endpoint_kev, cfg.daughter_z, rng)
+
+
+def draw_beta_energies(
+    n: int, endpoint_kev: float, daughter_z: int, rng: np.random.Generator
+) -> np.ndarray:
+    """`n` kinetic energies from the allowed beta spectrum (inverse CDF on a grid)."""
+    grid = np.linspace(0.0, endpoint_kev, 4097)
+    density = beta_spectrum(grid, endpoint_kev, daughter_z)
     cdf = np.concatenate([[0.0], np.cumsum((density[1:] + density[:-1]) / 2)])
     return np.interp(rng.random(n) * cdf[-1], cdf, grid)
+
+
+def branch_beta_energies(
+    n: int, branches: list[BetaBranch], rng: np.random.Generator
+) -> np.ndarray:
+    """`n` kinetic energies from a mixture of beta branches, each drawn with its weight."""
+    weights = np.array([b.weight for b in branches], dtype=float)
+    which = rng.choice(len(branches), size=n, p=weights / weights.sum())
+    energy = np.empty(n)
+    for i, branch in enumerate(branches):
+        chosen = which == i
+        energy[chosen] = draw_beta_energies(
+            int(chosen.sum()), branch.endpoint_kev, branch.daughter_z, rng
+        )
+    return energy
 
 
 def electron_range_um(energy_kev: np.ndarray, physics: PhysicsConfig) -> np.ndarray:
@@ -98,8 +121,7 @@ def electron_energy_kev(range_um: np.ndarray, physics: PhysicsConfig) -> np.ndar
 
 def diffusion_sigma_um(depth_um: np.ndarray, physics: PhysicsConfig) -> np.ndarray:
     """Lateral diffusion of charge created at depth z (DAMIC model, sigma^2 = -A ln|1 - b z|)."""
-    arg = np.abs(1.0 - physics.diffusion_b_per_um * np.asarray(depth_um, dtype=float))
-    return np.sqrt(np.maximum(-physics.diffusion_a_um2 * np.log(np.maximum(arg, 1e-12)), 0.0))
+    return np.asarray(physics.lateral_sigma_um(depth_um), dtype=float)
 
 
 # ---------------------------------------------------------------- directions
@@ -262,6 +284,28 @@ def escape_depth_um(cfg: TritiumConfig) -> float:
 
 
 def electron_segments(
+    n: int,
+    cfg: ElectronConfig,
+    det: DetectorConfig,
+    physics: PhysicsConfig,
+    rng: np.random.Generator,
+) -> Segments:
+    """Electron tracks: a share `back_fraction` are betas of the sample's natural radionuclides
+    (`back_betas`: K-40, the U and Th chains) entering from the back surface, the tritium's side,
+    where the first microns leave partial deposits; the rest start anywhere in the bulk
+    (`bulk_electron_segments`). Events 0..n-1, the back-surface betas first."""
+    back = int(rng.binomial(n, cfg.back_fraction)) if cfg.back_fraction > 0 else 0
+    bulk = bulk_electron_segments(n - back, cfg, det, physics, rng)
+    if back == 0:
+        return bulk
+    energy = branch_beta_energies(back, cfg.back_betas, rng)
+    start = np.column_stack([_uniform_xy(back, det, rng), np.full(back, det.thickness_um)])
+    direction = _isotropic_into_bulk(back, rng)
+    entering = transport_electrons(start, direction, energy, physics, det.thickness_um, rng)
+    return Segments.concat([entering, bulk.shifted(back)])
+
+
+def bulk_electron_segments(
     n: int,
     cfg: ElectronConfig,
     det: DetectorConfig,
