@@ -386,5 +386,6 @@ def test_infer_finds_and_hashes_its_model_once_and_the_map_says_what_it_was_made
             "frames_sha256": digest,
             "model": str(checkpoint),
             "model_sha256": real_hash(checkpoint),
+            "priors_source": "training (the model card states none)",
         }
         assert opened.source == tiny_files["val"].name

@@ -268,6 +268,12 @@ class SparseConfig(Section):
     max_fraction: float = Field(ge=0, le=1)
 
 
+class PriorsConfig(Section):
+    mode: Literal["adapt", "training", "stated"]
+    stated: dict[str, float] = Field(default_factory=dict)
+    pseudo_count: float = Field(ge=0, le=1e6)
+
+
 class InferConfig(Section):
     model: str
     # windows cover each pixel ~1/(1-overlap)^2 times: 16x at 0.75 (nnU-Net uses 0.5)
@@ -285,6 +291,7 @@ class InferConfig(Section):
     runtime: Literal["auto", "torch", "onnxruntime"]
     onnx_cache: str | None = None
     back_sigma_px: float | None = Field(default=None, gt=0, le=100)
+    priors: PriorsConfig
     sparse: SparseConfig
 
 

@@ -28,10 +28,10 @@ from pipeline.core import geometry, hashing
 from pipeline.core.errors import CheckpointError, NonFiniteOutput
 from pipeline.core.stage import INPUT, Stage, key_flag
 from pipeline.inference import runtime, sparse
+from pipeline.inference.label_shift import LabelShift
 from pipeline.network.device import inference_dtype, pick_device
 from pipeline.network.model import load_model
 from pipeline.network.shipped import Checkpoint, resolve_checkpoint
-from pipeline.results import clusters
 from pipeline.results.maps import FRAMES_READ, MAPPING, MapResult, write_maps
 from pipeline.tracking import registry, runs
 
@@ -216,13 +216,15 @@ def infer_file(
     context, context_source = detector_context(config, normalise)
     predictor = Predictor(network, window, normalise, cfg, device, amp, multiple, context)
 
+    shift = LabelShift(cfg.priors, card, config.classes)
+
     def label(charge: np.ndarray, noise_e: float) -> tuple[np.ndarray, np.ndarray]:
         try:
             probs = predictor.frame_probabilities(charge, noise_e)
         except NonFiniteOutput as exc:
             raise CheckpointError(f"{checkpoint.reference}: on {input_path}: {exc}") from None
         if cfg.component_vote:
-            return clusters.component_vote(probs), probs
+            return shift.label(probs)
         return probs.argmax(axis=0).astype(np.uint8), probs
 
     # ONNX Runtime owns the cores; torch's thread pool, left awake beside it, turns the small
@@ -242,6 +244,7 @@ def infer_file(
                 "model_sha256": checkpoint.sha256,
                 **conditioning.provenance(context, context_source),
             },
+            closing=shift.attrs,
         )
 
 

@@ -23,6 +23,7 @@ from pipeline.core.components import EIGHT_CONNECTED, moments
 from pipeline.core.errors import CatalogueError, one_line
 from pipeline.io import FrameFile, atomic_output
 from pipeline.io.digest import frames_sha256
+from pipeline.results import priors
 
 
 def catalogue_twin(path: str | Path) -> Path:
@@ -98,14 +99,16 @@ def component_vote(probabilities: np.ndarray) -> np.ndarray:
     component takes the signal class with the largest summed probability over its pixels. One
     particle makes one connected deposit, so a track the network labels half muon, half electron
     becomes one muon instead of a string of fragments of both classes."""
-    labels = probabilities.argmax(axis=0)
-    components, n = ndimage.label(labels > 0, structure=EIGHT_CONNECTED)
+    components, n, posteriors = priors.component_posteriors(probabilities)
     if n == 0:
-        return labels.astype(np.uint8)
-    rr, cc = np.nonzero(components)
-    ids = components[rr, cc] - 1
-    sums = np.stack([np.bincount(ids, weights=p[rr, cc], minlength=n) for p in probabilities[1:]])
-    component_class = np.concatenate([[0], 1 + sums.argmax(axis=0)]).astype(np.uint8)
+        return probabilities.argmax(axis=0).astype(np.uint8)
+    return vote(components, posteriors)
+
+
+def vote(components: np.ndarray, posteriors: np.ndarray) -> np.ndarray:
+    """Labels (H, W) uint8: each component 1..n takes the signal class of its largest posterior
+    (posteriors (n, C-1)); 0 is background."""
+    component_class = np.concatenate([[0], 1 + posteriors.argmax(axis=1)]).astype(np.uint8)
     return component_class[components]
 
 

@@ -102,10 +102,12 @@ def write_maps(
     progress: bool = True,
     desc: str = "label",
     provenance: Mapping[str, str] | None = None,
+    closing: Callable[[], Mapping[str, str]] | None = None,
 ) -> MapResult:
     """Label every frame of `input_path` into the map file `output_path` (and the catalogue),
     recording in both what they were made from: the input's name and the digest of its frames
-    (taken as they are labelled: one pass), and `provenance` (the model's, for a network)."""
+    (taken as they are labelled: one pass), and `provenance` (the model's, for a network);
+    `closing` gives attributes known once every frame is labelled (the priors voted under)."""
     start, name = time.perf_counter(), Path(input_path).name
     with calibrated(input_path, config) as frames:
         frames.calibrate()  # before any output is opened
@@ -147,7 +149,7 @@ def write_maps(
                     for c, cls in enumerate(config.classes[1:], start=1):
                         found_per_class[cls] += count_clusters(labels, c)
             frames_sha256 = str(frames.frames_sha256)  # digested as they were labelled
-            writer.annotate({"frames_sha256": frames_sha256})
+            writer.annotate({"frames_sha256": frames_sha256, **(closing() if closing else {})})
             if catalogue_path is not None:
                 found = [t for t in tables if len(t)]
                 table = pd.concat(found, ignore_index=True) if found else clusters.empty_catalogue()
