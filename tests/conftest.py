@@ -38,6 +38,7 @@ TINY = {
     "train.max_minutes": None,
     "train.threads": 1,
     "train.workers": 0,
+    "train.prior_tiles": 8,
     "train.lr": 1.0e-2,
     "train.init": None,  # from scratch: the shipped model is another architecture
     "stream.narrow": 1.0,

@@ -23,7 +23,8 @@ SMALL = (
     "simulate: {datasets: {train: {frames: 2, seed: 1}, heldout: {frames: 1, seed: 2}}}\n"
     "tiles: {size: 64}\n"
     "model: {depth: 2, decoder_channels: [16, 8]}\n"
-    "train: {epochs: 1, steps_per_epoch: 2, batch_size: 2, val_tiles: 2, threads: 1, init: null}\n"
+    "train: {epochs: 1, steps_per_epoch: 2, batch_size: 2, val_tiles: 2, threads: 1, init: null,"
+    " prior_tiles: 8}\n"
     # a model trained for 2 steps finds no tritium to measure an efficiency with; the user's
     # ROOT file states no exposure (the ROOT frame format has no attrs), so the config gives it
     "activity: {efficiency: 0.3, exposure_s: 600.0}\n"

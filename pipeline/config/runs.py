@@ -16,6 +16,7 @@ class ReleaseConfig(Section):
     suite_method: str
     name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     description: str
+    limitations: list[str] = Field(default_factory=list)
 
 
 class TrackingConfig(Section):

@@ -249,6 +249,7 @@ class TrainConfig(Section):
     )
     patience: int = Field(ge=1)
     max_minutes: float | None = Field(default=None, gt=0)
+    prior_tiles: int = Field(default=256, ge=1, le=100_000)
     workers: int = Field(ge=0)
     device: Literal["auto", "cpu", "cuda"]
     amp: Literal["auto", "bf16", "fp16", "off"]

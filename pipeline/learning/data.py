@@ -8,16 +8,20 @@ read. `world` is the DDP layout (rank, world size) of `pipeline.network.device.D
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import ndimage
 from torch.utils.data import DataLoader, Dataset
 
 from pipeline.config import Config, ConfigError
 from pipeline.config.stages import TrainSettings
 from pipeline.core import hashing
+from pipeline.core.components import EIGHT_CONNECTED
 from pipeline.learning import stream, tiles
 
 
@@ -99,3 +103,32 @@ def _file_tiles(config: TrainSettings | Config, files: TrainFiles, world: Any, d
     sampler = tiles.TileSampler(weights, draws, cfg.seed, world.rank, world.world)
     dataset = tiles.TileDataset(train_source, train_tiles, config, train=True, seed=cfg.seed)
     return dataset, sampler, val_source, val_frames
+
+
+def cluster_priors(
+    dataset: Dataset, items: Iterable[Any], classes: Sequence[str]
+) -> dict[str, float]:
+    """Each signal class's share of the deposits (8-connected regions of one class in the
+    labels) of the training tiles `items` of `dataset`: the priors the network learns, which
+    label-shift correction at inference starts from (pipeline/results/priors.py)."""
+    counts = np.zeros(len(classes))
+    for item in items:
+        labels = np.asarray(dataset[item][1])
+        for c in range(1, len(classes)):
+            counts[c] += ndimage.label(labels == c, structure=EIGHT_CONNECTED)[1]
+    total = max(counts[1:].sum(), 1.0)
+    return {name: round(float(counts[c] / total), 5) for c, name in enumerate(classes) if c}
+
+
+def training_priors(data: Data, tiles: int, classes: Sequence[str]) -> dict[str, float]:
+    """`cluster_priors` of the first `tiles` training tiles of epoch 0, drawn as the training
+    draws them (augmented; seeded by the draw, so the training's own draws are untouched)."""
+    data.sampler.set_epoch(0)
+    items = list(itertools.islice(iter(data.sampler), tiles))
+    return cluster_priors(data.train.dataset, items, classes)
+
+
+def stream_priors(config: TrainSettings | Config, tiles: int) -> dict[str, float]:
+    """`cluster_priors` of the first `tiles` draws of the simulation stream of `config`."""
+    dataset = stream.StreamDataset(config, config.train.seed)
+    return cluster_priors(dataset, range(tiles), config.classes)

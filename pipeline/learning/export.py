@@ -16,13 +16,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from pipeline.config import Config, ConfigError
+from pipeline.calibration import conditioning
+from pipeline.config import Config, ConfigError, load_config
 from pipeline.config.stages import ExportSettings
 from pipeline.config.yamlfile import load_yaml
 from pipeline.core.atomic import atomic_output
 from pipeline.core.errors import CheckpointError
 from pipeline.core.hashing import file_sha256
 from pipeline.core.stage import INPUT, Stage, file_flag, key_flag
+from pipeline.learning.data import stream_priors
+from pipeline.learning.stream import narrowed_stream
 from pipeline.network.model import load_checkpoint, load_model, model_config_from_card
 from pipeline.network.shipped import SUFFIX
 from pipeline.tracking import registry
@@ -79,6 +82,9 @@ def _mlflow_tags(uri: str, run_id: str | None) -> dict[str, str]:
         return {}
 
 
+OPERATING_KEYS = ("cluster_efficiency", "cluster_purity", "true_events", "predicted_clusters")
+
+
 def suite_scores(suite_dir: Path, method: str) -> dict[str, dict[str, Any]]:
     """detector -> macro and per-class cluster F1 of `method`, from the suite's summary.json."""
     scores = {}
@@ -90,6 +96,9 @@ def suite_scores(suite_dir: Path, method: str) -> dict[str, dict[str, Any]]:
         scores[path.parent.name] = {
             "macro_cluster_f1": result["macro_cluster_f1"],
             "cluster_f1": {c: v["cluster_f1"] for c, v in result["per_class"].items()},
+            "per_class": {
+                c: {k: v.get(k) for k in OPERATING_KEYS} for c, v in result["per_class"].items()
+            },
         }
     if not scores:
         raise ConfigError(f"{suite_dir}: no */summary.json of the suite")
@@ -117,8 +126,57 @@ def release_card(
         "training_minutes": round(state["elapsed_s"] / 60, 1),
         "config": {k: trained[k] for k in ("train", "stream", "tiles", "augment", "model")},
         "history": state.get("history", []),
+        "limitations": list(config.release.limitations),
     }
+    settings = load_config(train_config)
+    if "training_priors" not in card and settings.stream.weight == 1:  # trained before the key
+        card["training_priors"] = stream_priors(settings, settings.train.prior_tiles)
+    card["release"]["covers"] = detector_ranges(settings)
     return card
+
+
+def detector_ranges(settings: Config) -> dict[str, Any]:
+    """The detectors the training stream drew from (its full ranges where `stream.narrow` is 1),
+    and the back-surface diffusion sigma (pixels) they span."""
+    cfg = narrowed_stream(settings)
+    det, physics = settings.detector, settings.physics
+    sigmas = []
+    for thickness in cfg.thickness_um:
+        for scale in cfg.diffusion_scale:
+            a = physics.diffusion_a_um2 * scale**2
+            shifted = physics.model_copy(update={"diffusion_a_um2": a})
+            moved = det.model_copy(update={"thickness_um": thickness})
+            sigmas.append(conditioning.back_sigma_px(moved, shifted))
+    names = ("readout_noise_e", "diffusion_scale", "thickness_um", "backside_pcc_um")
+    covers: dict[str, Any] = {name: list(getattr(cfg, name)) for name in names}
+    covers["backside_pcc_shape"] = list(cfg.backside_pcc_shape)
+    covers["back_beta_fraction"] = list(cfg.back_beta_fraction)
+    covers["xray_entry"] = dict(cfg.xray_entry)
+    covers["back_sigma_px"] = [round(min(sigmas), 3), round(max(sigmas), 3)]
+    return covers
+
+
+def operating_points(suite: dict[str, dict[str, Any]], classes: list[str]) -> dict[str, Any]:
+    """Per class, the decision the shipped model makes (each deposit takes its largest posterior
+    under the file's priors) and what it gives on the suite: efficiency and purity pooled over
+    its detectors, with the events they rest on."""
+    points = {}
+    for cls in classes[1:]:
+        found = events = pure = clusters = 0.0
+        for scores in suite.values():
+            own = scores.get("per_class", {}).get(cls, {})
+            n, k = own.get("true_events") or 0, own.get("predicted_clusters") or 0
+            events += n
+            clusters += k
+            found += (own.get("cluster_efficiency") or 0.0) * n
+            pure += (own.get("cluster_purity") or 0.0) * k
+        points[cls] = {
+            "rule": "component vote: the largest posterior under infer.priors",
+            "suite_efficiency": round(found / events, 4) if events else None,
+            "suite_purity": round(pure / clusters, 4) if clusters else None,
+            "suite_true_events": int(events),
+        }
+    return points
 
 
 def export_model(
@@ -137,6 +195,9 @@ def export_model(
     card = release_card(config, card, run_dir, Path(train_config))
     if suite:
         card["release"]["suite"] = suite_scores(Path(suite), cfg.suite_method)
+        card["release"]["operating_points"] = operating_points(
+            card["release"]["suite"], list(card["classes"])
+        )
     drop = unused_parameters(model, model_config_from_card(card).in_channels)
     card["weights_dtype"] = "float16"
     card["unused_weights"] = drop

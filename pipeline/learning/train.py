@@ -35,7 +35,7 @@ from pipeline.core.geometry import IGNORE
 from pipeline.core.lock import exclusive
 from pipeline.core.stage import INPUT, OUTPUT, Stage, file_flag, files_in, key_flag
 from pipeline.io import atomic_output
-from pipeline.learning.data import Data, TrainFiles, build_data
+from pipeline.learning.data import Data, TrainFiles, build_data, training_priors
 from pipeline.learning.resume import TrainState, initial_weights, one_cycle, resume, rng_states
 from pipeline.network.device import Distributed, autocast_dtype, init_distributed, pick_device
 from pipeline.network.model import (
@@ -222,6 +222,7 @@ def _train(config, world, device, frames, val_frames, out: Path, progress: bool)
     initial = initial_weights(config) if cfg.init and not resuming else None
     seed_everything(cfg.seed)
     data = build_data(config, TrainFiles(list(frames), list(val_frames)), world)
+    priors = training_priors(data, cfg.prior_tiles, config.classes) if world.main else {}
     trainer = Trainer(config, world, device)
     if initial is not None:  # the optimiser and schedule start afresh
         unwrap(trainer.model).load_state_dict(initial)
@@ -241,7 +242,7 @@ def _train(config, world, device, frames, val_frames, out: Path, progress: bool)
             _log_datasets(tracker, frames, val_frames)
         state.run_id = tracker.run_id
         try:
-            state = _loop(config, out, trainer, data, state, tracker, progress)
+            state = _loop(config, out, trainer, data, state, tracker, progress, priors)
         finally:  # what a stopped run made is logged too
             if world.main:
                 _finish(config, out, state, tracker)
@@ -249,7 +250,7 @@ def _train(config, world, device, frames, val_frames, out: Path, progress: bool)
 
 
 def _loop(
-    config, out: Path, trainer: Trainer, data: Data, state: TrainState, tracker, progress
+    config, out: Path, trainer: Trainer, data: Data, state: TrainState, tracker, progress, priors
 ) -> TrainState:
     cfg, world = config.train, trainer.world
     for epoch in range(state.epoch, cfg.epochs):
@@ -266,7 +267,7 @@ def _loop(
             improved = score > state.best_metric if math.isfinite(score) else True
             state.bad_epochs = 0 if improved else state.bad_epochs + 1
             state.epoch, state.elapsed_s = epoch + 1, state.elapsed_s + time.monotonic() - started
-            card = model_card(config, data.data_hash, _card_metrics(metrics))
+            card = model_card(config, data.data_hash, _card_metrics(metrics), priors)
             if improved:
                 state.best_metric, state.best_epoch = score, epoch
                 save_checkpoint(out / "best.pt", trainer.model, card)

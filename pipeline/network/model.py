@@ -78,9 +78,13 @@ def build_model(cfg: ModelConfig, n_classes: int) -> nn.Module:
 
 
 def model_card(
-    config: TrainSettings | Config, data_hash: str, metrics: dict[str, float | None]
+    config: TrainSettings | Config,
+    data_hash: str,
+    metrics: dict[str, float | None],
+    training_priors: dict[str, float] | None = None,
 ) -> dict[str, Any]:
-    """Everything inference needs to use the weights, and where they came from."""
+    """Everything inference needs to use the weights, and where they came from; with the
+    training's cluster priors per class (what label-shift correction starts from)."""
     full = config_to_dict(config)
     return {
         "format": CARD_FORMAT,
@@ -94,6 +98,7 @@ def model_card(
         "training_seed": config.train.seed,
         "initialised_from": config.train.init,
         "metrics": metrics,
+        **({"training_priors": training_priors} if training_priors else {}),
     }
 
 
