@@ -27,6 +27,7 @@ WHERE = {
     "train": "pipeline.learning.train",
     "infer": "pipeline.inference.infer",
     "classical": "pipeline.inference.classical",
+    "ceiling": "pipeline.inference.ceiling",
     "evaluate": "pipeline.evaluation.evaluate",
     "suite": "pipeline.evaluation.suite",
     "efficiency": "pipeline.measurement.efficiency",

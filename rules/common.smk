@@ -1,6 +1,7 @@
 # Shared helpers (functions only, no rules): per-stage config slices, the simulated datasets, the
 # user's own frame files, and each job's resources from the config's `workflow` section.
 import glob
+import re
 import os
 from pathlib import Path
 
@@ -69,7 +70,26 @@ def init_model():
 
 
 INIT = init_model()
-METHODS = ["unet", "init", "classical"] if INIT else ["unet", "classical"]
+
+
+def compared_models():
+    """workflow.compare_models: method (the model's name) -> its checkpoint, scored beside the
+    fine-tuned model and its starting point (the starting point itself is not repeated).
+    """
+    found = {}
+    for name in config["workflow"]["compare_models"]:
+        try:
+            path = str(resolve_model(name, config["release"]["dir"]))
+        except CheckpointError as exc:
+            raise WorkflowError(f"workflow.compare_models: {exc}")
+        if path != INIT:
+            found[Path(name).stem] = path
+    return found
+
+
+COMPARED = compared_models()
+CEILING = ["ceiling"] if config["workflow"]["ceiling"] else []
+METHODS = ["unet", *(["init"] if INIT else []), *COMPARED, *CEILING, "classical"]
 
 
 def scored_maps(name):

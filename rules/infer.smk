@@ -8,6 +8,8 @@
 UNETS = {"unet": ("infer", "results/model/best.pt")}
 if INIT:
     UNETS["init"] = ("infer_init", INIT)
+for method, checkpoint in COMPARED.items():  # workflow.compare_models
+    UNETS[method] = ("infer_" + re.sub(r"\W", "_", method), checkpoint)
 
 for method, (rule_name, checkpoint) in UNETS.items():
 
@@ -59,4 +61,28 @@ rule classical:
         **job_resources("classical"),
     shell:
         "python -m pipeline classical --config {input.config} --input {input.frames:q}"
+        " --output {output.map} --catalogue {output.catalogue} > {log} 2>&1"
+
+
+# the ceiling: gradient-boosted trees trained on frames simulated like the file (its recorded
+# simulator config), see pipeline/inference/ceiling.py; simulated files only
+rule ceiling:
+    input:
+        config="results/config/ceiling.yaml",
+        frames=frames_of,
+    output:
+        map="results/maps/{name}.ceiling.h5",
+        catalogue="results/catalogues/{name}.ceiling.parquet",
+        csv="results/catalogues/{name}.ceiling.csv",
+    log:
+        "logs/ceiling/{name}.log",
+    benchmark:
+        "benchmarks/ceiling/{name}.tsv"
+    conda:
+        "../envs/pipeline.yaml"
+    threads: cpus("ceiling")
+    resources:
+        **job_resources("ceiling"),
+    shell:
+        "python -m pipeline ceiling --config {input.config} --input {input.frames:q}"
         " --output {output.map} --catalogue {output.catalogue} > {log} 2>&1"

@@ -296,6 +296,13 @@ class InferConfig(Section):
     sparse: SparseConfig
 
 
+class CeilingConfig(Section):
+    frames: int = Field(ge=1, le=10_000)
+    max_iter: int = Field(ge=1, le=10_000)
+    learning_rate: float = Field(gt=0, le=1)
+    seed: int = Field(ge=0)
+
+
 class ClassicalConfig(Section):
     neighbour_sigma: float = Field(gt=0)
     seed_sigma: float = Field(gt=0)
@@ -325,6 +332,7 @@ class Config(Section):
     train: TrainConfig
     infer: InferConfig
     classical: ClassicalConfig
+    ceiling: CeilingConfig
     activity: ActivityConfig
     release: ReleaseConfig
     tracking: TrackingConfig

@@ -22,6 +22,7 @@ from pipeline.config.sections import (
     ActivityConfig,
     AugmentConfig,
     CalibrateConfig,
+    CeilingConfig,
     ClassicalConfig,
     DetectorConfig,
     InferConfig,
@@ -146,6 +147,11 @@ class PlotSettings(FrameSettings):
 
 class ClassicalSettings(FrameSettings):
     classical: ClassicalConfig
+
+
+class CeilingSettings(FrameSettings):
+    classical: ClassicalConfig  # its clustering
+    ceiling: CeilingConfig
 
 
 class EvaluateSettings(FrameSettings):

@@ -22,6 +22,7 @@ class WorkflowResources(Section):
     train: JobResources
     infer: JobResources
     classical: JobResources
+    ceiling: JobResources
     evaluate: JobResources
     activity: JobResources
     plot: JobResources
@@ -37,4 +38,14 @@ class WorkflowConfig(Section):
         "results/activity/<heldout>.json"
     )
     suite: list[str]
+    compare_models: list[str] = Field(
+        default_factory=list,
+        description="shipped models (or checkpoints) scored beside the fine-tuned one and its "
+        "starting point on the held-out frames and the suite: method named by the model",
+    )
+    ceiling: bool = Field(
+        default=True,
+        description="score the ceiling (pipeline ceiling: trees that know the simulator's "
+        "truth) beside the methods on the held-out frames and the suite",
+    )
     resources: WorkflowResources

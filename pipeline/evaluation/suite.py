@@ -22,6 +22,7 @@ from pipeline.core.atomic import atomic_output
 from pipeline.core.errors import one_line
 from pipeline.core.stage import INPUT, OUTPUT, Beside, Flag, Stage, file_flag
 from pipeline.evaluation import tables
+from pipeline.results.metrics import jeffreys_interval
 from pipeline.results.naming import unique_names
 from pipeline.tracking import registry
 
@@ -121,6 +122,38 @@ def macro_frame(summaries: dict[str, dict], classes: Sequence[str]) -> pd.DataFr
     return pd.DataFrame(rows).T.rename_axis("detector")
 
 
+def proportion_cell(k: float, n: float) -> str:
+    """'0.912 (0.85-0.95) 52/57': a proportion, its Jeffreys interval and the counts."""
+    if n <= 0:
+        return "n/a (0)"
+    low, high = jeffreys_interval(k, n, tables.F1_CONFIDENCE)
+    return f"{k / n:.3f} ({low:.2f}-{high:.2f}) {round(k)}/{round(n)}"
+
+
+def tritium_frame(summaries: dict[str, dict], cls: str = "tritium") -> pd.DataFrame:
+    """Per detector and method: the tritium cluster efficiency (true betas found) and purity
+    (clusters called tritium that are), each with its interval and counts."""
+    rows = []
+    for detector, summary in summaries.items():
+        for method, scores in summary.items():
+            own = scores["per_class"].get(cls, {})
+            events, clusters = own.get("true_events") or 0, own.get("predicted_clusters") or 0
+            found = round((own.get("cluster_efficiency") or 0.0) * events)
+            pure = round((own.get("cluster_purity") or 0.0) * clusters)
+            rows.append(
+                {
+                    "detector": detector,
+                    "method": tables.method_label(method, scores),
+                    f"{cls} cluster F1": tables.score_cell(
+                        own.get("cluster_f1"), own.get("cluster_f1_interval")
+                    ),
+                    "efficiency (found/true)": proportion_cell(found, events),
+                    "purity (right/called)": proportion_cell(pure, clusters),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
 def suite_markdown(summaries: dict[str, dict], classes: Sequence[str]) -> str:
     macro = macro_frame(summaries, classes).reset_index()
     confidence = f"{tables.F1_CONFIDENCE:.0%}"
@@ -130,7 +163,16 @@ def suite_markdown(summaries: dict[str, dict], classes: Sequence[str]) -> str:
         "",
     ]
     lines += _markdown_rows(macro, bold=lambda row: False)
-    lines += ["", *tables.verdict_lines(summaries), "", "Per class:", ""]
+    lines += ["", *tables.verdict_lines(summaries), ""]
+    if "tritium" in classes:
+        lines += [
+            f"Tritium, per detector: cluster efficiency and purity ({confidence} Jeffreys "
+            "intervals, counts):",
+            "",
+            *_markdown_rows(tritium_frame(summaries), bold=lambda row: False),
+            "",
+        ]
+    lines += ["Per class:", ""]
     lines += _markdown_rows(suite_frame(summaries, classes), bold=lambda row: row[1] == "macro")
     return "\n".join(lines) + "\n"
 
@@ -165,6 +207,8 @@ def write_tables(summaries: dict[str, dict], out: str | Path, classes: Sequence[
             "intervals are apart.</p>",
             macro_frame(summaries, classes).to_html(border=0),
             *(f"<p>{line}</p>" for line in tables.verdict_lines(summaries)),
+            "<h3>Tritium: cluster efficiency and purity</h3>",
+            tritium_frame(summaries).to_html(index=False, border=0) if "tritium" in classes else "",
             "<h3>Per class</h3>",
             suite_frame(summaries, classes).to_html(index=False, border=0),
         ]

@@ -22,6 +22,7 @@ METHOD_WORDS = {
     "unet": "fine-tuned U-Net",
     "init": "starting U-Net",  # train.init: the shipped model in the default config
     "classical": "classical",
+    "ceiling": "ceiling (trees that know the truth)",
 }
 
 

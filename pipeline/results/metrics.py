@@ -116,6 +116,18 @@ def poisson_interval(n: np.ndarray | int, confidence: float) -> tuple[np.ndarray
     return lower, stats.chi2.ppf(1 - alpha / 2, 2 * n + 2) / 2
 
 
+def jeffreys_interval(k: float, n: float, confidence: float) -> tuple[float, float]:
+    """Central Jeffreys interval of a binomial proportion, k of n: the quantiles of
+    Beta(k + 1/2, n - k + 1/2), widened to 0 at k = 0 and to 1 at k = n (Brown, Cai and
+    DasGupta, Stat. Sci. 16 (2001) 101); (nan, nan) for n = 0."""
+    if n <= 0:
+        return (float("nan"), float("nan"))
+    tail = (1 - confidence) / 2
+    low = 0.0 if k <= 0 else float(stats.beta.ppf(tail, k + 0.5, n - k + 0.5))
+    high = 1.0 if k >= n else float(stats.beta.ppf(1 - tail, k + 0.5, n - k + 0.5))
+    return low, high
+
+
 F1_DRAWS = 20000  # posterior draws behind each F1 interval: quantiles stable to about 0.002
 
 
