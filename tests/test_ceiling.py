@@ -66,7 +66,7 @@ def test_a_file_that_was_not_simulated_has_no_ceiling(tmp_path):
     path = simulate_file(config, tmp_path / "sim.h5", 1, seed=3, progress=False)[0]
     with h5py.File(path, "a") as f:
         del f.attrs["simulator_config"]
-    with pytest.raises(ConfigError, match="simulator_config.*not simulated"):
+    with pytest.raises(ConfigError, match=r"simulator_config.*not simulated"):
         ceiling.ceiling_file(
             settings_of(config, "ceiling"), path, tmp_path / "m.h5", progress=False
         )
