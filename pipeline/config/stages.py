@@ -68,6 +68,8 @@ class InferSections(FrameSections, Protocol):
     def release(self) -> ReleaseConfig: ...
     @property
     def detector(self) -> DetectorConfig: ...
+    @property
+    def classical(self) -> ClassicalConfig: ...
 
 
 class SimulationSections(ClassesSections, Protocol):
@@ -135,6 +137,7 @@ class TrainSettings(FrameSettings):
 class InferSettings(FrameSettings):
     infer: InferConfig
     detector: DetectorConfig  # what a detector-aware network is told (normalise.condition)
+    classical: ClassicalConfig  # the clustering that measures it (infer.back_sigma_from)
     tracking: TrackingConfig
     release: ReleaseConfig  # where infer.model's shipped name is looked up
 

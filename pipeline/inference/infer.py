@@ -28,6 +28,7 @@ from pipeline.core import geometry, hashing
 from pipeline.core.errors import CheckpointError, NonFiniteOutput
 from pipeline.core.stage import INPUT, Stage, key_flag
 from pipeline.inference import runtime, sparse
+from pipeline.inference.detector_context import detector_context
 from pipeline.inference.label_shift import LabelShift
 from pipeline.network.device import inference_dtype, pick_device
 from pipeline.network.model import load_model
@@ -213,7 +214,7 @@ def infer_file(
     network = runtime.runtime_network(network, engine, checkpoint.sha256, normalise.channels, cache)
     if engine != "torch":  # ONNX Runtime picks its own layout
         cfg = cfg.model_copy(update={"channels_last": False})
-    context, context_source = detector_context(config, normalise)
+    context, context_source = detector_context(config, normalise, input_path)
     predictor = Predictor(network, window, normalise, cfg, device, amp, multiple, context)
 
     shift = LabelShift(cfg.priors, card, config.classes)
@@ -246,20 +247,6 @@ def infer_file(
             },
             closing=shift.attrs,
         )
-
-
-def detector_context(
-    config: InferSections, normalise: NormaliseConfig
-) -> tuple[dict[str, float], str]:
-    """The descriptors a detector-aware network is given, and where they came from: stated
-    (`infer.back_sigma_px`) or from the configured detector and diffusion model. A network
-    without conditioning is given none."""
-    if not normalise.condition:
-        return {}, "none"
-    if config.infer.back_sigma_px is not None:
-        return {"back_sigma_px": config.infer.back_sigma_px}, "config infer.back_sigma_px"
-    context = conditioning.from_config(config.detector, config.physics)
-    return context, "config detector.thickness_um, pixel_size_um and physics.diffusion_*"
 
 
 def run(
