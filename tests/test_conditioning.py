@@ -65,3 +65,32 @@ def test_a_widened_network_computes_what_its_start_did():
     with_condition = torch.cat([x, torch.full((2, 1, 64, 64), 0.7)], dim=1)
     with torch.no_grad():
         torch.testing.assert_close(wide(with_condition), start(x))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"physics.diffusion_a_um2": 1351.25, "sources.xray.entry": "uniform"}],
+    ids=["damic", "diffusion x2.5, x-rays in depth"],
+)
+def test_the_back_surface_spread_is_measured_from_the_file(tmp_path, overrides):
+    from pipeline.inference.detector_context import detector_context, measured_back_sigma
+    from pipeline.simulation.simulate import simulate_file
+
+    size = {"detector.height": 512, "detector.width": 512, "tracking.enabled": False}
+    config = load_config(overrides={**size, **overrides})
+    path = simulate_file(config, tmp_path / "sim.h5", 4, seed=8, progress=False)[0]
+    truth = conditioning.back_sigma_px(config.detector, config.physics)
+    value, clusters = measured_back_sigma(path, config)
+    assert clusters >= 30
+    assert value == pytest.approx(truth, rel=0.08)
+    told = NormaliseConfig(kind="charge_significance", noise_multiple=1, divisor=4)
+    told = told.model_copy(update={"condition": ["back_sigma_px"]})
+    context, source = detector_context(config, told, path)
+    assert context["back_sigma_px"] == value and source.startswith("measured")
+    stated = config.model_copy(
+        update={"infer": config.infer.model_copy(update={"back_sigma_px": 1.7})}
+    )
+    assert detector_context(stated, told, path) == (
+        {"back_sigma_px": 1.7},
+        "config infer.back_sigma_px",
+    )

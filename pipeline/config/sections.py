@@ -292,7 +292,7 @@ class InferConfig(Section):
     runtime: Literal["auto", "torch", "onnxruntime"]
     onnx_cache: str | None = None
     back_sigma_px: float | None = Field(default=None, gt=0, le=100)
-    back_sigma_from: Literal["config", "measured"] = "config"
+    back_sigma_from: Literal["config", "measured"] = "measured"
     priors: PriorsConfig
     sparse: SparseConfig
 

@@ -99,6 +99,11 @@ def fit(
     """Gradient-boosted trees on the clusters, with the simulator's class frequencies (no
     reweighting: the truth priors are what the ceiling knows)."""
     cfg = config.ceiling
+    if len(np.unique(truth)) < 2:
+        raise ConfigError(
+            f"ceiling: the {cfg.frames} simulated frames hold clusters of one class only "
+            f"({config.classes[int(truth[0])]}); raise ceiling.frames"
+        )
     trees = HistGradientBoostingClassifier(
         max_iter=cfg.max_iter, learning_rate=cfg.learning_rate, random_state=cfg.seed
     )

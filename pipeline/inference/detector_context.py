@@ -4,11 +4,13 @@ Owns resolving the descriptors of pipeline/calibration/conditioning.py for one f
 (`infer.back_sigma_px`), measured from the file itself (`infer.back_sigma_from: measured`: the
 spread of its compact clusters, as the classical reconstruction sees them), or from the
 configured detector and diffusion model; and saying which. The measurement: round clusters of
-3-20 keV (X-rays and betas) give sigma^2 = (sigma_x^2 + sigma_y^2)/2 - 1/12 px^2 (one pixel's
-own variance); charge from the back surface diffuses the most, so the upper decile of their
-sigma is the back surface's (within 5 % on simulated detectors of 0.5-0.95 px; it reads low,
-about 20 %, where thresholds cut the tails of clusters spread 2.3 px). Fewer than
-`MIN_CLUSTERS` such clusters: the config's value.
+3-20 keV (X-rays and betas) give sigma^2 = (sigma_x^2 + sigma_y^2)/2 - 1/12 px^2 (one pixel's own
+variance), corrected for the tails the neighbour threshold t cut: a 2-D Gaussian kept out to
+where it falls to t keeps the share 1 - u e^-u / (1 - e^-u) of its variance, u = ln(peak / t).
+Charge from the back surface diffuses the most, so the upper decile of the clusters' sigma is
+the back surface's: within 5 % on simulated detectors of 0.5-2.3 px (thin, diffuse, skipper,
+noisy; X-rays from the back, the front or in depth). Fewer than `MIN_CLUSTERS` such clusters:
+the config's value.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 
 from pipeline.calibration import conditioning
 from pipeline.calibration.frames import calibrated
@@ -29,15 +32,27 @@ ENERGY_KEV = (3.0, 20.0)  # X-ray lines and betas bright enough that thresholds 
 QUANTILE = 0.9
 
 
+def kept_variance_share(peak_e: np.ndarray, threshold_e: float) -> np.ndarray:
+    """The share of a 2-D Gaussian's variance its pixels above `threshold_e` hold, for a peak
+    of `peak_e`: the disc out to where it falls to the threshold, radius^2 = 2 sigma^2 u."""
+    u = np.log(np.maximum(np.asarray(peak_e, dtype=float) / threshold_e, 1.0001))
+    return 1 - u * np.exp(-u) / (1 - np.exp(-u))
+
+
 def compact_sigmas(charge_e: np.ndarray, noise_e: float, config: InferSections) -> np.ndarray:
-    """The sigma (pixels, pixelisation removed) of each round 3-20 keV cluster of a frame."""
+    """The sigma (pixels; pixelisation and threshold removed) of each round 3-20 keV cluster."""
     components, n = seeded_clusters(charge_e, noise_e, config.classical)
+    if n == 0:
+        return np.zeros(0)
     table = cluster_features(components, n, charge_e, config.physics.pair_energy_ev)
     energy = table["energy_kev"].to_numpy()
     keep = (energy > ENERGY_KEV[0]) & (energy < ENERGY_KEV[1]) & (table["elongation"] < 1.6)
     keep &= table["pixels"].to_numpy() <= 150
-    variance = (table["sigma_x"] ** 2 + table["sigma_y"] ** 2) / 2 - PIXEL_VARIANCE
-    return np.sqrt(np.clip(variance.to_numpy()[keep], 0, None))
+    peak = np.asarray(ndimage.maximum(charge_e, components, np.arange(1, n + 1)), dtype=float)
+    share = kept_variance_share(peak, config.classical.neighbour_sigma * noise_e)
+    measured = ((table["sigma_x"] ** 2 + table["sigma_y"] ** 2) / 2).to_numpy()
+    variance = measured / np.maximum(share, 0.3) - PIXEL_VARIANCE
+    return np.sqrt(np.clip(variance[keep], 0, None))
 
 
 def measured_back_sigma(path: str | Path, config: InferSections) -> tuple[float | None, int]:

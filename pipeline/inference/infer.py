@@ -16,6 +16,7 @@ import contextlib
 from collections.abc import Mapping
 from pathlib import Path
 
+import h5py
 import numpy as np
 import torch
 from torch import nn
@@ -272,6 +273,9 @@ def run(
     return str(result)
 
 
+TOLD = ("condition_back_sigma_px", "condition_source", "priors", "priors_source")
+
+
 def _log_result(
     tracker: runs.Tracker,
     settings: InferSettings,
@@ -279,10 +283,13 @@ def _log_result(
 ) -> None:
     """The digest of the input's frames (taken as they were mapped), the map's SHA-256 (what
     evaluations find the run by), the speed and the clusters per frame of each class."""
+    with h5py.File(result.output, "r") as written:  # what the network was told, and the priors
+        told = {k: str(written.attrs[k]) for k in TOLD if k in written.attrs}
     tracker.set_tags(
         {
             "data_hash": result.frames_sha256,
             "output_sha256": hashing.file_sha256(result.output),
+            **told,
         }
     )
     metrics = {"frames": result.frames, "megapixels_per_s": result.megapixels_per_s}
