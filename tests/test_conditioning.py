@@ -78,11 +78,11 @@ def test_the_back_surface_spread_is_measured_from_the_file(tmp_path, overrides):
 
     size = {"detector.height": 512, "detector.width": 512, "tracking.enabled": False}
     config = load_config(overrides={**size, **overrides})
-    path = simulate_file(config, tmp_path / "sim.h5", 4, seed=8, progress=False)[0]
+    path = simulate_file(config, tmp_path / "sim.h5", 8, seed=8, progress=False)[0]
     truth = conditioning.back_sigma_px(config.detector, config.physics)
     value, clusters = measured_back_sigma(path, config)
-    assert clusters >= 30
-    assert value == pytest.approx(truth, rel=0.08)
+    assert clusters >= 100
+    assert value == pytest.approx(truth, rel=0.06)  # the training jitters it by 10 %
     told = NormaliseConfig(kind="charge_significance", noise_multiple=1, divisor=4)
     told = told.model_copy(update={"condition": ["back_sigma_px"]})
     context, source = detector_context(config, told, path)

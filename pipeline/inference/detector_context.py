@@ -27,7 +27,7 @@ from pipeline.config.stages import InferSections
 from pipeline.inference.classical import PIXEL_VARIANCE, cluster_features, seeded_clusters
 
 MIN_CLUSTERS = 30  # below this the upper decile rests on three clusters: the config's value
-MEASURE_FRAMES = 8  # frames read for it (evenly spread over the file)
+MEASURE_FRAMES = 16  # frames read for it (evenly spread over the file)
 ENERGY_KEV = (3.0, 20.0)  # X-ray lines and betas bright enough that thresholds keep their tails
 QUANTILE = 0.9
 
