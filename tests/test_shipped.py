@@ -93,6 +93,20 @@ def test_the_card_says_how_the_model_was_made(run, tmp_path):
     assert release["config"]["model"] == config_to_dict(tiny)["model"]
     summary = json.loads((run[3] / "tiny_val" / "summary.json").read_text())
     assert release["suite"]["tiny_val"]["macro_cluster_f1"] == summary["unet"]["macro_cluster_f1"]
+    # what label-shift correction starts from: each signal class's share of training deposits
+    priors = card["training_priors"]
+    assert set(priors) == set(tiny.classes[1:]) and sum(priors.values()) == pytest.approx(
+        1, abs=1e-3
+    )
+    assert priors["tritium"] > 0 and priors["xray"] > 0
+    tritium = summary["unet"]["per_class"]["tritium"]
+    point = release["operating_points"]["tritium"]
+    assert point["suite_true_events"] == tritium["true_events"]
+    assert point["suite_efficiency"] == pytest.approx(tritium["cluster_efficiency"], abs=1e-4)
+    covers = release["covers"]
+    assert covers["readout_noise_e"] == list(tiny.stream.readout_noise_e)  # narrow 1: as given
+    assert 0 < covers["back_sigma_px"][0] < 0.94 < covers["back_sigma_px"][1]
+    assert release["limitations"] == list(tiny.release.limitations)
 
 
 def test_a_shipped_model_missing_a_used_weight_is_refused(run, tmp_path):

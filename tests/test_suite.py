@@ -121,3 +121,23 @@ def test_malformed_summaries_are_one_line_naming_the_file_and_what_is_wrong(tmp_
         text = str(info.value)
         assert text.startswith(str(bad)) and message in text and "\n" not in text, (case, text)
         assert not out.exists() and not out.with_suffix(".html").exists()
+
+
+def test_tritium_efficiency_and_purity_come_with_their_counts_and_intervals():
+    from pipeline.evaluation.suite import proportion_cell, tritium_frame
+
+    scores = _scores(0.8, events=40)
+    scores["per_class"]["tritium"] |= {
+        "cluster_efficiency": 0.9,
+        "cluster_purity": 0.75,
+        "predicted_clusters": 48,
+    }
+    table = tritium_frame({"quiet": {"unet": scores}})
+    row = table.iloc[0]
+    assert row["method"] == "fine-tuned U-Net"
+    assert row["efficiency (found/true)"].endswith(" 36/40")
+    assert row["purity (right/called)"].endswith(" 36/48")
+    # Jeffreys interval of 36 of 40: the 2.5 % and 97.5 % quantiles of Beta(36.5, 4.5), 0.7796, 0.9653
+    assert proportion_cell(36, 40) == "0.900 (0.78-0.97) 36/40"
+    assert proportion_cell(0, 0) == "n/a (0)"
+    assert "Tritium, per detector" in suite_markdown({"quiet": {"unet": scores}}, ["bg", "tritium"])
