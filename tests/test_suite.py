@@ -137,7 +137,7 @@ def test_tritium_efficiency_and_purity_come_with_their_counts_and_intervals():
     assert row["method"] == "fine-tuned U-Net"
     assert row["efficiency (found/true)"].endswith(" 36/40")
     assert row["purity (right/called)"].endswith(" 36/48")
-    # Jeffreys interval of 36 of 40: the 2.5 % and 97.5 % quantiles of Beta(36.5, 4.5), 0.7796, 0.9653
+    # Jeffreys interval of 36 of 40: 2.5 % and 97.5 % quantiles of Beta(36.5, 4.5), 0.780, 0.965
     assert proportion_cell(36, 40) == "0.900 (0.78-0.97) 36/40"
     assert proportion_cell(0, 0) == "n/a (0)"
     assert "Tritium, per detector" in suite_markdown({"quiet": {"unet": scores}}, ["bg", "tritium"])
