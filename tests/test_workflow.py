@@ -103,6 +103,8 @@ def test_workflow_runs_and_reruns_only_on_relevant_change(workflow_run):
         "benchmarks/train.tsv",
         "results/maps/heldout.unet.h5",
         "results/maps/heldout.classical.h5",
+        "results/maps/heldout.ceiling.h5",
+        "results/maps/suite_noisy.ccd-unet-v1.h5",
         "results/catalogues/heldout.unet.parquet",
         "results/evaluation/summary.json",
         "results/activity/heldout.json",
@@ -151,7 +153,9 @@ def test_fine_tuning_scores_the_starting_model_beside_the_tuned_one(workflow_run
     assert plan.returncode == 0, plan.stderr[-3000:]
     assert f"--init {start}" in plan.stdout  # the training starts from it
     assert "rule infer_init" in plan.stdout and "results/maps/heldout.init.h5" in plan.stdout
-    assert "--names unet init classical" in plan.stdout  # the suite and held-out score all three
+    # the suite and held-out score all: the tuned and starting U-Nets, the previous shipped
+    # model (workflow.compare_models), the ceiling and the classical reconstruction
+    assert "--names unet init ccd-unet-v1 ceiling classical" in plan.stdout
 
 
 def test_a_missing_starting_model_stops_before_any_job(tmp_path):
@@ -196,4 +200,4 @@ def test_the_release_recipe_plans_training_suite_and_export(tmp_path):
     result = snakemake(tmp_path / "wf", "-n", "-p", *args)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "rule train" in result.stdout and "pipeline export" in result.stdout
-    assert "--name ccd-unet-v1" in result.stdout
+    assert "--name ccd-unet-v2" in result.stdout
