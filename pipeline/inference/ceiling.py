@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 from sklearn.ensemble import HistGradientBoostingClassifier
+from threadpoolctl import threadpool_limits
 
 from pipeline.calibration import calibrate, conditioning
 from pipeline.config import Config, ConfigError, config_to_dict, load_config
@@ -107,7 +108,8 @@ def fit(
     trees = HistGradientBoostingClassifier(
         max_iter=cfg.max_iter, learning_rate=cfg.learning_rate, random_state=cfg.seed
     )
-    return trees.fit(features.to_numpy(dtype=float), truth)
+    with threadpool_limits(1):  # OpenMP threads only wait on each other for ~1000 clusters
+        return trees.fit(features.to_numpy(dtype=float), truth)
 
 
 def simulated_config(path: str | Path, config: CeilingSettings) -> tuple[Config, int]:
@@ -146,7 +148,8 @@ def ceiling_file(
         components, n, table = describe(charge, noise_e, simulated)
         lut = np.zeros(n + 1, dtype=np.uint8)
         if n:
-            lut[1:] = trees.predict(table.to_numpy(dtype=float))
+            with threadpool_limits(1):
+                lut[1:] = trees.predict(table.to_numpy(dtype=float))
         return lut[components], None
 
     return write_maps(
