@@ -104,7 +104,6 @@ def test_workflow_runs_and_reruns_only_on_relevant_change(workflow_run):
         "results/maps/heldout.unet.h5",
         "results/maps/heldout.classical.h5",
         "results/maps/heldout.ceiling.h5",
-        "results/maps/suite_noisy.ccd-unet-v1.h5",
         "results/catalogues/heldout.unet.parquet",
         "results/evaluation/summary.json",
         "results/activity/heldout.json",
@@ -148,7 +147,8 @@ def test_fine_tuning_scores_the_starting_model_beside_the_tuned_one(workflow_run
     start = tmp_path / "start.pt"
     shutil.copy2(work / "results" / "model" / "best.pt", start)
     tuned = tmp_path / "tuned.yaml"
-    tuned.write_text(small.read_text() + f"train: {{init: {start}}}\n")
+    compared = "workflow: {suite: [suite_noisy], compare_models: [ccd-unet-v1]}\n"
+    tuned.write_text(small.read_text() + f"train: {{init: {start}}}\n" + compared)
     plan = snakemake(work, "-n", "-p", "--configfile", str(tuned))
     assert plan.returncode == 0, plan.stderr[-3000:]
     assert f"--init {start}" in plan.stdout  # the training starts from it
@@ -156,6 +156,7 @@ def test_fine_tuning_scores_the_starting_model_beside_the_tuned_one(workflow_run
     # the suite and held-out score all: the tuned and starting U-Nets, the previous shipped
     # model (workflow.compare_models), the ceiling and the classical reconstruction
     assert "--names unet init ccd-unet-v1 ceiling classical" in plan.stdout
+    assert "rule infer_ccd_unet_v1" in plan.stdout
 
 
 def test_a_missing_starting_model_stops_before_any_job(tmp_path):
