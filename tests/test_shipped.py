@@ -68,7 +68,7 @@ def test_an_exported_model_is_smaller_and_gives_the_same_output(run, tmp_path):
         k for k in original.state_dict() if k.startswith(never_run)
     }
     assert not set(card["unused_weights"]) & set(stored)
-    x = torch.randn(2, 2, 64, 64) * 2
+    x = torch.randn(2, run[0].normalise.channels, 64, 64) * 2
     with torch.no_grad():
         a, b = original.eval()(x), exported.eval()(x)
     tolerance = 0.02 * float(a.abs().max())
@@ -158,7 +158,7 @@ def test_unused_parameters_are_found_without_moving_batchnorm_statistics(tiny):
 
     model = build_model(tiny.model, 6)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    unused = unused_parameters(model, 2)
+    unused = unused_parameters(model, tiny.normalise.channels)
     assert "encoder.layer4.0.conv1.weight" in unused
     assert "encoder.layer4.0.bn1.running_var" in unused
     assert "encoder.layer1.0.conv1.weight" not in unused
