@@ -5,11 +5,12 @@
 
 # one rule per U-Net: the fine-tuned model, and the model its training started from (train.init:
 # the shipped model), scored beside it
+NOT_A_WORD = r"\W"  # a rule's name is a Python identifier
 UNETS = {"unet": ("infer", "results/model/best.pt")}
 if INIT:
     UNETS["init"] = ("infer_init", INIT)
 for method, checkpoint in COMPARED.items():  # workflow.compare_models
-    UNETS[method] = ("infer_" + re.sub(r"\W", "_", method), checkpoint)
+    UNETS[method] = (f"infer_{re.sub(NOT_A_WORD, '_', method)}", checkpoint)
 
 for method, (rule_name, checkpoint) in UNETS.items():
 

@@ -42,6 +42,8 @@ TINY = {
     "train.lr": 1.0e-2,
     "train.init": None,  # from scratch: the shipped model is another architecture
     "stream.narrow": 1.0,
+    "normalise.condition": [],  # two input channels: the tiny networks are built for them
+    "model.in_channels": 2,
     "tracking.log_models": False,  # tests/test_registry.py turns it on
 }
 

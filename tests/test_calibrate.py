@@ -190,7 +190,7 @@ def test_single_frame_finds_columns_and_keeps_tracks():
 
 
 def test_normalise_round_trip_and_invariance():
-    cfg = load_config().normalise.model_copy(update={"kind": "asinh_noise"})
+    cfg = load_config().normalise.model_copy(update={"kind": "asinh_noise", "condition": []})
     q = np.array([-20.0, -1.0, 0.0, 0.5, 3.0, 100.0, 4e4, 1e6])
     x = calibrate.normalise(q, NOISE_E, cfg)
     assert x.dtype == np.float32 and x.shape == (1, len(q))
@@ -202,7 +202,7 @@ def test_normalise_round_trip_and_invariance():
 
 
 def test_charge_significance_keeps_electrons_whatever_the_noise():
-    cfg = load_config().normalise
+    cfg = load_config().normalise.model_copy(update={"condition": []})  # the charge channels
     assert cfg.kind == "charge_significance" and cfg.channels == 2
     q = np.array([[-3.0, 0.0, 1.0, 5.0, 1573.0, 1e5]])
     quiet, loud = calibrate.normalise(q, 0.15, cfg), calibrate.normalise(q, 4.0, cfg)

@@ -57,7 +57,7 @@ def test_jitter_is_log_normal_around_the_value():
 def test_a_widened_network_computes_what_its_start_did():
     config = load_config(overrides={"model.depth": 2, "model.decoder_channels": [16, 8]})
     torch.manual_seed(0)
-    start = build_model(config.model, 6).eval()
+    start = build_model(config.model.model_copy(update={"in_channels": 2}), 6).eval()
     wide_cfg = config.model.model_copy(update={"in_channels": 3})
     wide = build_model(wide_cfg, 6).eval()
     wide.load_state_dict(widened(start.state_dict(), 3))

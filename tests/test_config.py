@@ -69,7 +69,7 @@ def test_user_file_is_merged_over_the_default(tmp_path):
             r"config key 'sources\.tritium\.sample\.kind'.*'surface' or 'layer'",
         ),
         ("classes: [a, a]\n", r"class names must be unique"),
-        ("normalise:\n  kind: asinh_noise\n", r"model\.in_channels is 2, but .* makes 1 input"),
+        ("normalise:\n  kind: asinh_noise\n", r"model\.in_channels is 3, but .* makes 2 input"),
         ("- just\n- a list\n", r"top level must be a mapping"),
         ("detector: [unclosed\n", r"not valid YAML"),
         ("detector:\n  height: 64\n  height: 32\n", r"key 'height' appears twice .*lines 2 and 3"),

@@ -113,7 +113,8 @@ class Pointwise(nn.Module):
 def test_a_pointwise_model_gives_the_dense_probabilities_on_every_owned_pixel():
     config = load_config()
     cfg = config.infer.model_copy(update={"sparse": plan_config(margin_px=8)})
-    predictor = Predictor(Pointwise(), 256, config.normalise, cfg, CPU, multiple=16)
+    two_channels = config.normalise.model_copy(update={"condition": []})  # Pointwise takes two
+    predictor = Predictor(Pointwise(), 256, two_channels, cfg, CPU, multiple=16)
     rng = np.random.default_rng(2)
     charge = rng.normal(0, 2.0, (300, 280)).astype(np.float32)
     charge[rng.integers(0, 300, 8), rng.integers(0, 280, 8)] += 400.0
