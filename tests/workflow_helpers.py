@@ -20,7 +20,9 @@ WORKFLOW = (
 )
 SMALL = (
     "detector: {height: 64, width: 64}\n"
-    "simulate: {datasets: {train: {frames: 2, seed: 1}, heldout: {frames: 1, seed: 2}}}\n"
+    "simulate: {datasets: {train: {frames: 2, seed: 1}, heldout: {frames: 1, seed: 2},"
+    " suite_noisy: {frames: 2, seed: 102, overrides: {detector.readout_noise_e: 4.0}}}}\n"
+    "ceiling: {frames: 4}\n"
     "tiles: {size: 64}\n"
     "model: {depth: 2, decoder_channels: [16, 8]}\n"
     "train: {epochs: 1, steps_per_epoch: 2, batch_size: 2, val_tiles: 2, threads: 1, init: null,"
