@@ -114,7 +114,11 @@ def straight_run(tmp_path_factory, tiny_files):
     return _weights(folder / "model" / "last.pt")
 
 
-SLOW_KILLS = {"first checkpoint", "third checkpoint"}  # kills at a checkpoint boundary: `-m slow`
+SLOW_KILLS = {
+    "first checkpoint",
+    "third checkpoint",
+    "random points, twice",
+}  # `-m slow`: the suite stays < 5 min
 
 
 @pytest.mark.parametrize(
