@@ -116,10 +116,6 @@ def straight_run(tmp_path_factory, tiny_files):
 
 # kills the default suite skips (`-m slow` runs them): it stays under 5 minutes
 SLOW_KILLS = {"first checkpoint", "third checkpoint", "random points, twice"}
-    "first checkpoint",
-    "third checkpoint",
-    "random points, twice",
-}  # `-m slow`: the suite stays < 5 min
 
 
 @pytest.mark.parametrize(
