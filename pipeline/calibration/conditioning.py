@@ -45,17 +45,16 @@ def channels(
 ) -> np.ndarray:
     """(len(cfg.condition), *shape) float32 constant channels, value / unit; ValueError naming
     the missing descriptor where `context` lacks one the network takes."""
-    missing = [name for name in cfg.condition if context is None or name not in context]
+    given = context or {}
+    missing = [name for name in cfg.condition if name not in given]
     if missing:
         raise ValueError(
             f"normalise.condition: the network takes {missing[0]!r} and it was not given "
-            f"(given: {sorted(context or {})})"
+            f"(given: {sorted(given)})"
         )
-    assert context is not None or not cfg.condition
-    values = [context[name] / CONDITION_UNITS[name] for name in cfg.condition] if context else []
-    out = np.empty((len(values), *shape), dtype=np.float32)
-    for i, value in enumerate(values):
-        out[i] = value
+    out = np.empty((len(cfg.condition), *shape), dtype=np.float32)
+    for i, name in enumerate(cfg.condition):
+        out[i] = given[name] / CONDITION_UNITS[name]
     return out
 
 
