@@ -17,7 +17,7 @@ from pipeline.config import (
 def test_default_config_loads_into_typed_models():
     cfg = load_config()
     assert isinstance(cfg, Config)
-    assert cfg.classes == ["background", "muon", "electron", "tritium", "xray", "alpha"]
+    assert cfg.classes == ["background", "muon", "electron", "tritium", "xray", "alpha", "artefact"]
     assert cfg.physics.pair_energy_ev == 3.75
     assert cfg.detector.thickness_um == 675.0
 

@@ -10,6 +10,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from pipeline.config.activity import ActivityConfig, SystematicsConfig
+from pipeline.config.artefacts import ArtefactRanges, ArtefactsConfig
 from pipeline.config.base import Section
 from pipeline.config.files import FitsConfig, FitsKeywords, IOConfig
 from pipeline.config.runs import ReleaseConfig, TrackingConfig
@@ -20,6 +21,7 @@ from pipeline.config.workflow import JobResources, WorkflowConfig, WorkflowResou
 
 __all__ = [  # re-exported
     "ActivityConfig",
+    "ArtefactsConfig",
     "FitsConfig",
     "FitsKeywords",
     "IOConfig",
@@ -192,6 +194,10 @@ class StreamConfig(Section):
     xray_entry: dict[Literal["back", "front", "uniform"], float]
     compton_fraction: float = Field(ge=0, le=1)
     rate_scale: dict[str, float]
+    thin_share: float = Field(default=0.0, ge=0, le=1)
+    thin_thickness_um: Range = (250.0, 250.0)
+    alpha_thick_share: float = Field(default=0.0, ge=0, le=1)
+    artefacts: ArtefactRanges | None = None
 
     @model_validator(mode="after")
     def _ranges(self) -> StreamConfig:
@@ -322,6 +328,7 @@ class Config(Section):
     detector: DetectorConfig
     physics: PhysicsConfig
     sources: SourcesConfig
+    artefacts: ArtefactsConfig
     simulate: SimulateConfig
     io: IOConfig
     calibrate: CalibrateConfig
@@ -385,7 +392,9 @@ class Config(Section):
         unsourced = [
             c
             for c in self.classes[1:]
-            if c not in labels.values() and c not in self.simulate.unsourced_classes
+            if c not in labels.values()
+            and c not in self.simulate.unsourced_classes
+            and c != self.artefacts.label
         ]
         if unsourced:
             raise ValueError(

@@ -85,6 +85,7 @@ class MuonConfig(Section):
     landau_width_e_per_um: float = Field(gt=0, le=1e4)
     step_um: float = Field(ge=0.01, le=1e4)
     cos_power: float = Field(default=3.0, ge=0, le=20)
+    delta_ray_min_kev: float | None = Field(default=None, gt=0, le=1e5)
 
 
 class BetaBranch(Section):
@@ -123,6 +124,7 @@ class AlphaConfig(Section):
     range_exponent: float = Field(gt=0, le=5)  # ~1.5-1.8 for alphas (Geiger's rule 1.5)
     plasma_sigma_um: float = Field(ge=0, le=1000)
     steps: int = Field(ge=1, le=10_000)
+    source: Literal["thin", "thick"] = "thin"
 
 
 class AddedSource(Section):

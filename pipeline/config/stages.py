@@ -20,6 +20,7 @@ from pydantic import Field
 from pipeline.config.base import Section, Settings
 from pipeline.config.sections import (
     ActivityConfig,
+    ArtefactsConfig,
     AugmentConfig,
     CalibrateConfig,
     CeilingConfig,
@@ -81,6 +82,8 @@ class SimulationSections(ClassesSections, Protocol):
     def physics(self) -> PhysicsConfig: ...
     @property
     def sources(self) -> SourcesConfig: ...
+    @property
+    def artefacts(self) -> ArtefactsConfig: ...
 
 
 class SimulationFileSections(SimulationSections, Protocol):
@@ -113,6 +116,7 @@ class SimulateSettings(ClassesSettings):
     detector: DetectorConfig
     physics: PhysicsConfig
     sources: SourcesConfig
+    artefacts: ArtefactsConfig
     simulate: SimulateConfig
     io: IOConfig
 
@@ -131,6 +135,7 @@ class TrainSettings(FrameSettings):
     tracking: TrackingConfig
     detector: DetectorConfig
     sources: SourcesConfig
+    artefacts: ArtefactsConfig
     release: ReleaseConfig  # where train.init's shipped name is looked up
 
 
@@ -166,6 +171,7 @@ class EfficiencySettings(FrameSettings):
 
     detector: DetectorConfig
     sources: SourcesConfig
+    artefacts: ArtefactsConfig
     simulate: SimulateConfig
     activity: ActivityConfig
     infer: InferConfig

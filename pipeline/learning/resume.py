@@ -92,9 +92,34 @@ def initial_weights(config: TrainSettings | Config) -> dict[str, torch.Tensor]:
     """The weights of `train.init` (fine-tuning), checked before any data is read."""
     assert config.train.init is not None  # called only to fine-tune
     path = resolve_model(config.train.init, config.release.dir)
-    model, card = load_model(path, classes=config.classes)
+    model, card = load_model(path)
+    found, wanted = list(card["classes"]), list(config.classes)
+    if wanted[: len(found)] != found:
+        raise CheckpointError(
+            f"{path}: model classes {found}, config classes {wanted}; fine-tuning keeps a "
+            "network's classes in their order and may only add new ones after them"
+        )
     check_same_network(path, card, config, widen=True)
-    return widened(model.state_dict(), config.model.in_channels)
+    return with_classes(widened(model.state_dict(), config.model.in_channels), len(wanted))
+
+
+NEW_CLASS_BIAS = -3.0  # a class a network gains starts as background x e^-3 (never chosen)
+
+
+def with_classes(state: dict[str, torch.Tensor], n_classes: int) -> dict[str, torch.Tensor]:
+    """`state` with its segmentation head giving `n_classes` logits: each added class starts as
+    a copy of the background's (class 0) less `NEW_CLASS_BIAS`, so the grown network labels
+    every pixel as before until training teaches it the new class."""
+    out = dict(state)
+    last = [k for k, v in state.items() if k.endswith(".weight") and v.ndim == 4][-1]
+    weight, bias = state[last], state[last.removesuffix("weight") + "bias"]
+    extra = n_classes - weight.shape[0]
+    if extra > 0:
+        out[last] = torch.cat([weight, weight[:1].repeat(extra, 1, 1, 1)])
+        out[last.removesuffix("weight") + "bias"] = torch.cat(
+            [bias, bias[:1].repeat(extra) + NEW_CLASS_BIAS]
+        )
+    return out
 
 
 def widened(state: dict[str, torch.Tensor], in_channels: int) -> dict[str, torch.Tensor]:

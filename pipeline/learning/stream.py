@@ -2,7 +2,8 @@
 
 Owns domain randomisation (`draw_config`: the detector, its defects, diffusion, thickness, the
 back-surface layer (thickness and collection profile), the sample's K-40/U/Th betas entering
-from the back, X-ray entry, Compton electrons, muon angles and occupancy, each drawn from
+from the back, X-ray entry, Compton electrons, muon angles and occupancy, thin CCDs, thick alpha
+sources, readout artefacts and light (`pipeline.learning.stream_artefacts`), each drawn from
 the ranges of the config's `stream` section around its `detector` and `sources`, narrowed toward
 them for fine-tuning by `narrowed_stream`) and the
 `StreamDataset` that turns a draw number into a network input and its labels: simulate a frame of
@@ -25,7 +26,7 @@ from torch.utils.data import Dataset, Sampler
 from pipeline.calibration import calibrate, conditioning
 from pipeline.config import Config, StreamConfig, config_to_dict
 from pipeline.config.stages import TrainSettings
-from pipeline.learning import augment
+from pipeline.learning import augment, stream_artefacts
 from pipeline.learning.tiles import network_pair
 from pipeline.simulation.simulate import make_detector, simulate_frame
 
@@ -108,6 +109,9 @@ def draw_parameters(cfg: StreamConfig, rng: np.random.Generator) -> dict[str, An
     weights = np.array([cfg.xray_entry[s] for s in sides], dtype=float)
     values["xray_entry"] = sides[int(rng.choice(len(sides), p=weights / weights.sum()))]
     values["defect_seed"] = int(rng.integers(2**31))
+    values["thin"] = bool(rng.random() < cfg.thin_share)
+    if values["thin"]:  # a thin CCD: thickness log-uniform in its own range
+        values["thickness_um"] = _uniform(rng, cfg.thin_thickness_um, log=True)
     return values
 
 
@@ -120,6 +124,8 @@ def draw_config(
     drawn = draw_parameters(cfg, rng)
     det = config.detector
     area = size * size / (det.height * det.width)
+    alpha_source = "thick" if rng.random() < cfg.alpha_thick_share else config.sources.alpha.source
+    artefacts = stream_artefacts.draw_artefacts(config, size, drawn["gain_adu_per_e"], rng)
     detector = det.model_copy(
         update={
             "height": size,
@@ -143,6 +149,7 @@ def draw_config(
     randomised = {  # the physical sources' parameters the stream draws too
         "xray": {"entry": drawn["xray_entry"]},
         "muon": {"cos_power": drawn["muon_cos_power"]},
+        "alpha": {"source": alpha_source},
         "electron": {
             "compton_fraction": cfg.compton_fraction,
             "back_fraction": drawn["back_beta_fraction"]
@@ -160,6 +167,7 @@ def draw_config(
             "detector": detector,
             "physics": physics,
             "sources": config.sources.model_copy(update=sources),
+            "artefacts": artefacts,
         }
     )
 
@@ -167,7 +175,16 @@ def draw_config(
 def stream_hash_text(config: TrainSettings | Config) -> str:
     """What the stream's tiles depend on, as text for the training data hash."""
     sections = config_to_dict(config)
-    keys = ("stream", "detector", "physics", "sources", "tiles", "calibrate", "classes")
+    keys = (
+        "stream",
+        "detector",
+        "physics",
+        "sources",
+        "artefacts",
+        "tiles",
+        "calibrate",
+        "classes",
+    )
     return json.dumps({k: sections[k] for k in keys}, sort_keys=True)
 
 

@@ -147,7 +147,7 @@ def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.stack([ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx], axis=1)
 
 
-def _deflect(direction: np.ndarray, theta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def deflect(direction: np.ndarray, theta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Rotate unit vectors by polar angles `theta` about a uniform azimuth."""
     helper = np.where(np.abs(direction[:, :1]) < 0.9, [[1.0, 0, 0]], [[0, 1.0, 0]])
     u = _cross(direction, helper)
@@ -207,7 +207,7 @@ def transport_electrons(
         positions[:, i + 1] = positions[:, i] + step[:, None] * d
         theta = _highland_theta0(node_energy[:, i + 1], step, physics.radiation_length_um)
         # space angle of a 2-D Gaussian with rms theta0 per projection: Rayleigh
-        d = _deflect(d, theta * np.sqrt(-2 * np.log(1 - rng.random(n))), rng)
+        d = deflect(d, theta * np.sqrt(-2 * np.log(1 - rng.random(n))), rng)
     inside = (positions[..., 2] >= 0) & (positions[..., 2] <= thickness_um)
     alive = np.cumprod(inside, axis=1).astype(bool)[:, 1:]
     deposit = (node_energy[:, :-1] - node_energy[:, 1:]) * alive
@@ -444,13 +444,21 @@ def alpha_segments(
     """Alphas from the back surface: straight tracks with a Bragg-curve energy profile.
 
     With R = R_ref (E/E_ref)^p the energy left after path s is E0 (1 - s/R)^(1/p), so each of the
-    equal-length segments deposits the drop of that curve across it (most at the end).
+    equal-length segments deposits the drop of that curve across it (most at the end). From a
+    thick sample (`source: thick`) an alpha emitted at depth d along cos theta keeps the range
+    R - d / cos theta: uniform in [0, R], with directions of escape ~ cos theta (Lambert).
     """
     if n == 0:
         return Segments.empty()
     energy = rng.uniform(*cfg.energy_kev, n)
     total_range = alpha_range_um(energy, cfg)
     direction = _isotropic_into_bulk(n, rng)
+    if cfg.source == "thick":
+        total_range = total_range * rng.random(n)
+        energy = cfg.range_ref_kev * (total_range / cfg.range_ref_um) ** (1 / cfg.range_exponent)
+        direction[:, 2] = -np.sqrt(rng.random(n))  # Lambert: cos theta = sqrt(u)
+        direction[:, :2] *= (np.sqrt(1 - direction[:, 2] ** 2) / np.maximum(
+            np.hypot(direction[:, 0], direction[:, 1]), 1e-12))[:, None]  # fmt: skip
     start = np.column_stack([_uniform_xy(n, det, rng), np.full(n, det.thickness_um)])
     fractions = np.arange(cfg.steps + 1) / cfg.steps
     node_energy = energy[:, None] * (1 - fractions[None, :]) ** (1 / cfg.range_exponent)

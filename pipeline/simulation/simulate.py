@@ -3,7 +3,8 @@
 Owns turning the sources of `pipeline.simulation.physics` into detector frames: their charge in
 pixels (by `pipeline.simulation.charge`: pairs, partial collection, diffusion), full-well
 saturation with blooming along columns, dark current, hot pixels and columns fixed per detector,
-readout noise, a drifting pedestal and the gain; and the truth of the frame format contract
+readout artefacts and light (`pipeline.simulation.artefacts`), readout noise, a drifting
+pedestal, the gain and the ADC's saturation; and the truth of the frame format contract
 (`labels`, `instances`, `events`). The same seed gives bit-identical files.
 """
 
@@ -26,8 +27,8 @@ from pipeline.config.stages import (
 from pipeline.core.errors import printable
 from pipeline.core.stage import FRAME_SUFFIXES, OUTPUT, Beside, Stage, file_flag, key_flag
 from pipeline.io import FrameWriter
-from pipeline.simulation import physics, sources
-from pipeline.simulation.charge import collect
+from pipeline.simulation import artefacts, physics, sources
+from pipeline.simulation.charge import bloom, collect
 
 
 @dataclass(frozen=True)
@@ -66,25 +67,6 @@ def make_detector(det: DetectorConfig) -> Detector:
 
 
 # ---------------------------------------------------------------- saturation
-
-
-def bloom(signal: np.ndarray, full_well: float) -> np.ndarray:
-    """Charge above full well spills to the neighbours along the column (the vertical clock
-    direction) until every pixel holds at most a full well; what leaves the frame is lost."""
-    columns = np.nonzero((signal > full_well).any(axis=0))[0]
-    out = signal.copy()
-    if len(columns) == 0:
-        return out
-    sub = out[:, columns]
-    for _ in range(4 * signal.shape[0]):
-        excess = np.clip(sub - full_well, 0, None)
-        if excess.max() <= 1e-6 * full_well:
-            break
-        sub -= excess
-        sub[:-1] += excess[1:] / 2
-        sub[1:] += excess[:-1] / 2
-    out[:, columns] = np.minimum(sub, full_well)
-    return out
 
 
 def _winners(event: np.ndarray, pixel: np.ndarray, charge: np.ndarray):
@@ -191,12 +173,21 @@ def event_table(
 MAX_CLIPPED_FRACTION = 0.5  # more pixels beyond the ADC: a saturated frame, not a detector image
 
 
-def raw_frame(signal_e: np.ndarray, detector: Detector, det: DetectorConfig, rng) -> np.ndarray:
-    """Signal plus dark current, readout noise, drifting pedestal and gain, in ADU."""
+def raw_frame(
+    signal_e: np.ndarray,
+    detector: Detector,
+    det: DetectorConfig,
+    rng,
+    adc_max_adu: float | None = None,
+) -> np.ndarray:
+    """Signal plus dark current, readout noise, drifting pedestal and gain, in ADU; values past
+    `adc_max_adu` read as it (the ADC's saturation)."""
     dark = rng.poisson(detector.dark_map_e)
     noise = rng.normal(0.0, det.readout_noise_e, signal_e.shape)
     pedestal = det.pedestal_adu + np.cumsum(rng.normal(0.0, det.pedestal_row_drift_adu, det.height))
     adu = det.gain_adu_per_e * (signal_e + dark + noise) + pedestal[:, None]
+    if adc_max_adu is not None:
+        adu = np.minimum(adu, adc_max_adu)
     dtype = np.dtype(det.frame_dtype)
     if dtype.kind in "iu":
         info = np.iinfo(dtype)
@@ -222,12 +213,18 @@ def simulate_frame(
     event_id = first_instance + np.arange(len(event_class))
     event, pixel, charge = collect(seg, det, phys, rng)
     event, pixel, charge = apply_blooming(event, pixel, charge, det)
-    signal = np.bincount(pixel, charge, minlength=det.height * det.width)
-    signal = signal.reshape(det.height, det.width)
+    particles = np.bincount(pixel, charge, minlength=det.height * det.width)
+    particles = particles.reshape(det.height, det.width)
     labels, instances = truth_maps(event, pixel, charge, event_class, event_id, det, phys)
+    art = config.artefacts
+    read = artefacts.readout(particles, art, det.defect_seed, rng.spawn(1)[0])
+    threshold = max(phys.label_noise_multiple * det.readout_noise_e, phys.label_min_charge_e)
+    if art.label in config.classes:
+        index = config.classes.index(art.label)
+        artefacts.relabel(labels, instances, read, particles, threshold, index)
     return SimulatedFrame(
-        adu=raw_frame(signal, detector, det, rng),
-        signal_e=signal,
+        adu=raw_frame(read.charge_e, detector, det, rng, art.readout.adc_max_adu),
+        signal_e=read.charge_e,
         labels=labels,
         instances=instances,
         events=event_table(seg, event_class, event_id, det.pixel_size_um),
@@ -253,7 +250,10 @@ def check_adc(det: DetectorConfig) -> None:
 
 
 def check_classes(config: SimulationSections) -> None:
-    missing = [c for c in config.sources.labels().values() if c not in config.classes]
+    labelled = [*config.sources.labels().values()]
+    if artefacts.drawn(config.artefacts):
+        labelled.append(config.artefacts.label)
+    missing = [c for c in labelled if c not in config.classes]
     if missing:
         raise ConfigError(
             f"config key 'classes' lacks {missing}, which the simulator labels "

@@ -27,7 +27,7 @@ from pipeline.config import (
     XrayConfig,
 )
 from pipeline.config.stages import SimulationSections
-from pipeline.simulation import physics
+from pipeline.simulation import delta_rays, physics
 
 # (n events, the source's section, the whole config, rng) -> their segments, events 0..n-1
 Draw = Callable[[int, Any, SimulationSections, np.random.Generator], physics.Segments]
@@ -79,7 +79,8 @@ def configured(config: SimulationSections) -> list[tuple[Source, Any, str]]:
 
 
 def _muon(n: int, cfg: MuonConfig, c: SimulationSections, rng: np.random.Generator):
-    return physics.muon_segments(n, cfg, c.detector, c.physics, rng)
+    tracks = physics.muon_segments(n, cfg, c.detector, c.physics, rng)
+    return delta_rays.add_delta_rays(tracks, cfg, c.detector, c.physics, rng)
 
 
 def _electron(n: int, cfg: ElectronConfig, c: SimulationSections, rng: np.random.Generator):
