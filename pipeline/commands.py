@@ -25,6 +25,7 @@ WHERE = {
     "simulate": "pipeline.simulation.simulate",
     "inspect": "pipeline.io.inspect",
     "train": "pipeline.learning.train",
+    "temperature": "pipeline.learning.temperature",
     "infer": "pipeline.inference.infer",
     "classical": "pipeline.inference.classical",
     "ceiling": "pipeline.inference.ceiling",

@@ -125,6 +125,15 @@ class SimulateConfig(Section):
         return self
 
 
+class PlausibilityConfig(Section):
+    """Whether a frame looks like a particle detector's: the share of its pixels above
+    `sigma` x noise (its occupancy)."""
+
+    sigma: float = Field(default=4.0, gt=0)
+    warn_occupancy: float = Field(default=0.05, gt=0, le=1)
+    refuse_occupancy: float = Field(default=0.5, gt=0, le=1)
+
+
 class CalibrateConfig(Section):
     pedestal: Literal["rows", "overscan"]
     gain: Literal["file", "config", "fe55"]
@@ -134,6 +143,7 @@ class CalibrateConfig(Section):
     hot_pixel_sigma: float = Field(gt=0)
     hot_column_sigma: float = Field(gt=0)
     hot_mask_frames: int = Field(ge=3, le=1024)
+    plausibility: PlausibilityConfig = Field(default_factory=lambda: PlausibilityConfig())
 
 
 NORMALISE_CHANNELS = {"asinh_noise": 1, "charge_significance": 2}

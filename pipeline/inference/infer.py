@@ -68,8 +68,10 @@ class Predictor:
         amp: torch.dtype | None = None,
         multiple: int = geometry.NET_MULTIPLE,
         context: Mapping[str, float] | None = None,
+        temperature: float = 1.0,
     ) -> None:
         self.context = context  # the detector's descriptors, for normalise.condition
+        self.temperature = temperature  # divides the logits (the card's calibration)
         self.model = model.to(device).eval()
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -178,7 +180,7 @@ class Predictor:
                     f"the network output is not finite ({self.amp or torch.float32} on "
                     f"{self.device.type}): the map would be meaningless"
                 )
-            probs = logits.softmax(dim=1)
+            probs = (logits / self.temperature).softmax(dim=1)
             flipped = probs.flip(dims) if dims else probs
             out = flipped if out is None else out + flipped
         assert out is not None  # flips holds the identity at least
@@ -216,7 +218,10 @@ def infer_file(
     if engine != "torch":  # ONNX Runtime picks its own layout
         cfg = cfg.model_copy(update={"channels_last": False})
     context, context_source = detector_context(config, normalise, input_path)
-    predictor = Predictor(network, window, normalise, cfg, device, amp, multiple, context)
+    temperature = float(card.get("calibration", {}).get("temperature", 1.0))
+    predictor = Predictor(
+        network, window, normalise, cfg, device, amp, multiple, context, temperature
+    )
 
     shift = LabelShift(cfg.priors, card, config.classes)
 
@@ -244,9 +249,11 @@ def infer_file(
             provenance={
                 "model": checkpoint.reference,
                 "model_sha256": checkpoint.sha256,
+                "temperature": f"{temperature:g}",
                 **conditioning.provenance(context, context_source),
             },
             closing=shift.attrs,
+            uncertainty=True,
         )
 
 

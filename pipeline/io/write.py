@@ -250,11 +250,17 @@ class FrameWriter(_AtomicWriter):
         self._atomic.__exit__(None, None, None)
 
 
+UNCERTAINTY_MEANING = (
+    "normalised entropy of the class probabilities: 0 one class certain, 1 every class alike"
+)
+
+
 class MapWriter(_AtomicWriter):
     """Append-only map file of the contract, frame by frame: `labels` (N, H, W) uint8, optional
-    `probabilities` (N, C, H, W) float16, attrs `class_names` and `source`, and the provenance
-    attrs given (`model`, `model_sha256`: what the map was made from). Atomic
-    like FrameWriter: the file appears only when the writer closes without error."""
+    `probabilities` (N, C, H, W) float16, optional `uncertainty` (N, H, W) float16 (the
+    normalised entropy of the class probabilities), attrs `class_names` and `source`, and the
+    provenance attrs given (`model`, `model_sha256`: what the map was made from). Atomic like
+    FrameWriter: the file appears only when the writer closes without error."""
 
     def __init__(
         self,
@@ -266,13 +272,16 @@ class MapWriter(_AtomicWriter):
         source: str | Path,
         probabilities: bool = False,
         provenance: Mapping[str, str] | None = None,
+        uncertainty: bool = False,
     ) -> None:
         self.path, self.hw, self.n = Path(path), (int(height), int(width)), 0
         self.class_names = list(class_names)
         attrs = {"source": str(source), **(provenance or {})}
-        self._start(lambda tmp: self._open(tmp, attrs, probabilities))
+        self._start(lambda tmp: self._open(tmp, attrs, probabilities, uncertainty))
 
-    def _open(self, tmp: Path, attrs: Mapping[str, str], probabilities: bool) -> h5py.File:
+    def _open(
+        self, tmp: Path, attrs: Mapping[str, str], probabilities: bool, uncertainty: bool
+    ) -> h5py.File:
         f = h5py.File(tmp, "w", libver="earliest", rdcc_nbytes=0)
         _h5_class_names(f, self.class_names)
         for name, value in attrs.items():
@@ -290,6 +299,12 @@ class MapWriter(_AtomicWriter):
                 chunks=(1, c, h, w),
                 dtype="float16",
             )
+        if uncertainty:
+            _h5_dataset(
+                f, "uncertainty", shape=(0, h, w), maxshape=(None, h, w), chunks=(1, h, w),
+                dtype="float16",
+            )  # fmt: skip
+            f["uncertainty"].attrs["meaning"] = UNCERTAINTY_MEANING
         return f
 
     def annotate(self, attrs: Mapping[str, str]) -> None:
@@ -297,7 +312,12 @@ class MapWriter(_AtomicWriter):
         for name, value in attrs.items():
             self._file.attrs[name] = printable(str(value))
 
-    def append(self, labels: np.ndarray, probabilities: np.ndarray | None = None) -> None:
+    def append(
+        self,
+        labels: np.ndarray,
+        probabilities: np.ndarray | None = None,
+        uncertainty: np.ndarray | None = None,
+    ) -> None:
         labels = np.asarray(labels)
         if labels.shape != self.hw:
             raise ValueError(f"{self.path}: labels shape {labels.shape} != {self.hw}")
@@ -315,6 +335,11 @@ class MapWriter(_AtomicWriter):
                     f"{self.path}: probabilities shape {got} != (C, H, W) = {expected}"
                 )
             items.append(("probabilities", np.asarray(probabilities, dtype=np.float16)))
+        if "uncertainty" in self._file:
+            got_u = () if uncertainty is None else np.shape(uncertainty)
+            if got_u != self.hw:
+                raise ValueError(f"{self.path}: uncertainty shape {got_u} != {self.hw}")
+            items.append(("uncertainty", np.asarray(uncertainty, dtype=np.float16)))
         self._append_rows(items, self.n)
         self.n += 1
 

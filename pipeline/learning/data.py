@@ -65,22 +65,36 @@ def build_data(config: TrainSettings | Config, files: TrainFiles, world: Any) ->
         if weight > 0:
             streamed = stream.StreamDataset(config, cfg.seed)
             train_set = stream.MixedDataset(train_set, streamed, weight, cfg.seed)
-    val_tiles = val_source.grid(val_frames)
-    keep = np.random.default_rng(cfg.seed).permutation(len(val_tiles))[: cfg.val_tiles]
-    val_tiles = [val_tiles[i] for i in sorted(keep)]
     loader: dict[str, Any] = dict(num_workers=cfg.workers, persistent_workers=cfg.workers > 0)
     train = DataLoader(
         train_set, batch_size=cfg.batch_size, sampler=sampler, drop_last=True, **loader
     )
-    val = DataLoader(
-        tiles.TileDataset(val_source, val_tiles, config, train=False, seed=cfg.seed),
-        batch_size=cfg.batch_size,
-        shuffle=False,
-        **loader,
-    )
+    val = validation_loader(config, val_source, val_frames)
     hashed = [*files.frames, *files.val_frames] if weight < 1 else list(files.val_frames)
     extra = stream.stream_hash_text(config) if weight > 0 else ""
     return Data(train, val, sampler, hashing.data_hash(hashed, extra))
+
+
+def validation_loader(
+    config: TrainSettings | Config,
+    source: tiles.FrameSource,
+    frames: Sequence[tuple[int, int]] | None = None,
+) -> DataLoader:
+    """The fixed validation tiles (`train.val_tiles` of the grid over `frames`, all of the
+    source's by default, chosen by `train.seed`), unaugmented, in order."""
+    cfg = config.train
+    if frames is None:
+        frames = [(f, i) for f, shape in enumerate(source.shapes) for i in range(shape[0])]
+    grid = source.grid(frames)
+    keep = np.random.default_rng(cfg.seed).permutation(len(grid))[: cfg.val_tiles]
+    chosen = [grid[i] for i in sorted(keep)]
+    return DataLoader(
+        tiles.TileDataset(source, chosen, config, train=False, seed=cfg.seed),
+        batch_size=cfg.batch_size,
+        shuffle=False,
+        num_workers=cfg.workers,
+        persistent_workers=cfg.workers > 0,
+    )
 
 
 def _file_tiles(config: TrainSettings | Config, files: TrainFiles, world: Any, draws: int):

@@ -9,19 +9,12 @@ it could not learn the label).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
 from pipeline.config.artefacts import ArtefactRanges, ArtefactsConfig
-
-
-def _log_uniform(rng: np.random.Generator, span: tuple[float, float]) -> float:
-    low, high = span
-    if low <= 0:
-        return float(rng.uniform(low, high))
-    return float(math.exp(rng.uniform(math.log(low), math.log(high))))
+from pipeline.simulation.light import log_uniform
 
 
 def _readout(r: ArtefactRanges, size: int, det: Any, gain: float, rng: np.random.Generator):
@@ -33,25 +26,25 @@ def _readout(r: ArtefactRanges, size: int, det: Any, gain: float, rng: np.random
     sign = 1.0 if rng.random() < 0.5 else -1.0
     return {
         "cti": {
-            "serial": _log_uniform(rng, r.cti) * on[0],
-            "parallel": _log_uniform(rng, r.cti) * on[1],
+            "serial": log_uniform(rng, r.cti) * on[0],
+            "parallel": log_uniform(rng, r.cti) * on[1],
             "trail_px": float(rng.uniform(1.0, 4.0)),
         },
         "serial_hits": {"rate_per_frame": float(rng.uniform(*r.serial_hits)) * area * on[2]},
         "crosstalk": {
             "amplifiers": 2,
-            "coefficient": sign * _log_uniform(rng, r.crosstalk) * on[3],
+            "coefficient": sign * log_uniform(rng, r.crosstalk) * on[3],
         },
         "glow": {
-            "amplifier_e": _log_uniform(rng, r.glow_e) * on[4],
+            "amplifier_e": log_uniform(rng, r.glow_e) * on[4],
             "amplifier_scale_px": float(rng.uniform(10, 60)),
-            "edge_e": _log_uniform(rng, r.glow_e) * on[5],
+            "edge_e": log_uniform(rng, r.glow_e) * on[5],
             "edge_scale_px": float(rng.uniform(1, 3)),
         },
-        "spurious_charge_e": _log_uniform(rng, r.spurious_charge_e) * on[6],
+        "spurious_charge_e": log_uniform(rng, r.spurious_charge_e) * on[6],
         "baseline": {
             "pickup_e": float(rng.uniform(*r.pickup_e)) * on[7],
-            "pickup_period_px": _log_uniform(rng, (10.0, 1000.0)),
+            "pickup_period_px": log_uniform(rng, (10.0, 1000.0)),
             "jumps_per_frame": float(rng.uniform(*r.jumps)) * area * on[8],
         },
         "trap_columns": {"number": int(rng.poisson(rng.uniform(*r.trap_columns) * size / 1024))},

@@ -35,6 +35,7 @@ from pipeline.core.geometry import IGNORE
 from pipeline.core.lock import exclusive
 from pipeline.core.stage import INPUT, OUTPUT, Stage, file_flag, files_in, key_flag
 from pipeline.io import atomic_output
+from pipeline.learning import temperature
 from pipeline.learning.data import Data, TrainFiles, build_data, training_priors
 from pipeline.learning.resume import TrainState, initial_weights, one_cycle, resume, rng_states
 from pipeline.network.device import Distributed, autocast_dtype, init_distributed, pick_device
@@ -243,6 +244,13 @@ def _train(config, world, device, frames, val_frames, out: Path, progress: bool)
         state.run_id = tracker.run_id
         try:
             state = _loop(config, out, trainer, data, state, tracker, progress, priors)
+            if world.main and (out / "best.pt").is_file():  # probabilities as often right as sure
+                held_out = ",".join(Path(p).name for p in val_frames)
+                found = temperature.calibrate_checkpoint(
+                    out / "best.pt", out / "best.pt", data.val, device, held_out
+                )
+                tracker.log_metrics({f"calibration_{k}": v for k, v in found.items()
+                                     if isinstance(v, float)}, step=state.epoch)  # fmt: skip
         finally:  # what a stopped run made is logged too
             if world.main:
                 _finish(config, out, state, tracker)

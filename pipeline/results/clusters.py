@@ -24,6 +24,7 @@ from pipeline.core.errors import CatalogueError, one_line
 from pipeline.io import FrameFile, atomic_output
 from pipeline.io.digest import frames_sha256
 from pipeline.results import priors
+from pipeline.results.metrics import normalised_entropy
 
 
 def catalogue_twin(path: str | Path) -> Path:
@@ -44,6 +45,7 @@ COLUMNS = (
     "sigma_x",
     "sigma_y",
     "probability",
+    "uncertainty",
 )
 
 
@@ -65,11 +67,11 @@ def frame_clusters(
         if n == 0:
             continue
         m = moments(components, n, charge_e)
-        prob = (
-            m.total(probabilities[cls][m.rows, m.cols].astype(np.float64)) / m.pixels
-            if probabilities is not None
-            else np.full(n, np.nan)
-        )
+        prob, uncertain = np.full(n, np.nan), np.full(n, np.nan)
+        if probabilities is not None:
+            prob = m.total(probabilities[cls][m.rows, m.cols].astype(np.float64)) / m.pixels
+            entropy = normalised_entropy(probabilities[:, m.rows, m.cols])
+            uncertain = m.total(entropy.astype(np.float64)) / m.pixels
         rows.append(
             pd.DataFrame(
                 {
@@ -84,6 +86,7 @@ def frame_clusters(
                     "sigma_x": np.sqrt(np.maximum(m.xx, 0)),
                     "sigma_y": np.sqrt(np.maximum(m.yy, 0)),
                     "probability": prob,
+                    "uncertainty": uncertain,
                 }
             )
         )

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from pipeline.calibration import plausibility
 from pipeline.calibration.frames import calibrated
 from pipeline.config.stages import FrameSections
 from pipeline.core.atomic import output_group
@@ -24,7 +25,7 @@ from pipeline.core.errors import printable
 from pipeline.core.stage import INPUT, OUTPUT, Beside, file_flag
 from pipeline.io import FrameFile, MapWriter
 from pipeline.results import clusters
-from pipeline.results.metrics import count_clusters
+from pipeline.results.metrics import count_clusters, normalised_entropy
 
 CSV_TWIN = (Beside("the CSV twin of --catalogue", suffix=".csv"),)
 # what infer and classical declare: a frame file in, a map file and its catalogue out
@@ -103,11 +104,14 @@ def write_maps(
     desc: str = "label",
     provenance: Mapping[str, str] | None = None,
     closing: Callable[[], Mapping[str, str]] | None = None,
+    uncertainty: bool = False,
 ) -> MapResult:
     """Label every frame of `input_path` into the map file `output_path` (and the catalogue),
     recording in both what they were made from: the input's name and the digest of its frames
     (taken as they are labelled: one pass), and `provenance` (the model's, for a network);
-    `closing` gives attributes known once every frame is labelled (the priors voted under)."""
+    `closing` gives attributes known once every frame is labelled (the priors voted under);
+    with `uncertainty`, the labeller's probabilities give the map's per-pixel uncertainty.
+    Every frame passes the plausibility check first (`calibrate.plausibility`)."""
     start, name = time.perf_counter(), Path(input_path).name
     with calibrated(input_path, config) as frames:
         frames.calibrate()  # before any output is opened
@@ -124,14 +128,19 @@ def write_maps(
                 source=name,
                 probabilities=probabilities,
                 provenance=provenance,
+                uncertainty=uncertainty,
             ) as writer,
         ):
+            warnings: list[str] = []
             charges = frames.charges(config.io.prefetch_frames)
             for i, charge in tqdm(
                 enumerate(charges), total=n, desc=f"{desc} {printable(name)}", disable=not progress
             ):
+                warning = plausibility.check(charge, frames.noise_e(i), config.calibrate, name, i)
+                warnings += [warning] if warning else []
                 labels, probs = labeller(charge, frames.noise_e(i))
-                writer.append(labels, probs if probabilities else None)
+                entropy = normalised_entropy(probs) if uncertainty and probs is not None else None
+                writer.append(labels, probs if probabilities else None, entropy)
                 if catalogue_path is not None:
                     first = 1 + sum(len(t) for t in tables)
                     tables.append(
@@ -159,5 +168,5 @@ def write_maps(
                 found_per_class = {c: int(counts.get(c, 0)) for c in config.classes}
     elapsed = time.perf_counter() - start
     pixels = n * height * width
-    said = unstated(frames.file, config)
+    said = unstated(frames.file, config) + plausibility.summary(warnings)
     return MapResult(Path(output_path), n, pixels, elapsed, frames_sha256, found_per_class, said)

@@ -176,3 +176,24 @@ def _holding(bounds: np.ndarray, point: np.ndarray | float) -> tuple[np.ndarray,
     every cluster pure) has 1 as its upper end, none found 0 as its lower (the boundary rule of
     Brown, Cai and DasGupta for k = n and k = 0)."""
     return np.fmin(bounds[0], point), np.fmax(bounds[1], point)
+
+
+def normalised_entropy(probabilities: np.ndarray) -> np.ndarray:
+    """Per pixel, the entropy of the class probabilities (C, ...) over its largest value log C:
+    0 where one class is certain, 1 where every class is as likely (the map's `uncertainty`)."""
+    p = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-12, 1.0)
+    return (-(p * np.log(p)).sum(axis=0) / np.log(p.shape[0])).astype(np.float32)
+
+
+def expected_calibration_error(
+    confidence: np.ndarray, correct: np.ndarray, bins: int = 15
+) -> float:
+    """ECE of top-label confidences (Guo et al., ICML 2017): the share-weighted mean over
+    equal-width confidence bins of |accuracy - mean confidence|; NaN for no sample."""
+    confidence, correct = np.ravel(confidence), np.ravel(correct).astype(float)
+    if confidence.size == 0:
+        return float("nan")
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    count = np.bincount(which, minlength=bins)
+    gap = np.bincount(which, correct - confidence, minlength=bins)
+    return float(np.abs(gap).sum() / count.sum())

@@ -70,19 +70,12 @@ def serial_hits(shape: tuple[int, int], cfg: ReadoutArtefacts, rng: np.random.Ge
     hits = cfg.serial_hits
     out = np.zeros(shape)
     for _ in range(int(rng.poisson(hits.rate_per_frame))):
-        length = int(round(_log_uniform(rng, hits.length_px)))
+        length = round(light.log_uniform(rng, hits.length_px))
         row, start = int(rng.integers(shape[0])), int(rng.integers(shape[1]))
         stop = min(start + max(length, 1), shape[1])
-        level = _log_uniform(rng, hits.e_per_px)
+        level = light.log_uniform(rng, hits.e_per_px)
         out[row, start:stop] += level * rng.lognormal(0.0, 0.3, stop - start)
     return out
-
-
-def _log_uniform(rng: np.random.Generator, span: tuple[float, float]) -> float:
-    low, high = span
-    if low <= 0:
-        return float(rng.uniform(low, high))
-    return float(np.exp(rng.uniform(np.log(low), np.log(high))))
 
 
 def _trail(charge: np.ndarray, share: float, trail_px: float, axis: int) -> np.ndarray:

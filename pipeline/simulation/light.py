@@ -22,9 +22,12 @@ def drawn(cfg: LightConfig) -> bool:
     return cfg.stars_per_frame > 0 or cfg.traces_per_frame > 0 or cfg.sky_lines_per_frame > 0
 
 
-def _log_uniform(rng: np.random.Generator, span: tuple[float, float]) -> float:
+def log_uniform(rng: np.random.Generator, span: tuple[float, float]) -> float:
+    """A value log-uniform in [low, high] (uniform where low is 0)."""
     low, high = span
-    return float(np.exp(rng.uniform(np.log(max(low, 1e-9)), np.log(max(high, 1e-9)))))
+    if low <= 0:
+        return float(rng.uniform(low, high))
+    return float(np.exp(rng.uniform(np.log(low), np.log(high))))
 
 
 def moffat_star(shape: tuple[int, int], x: float, y: float, fwhm: float, total_e: float):
@@ -65,7 +68,7 @@ def render(shape: tuple[int, int], cfg: LightConfig, rng: np.random.Generator) -
     for _ in range(int(rng.poisson(cfg.stars_per_frame))):
         y, x = rng.uniform(0, shape[0]), rng.uniform(0, shape[1])
         fwhm = rng.uniform(*cfg.star_fwhm_px)
-        out += moffat_star(shape, x, y, fwhm, _log_uniform(rng, cfg.star_e))
+        out += moffat_star(shape, x, y, fwhm, log_uniform(rng, cfg.star_e))
     along_rows = bool(rng.random() < 0.5)  # the dispersion axis
     n_across = shape[0] if along_rows else shape[1]
     n_along = shape[1] if along_rows else shape[0]
@@ -74,10 +77,10 @@ def render(shape: tuple[int, int], cfg: LightConfig, rng: np.random.Generator) -
                      rng.uniform(*cfg.trace_fwhm_px))  # fmt: skip
         t = np.arange(n_along) / max(n_along, 1)  # the spectrum's slow variation along the trace
         shape_along = 1 + 0.5 * np.sin(2 * np.pi * (rng.uniform(0.2, 2) * t + rng.uniform()))
-        peak = _log_uniform(rng, cfg.trace_e_per_px)
+        peak = log_uniform(rng, cfg.trace_e_per_px)
         out += peak * band * (shape_along[None, :] if along_rows else shape_along[:, None])
     for _ in range(int(rng.poisson(cfg.sky_lines_per_frame))):
         band = _band(shape, not along_rows, rng.uniform(0, n_along), rng.normal(0, 0.005),
                      rng.uniform(*cfg.sky_line_fwhm_px))  # fmt: skip
-        out += _log_uniform(rng, cfg.sky_line_e_per_px) * band
+        out += log_uniform(rng, cfg.sky_line_e_per_px) * band
     return out
