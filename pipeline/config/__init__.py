@@ -22,6 +22,7 @@ from pydantic_core import ErrorDetails
 from pipeline.config.base import Settings
 from pipeline.config.sections import (
     ActivityConfig,
+    ArtefactShapesConfig,
     AugmentConfig,
     CalibrateConfig,
     CeilingConfig,
@@ -68,6 +69,7 @@ __all__ = [
     "ActivityConfig",
     "AddedSource",
     "AlphaConfig",
+    "ArtefactShapesConfig",
     "AugmentConfig",
     "BetaBranch",
     "CalibrateConfig",

@@ -18,6 +18,7 @@ class FitsKeywords(Section):
     exposure_s: list[str]
     data_section: list[str]
     bias_section: list[str]
+    overscan_columns: list[str] = Field(default_factory=list)
     exposure_start: list[str]
 
 

@@ -21,6 +21,7 @@ from pipeline.config.workflow import JobResources, WorkflowConfig, WorkflowResou
 
 __all__ = [  # re-exported
     "ActivityConfig",
+    "ArtefactShapesConfig",
     "ArtefactsConfig",
     "FitsConfig",
     "FitsKeywords",
@@ -301,6 +302,7 @@ class InferConfig(Section):
     channels_last: bool
     tta: bool
     component_vote: bool
+    shape_rules: bool = True
     probabilities: bool
     gaussian_sigma_scale: float = Field(gt=0)
     device: Literal["auto", "cpu", "cuda"]
@@ -318,6 +320,17 @@ class CeilingConfig(Section):
     max_iter: int = Field(ge=1, le=10_000)
     learning_rate: float = Field(gt=0, le=1)
     seed: int = Field(ge=0)
+
+
+class ArtefactShapesConfig(Section):
+    """Clusters whose shape no particle makes (pipeline/inference/shapes.py)."""
+
+    streak_min_px: int = Field(ge=2)
+    light_min_length_px: float = Field(gt=0)
+    light_min_elongation: float = Field(ge=1)
+    light_min_sigma_px: float = Field(gt=0)
+    faint_min_pixels: int = Field(ge=1)
+    faint_max_e_per_px: float = Field(gt=0)
 
 
 class ClassicalConfig(Section):
@@ -350,6 +363,7 @@ class Config(Section):
     train: TrainConfig
     infer: InferConfig
     classical: ClassicalConfig
+    artefact_shapes: ArtefactShapesConfig
     ceiling: CeilingConfig
     activity: ActivityConfig
     release: ReleaseConfig

@@ -21,6 +21,7 @@ from pipeline.config.base import Section, Settings
 from pipeline.config.sections import (
     ActivityConfig,
     ArtefactsConfig,
+    ArtefactShapesConfig,
     AugmentConfig,
     CalibrateConfig,
     CeilingConfig,
@@ -71,6 +72,8 @@ class InferSections(FrameSections, Protocol):
     def detector(self) -> DetectorConfig: ...
     @property
     def classical(self) -> ClassicalConfig: ...
+    @property
+    def artefact_shapes(self) -> ArtefactShapesConfig: ...
 
 
 class SimulationSections(ClassesSections, Protocol):
@@ -143,6 +146,7 @@ class InferSettings(FrameSettings):
     infer: InferConfig
     detector: DetectorConfig  # what a detector-aware network is told (normalise.condition)
     classical: ClassicalConfig  # the clustering that measures it (infer.back_sigma_from)
+    artefact_shapes: ArtefactShapesConfig  # infer.shape_rules
     tracking: TrackingConfig
     release: ReleaseConfig  # where infer.model's shipped name is looked up
 
@@ -155,6 +159,7 @@ class PlotSettings(FrameSettings):
 
 class ClassicalSettings(FrameSettings):
     classical: ClassicalConfig
+    artefact_shapes: ArtefactShapesConfig
 
 
 class CeilingSettings(FrameSettings):
@@ -176,6 +181,7 @@ class EfficiencySettings(FrameSettings):
     activity: ActivityConfig
     infer: InferConfig
     classical: ClassicalConfig  # activity.model: classical
+    artefact_shapes: ArtefactShapesConfig  # the artefact rules of both reconstructions
     release: ReleaseConfig  # where a shipped model's name is looked up
 
 

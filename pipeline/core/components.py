@@ -4,8 +4,9 @@ Owns the 8-connected seeded clustering of the CCD experiments (pixels above a ne
 joined 8-connected, a cluster kept when one pixel passes a seed threshold), used by the classical
 reconstruction and the Fe-55 gain fit, and the per-component sums and charge-weighted moments
 (centroid, covariance, extent along an axis) that the catalogue and the classical shape cuts
-share. Sums run over the labelled pixels only (bincount), so the cost after labelling is that of
-the deposits, not of the frame.
+share, and the clusters' shape features (`cluster_features`) the classical cuts, the ceiling and
+the artefact shape rules read. Sums run over the labelled pixels only (bincount), so the cost
+after labelling is that of the deposits, not of the frame.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from scipy import ndimage
 
 EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
@@ -91,3 +93,63 @@ def moments(components: np.ndarray, n: int, charge_e: np.ndarray) -> Moments:
         cols=cols,
         ids=ids,
     )
+
+
+PIXEL_VARIANCE = 1.0 / 12.0  # variance of a uniform charge spread across one pixel (px^2)
+FEATURE_COLUMNS = (
+    "pixels",
+    "energy_kev",
+    "sigma_x",
+    "sigma_y",
+    "elongation",
+    "length_px",
+    "sigma_minor",
+    "rows_spanned",
+    "cols_spanned",
+)
+
+
+def _eigen(xx: np.ndarray, yy: np.ndarray, xy: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Larger and smaller eigenvalue of [[xx, xy], [xy, yy]] and the major axis angle."""
+    half_trace, half_diff = (xx + yy) / 2, (xx - yy) / 2
+    root = np.hypot(half_diff, xy)
+    major = np.maximum(half_trace + root, 0)
+    minor = np.clip(half_trace - root, 0, major)
+    return major, minor, 0.5 * np.arctan2(2 * xy, xx - yy)
+
+
+def cluster_features(
+    components: np.ndarray, n: int, charge_e: np.ndarray, pair_energy_ev: float
+) -> pd.DataFrame:
+    """One row per cluster 1..n: pixels, energy_kev, charge-weighted sigma_x and sigma_y
+    (positive charge), elongation = sqrt(major / minor eigenvalue of the charge-weighted
+    covariance, each plus the 1/12 px^2 variance of one pixel so a line or a single pixel stays
+    finite; >= 1), length_px (extent of the pixel centres along the major axis, + 1),
+    sigma_minor = sqrt(minor eigenvalue), and the rows and columns each spans."""
+    if n == 0:
+        return pd.DataFrame({name: pd.Series(dtype=float) for name in FEATURE_COLUMNS})
+    m = moments(components, n, charge_e)
+    xx, yy = np.maximum(m.xx, 0), np.maximum(m.yy, 0)
+    major, minor, angle = _eigen(xx, yy, m.xy)
+    return pd.DataFrame(
+        {
+            "pixels": m.pixels.astype(int),
+            "energy_kev": m.charge * pair_energy_ev / 1000.0,
+            "sigma_x": np.sqrt(xx),
+            "sigma_y": np.sqrt(yy),
+            "elongation": np.sqrt((major + PIXEL_VARIANCE) / (minor + PIXEL_VARIANCE)),
+            "length_px": m.extent(angle),
+            "sigma_minor": np.sqrt(minor),
+            "rows_spanned": _span(m.rows, m.ids, n),
+            "cols_spanned": _span(m.cols, m.ids, n),
+        }
+    )
+
+
+def _span(index: np.ndarray, ids: np.ndarray, n: int) -> np.ndarray:
+    """Rows (or columns) each component 0..n-1 spans: max - min + 1."""
+    high = np.full(n, -1)
+    low = np.full(n, np.iinfo(np.int64).max)
+    np.maximum.at(high, ids, index)
+    np.minimum.at(low, ids, index)
+    return (high - low + 1).astype(int)

@@ -27,8 +27,9 @@ from threadpoolctl import threadpool_limits
 from pipeline.calibration import calibrate, conditioning
 from pipeline.config import Config, ConfigError, config_to_dict, load_config
 from pipeline.config.stages import CeilingSettings
+from pipeline.core.components import FEATURE_COLUMNS, cluster_features
 from pipeline.core.stage import Stage
-from pipeline.inference.classical import FEATURE_COLUMNS, cluster_features, seeded_clusters
+from pipeline.inference.classical import seeded_clusters
 from pipeline.io import open_frames
 from pipeline.results.maps import FRAMES_READ, MAPPING, MapResult, write_maps
 from pipeline.simulation.simulate import make_detector, simulate_frame

@@ -16,22 +16,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.config import ClassicalConfig, Config
+from pipeline.config import ArtefactShapesConfig, ClassicalConfig, Config
 from pipeline.config.stages import ClassicalSettings
-from pipeline.core.components import moments, seeded_components
+from pipeline.core.components import cluster_features, seeded_components
 from pipeline.core.stage import Stage
+from pipeline.inference import shapes
 from pipeline.results.maps import FRAMES_READ, MAPPING, MapResult, write_maps
-
-PIXEL_VARIANCE = 1.0 / 12.0  # variance of a uniform charge spread across one pixel (px^2)
-FEATURE_COLUMNS = (
-    "pixels",
-    "energy_kev",
-    "sigma_x",
-    "sigma_y",
-    "elongation",
-    "length_px",
-    "sigma_minor",
-)
 
 
 def seeded_clusters(
@@ -40,41 +30,6 @@ def seeded_clusters(
     """8-connected components of pixels above `neighbour_sigma` x noise that hold at least one
     pixel above `seed_sigma` x noise, relabelled 1..n (0 elsewhere); returns (components, n)."""
     return seeded_components(charge_e, cfg.neighbour_sigma * noise_e, cfg.seed_sigma * noise_e)
-
-
-def _eigen(xx: np.ndarray, yy: np.ndarray, xy: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Larger and smaller eigenvalue of [[xx, xy], [xy, yy]] and the major axis angle."""
-    half_trace, half_diff = (xx + yy) / 2, (xx - yy) / 2
-    root = np.hypot(half_diff, xy)
-    major = np.maximum(half_trace + root, 0)
-    minor = np.clip(half_trace - root, 0, major)
-    return major, minor, 0.5 * np.arctan2(2 * xy, xx - yy)
-
-
-def cluster_features(
-    components: np.ndarray, n: int, charge_e: np.ndarray, pair_energy_ev: float
-) -> pd.DataFrame:
-    """One row per cluster 1..n: pixels, energy_kev, charge-weighted sigma_x and sigma_y
-    (positive charge), elongation = sqrt(major / minor eigenvalue of the charge-weighted
-    covariance, each plus the 1/12 px^2 variance of one pixel so a line or a single pixel stays
-    finite; >= 1), length_px (extent of the pixel centres along the major axis, + 1) and
-    sigma_minor = sqrt(minor eigenvalue)."""
-    if n == 0:
-        return pd.DataFrame({name: pd.Series(dtype=float) for name in FEATURE_COLUMNS})
-    m = moments(components, n, charge_e)
-    xx, yy = np.maximum(m.xx, 0), np.maximum(m.yy, 0)
-    major, minor, angle = _eigen(xx, yy, m.xy)
-    return pd.DataFrame(
-        {
-            "pixels": m.pixels.astype(int),
-            "energy_kev": m.charge * pair_energy_ev / 1000.0,
-            "sigma_x": np.sqrt(xx),
-            "sigma_y": np.sqrt(yy),
-            "elongation": np.sqrt((major + PIXEL_VARIANCE) / (minor + PIXEL_VARIANCE)),
-            "length_px": m.extent(angle),
-            "sigma_minor": np.sqrt(minor),
-        }
-    )
 
 
 def _compact_class(
@@ -89,7 +44,13 @@ def _compact_class(
     return np.where(is_xray, xray, tritium)
 
 
-def classify(features: pd.DataFrame, classes: Sequence[str], cfg: ClassicalConfig) -> np.ndarray:
+def classify(
+    features: pd.DataFrame,
+    classes: Sequence[str],
+    cfg: ClassicalConfig,
+    shapes_cfg: ArtefactShapesConfig | None = None,
+    pair_energy_ev: float = 3.75,
+) -> np.ndarray:
     """Class index (into `classes`, matched by name) of each cluster, by the cuts the CCD
     dark-matter experiments publish, first match wins:
 
@@ -104,6 +65,9 @@ def classify(features: pd.DataFrame, classes: Sequence[str], cfg: ClassicalConfi
        back surface, which diffuses the most; tritium (betas from the back surface) otherwise;
     4. electron: other extended clusters of at least `electron_min_kev`;
     5. anything left (extended but faint): the compact rule.
+
+    Before them all, with `shapes_cfg` and an artefact class (`artefact` in `classes`): a shape
+    no particle makes (pipeline/inference/shapes.py) is an artefact.
     """
     names = list(classes)
     ids = {name: names.index(name) for name in ("muon", "electron", "tritium", "xray", "alpha")}
@@ -121,6 +85,9 @@ def classify(features: pd.DataFrame, classes: Sequence[str], cfg: ClassicalConfi
         energy >= cfg.electron_min_kev,
     ]
     choices: list[int | np.ndarray] = [ids["alpha"], ids["muon"], point, ids["electron"]]
+    if shapes_cfg is not None and shapes.ARTEFACT in names:
+        conditions.insert(0, shapes.no_particle(features, shapes_cfg, pair_energy_ev))
+        choices.insert(0, names.index(shapes.ARTEFACT))
     return np.select(conditions, choices, default=point).astype(np.uint8)
 
 
@@ -133,7 +100,8 @@ def classical_labels(
     lut = np.zeros(n + 1, dtype=np.uint8)
     if n:
         features = cluster_features(components, n, charge_e, config.physics.pair_energy_ev)
-        lut[1:] = classify(features, config.classes, config.classical)
+        pair = config.physics.pair_energy_ev
+        lut[1:] = classify(features, config.classes, config.classical, config.artefact_shapes, pair)
     return lut[components]
 
 

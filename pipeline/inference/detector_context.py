@@ -24,7 +24,8 @@ from pipeline.calibration import conditioning
 from pipeline.calibration.frames import calibrated
 from pipeline.config import NormaliseConfig
 from pipeline.config.stages import InferSections
-from pipeline.inference.classical import PIXEL_VARIANCE, cluster_features, seeded_clusters
+from pipeline.core.components import PIXEL_VARIANCE, cluster_features
+from pipeline.inference.classical import seeded_clusters
 
 MIN_CLUSTERS = 30  # below this the upper decile rests on three clusters: the config's value
 MEASURE_FRAMES = 16  # frames read for it (evenly spread over the file)

@@ -28,7 +28,7 @@ from pipeline.config.stages import InferSections, InferSettings
 from pipeline.core import geometry, hashing
 from pipeline.core.errors import CheckpointError, NonFiniteOutput
 from pipeline.core.stage import INPUT, Stage, key_flag
-from pipeline.inference import runtime, sparse
+from pipeline.inference import runtime, shapes, sparse
 from pipeline.inference.detector_context import detector_context
 from pipeline.inference.label_shift import LabelShift
 from pipeline.network.device import inference_dtype, pick_device
@@ -231,8 +231,13 @@ def infer_file(
         except NonFiniteOutput as exc:
             raise CheckpointError(f"{checkpoint.reference}: on {input_path}: {exc}") from None
         if cfg.component_vote:
-            return shift.label(probs)
-        return probs.argmax(axis=0).astype(np.uint8), probs
+            labels, probs = shift.label(probs)
+        else:
+            labels = probs.argmax(axis=0).astype(np.uint8)
+        if cfg.shape_rules:
+            pair = config.physics.pair_energy_ev
+            labels = shapes.relabel(labels, charge, config.classes, config.artefact_shapes, pair)
+        return labels, probs
 
     # ONNX Runtime owns the cores; torch's thread pool, left awake beside it, turns the small
     # element-wise steps (softmax, finiteness) into waits (0.8 s per 8 frames, bench_infer)

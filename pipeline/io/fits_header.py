@@ -2,7 +2,8 @@
 
 Owns reading the gain (`GAIN`: electrons per ADU, turned into the pipeline's ADU per electron),
 the read noise (`RDNOISE`, electrons), the exposure (`EXPTIME` or `EXPOSURE`, seconds) and the
-sections (`TRIMSEC`/`DATASEC`: the active region, `BIASSEC`: the serial overscan; FITS sections
+sections (`TRIMSEC`/`DATASEC`: the active region, `BIASSEC`: the serial overscan, or `COVER`: its
+number of columns, the last of each row; FITS sections
 are 1-based, inclusive and written `[x1:x2,y1:y2]`, columns first). A keyword is looked up in the
 image HDU's header, then in the primary header, which extensions inherit. The config names the
 keywords (`io.fits.keywords`) and overrides any value (`io.fits.attrs`, and `io.fits.data_rows`
@@ -72,6 +73,26 @@ def _number(path: Path, keyword: str, value: Any, where: str) -> float:
     return number
 
 
+def _overscan_count(
+    path: Path, headers: list[tuple[str, Any]], keywords: list[str], out: HeaderValues
+) -> None:
+    """The overscan as a number of columns (Lick's `COVER`): the last ones of each row."""
+    found, width = _lookup(headers, keywords), _lookup(headers, ["NAXIS1"])
+    if found is None or width is None:
+        return
+    keyword, value, where = found
+    count, columns = int(_number(path, keyword, value, where)), int(width[1])
+    if count == 0:
+        return
+    if count >= columns:
+        raise FrameFileError(
+            path, f"header {keyword} = {value} ({where}): as many overscan columns as the "
+            f"image has ({columns})"
+        )  # fmt: skip
+    out.overscan_cols = (columns - count, columns)
+    out.sources["overscan_cols"] = f"{keyword} = {value} ({where}): the last {count} columns"
+
+
 def header_values(path: Path, headers: list[tuple[str, Any]], cfg: FitsConfig) -> HeaderValues:
     """The values of `headers` ((where, header): the image HDU's, then the primary's), with the
     config's values over them."""
@@ -109,6 +130,8 @@ def header_values(path: Path, headers: list[tuple[str, Any]], cfg: FitsConfig) -
             else:
                 out.overscan_cols = cols
                 out.sources["overscan_cols"] = source
+        if out.overscan_cols is None:
+            _overscan_count(path, headers, keys.overscan_columns, out)
     for attr, value in cfg.attrs.items():
         out.attrs[attr] = float(value)
         out.sources[attr] = "config io.fits.attrs"

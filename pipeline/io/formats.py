@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gzip
 import itertools
 import threading
 import warnings
@@ -252,6 +253,20 @@ def _fits_select(path: Path, hdul: fits.HDUList, hdus: list[int | str] | None) -
             )
         chosen.append(match[0])
     return chosen
+
+
+def open_gzip_fits(path: Path, io: IOConfig, handles: list[Any]) -> FrameFile:
+    """A gzip-compressed FITS file; FrameFileError if what the gzip holds is not FITS."""
+    try:
+        with gzip.open(path, "rb") as fh:
+            head = fh.read(9)
+    except (OSError, EOFError) as exc:
+        raise FrameFileError(path, f"gzip-compressed, but cannot be decompressed: {exc}") from None
+    if head != b"SIMPLE  =":
+        raise FrameFileError(
+            path, f"gzip-compressed, but not FITS inside (first bytes {head!r}); only FITS may be"
+        )
+    return open_fits(path, io, handles)
 
 
 def open_fits(path: Path, io: IOConfig, handles: list[Any]) -> FrameFile:

@@ -107,7 +107,7 @@ def _scan(arr: da.Array, is_bad: Callable[[np.ndarray], np.ndarray]) -> tuple[in
 NUMERIC_ATTRS = {
     "gain_adu_per_e": "positive",
     "pixel_size_um": "positive",
-    "exposure_s": "positive",
+    "exposure_s": "non-negative",  # 0: a bias frame (read; no activity is made of it)
     "readout_noise_e": "non-negative",
     "thickness_um": "positive",
 }

@@ -12,7 +12,7 @@ from typing import Any
 
 from pipeline.config import IOConfig
 from pipeline.io.base import FrameFile
-from pipeline.io.formats import open_fits, open_hdf5, open_root
+from pipeline.io.formats import open_fits, open_gzip_fits, open_hdf5, open_root
 
 Opener = Callable[[Path, IOConfig, list[Any]], FrameFile]  # (path, io, handles to close)
 
@@ -37,3 +37,5 @@ def register(fmt: Format) -> Format:
 register(Format("hdf5", b"\x89HDF\r\n\x1a\n", open_hdf5, tuple(512 * 2**k for k in range(24))))
 register(Format("root", b"root", open_root))
 register(Format("fits", b"SIMPLE  =", open_fits))
+# gzip-compressed FITS, as archives serve it (.fits.gz): astropy reads it as it is
+register(Format("fits.gz", b"\x1f\x8b", open_gzip_fits))

@@ -29,6 +29,10 @@ def exposure_of(stated_s: float | None, config: EfficiencySettings | Config, whe
     exposure_s = stated_s if stated_s is not None else config.activity.exposure_s
     if exposure_s is None:
         raise ConfigError(f"{where}: {NO_EXPOSURE}")
+    if exposure_s == 0:
+        raise ConfigError(
+            f"{where}: an exposure of 0 s (a bias frame): no decay rate can be made of it"
+        )
     return exposure_s
 
 

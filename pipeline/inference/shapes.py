@@ -1,0 +1,71 @@
+"""Clusters whose shape no particle makes (`artefact_shapes`): the artefact rules shared by the
+classical cuts and by the network's maps (`infer.shape_rules`).
+
+Owns three rules on a cluster's shape features (pipeline/core/components.py):
+- a streak: one row tall and at least `streak_min_px` long: charge laid along the serial register
+  with no diffusion (a serial-register hit, a pedestal jump). A particle's charge drifts through
+  the depleted bulk and spreads over more than one row along any track that long;
+- extended light: long, straight and wider across its axis than diffusion can spread charge
+  (`light_min_sigma_px`: above the widest back-surface diffusion of any CCD trained on): a
+  spectral trace, a sky line, a diffraction spike;
+- faint and large: many pixels holding less charge each than a minimum-ionising track leaves in
+  one (~80 e-/um x 15 um; `faint_max_e_per_px`): glow or scattered light.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+
+from pipeline.config.sections import ArtefactShapesConfig
+from pipeline.core.components import EIGHT_CONNECTED, cluster_features
+
+ARTEFACT = "artefact"  # the class the rules label (the simulator's artefacts.label), by name
+
+
+def no_particle(features: pd.DataFrame, cfg: ArtefactShapesConfig, pair_energy_ev: float):
+    """(n,) bool: the clusters of `features` no particle can make."""
+    rows = features["rows_spanned"].to_numpy()
+    cols = features["cols_spanned"].to_numpy()
+    streak = (rows == 1) & (cols >= cfg.streak_min_px)
+    light = (
+        (features["length_px"].to_numpy() >= cfg.light_min_length_px)
+        & (features["elongation"].to_numpy() >= cfg.light_min_elongation)
+        & (features["sigma_minor"].to_numpy() >= cfg.light_min_sigma_px)
+    )
+    pixels = features["pixels"].to_numpy()
+    charge_e = features["energy_kev"].to_numpy() * 1000.0 / pair_energy_ev
+    faint = (pixels >= cfg.faint_min_pixels) & (
+        charge_e / np.maximum(pixels, 1) < cfg.faint_max_e_per_px
+    )
+    return streak | light | faint
+
+
+def relabel(
+    labels: np.ndarray,
+    charge_e: np.ndarray,
+    classes: Sequence[str],
+    cfg: ArtefactShapesConfig,
+    pair_energy_ev: float,
+    artefact: str = ARTEFACT,
+) -> np.ndarray:
+    """`labels` with each 8-connected cluster of a particle class whose shape no particle makes
+    labelled `artefact` (unchanged where the classes have none)."""
+    if artefact not in classes:
+        return labels
+    target = list(classes).index(artefact)
+    out = labels.copy()
+    for cls in range(1, len(classes)):
+        if cls == target:
+            continue
+        components, n = ndimage.label(labels == cls, structure=EIGHT_CONNECTED)
+        if n == 0:
+            continue
+        features = cluster_features(components, n, charge_e, pair_energy_ev)
+        bad = np.flatnonzero(no_particle(features, cfg, pair_energy_ev)) + 1
+        if len(bad):
+            out[np.isin(components, bad)] = target
+    return out
