@@ -47,7 +47,9 @@ def inputs(tmp_path_factory):
     frames = simulate_file(config, folder / "frames.h5", FRAMES, seed=4, progress=False)[0]
     torch.manual_seed(0)
     model = folder / "model.pt"
-    save_checkpoint(model, build_model(config.model, 6), model_card(config, "h", {}))
+    save_checkpoint(
+        model, build_model(config.model, len(config.classes)), model_card(config, "h", {})
+    )
     return frames, model
 
 

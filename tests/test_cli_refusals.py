@@ -110,6 +110,7 @@ def checkpoint(path: Path, classes=None, in_channels: int | None = None) -> Path
             "classes": classes,
             "train.class_weights": dict.fromkeys(classes, 1.0),
             "tiles.rare_classes": [],
+            "simulate.unsourced_classes": [c for c in classes if c != "background"],
         }
     config = load_config(overrides=overrides)
     arch = config.model
@@ -179,7 +180,10 @@ MODELS = {
     "pickled code": (pickled_code, "not a readable checkpoint"),
     "corrupt": (corrupt, "not a readable checkpoint"),
     "truncated": (truncated, "not a readable checkpoint"),
-    "other_classes": (lambda p: checkpoint(p, ["background", "tritium"]), "do not match"),
+    "other_classes": (
+        lambda p: checkpoint(p, ["background", "neutron"]),
+        "model classes ['neutron'] are not in the config",
+    ),
     "other_channels": (lambda p: checkpoint(p, in_channels=1), "1 input channels, its normalise"),
     "missing": (lambda p: p, "no such checkpoint"),
     "nan weights": (lambda p: edited(p, edit_weights=nan_weight), "weights are not finite (1 NaN"),

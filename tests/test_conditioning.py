@@ -12,7 +12,7 @@ import torch
 
 from pipeline.calibration import calibrate, conditioning
 from pipeline.config import NormaliseConfig, load_config
-from pipeline.learning.resume import widened
+from pipeline.learning.resume import widened, with_classes
 from pipeline.network.model import build_model
 
 
@@ -65,6 +65,20 @@ def test_a_widened_network_computes_what_its_start_did():
     with_condition = torch.cat([x, torch.full((2, 1, 64, 64), 0.7)], dim=1)
     with torch.no_grad():
         torch.testing.assert_close(wide(with_condition), start(x))
+
+
+def test_a_network_grown_by_a_class_labels_every_pixel_as_before():
+    config = load_config(overrides={"model.depth": 2, "model.decoder_channels": [16, 8]})
+    torch.manual_seed(0)
+    model_cfg = config.model.model_copy(update={"in_channels": 2})
+    start, grown = build_model(model_cfg, 6).eval(), build_model(model_cfg, 7).eval()
+    grown.load_state_dict(with_classes(start.state_dict(), 7))
+    x = torch.randn(2, 2, 64, 64)
+    with torch.no_grad():
+        before, after = start(x), grown(x)
+    torch.testing.assert_close(after[:, :6], before)
+    torch.testing.assert_close(after[:, 6], before[:, 0] - 3.0)  # background's, less 3
+    assert torch.equal(after.argmax(dim=1), before.argmax(dim=1))
 
 
 @pytest.mark.parametrize(

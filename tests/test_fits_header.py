@@ -152,3 +152,42 @@ def test_the_activity_takes_its_live_time_from_the_header(tmp_path):
     unstated = load_config(overrides={"activity.efficiency": 0.3})  # no exposure anywhere
     with pytest.raises(ConfigError, match=r"b\.fits: no exposure time .* set activity.exposure_s"):
         activity.run(settings_of(unstated, "activity"), catalogue, tmp_path / "b.fits", out)
+
+
+def test_gzip_compressed_fits_reads_like_plain_fits(tmp_path):
+    data = np.arange(12 * 20, dtype=np.uint16).reshape(12, 20)
+    header = fits.Header({"EXPTIME": 30.0, "GAIN": 2.0})
+    fits.PrimaryHDU(data, header=header).writeto(tmp_path / "frame.fits.gz")
+    fits.PrimaryHDU(data, header=header).writeto(tmp_path / "frame.fits")
+    packed = open_frames(tmp_path / "frame.fits.gz", IO)
+    plain = open_frames(tmp_path / "frame.fits", IO)
+    np.testing.assert_array_equal(np.asarray(packed.frames[0]), np.asarray(plain.frames[0]))
+    assert packed.attrs == plain.attrs
+
+
+def test_a_gzip_that_is_not_fits_is_a_one_line_error(tmp_path):
+    import gzip
+
+    path = tmp_path / "notes.fits.gz"
+    with gzip.open(path, "wb") as fh:
+        fh.write(b"just some text, not an image")
+    with pytest.raises(FrameFileError, match=r"notes.fits.gz: gzip-compressed, but not FITS"):
+        open_frames(path, IO)
+
+
+def test_cover_gives_the_last_columns_as_overscan(tmp_path):
+    data = np.full((10, 40), 100, dtype=np.uint16)
+    header = fits.Header({"EXPTIME": 0.0, "DATASEC": "[1:32,1:10]", "COVER": 8})
+    fits.PrimaryHDU(data, header=header).writeto(tmp_path / "bias.fits")
+    ff = open_frames(tmp_path / "bias.fits", IO)
+    assert ff.attrs["exposure_s"] == 0.0  # a bias frame is read
+    assert ff.frames.shape == (1, 10, 32)
+    assert "COVER = 8" in ff.sources["overscan_cols"]
+
+
+def test_the_real_bias_frame_is_read_with_its_cover_overscan():
+    path = REAL / "pypeit_lick_kast_blue_b21_bias.fits.gz"
+    if not path.is_file():
+        pytest.skip("the shared real files are not here")
+    ff = open_frames(path, IO)
+    assert ff.frames.shape == (1, 350, 2048) and ff.attrs["exposure_s"] == 0.0

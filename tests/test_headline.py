@@ -20,7 +20,7 @@ ACTIVITY = {
 }
 
 
-EVENTS = {"muon": 27, "electron": 21, "tritium": 134, "xray": 169, "alpha": 14}
+EVENTS = {"muon": 27, "electron": 21, "tritium": 134, "xray": 169, "alpha": 14, "artefact": 40}
 
 
 def _method(macro: float, interval: list[float]) -> dict:
@@ -67,7 +67,7 @@ def test_the_headline_says_each_result_in_words(tmp_path, capsys):
         "Held-out frames heldout.h5 (8 frames), macro cluster F1 (95% interval): starting U-Net "
         "(ccd-unet-v1) 0.846 (0.81-0.88), classical 0.718 (0.67-0.76); starting U-Net "
         "(ccd-unet-v1) better than classical; true events: "
-        "muon 27, electron 21, tritium 134, xray 169, alpha 14." in text
+        "muon 27, electron 21, tritium 134, xray 169, alpha 14, artefact 40." in text
     )
     assert "Generalisation suite (1 simulated detectors never trained on): starting U-Net" in text
     assert "better on 1, worse on 0, within uncertainty on 0 of 1 detectors" in text

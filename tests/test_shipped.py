@@ -156,7 +156,7 @@ def test_models_command_lists_what_is_shipped(run, tmp_path, capsys):
 def test_unused_parameters_are_found_without_moving_batchnorm_statistics(tiny):
     from pipeline.network.model import build_model
 
-    model = build_model(tiny.model, 6)
+    model = build_model(tiny.model, len(tiny.classes))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     unused = unused_parameters(model, tiny.normalise.channels)
     assert "encoder.layer4.0.conv1.weight" in unused

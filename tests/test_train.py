@@ -251,7 +251,7 @@ def test_training_starts_from_the_init_checkpoint(tiny, tiny_train, tmp_path):
                 "train.class_weights": {"background": 1, "tritium": 1},
                 "tiles.rare_classes": [],
             },
-            "do not match",
+            "may only add new ones after them",
         ),
     ],
 )

@@ -201,4 +201,4 @@ def test_the_release_recipe_plans_training_suite_and_export(tmp_path):
     result = snakemake(tmp_path / "wf", "-n", "-p", *args)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "rule train" in result.stdout and "pipeline export" in result.stdout
-    assert "--name ccd-unet-v2" in result.stdout
+    assert "--name ccd-unet-v3" in result.stdout

@@ -32,7 +32,7 @@ from pipeline.inference import runtime, shapes, sparse
 from pipeline.inference.detector_context import detector_context
 from pipeline.inference.label_shift import LabelShift
 from pipeline.network.device import inference_dtype, pick_device
-from pipeline.network.model import load_model
+from pipeline.network.model import load_model, model_card_of
 from pipeline.network.shipped import Checkpoint, resolve_checkpoint
 from pipeline.results.maps import FRAMES_READ, MAPPING, MapResult, write_maps
 from pipeline.tracking import registry, runs
@@ -187,6 +187,23 @@ class Predictor:
         return out / len(flips)
 
 
+def _with_model_classes(config: InferSections, card: dict, reference: str) -> InferSections:
+    """The config with the model's classes (a map holds the classes its network gives: an
+    earlier model lacks the newer ones); CheckpointError for a class the config does not
+    know."""
+    found = list(card["classes"])
+    unknown = [c for c in found if c not in config.classes]
+    if unknown:
+        raise CheckpointError(
+            f"{reference}: model classes {unknown} are not in the config's classes "
+            f"{list(config.classes)}"
+        )
+    if found == list(config.classes):
+        return config
+    narrowed: InferSections = config.model_copy(update={"classes": found})
+    return narrowed
+
+
 def infer_file(
     config: InferSections,
     input_path: str | Path,
@@ -199,6 +216,7 @@ def infer_file(
     here) into the map file `output_path` (and the cluster catalogue `catalogue_path`)."""
     cfg = config.infer
     checkpoint = model or resolve_checkpoint(cfg.model, config.release.dir)
+    config = _with_model_classes(config, model_card_of(checkpoint.path), checkpoint.reference)
     network, card = load_model(checkpoint.path, classes=config.classes)
     device = pick_device(cfg.device, "infer.device")
     amp = inference_dtype(cfg.amp, device)

@@ -141,7 +141,9 @@ def detector_ranges(settings: Config) -> dict[str, Any]:
     cfg = narrowed_stream(settings)
     det, physics = settings.detector, settings.physics
     sigmas = []
-    for thickness in cfg.thickness_um:
+    thinnest = min(cfg.thickness_um[0], cfg.thin_thickness_um[0]) if cfg.thin_share else None
+    thicknesses = [*cfg.thickness_um, *([thinnest] if thinnest is not None else [])]
+    for thickness in thicknesses:
         for scale in cfg.diffusion_scale:
             a = physics.diffusion_a_um2 * scale**2
             shifted = physics.model_copy(update={"diffusion_a_um2": a})
@@ -153,6 +155,12 @@ def detector_ranges(settings: Config) -> dict[str, Any]:
     covers["back_beta_fraction"] = list(cfg.back_beta_fraction)
     covers["xray_entry"] = dict(cfg.xray_entry)
     covers["back_sigma_px"] = [round(min(sigmas), 3), round(max(sigmas), 3)]
+    if thinnest is not None:  # thin CCDs: a share of the tiles, in a range of their own
+        covers["thickness_um"] = [thinnest, cfg.thickness_um[1]]
+        covers["thin_share"] = cfg.thin_share
+    if cfg.artefacts is not None:
+        covers["artefacts"] = cfg.artefacts.model_dump()
+    covers["alpha_thick_share"] = cfg.alpha_thick_share
     return covers
 
 

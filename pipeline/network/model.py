@@ -207,6 +207,11 @@ def _check_finite_weights(path: str | Path, state_dict: dict[str, Any]) -> None:
             )
 
 
+def model_card_of(path: str | Path) -> dict[str, Any]:
+    """The checked card of a checkpoint, without building its network."""
+    return check_card(path, load_checkpoint(path)["card"])
+
+
 def load_model(
     path: str | Path, classes: list[str] | None = None, in_channels: int | None = None
 ) -> tuple[nn.Module, dict[str, Any]]:

@@ -40,10 +40,15 @@ def add_delta_rays(
     length = np.linalg.norm(muons.end - muons.start, axis=1)
     count = rng.poisson(rate_per_um(t_min, physics_cfg) * length)
     parent = np.repeat(np.arange(len(length)), count)
+    # a knock-on takes at most what its muon deposits (the Moyal draw it is the tail of)
+    total = np.bincount(muons.event, muons.energy_kev)
+    t_max = np.minimum(total[muons.event[parent]], T_MAX_KEV)
+    parent = parent[t_max > t_min]
+    t_max = t_max[t_max > t_min]
     if len(parent) == 0:
         return muons
     u = rng.random(len(parent))
-    energy = 1.0 / (1.0 / t_min - u * (1.0 / t_min - 1.0 / T_MAX_KEV))
+    energy = 1.0 / (1.0 / t_min - u * (1.0 / t_min - 1.0 / t_max))
     along = muons.end[parent] - muons.start[parent]
     start = muons.start[parent] + along * rng.random(len(parent))[:, None]
     axis = along / np.maximum(np.linalg.norm(along, axis=1, keepdims=True), 1e-12)

@@ -1,0 +1,65 @@
+"""Shapes no particle makes: the streak, extended light and faint-glow rules, in the classical
+cuts and after the network."""
+
+import numpy as np
+from scipy import ndimage
+
+from pipeline.config import load_config
+from pipeline.core.components import EIGHT_CONNECTED, cluster_features
+from pipeline.inference import classical, shapes
+from pipeline.simulation import light
+
+CFG = load_config()
+RULES = CFG.artefact_shapes
+ARTEFACT = CFG.classes.index("artefact")
+
+
+def features_of(image: np.ndarray):
+    components, n = ndimage.label(image > 5, EIGHT_CONNECTED)
+    return cluster_features(components, n, image, 3.75)
+
+
+def test_a_one_row_streak_is_no_particle_and_a_short_one_may_be():
+    image = np.zeros((20, 60))
+    image[5, 10:30] = 300.0  # 20 px in one row
+    image[12, 10:15] = 300.0  # 5 px: too short to tell
+    assert list(shapes.no_particle(features_of(image), RULES, 3.75)) == [True, False]
+
+
+def test_a_wide_band_across_the_frame_is_light_a_muon_is_not():
+    trace = 2000.0 * np.exp(-0.5 * ((np.arange(40)[:, None] - 20) / 3.0) ** 2) * np.ones((1, 200))
+    assert shapes.no_particle(features_of(trace), RULES, 3.75).all()
+    muon = np.zeros((40, 200))
+    for x in range(20, 180):  # a straight track, ~0.7 px across
+        y = 10 + 0.1 * x
+        muon[int(y), x], muon[int(y) + 1, x] = 1200.0 * (1 - y % 1), 1200.0 * (y % 1)
+    assert not shapes.no_particle(features_of(muon), RULES, 3.75).any()
+
+
+def test_faint_glow_is_no_particle():
+    glow = np.zeros((40, 40))
+    glow[:20, :20] = 12.0  # 400 pixels at 12 e- each
+    assert shapes.no_particle(features_of(glow), RULES, 3.75).all()
+
+
+def test_the_classical_cuts_call_a_streak_artefact_and_a_star_is_left_to_them():
+    image = np.zeros((64, 64))
+    image[10, 5:40] = 500.0
+    image += light.moffat_star((64, 64), 40.0, 40.0, 2.5, 5e3)
+    labels = classical.classical_labels(image, 1.0, CFG)
+    assert (labels[10, 5:40] == ARTEFACT).all()
+    assert labels[40, 40] not in (
+        0,
+        ARTEFACT,
+    )  # a compact blob: no rule can tell it from a particle
+
+
+def test_relabel_turns_only_impossible_particle_clusters_into_artefact():
+    labels = np.zeros((30, 60), np.uint8)
+    charge = np.zeros((30, 60))
+    labels[5, 10:40], charge[5, 10:40] = 1, 500.0  # a "muon" one row tall
+    labels[20:23, 20:23], charge[20:23, 20:23] = 3, 400.0  # a tritium blob
+    out = shapes.relabel(labels, charge, CFG.classes, RULES, 3.75)
+    assert (out[5, 10:40] == ARTEFACT).all() and (out[20:23, 20:23] == 3).all()
+    six = CFG.classes[:6]  # a model without the artefact class: labels as they were
+    assert (shapes.relabel(labels, charge, six, RULES, 3.75) == labels).all()
