@@ -45,7 +45,7 @@ TINY = {
     "normalise.condition": [],  # two input channels: the tiny networks are built for them
     "model.in_channels": 2,
     "tracking.log_models": False,  # tests/test_registry.py turns it on
-    "stream.artefacts": None,  # particles only: a 12-step network learns little else (test_artefacts.py)
+    "stream.artefacts": None,  # particles only: a 12-step network learns little else
 }
 
 

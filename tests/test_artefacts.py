@@ -76,7 +76,7 @@ def test_crosstalk_ghost_mirrors_the_other_amplifier():
 
 def test_amplifier_glow_is_labelled_near_the_corner_only():
     cfg = config({"glow": {"amplifier_e": 200.0, "amplifier_scale_px": 5.0}})
-    read, labels = labelled(np.zeros((64, 64)), cfg)
+    _, labels = labelled(np.zeros((64, 64)), cfg)
     assert (labels[:3, :3] == 6).all()
     assert not (labels[30:, 30:] == 6).any()
 
@@ -90,7 +90,7 @@ def test_spurious_charge_is_background_like_dark_current():
 def test_pedestal_jump_runs_to_the_end_of_its_row():
     cfg = config({"baseline": {"jumps_per_frame": 1.0, "jump_e": [20.0, 20.0]}})
     for seed in range(20):
-        read, labels = labelled(np.zeros((32, 48)), cfg, seed)
+        _, labels = labelled(np.zeros((32, 48)), cfg, seed)
         if (labels == 6).any():
             break
     rows, cols = np.nonzero(labels == 6)
@@ -99,7 +99,7 @@ def test_pedestal_jump_runs_to_the_end_of_its_row():
 
 def test_trap_column_is_bright_from_the_trap_away_from_the_readout():
     cfg = config({"trap_columns": {"number": 1, "e_per_px": [50.0, 50.0]}})
-    read, labels = labelled(np.zeros((64, 32)), cfg)
+    _, labels = labelled(np.zeros((64, 32)), cfg)
     column = np.nonzero((labels == 6).sum(axis=0))[0]
     assert len(column) == 1
     rows = np.nonzero(labels[:, column[0]] == 6)[0]
@@ -128,7 +128,7 @@ def test_a_moffat_star_holds_its_charge_and_stars_are_artefact():
     star = light.moffat_star((64, 64), 30.0, 30.0, 3.0, 1e4)
     assert star.sum() == pytest.approx(1e4, rel=0.03)  # the wings beyond 4 FWHM: ~1 %
     cfg = config(light_cfg={"stars_per_frame": 3.0, "star_e": [1e4, 1e4]})
-    read, labels = labelled(np.zeros((64, 64)), cfg, seed=1)
+    _, labels = labelled(np.zeros((64, 64)), cfg, seed=1)
     assert (labels == 6).sum() > 20
 
 
