@@ -131,7 +131,7 @@ def test_a_pointwise_model_gives_the_dense_probabilities_on_every_owned_pixel():
 @pytest.fixture(scope="module")
 def shipped():
     config = load_config()
-    model, card = load_model(resolve_model("ccd-unet-v1"), classes=config.classes)
+    model, card = load_model(resolve_model("ccd-unet-v1"))  # six classes: the probabilities its own
     return config, model, NormaliseConfig(**card["normalise"]), 2 ** card["architecture"]["depth"]
 
 
