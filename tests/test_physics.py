@@ -5,7 +5,7 @@ import pytest
 from scipy import special, stats
 
 from pipeline.config import load_config
-from pipeline.simulation import physics
+from pipeline.simulation import alphas, physics
 
 CFG = load_config()
 DET, PHYS, SRC = CFG.detector, CFG.physics, CFG.sources
@@ -88,7 +88,7 @@ def test_xray_lines_and_depths():
 
 
 def test_alpha_ranges_and_bragg_peak():
-    seg = physics.alpha_segments(50, SRC.alpha, DET, np.random.default_rng(5))
+    seg = alphas.alpha_segments(50, SRC.alpha, DET, np.random.default_rng(5))
     length = np.bincount(seg.event, np.linalg.norm(seg.end - seg.start, axis=1))
     assert length.min() > 15.0 and length.max() < 50.0  # ~17 um at 4 MeV, ~48 um at 8 MeV
     per_step = seg.energy_kev.reshape(50, SRC.alpha.steps)
@@ -105,7 +105,7 @@ def test_sources_handle_zero_one_and_few_events(n):
         physics.electron_segments(n, SRC.electron, DET, PHYS, rng),
         physics.tritium_segments(n, SRC.tritium, DET, PHYS, rng),
         physics.xray_segments(n, SRC.xray, DET, rng),
-        physics.alpha_segments(n, SRC.alpha, DET, rng),
+        alphas.alpha_segments(n, SRC.alpha, DET, rng),
     ]
     for seg in parts:
         assert seg.start.shape == seg.end.shape == (len(seg.energy_kev), 3)
@@ -411,8 +411,8 @@ def test_a_thick_alpha_source_gives_a_continuum_from_zero():
     thin = cfg.sources.alpha
     thick = thin.model_copy(update={"source": "thick"})
     rng = np.random.default_rng(0)
-    e_thin = np.bincount(*_events(physics.alpha_segments(2000, thin, cfg.detector, rng)))
-    e_thick = np.bincount(*_events(physics.alpha_segments(2000, thick, cfg.detector, rng)))
+    e_thin = np.bincount(*_events(alphas.alpha_segments(2000, thin, cfg.detector, rng)))
+    e_thick = np.bincount(*_events(alphas.alpha_segments(2000, thick, cfg.detector, rng)))
     assert e_thin.min() >= 4000 * 0.99
     assert (e_thick < 2000).mean() > 0.15 and e_thick.max() <= 8000
 

@@ -1,7 +1,8 @@
 """Particle sources and charge transport in silicon, for the simulator.
 
 Owns the Monte Carlo of what each source deposits in a fully depleted CCD: tritium betas from a
-sample on the back surface, X-ray conversions, cosmic muons, Compton electrons and alphas. Every
+sample on the back surface, X-ray conversions, cosmic muons and Compton electrons (alphas:
+`pipeline.simulation.alphas`; the muons' delta rays: `pipeline.simulation.delta_rays`). Every
 source returns `Segments`: straight pieces of track, each with the energy it deposits in silicon.
 `simulate` turns segments into electrons, diffuses them and bins them into pixels.
 
@@ -17,7 +18,6 @@ import numpy as np
 from scipy import stats
 
 from pipeline.config import (
-    AlphaConfig,
     BetaBranch,
     DetectorConfig,
     ElectronConfig,
@@ -127,7 +127,7 @@ def diffusion_sigma_um(depth_um: np.ndarray, physics: PhysicsConfig) -> np.ndarr
 # ---------------------------------------------------------------- directions
 
 
-def _isotropic_into_bulk(n: int, rng: np.random.Generator) -> np.ndarray:
+def isotropic_into_bulk(n: int, rng: np.random.Generator) -> np.ndarray:
     """Directions of particles emitted isotropically from the back surface into the bulk."""
     cos = rng.random(n)
     phi = rng.uniform(0, 2 * np.pi, n)
@@ -225,7 +225,7 @@ def transport_electrons(
 # ---------------------------------------------------------------- sources
 
 
-def _uniform_xy(n: int, det: DetectorConfig, rng: np.random.Generator) -> np.ndarray:
+def uniform_xy(n: int, det: DetectorConfig, rng: np.random.Generator) -> np.ndarray:
     return np.stack(
         [
             rng.uniform(0, det.width * det.pixel_size_um, n),
@@ -249,13 +249,13 @@ def tritium_segments(
     only what they deposit in the silicon is returned (a decay whose beta never reaches it
     deposits nothing, but keeps its event index)."""
     energy = sample_beta_energies(n, cfg, rng)
-    xy = _uniform_xy(n, det, rng)
+    xy = uniform_xy(n, det, rng)
     silicon = electrons.Slab(0.0, det.thickness_um, electrons.silicon(physics), active=True)
     sample = cfg.sample
     if sample.kind == "surface":
         start = np.column_stack([xy, np.full(n, det.thickness_um)])
         paths = electrons.single_scattering(
-            start, _isotropic_into_bulk(n, rng), energy, (silicon,), rng
+            start, isotropic_into_bulk(n, rng), energy, (silicon,), rng
         )
     else:
         scales = (physics.stopping_power_scale, physics.elastic_scale)
@@ -299,8 +299,8 @@ def electron_segments(
     if back == 0:
         return bulk
     energy = branch_beta_energies(back, cfg.back_betas, rng)
-    start = np.column_stack([_uniform_xy(back, det, rng), np.full(back, det.thickness_um)])
-    direction = _isotropic_into_bulk(back, rng)
+    start = np.column_stack([uniform_xy(back, det, rng), np.full(back, det.thickness_um)])
+    direction = isotropic_into_bulk(back, rng)
     entering = transport_electrons(start, direction, energy, physics, det.thickness_um, rng)
     return Segments.concat([entering, bulk.shifted(back)])
 
@@ -322,7 +322,7 @@ def bulk_electron_segments(
         compton = rng.random(n) < cfg.compton_fraction
         gammas = rng.choice(np.asarray(cfg.gamma_lines_kev), size=int(compton.sum()))
         energy[compton] = np.maximum(compton_electron_kev(gammas, rng), electrons.CUTOFF_KEV)
-    start = np.column_stack([_uniform_xy(n, det, rng), rng.uniform(0, det.thickness_um, n)])
+    start = np.column_stack([uniform_xy(n, det, rng), rng.uniform(0, det.thickness_um, n)])
     return transport_electrons(start, _isotropic(n, rng), energy, physics, det.thickness_um, rng)
 
 
@@ -376,7 +376,7 @@ def xray_segments(
         z = depth
     else:  # a penetrating gamma background converts anywhere; its energy set stays the lines'
         z = rng.uniform(0, det.thickness_um, n)
-    point = np.column_stack([_uniform_xy(n, det, rng), z])
+    point = np.column_stack([uniform_xy(n, det, rng), z])
     return Segments(point, point.copy(), energy, np.arange(n), np.zeros(n))
 
 
@@ -405,7 +405,7 @@ def muon_segments(
     sin, phi = np.sqrt(1 - cos**2), rng.uniform(0, 2 * np.pi, n)
     direction = np.stack([sin * np.cos(phi), sin * np.sin(phi), -cos], axis=1)
     length = det.thickness_um / cos
-    centre = _uniform_xy(n, det, rng)
+    centre = uniform_xy(n, det, rng)
     start = (
         np.column_stack([centre, np.full(n, det.thickness_um / 2)])
         - direction * length[:, None] / 2
@@ -432,45 +432,3 @@ def muon_segments(
     seg_end = seg_start + direction[event] * seg_len[:, None]
     energy = np.maximum(pairs, 0)[event] * share * physics.pair_energy_ev / 1000.0
     return Segments(seg_start, seg_end, energy, event, np.zeros(len(event)))
-
-
-def alpha_range_um(energy_kev: np.ndarray, cfg: AlphaConfig) -> np.ndarray:
-    return cfg.range_ref_um * (np.asarray(energy_kev) / cfg.range_ref_kev) ** cfg.range_exponent
-
-
-def alpha_segments(
-    n: int, cfg: AlphaConfig, det: DetectorConfig, rng: np.random.Generator
-) -> Segments:
-    """Alphas from the back surface: straight tracks with a Bragg-curve energy profile.
-
-    With R = R_ref (E/E_ref)^p the energy left after path s is E0 (1 - s/R)^(1/p), so each of the
-    equal-length segments deposits the drop of that curve across it (most at the end). From a
-    thick sample (`source: thick`) an alpha emitted at depth d along cos theta keeps the range
-    R - d / cos theta: uniform in [0, R], with directions of escape ~ cos theta (Lambert).
-    """
-    if n == 0:
-        return Segments.empty()
-    energy = rng.uniform(*cfg.energy_kev, n)
-    total_range = alpha_range_um(energy, cfg)
-    direction = _isotropic_into_bulk(n, rng)
-    if cfg.source == "thick":
-        total_range = total_range * rng.random(n)
-        energy = cfg.range_ref_kev * (total_range / cfg.range_ref_um) ** (1 / cfg.range_exponent)
-        direction[:, 2] = -np.sqrt(rng.random(n))  # Lambert: cos theta = sqrt(u)
-        direction[:, :2] *= (np.sqrt(1 - direction[:, 2] ** 2) / np.maximum(
-            np.hypot(direction[:, 0], direction[:, 1]), 1e-12))[:, None]  # fmt: skip
-    start = np.column_stack([_uniform_xy(n, det, rng), np.full(n, det.thickness_um)])
-    fractions = np.arange(cfg.steps + 1) / cfg.steps
-    node_energy = energy[:, None] * (1 - fractions[None, :]) ** (1 / cfg.range_exponent)
-    nodes = (
-        start[:, None, :] + direction[:, None, :] * (total_range[:, None] * fractions)[..., None]
-    )
-    event = np.repeat(np.arange(n), cfg.steps)
-    deposit = (node_energy[:, :-1] - node_energy[:, 1:]).ravel()
-    return Segments(
-        nodes[:, :-1].reshape(-1, 3),
-        nodes[:, 1:].reshape(-1, 3),
-        deposit,
-        event,
-        np.full(len(event), cfg.plasma_sigma_um),
-    )

@@ -27,7 +27,7 @@ from pipeline.config import (
     XrayConfig,
 )
 from pipeline.config.stages import SimulationSections
-from pipeline.simulation import delta_rays, physics
+from pipeline.simulation import alphas, delta_rays, physics
 
 # (n events, the source's section, the whole config, rng) -> their segments, events 0..n-1
 Draw = Callable[[int, Any, SimulationSections, np.random.Generator], physics.Segments]
@@ -96,7 +96,7 @@ def _xray(n: int, cfg: XrayConfig, c: SimulationSections, rng: np.random.Generat
 
 
 def _alpha(n: int, cfg: AlphaConfig, c: SimulationSections, rng: np.random.Generator):
-    return physics.alpha_segments(n, cfg, c.detector, rng)
+    return alphas.alpha_segments(n, cfg, c.detector, rng)
 
 
 for _source in (
