@@ -4,10 +4,11 @@ and the last step of `train`).
 Owns fitting one temperature T (Guo et al., "On calibration of modern neural networks", ICML
 2017) that divides the network's logits, by minimising the negative log-likelihood of held-out
 labelled tiles, and measuring the expected calibration error (ECE, top-label, 15 bins) before and
-after. Fitted and scored on deposit pixels (a pixel labelled or predicted as a signal class):
-background pixels far from any charge are certain and countless, and would make any network
-look calibrated. The card records `calibration` {temperature, ece_before, ece_after, ...};
-inference divides the logits by the temperature (pipeline/inference/infer.py).
+after. Fitted and scored on deposit pixels (charge above 3 x the noise, the classical neighbour
+threshold): background pixels far from any charge are certain and countless, and would make any
+network look calibrated; truth the charge does not show (glow under the noise) cannot be. The
+card records `calibration` {temperature, ece_before, ece_after, ...}; inference divides the
+logits by the temperature (pipeline/inference/infer.py).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from scipy.optimize import minimize_scalar
 from torch import nn
 from torch.utils.data import DataLoader
 
-from pipeline.config import Config
+from pipeline.config import Config, NormaliseConfig
 from pipeline.config.stages import TrainSettings
 from pipeline.core.geometry import IGNORE
 from pipeline.core.stage import INPUT, OUTPUT, Stage, file_flag
@@ -32,13 +33,27 @@ from pipeline.results.metrics import expected_calibration_error
 
 MAX_PIXELS = 2_000_000  # deposit pixels kept for the fit (a seeded subsample beyond)
 LOG_T_BOUNDS = (-3.0, 3.0)  # T within e^-3 .. e^3
+DEPOSIT_SIGMA = 3.0  # a deposit pixel's charge, in noise: the classical neighbour threshold
+
+
+def significance(x: torch.Tensor, normalise: NormaliseConfig) -> np.ndarray:
+    """Per pixel of network inputs (B, C, H, W): the charge in units of the noise multiple
+    (the inverse of the significance channel, pipeline/calibration/calibrate.py)."""
+    channel = 0 if normalise.kind == "asinh_noise" else 1
+    return np.sinh(x[:, channel].double().numpy() * normalise.divisor).ravel()
 
 
 @torch.inference_mode()
 def deposit_logits(
-    model: nn.Module, loader: DataLoader, device: torch.device, seed: int = 0
+    model: nn.Module,
+    loader: DataLoader,
+    device: torch.device,
+    normalise: NormaliseConfig,
+    seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(P, C) float32 logits and (P,) labels of the deposit pixels of the loader's tiles."""
+    """(P, C) float32 logits and (P,) labels of the deposit pixels of the loader's tiles: those
+    whose charge passes `DEPOSIT_SIGMA` x noise (a truth label the charge does not show, such
+    as faint glow under the noise, no network can be calibrated on)."""
     model = model.to(device).eval()
     kept_logits, kept_labels = [], []
     for x, y in loader:
@@ -46,7 +61,8 @@ def deposit_logits(
         c = logits.shape[1]
         flat = logits.permute(0, 2, 3, 1).reshape(-1, c).numpy()
         labels = y.reshape(-1).numpy()
-        deposit = (labels != IGNORE) & ((labels != 0) | (flat.argmax(axis=1) != 0))
+        visible = significance(x, normalise) >= DEPOSIT_SIGMA / normalise.noise_multiple
+        deposit = (labels != IGNORE) & visible
         kept_logits.append(flat[deposit])
         kept_labels.append(labels[deposit])
     logits = np.concatenate(kept_logits) if kept_logits else np.zeros((0, 1), np.float32)
@@ -105,7 +121,8 @@ def calibrate_checkpoint(
     `calibration` in its card (and `held_out`: what it was fitted on), to `out` (atomically:
     `out` may be `path`)."""
     model, card = load_model(path)
-    logits, labels = deposit_logits(model, loader, device)
+    normalise = NormaliseConfig(**card["normalise"])
+    logits, labels = deposit_logits(model, loader, device, normalise)
     card["calibration"] = {**calibration(logits, labels), "held_out": held_out}
     save_checkpoint(out, model, card, load_checkpoint(path).get("training"))
     return dict(card["calibration"])
