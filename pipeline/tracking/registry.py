@@ -169,7 +169,7 @@ def register_shipped(config: Any, checkpoint: Path, sha256: str) -> Any | None:
         release = "release" in check_card(checkpoint, load_checkpoint(checkpoint)["card"])
         if not (release and tracking.log_models and tracking.register_shipped):
             return None
-        model, card = load_model(checkpoint, classes=config.classes)
+        model, card = load_model(checkpoint)  # its own classes (an earlier model has fewer)
         tags = {"shipped_model": str(card["release"]["name"]), "sha256": sha256}
         with tracked_run(config, "register", tags):
             version = log_model(tracking, model, card, sha256)
