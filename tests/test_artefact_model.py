@@ -1,22 +1,25 @@
 """The shipped model on each artefact family (pipeline/evaluation/artefact_families.py):
 the artefact is called artefact (pixel recall and precision), and the particles beside it keep
-a particle class. The bounds sit below what the bench measured (README "Measured")."""
+a particle class (bench/bench_artefacts.py prints the same figures for more frames)."""
 
 import pytest
 
 from pipeline.evaluation.artefact_families import FAMILIES, measure
 
-# family: (recall >=, precision >=, particles kept >=), from 2 frames of 256^2 (seed 7)
+# family: (recall >=, precision >=, particles kept >=), a little under what ccd-unet-v3 measured on
+# these frames (2 of 256^2, seed 7; README "Measured"). CTI trails and bleed touch the charge they
+# came from, and the component vote gives a connected deposit one class: the particle's (recall
+# 0, so only the particles are checked there).
 BOUNDS = {
-    "cti": (0.0, 0.0, 0.0),
-    "serial_hits": (0.0, 0.0, 0.0),
-    "crosstalk": (0.0, 0.0, 0.0),
-    "glow": (0.0, 0.0, 0.0),
-    "pedestal_jumps": (0.0, 0.0, 0.0),
-    "trap_columns": (0.0, 0.0, 0.0),
-    "bleed": (0.0, 0.0, 0.0),
-    "stars": (0.0, 0.0, 0.0),
-    "spectrum": (0.0, 0.0, 0.0),
+    "cti": (0.0, 0.0, 0.95),
+    "serial_hits": (0.4, 0.2, 0.5),
+    "crosstalk": (0.1, 0.7, 0.9),
+    "glow": (0.4, 0.9, 0.7),
+    "pedestal_jumps": (0.02, 0.3, 0.9),
+    "trap_columns": (0.08, 0.5, 0.0),
+    "bleed": (0.0, 0.0, 0.95),
+    "stars": (0.5, 0.6, 0.75),
+    "spectrum": (0.25, 0.7, 0.3),
 }
 
 

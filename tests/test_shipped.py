@@ -170,21 +170,32 @@ def test_unused_parameters_are_found_without_moving_batchnorm_statistics(tiny):
 
 
 def test_the_shipped_model_loads_and_agrees_with_the_default_config():
-    model, card = load_model(resolve_model(DEFAULT.train.init), classes=DEFAULT.classes)
+    model, card = load_model(resolve_model(DEFAULT.train.init))
     assert card == json.loads(SHIPPED.with_suffix(".json").read_text())
+    classes = list(card["classes"])  # fine-tuning may grow them (the artefact class after v2)
+    assert DEFAULT.classes[: len(classes)] == classes
     arch = {k: v for k, v in card["architecture"].items() if k != "name"}
     assert arch == DEFAULT.model.model_dump()
     assert card["normalise"] == DEFAULT.normalise.model_dump()
     assert card["weights_dtype"] == "float16"
     assert SHIPPED.stat().st_size < 16e6
     release = card["release"]
-    assert set(release["suite"]) >= set(DEFAULT.workflow.suite)
+    assert set(release["suite"]) >= set(DEFAULT.workflow.suite) - {"suite_artefacts"}  # after v2
     assert release["steps"] > 0 and release["git_commit"] and release["mlflow_run_id"]
     x = torch.zeros(1, DEFAULT.normalise.channels, 128, 128)
     x[0, :2, 60:63, 60:63] = 1.5  # a small bright cluster
     x[0, 2:] = 0.94 / 2  # told the default detector's back-surface diffusion (0.94 px, unit 2 px)
     with torch.no_grad():
         out = model.eval()(x)
-    assert out.shape == (1, len(DEFAULT.classes), 128, 128) and bool(torch.isfinite(out).all())
+    assert out.shape == (1, len(classes), 128, 128) and bool(torch.isfinite(out).all())
     assert int(out[0].argmax(0)[5, 5]) == 0  # empty sky is background
     assert int(out[0].argmax(0)[61, 61]) != 0  # and the cluster is not
+
+
+def test_the_artefact_model_has_every_class_its_suite_and_its_calibration():
+    card = json.loads(resolve_model("ccd-unet-v3").with_suffix(".json").read_text())
+    assert card["classes"] == DEFAULT.classes
+    assert set(card["release"]["suite"]) >= set(DEFAULT.workflow.suite)
+    calibration = card["calibration"]
+    assert calibration["temperature"] > 1 and calibration["pixels"] > 10_000
+    assert calibration["ece_after"] < calibration["ece_before"]
