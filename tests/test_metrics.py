@@ -68,7 +68,7 @@ def test_cluster_purity_counts_connected_predictions():
     assert clusters[3] == 2 and pure[3] == 1  # the second cluster is mostly X-ray pixels
     assert f1(np.array([1.0]), np.array([0.5]))[0] == pytest.approx(2 / 3)
     np.testing.assert_array_equal(
-        f1(np.array([0.0, np.nan, np.nan]), np.array([np.nan, 0.0, np.nan])), [0.0, 0.0, np.nan]
+        f1(np.array([0.0, np.nan, np.nan]), np.array([np.nan, 0.0, np.nan])), [0.0, np.nan, np.nan]
     )
 
 

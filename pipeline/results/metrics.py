@@ -95,12 +95,15 @@ def cluster_purity_counts(
 
 
 def f1(efficiency: np.ndarray, purity: np.ndarray) -> np.ndarray:
-    """Harmonic mean; 0 when either is 0 (events missed, or only wrong clusters), NaN when the
-    class has neither true events nor predicted clusters."""
+    """Harmonic mean; 0 when either is 0 (events missed, or only wrong clusters of a class that
+    has events), NaN when the class has no true events (its wrong clusters show in its purity
+    and in the events of the classes they took: the artefact class, whose pixels belong to no
+    event, is scored by its pixels)."""
     efficiency, purity = np.asarray(efficiency, float), np.asarray(purity, float)
     with np.errstate(invalid="ignore", divide="ignore"):
         score = 2 * efficiency * purity / (efficiency + purity)
-    return np.where((efficiency == 0) | (purity == 0), 0.0, score)
+    score = np.where((efficiency == 0) | (purity == 0), 0.0, score)
+    return np.where(np.isnan(efficiency), np.nan, score)
 
 
 def count_clusters(pred: np.ndarray, cls: int) -> int:
