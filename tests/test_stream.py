@@ -62,9 +62,10 @@ def test_every_randomised_range_is_used_and_stays_inside():
     drawn = [draw_parameters(cfg, rng) for _ in range(400)]
     thin = np.array([d["thin"] for d in drawn])
     assert abs(thin.mean() - cfg.thin_share) < 0.05
-    thin_thickness = np.array([d["thickness_um"] for d in drawn])[thin]
-    low, high = cfg.thin_thickness_um
-    assert thin_thickness.min() >= low and thin_thickness.max() <= high
+    if thin.any():  # the release recipe draws thin CCDs; the default fine-tuning does not
+        thin_thickness = np.array([d["thickness_um"] for d in drawn])[thin]
+        low, high = cfg.thin_thickness_um
+        assert thin_thickness.min() >= low and thin_thickness.max() <= high
     for name, bounds in cfg:
         if not isinstance(bounds, tuple) or bounds[0] == bounds[1] or name == "thin_thickness_um":
             continue
