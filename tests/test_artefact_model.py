@@ -23,6 +23,7 @@ BOUNDS = {
 }
 
 
+@pytest.mark.slow  # a model benchmark held to its figures: 9 simulations and maps (pytest -m slow)
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_each_artefact_family_is_called_artefact_and_particles_beside_it_are_kept(family, tmp_path):
     found = measure(family, "ccd-unet-v3", frames=2, size=256, seed=7, out=tmp_path)
