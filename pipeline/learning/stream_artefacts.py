@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.config import deep_merge
 from pipeline.config.artefacts import ArtefactRanges, ArtefactsConfig
 from pipeline.simulation.light import log_uniform
 
@@ -76,14 +77,7 @@ def draw_artefacts(
     return ArtefactsConfig.model_validate(
         {
             "label": art.label,
-            "readout": _merged(art.readout.model_dump(), readout),
+            "readout": deep_merge(art.readout.model_dump(), readout),
             "light": art.light.model_dump() | light,
         }
     )
-
-
-def _merged(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in update.items():
-        out[key] = _merged(base[key], value) if isinstance(value, dict) else value
-    return out
