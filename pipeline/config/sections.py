@@ -303,6 +303,7 @@ class InferConfig(Section):
     tta: bool
     component_vote: bool
     shape_rules: bool = True
+    sharp_rescue: bool = True
     probabilities: bool
     gaussian_sigma_scale: float = Field(gt=0)
     device: Literal["auto", "cpu", "cuda"]
@@ -331,6 +332,10 @@ class ArtefactShapesConfig(Section):
     light_min_sigma_px: float = Field(gt=0)
     faint_min_pixels: int = Field(ge=1)
     faint_max_e_per_px: float = Field(gt=0)
+    sharp_sigclip: float = Field(gt=0)
+    sharp_sigfrac: float = Field(gt=0, le=1)
+    sharp_objlim: float = Field(gt=0)
+    sharp_iterations: int = Field(ge=1, le=10)
 
 
 class ClassicalConfig(Section):

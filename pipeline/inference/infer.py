@@ -5,9 +5,10 @@ calibration config, the network input defined by the model card, overlapping sli
 blended with Gaussian importance weights (as nnU-Net does), or only the crops around charge
 (`infer.sparse`, planned by pipeline/inference/sparse.py) batched by shape, optional flip test-time
 augmentation, autocast on GPU and native-bf16 CPUs, ONNX Runtime for fp32 on the CPU
-(pipeline/inference/runtime.py), an optional component vote (one class per connected deposit), and
-a map file written frame by frame, atomically. Memory is bounded by one frame and its probabilities,
-whatever the size of the file.
+(pipeline/inference/runtime.py), an optional component vote (one class per connected deposit), the
+artefact rules of shape and sharpness (pipeline/inference/shapes.py, sharpness.py), and a map file
+written frame by frame, atomically. Memory is bounded by one frame and its probabilities, whatever
+the size of the file.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pipeline.config.stages import InferSections, InferSettings
 from pipeline.core import geometry, hashing
 from pipeline.core.errors import CheckpointError, NonFiniteOutput
 from pipeline.core.stage import INPUT, Stage, key_flag
-from pipeline.inference import runtime, shapes, sparse
+from pipeline.inference import runtime, shapes, sharpness, sparse
 from pipeline.inference.detector_context import detector_context
 from pipeline.inference.label_shift import LabelShift
 from pipeline.network.device import inference_dtype, pick_device
@@ -255,6 +256,10 @@ def infer_file(
         if cfg.shape_rules:
             pair = config.physics.pair_energy_ev
             labels = shapes.relabel(labels, charge, config.classes, config.artefact_shapes, pair)
+        if cfg.sharp_rescue:
+            labels = sharpness.rescue(
+                labels, probs, charge, noise_e, config.classes, config.artefact_shapes
+            )
         return labels, probs
 
     # ONNX Runtime owns the cores; torch's thread pool, left awake beside it, turns the small

@@ -1,0 +1,79 @@
+"""Pixels sharper than any point-spread function, given back to the particles (infer.sharp_rescue).
+
+Light (a star, a spectral trace, a sky line, glow) reaches the silicon through optics and spreads
+over at least the point-spread function; a charged particle deposits its charge in the silicon
+itself, so its track can be sharper than any focused light. L.A.Cosmic finds such pixels by the
+Laplacian of the frame against its noise, and rejects the cores of resolved objects by the contrast
+between that Laplacian and the frame's fine structure (P. G. van Dokkum, PASP 113, 1420 (2001));
+astroscrappy is its maintained implementation (astropy-affiliated, C, BSD).
+
+Owns `rescue`: of the pixels a network labels artefact, the sharp ones (astroscrappy's mask on the
+calibrated charge, in electrons, with the frame's measured noise) are given to the particle class of
+largest summed probability over each 8-connected group of them. Groups along one row or one column
+(`artefact_shapes.streak_min_px` long) stay artefact: a serial-register hit or a trap column is as
+sharp as a track, and no particle track follows a row or a column that exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import astroscrappy
+import numpy as np
+from scipy import ndimage
+
+from pipeline.config.sections import ArtefactShapesConfig
+from pipeline.core.components import EIGHT_CONNECTED
+from pipeline.inference.shapes import ARTEFACT
+
+NO_SATURATION_E = 1e30  # the charge is calibrated; ADC saturation is the calibration's to handle
+
+
+def sharp_pixels(charge_e: np.ndarray, noise_e: float, cfg: ArtefactShapesConfig) -> np.ndarray:
+    """(H, W) bool: the pixels L.A.Cosmic finds sharper than the point-spread function."""
+    mask, _ = astroscrappy.detect_cosmics(
+        np.ascontiguousarray(charge_e, dtype=np.float32),
+        gain=1.0,  # the charge is in electrons
+        readnoise=float(max(noise_e, 1e-3)),
+        sigclip=cfg.sharp_sigclip,
+        sigfrac=cfg.sharp_sigfrac,
+        objlim=cfg.sharp_objlim,
+        niter=cfg.sharp_iterations,
+        satlevel=NO_SATURATION_E,
+    )
+    return np.asarray(mask, dtype=bool)
+
+
+def rescue(
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    charge_e: np.ndarray,
+    noise_e: float,
+    classes: Sequence[str],
+    cfg: ArtefactShapesConfig,
+    artefact: str = ARTEFACT,
+) -> np.ndarray:
+    """`labels` with the sharp artefact pixels given to a particle class (unchanged where the
+    classes have no artefact, or nothing is labelled artefact)."""
+    if artefact not in classes:
+        return labels
+    target = list(classes).index(artefact)
+    labelled = labels == target
+    if not labelled.any():
+        return labels
+    candidates = labelled & sharp_pixels(charge_e, noise_e, cfg)
+    groups, n = ndimage.label(candidates, structure=EIGHT_CONNECTED)
+    if n == 0:
+        return labels
+    boxes = ndimage.find_objects(groups)
+    rows = np.array([box[0].stop - box[0].start for box in boxes])
+    cols = np.array([box[1].stop - box[1].start for box in boxes])
+    along_axis = ((rows == 1) | (cols == 1)) & (np.maximum(rows, cols) >= cfg.streak_min_px)
+    particle = [c for c in range(1, len(classes)) if c != target]
+    index = np.arange(1, n + 1)
+    sums = np.stack([ndimage.sum(probabilities[c], groups, index) for c in particle], axis=1)
+    chosen = np.asarray(particle)[sums.argmax(axis=1)]
+    chosen = np.where(along_axis, target, chosen)
+    out = labels.copy()
+    out[candidates] = chosen[groups[candidates] - 1].astype(labels.dtype)
+    return out
