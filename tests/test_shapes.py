@@ -63,3 +63,24 @@ def test_relabel_turns_only_impossible_particle_clusters_into_artefact():
     assert (out[5, 10:40] == ARTEFACT).all() and (out[20:23, 20:23] == 3).all()
     six = CFG.classes[:6]  # a model without the artefact class: labels as they were
     assert (shapes.relabel(labels, charge, six, RULES, 3.75) == labels).all()
+
+
+def test_a_faint_trail_the_network_calls_artefact_stays_artefact_after_the_vote():
+    voted = np.zeros((10, 40), np.uint8)
+    charge = np.zeros((10, 40))
+    voted[4, 5:30] = 1  # one deposit, voted muon: a track and its CTI trail
+    charge[4, 5:20], charge[4, 20:30] = 1000.0, 30.0  # the trail: 300 of 15,300 e- (2 %)
+    own = voted.copy()
+    own[4, 20:30] = ARTEFACT  # the network's own pixel classes, before the vote
+    out = shapes.trails(voted, own, charge, CFG.classes, RULES)
+    assert (out[4, 20:30] == ARTEFACT).all() and (out[4, 5:20] == 1).all()
+
+
+def test_a_large_share_called_artefact_is_left_to_the_vote():
+    voted = np.zeros((10, 40), np.uint8)
+    charge = np.zeros((10, 40))
+    voted[4, 5:30], charge[4, 5:30] = 1, 1000.0
+    own = voted.copy()
+    own[4, 20:30] = ARTEFACT  # 40 % of the track's charge: a muon half-called artefact
+    out = shapes.trails(voted, own, charge, CFG.classes, RULES)
+    assert (out == voted).all()

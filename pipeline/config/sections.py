@@ -332,6 +332,7 @@ class ArtefactShapesConfig(Section):
     light_min_sigma_px: float = Field(gt=0)
     faint_min_pixels: int = Field(ge=1)
     faint_max_e_per_px: float = Field(gt=0)
+    trail_max_share: float = Field(ge=0, le=1)
     sharp_sigclip: float = Field(gt=0)
     sharp_sigfrac: float = Field(gt=0, le=1)
     sharp_objlim: float = Field(gt=0)

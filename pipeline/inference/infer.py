@@ -249,17 +249,19 @@ def infer_file(
             probs = predictor.frame_probabilities(charge, noise_e)
         except NonFiniteOutput as exc:
             raise CheckpointError(f"{checkpoint.reference}: on {input_path}: {exc}") from None
+        rules = config.artefact_shapes
         if cfg.component_vote:
             labels, probs = shift.label(probs)
+            if cfg.shape_rules:
+                own = probs.argmax(axis=0)
+                labels = shapes.trails(labels, own, charge, config.classes, rules)
         else:
             labels = probs.argmax(axis=0).astype(np.uint8)
         if cfg.shape_rules:
             pair = config.physics.pair_energy_ev
-            labels = shapes.relabel(labels, charge, config.classes, config.artefact_shapes, pair)
+            labels = shapes.relabel(labels, charge, config.classes, rules, pair)
         if cfg.sharp_rescue:
-            labels = sharpness.rescue(
-                labels, probs, charge, noise_e, config.classes, config.artefact_shapes
-            )
+            labels = sharpness.rescue(labels, probs, charge, noise_e, config.classes, rules)
         return labels, probs
 
     # ONNX Runtime owns the cores; torch's thread pool, left awake beside it, turns the small

@@ -10,6 +10,10 @@ Owns three rules on a cluster's shape features (pipeline/core/components.py):
   spectral trace, a sky line, a diffraction spike;
 - faint and large: many pixels holding less charge each than a minimum-ionising track leaves in
   one (~80 e-/um x 15 um; `faint_max_e_per_px`): glow or scattered light.
+And `trails`, after the network's component vote: in a deposit voted a particle, the pixels the
+network itself calls artefact stay artefact where together they hold under `trail_max_share` of
+the deposit's charge: charge deferred by the readout (CTI trails) or spilled along the serial
+register is a small part of the deposit it trails, and the vote would give it the particle's class.
 """
 
 from __future__ import annotations
@@ -68,4 +72,33 @@ def relabel(
         bad = np.flatnonzero(no_particle(features, cfg, pair_energy_ev)) + 1
         if len(bad):
             out[np.isin(components, bad)] = target
+    return out
+
+
+def trails(
+    voted: np.ndarray,
+    pixel_classes: np.ndarray,
+    charge_e: np.ndarray,
+    classes: Sequence[str],
+    cfg: ArtefactShapesConfig,
+    artefact: str = ARTEFACT,
+) -> np.ndarray:
+    """`voted` (one class per deposit) with the pixels `pixel_classes` (the network's own,
+    before the vote) calls artefact labelled artefact again, in each particle deposit where they
+    hold under `cfg.trail_max_share` of its positive charge."""
+    if artefact not in classes:
+        return voted
+    target = list(classes).index(artefact)
+    components, n = ndimage.label(voted > 0, structure=EIGHT_CONNECTED)
+    if n == 0:
+        return voted
+    index = np.arange(1, n + 1)
+    positive = np.maximum(charge_e, 0.0)
+    tail = (pixel_classes == target) & (components > 0)
+    share = ndimage.sum(positive * tail, components, index) / np.maximum(
+        ndimage.sum(positive, components, index), 1e-12
+    )
+    keep = np.concatenate([[False], (share < cfg.trail_max_share) & (share > 0)])
+    out = voted.copy()
+    out[tail & keep[components] & (voted != target)] = target
     return out
