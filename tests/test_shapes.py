@@ -72,7 +72,7 @@ def test_a_faint_trail_the_network_calls_artefact_stays_artefact_after_the_vote(
     charge[4, 5:20], charge[4, 20:30] = 1000.0, 30.0  # the trail: 300 of 15,300 e- (2 %)
     own = voted.copy()
     own[4, 20:30] = ARTEFACT  # the network's own pixel classes, before the vote
-    out = shapes.trails(voted, own, charge, CFG.classes, RULES)
+    out = shapes.trails(voted, own, charge, 5.0, CFG.classes, RULES)
     assert (out[4, 20:30] == ARTEFACT).all() and (out[4, 5:20] == 1).all()
 
 
@@ -82,5 +82,5 @@ def test_a_large_share_called_artefact_is_left_to_the_vote():
     voted[4, 5:30], charge[4, 5:30] = 1, 1000.0
     own = voted.copy()
     own[4, 20:30] = ARTEFACT  # 40 % of the track's charge: a muon half-called artefact
-    out = shapes.trails(voted, own, charge, CFG.classes, RULES)
+    out = shapes.trails(voted, own, charge, 5.0, CFG.classes, RULES)
     assert (out == voted).all()

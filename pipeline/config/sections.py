@@ -333,10 +333,12 @@ class ArtefactShapesConfig(Section):
     faint_min_pixels: int = Field(ge=1)
     faint_max_e_per_px: float = Field(gt=0)
     trail_max_share: float = Field(ge=0, le=1)
+    trail_min_sigma: float = Field(ge=0)
     sharp_sigclip: float = Field(gt=0)
     sharp_sigfrac: float = Field(gt=0, le=1)
     sharp_objlim: float = Field(gt=0)
     sharp_iterations: int = Field(ge=1, le=10)
+    sharp_axis_max_deg: float = Field(ge=0, le=45)
 
 
 class ClassicalConfig(Section):

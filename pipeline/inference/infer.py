@@ -254,7 +254,7 @@ def infer_file(
             labels, probs = shift.label(probs)
             if cfg.shape_rules:
                 own = probs.argmax(axis=0)
-                labels = shapes.trails(labels, own, charge, config.classes, rules)
+                labels = shapes.trails(labels, own, charge, noise_e, config.classes, rules)
         else:
             labels = probs.argmax(axis=0).astype(np.uint8)
         if cfg.shape_rules:

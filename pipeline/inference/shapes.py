@@ -11,9 +11,10 @@ Owns three rules on a cluster's shape features (pipeline/core/components.py):
 - faint and large: many pixels holding less charge each than a minimum-ionising track leaves in
   one (~80 e-/um x 15 um; `faint_max_e_per_px`): glow or scattered light.
 And `trails`, after the network's component vote: in a deposit voted a particle, the pixels the
-network itself calls artefact stay artefact where together they hold under `trail_max_share` of
-the deposit's charge: charge deferred by the readout (CTI trails) or spilled along the serial
-register is a small part of the deposit it trails, and the vote would give it the particle's class.
+network itself calls artefact (and that stand out of the noise) stay artefact where together they
+hold under `trail_max_share` of the deposit's charge: charge deferred by the readout (CTI trails)
+or spilled along the serial register is a small part of the deposit it trails, and the vote would
+give it the particle's class.
 """
 
 from __future__ import annotations
@@ -79,13 +80,15 @@ def trails(
     voted: np.ndarray,
     pixel_classes: np.ndarray,
     charge_e: np.ndarray,
+    noise_e: float,
     classes: Sequence[str],
     cfg: ArtefactShapesConfig,
     artefact: str = ARTEFACT,
 ) -> np.ndarray:
     """`voted` (one class per deposit) with the pixels `pixel_classes` (the network's own,
-    before the vote) calls artefact labelled artefact again, in each particle deposit where they
-    hold under `cfg.trail_max_share` of its positive charge."""
+    before the vote) calls artefact and whose charge is `cfg.trail_min_sigma` x `noise_e` or more
+    labelled artefact again, in each particle deposit where they hold under
+    `cfg.trail_max_share` of its positive charge."""
     if artefact not in classes:
         return voted
     target = list(classes).index(artefact)
@@ -94,7 +97,8 @@ def trails(
         return voted
     index = np.arange(1, n + 1)
     positive = np.maximum(charge_e, 0.0)
-    tail = (pixel_classes == target) & (components > 0)
+    visible = charge_e >= cfg.trail_min_sigma * noise_e  # a deposit's faint rim is background
+    tail = (pixel_classes == target) & (components > 0) & visible
     share = ndimage.sum(positive * tail, components, index) / np.maximum(
         ndimage.sum(positive, components, index), 1e-12
     )

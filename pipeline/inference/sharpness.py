@@ -9,9 +9,10 @@ astroscrappy is its maintained implementation (astropy-affiliated, C, BSD).
 
 Owns `rescue`: of the pixels a network labels artefact, the sharp ones (astroscrappy's mask on the
 calibrated charge, in electrons, with the frame's measured noise) are given to the particle class of
-largest summed probability over each 8-connected group of them. Groups along one row or one column
-(`artefact_shapes.streak_min_px` long) stay artefact: a serial-register hit or a trap column is as
-sharp as a track, and no particle track follows a row or a column that exactly.
+largest summed probability over each 8-connected group of them. Groups at least
+`artefact_shapes.streak_min_px` long and within `sharp_axis_max_deg` of a row or a column stay
+artefact: a serial-register hit, a trap column and the core of a narrow trace or sky line can be as
+sharp as a track, and few particle tracks follow a row or a column that closely.
 """
 
 from __future__ import annotations
@@ -65,10 +66,7 @@ def rescue(
     groups, n = ndimage.label(candidates, structure=EIGHT_CONNECTED)
     if n == 0:
         return labels
-    boxes = ndimage.find_objects(groups)
-    rows = np.array([box[0].stop - box[0].start for box in boxes])
-    cols = np.array([box[1].stop - box[1].start for box in boxes])
-    along_axis = ((rows == 1) | (cols == 1)) & (np.maximum(rows, cols) >= cfg.streak_min_px)
+    along_axis = _along_an_axis(groups, n, cfg)
     particle = [c for c in range(1, len(classes)) if c != target]
     index = np.arange(1, n + 1)
     sums = np.stack([ndimage.sum(probabilities[c], groups, index) for c in particle], axis=1)
@@ -77,3 +75,22 @@ def rescue(
     out = labels.copy()
     out[candidates] = chosen[groups[candidates] - 1].astype(labels.dtype)
     return out
+
+
+def _along_an_axis(groups: np.ndarray, n: int, cfg: ArtefactShapesConfig) -> np.ndarray:
+    """(n,) bool: groups 1..n at least `streak_min_px` long whose principal axis (of their
+    pixels' positions) lies within `sharp_axis_max_deg` of a row or a column."""
+    rows, cols = np.nonzero(groups)
+    ids = groups[rows, cols] - 1
+    count = np.bincount(ids, minlength=n).astype(float)
+
+    def mean(values: np.ndarray) -> np.ndarray:
+        return np.bincount(ids, weights=values.astype(float), minlength=n) / count
+
+    r, c = rows - mean(rows)[ids], cols - mean(cols)[ids]
+    rr, cc, rc = mean(r * r), mean(c * c), mean(r * c)
+    angle = 0.5 * np.arctan2(2 * rc, cc - rr)  # from the rows' direction
+    off_axis = np.degrees(np.arcsin(np.minimum(np.abs(np.sin(angle)), np.abs(np.cos(angle)))))
+    boxes = ndimage.find_objects(groups)
+    extent = np.array([max(b[0].stop - b[0].start, b[1].stop - b[1].start) for b in boxes])
+    return (extent >= cfg.streak_min_px) & (off_axis <= cfg.sharp_axis_max_deg)
