@@ -7,19 +7,19 @@ import pytest
 from pipeline.evaluation.artefact_families import FAMILIES, measure
 
 # family: (recall >=, precision >=, particles kept >=), a little under what ccd-unet-v3 measured on
-# these frames (2 of 256^2, seed 7; README "Measured"). CTI trails and bleed touch the charge they
-# came from, and the component vote gives a connected deposit one class: the particle's (recall
-# 0, so only the particles are checked there).
+# these frames with the default rules (2 of 256^2, seed 7; README "Frames unlike the training
+# data"). CTI trails are artefact where the network says so pixel by pixel and they hold under
+# 10 % of the deposit (infer: trails); bleed still goes with the alpha it came from (recall 0.01).
 BOUNDS = {
-    "cti": (0.0, 0.0, 0.95),
+    "cti": (0.2, 0.9, 0.95),
     "serial_hits": (0.4, 0.2, 0.5),
     "crosstalk": (0.1, 0.7, 0.9),
     "glow": (0.4, 0.9, 0.7),
     "pedestal_jumps": (0.02, 0.3, 0.9),
-    "trap_columns": (0.08, 0.5, 0.0),
-    "bleed": (0.0, 0.0, 0.95),
+    "trap_columns": (0.04, 0.3, 0.0),
+    "bleed": (0.0, 0.0, 0.9),
     "stars": (0.5, 0.6, 0.75),
-    "spectrum": (0.25, 0.7, 0.3),
+    "spectrum": (0.25, 0.7, 0.4),
 }
 
 
