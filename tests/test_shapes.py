@@ -84,3 +84,12 @@ def test_a_large_share_called_artefact_is_left_to_the_vote():
     own[4, 20:30] = ARTEFACT  # 40 % of the track's charge: a muon half-called artefact
     out = shapes.trails(voted, own, charge, 5.0, CFG.classes, RULES)
     assert (out == voted).all()
+
+
+def test_artefact_pixels_across_a_track_do_not_cut_it():
+    voted = np.zeros((10, 40), np.uint8)
+    charge = np.zeros((10, 40))
+    voted[4, 5:30], charge[4, 5:30] = 1, 1000.0
+    own = voted.copy()
+    own[4, 15:17] = ARTEFACT  # 8 % of the charge, in the middle: the network's doubt, not a trail
+    assert (shapes.trails(voted, own, charge, 5.0, CFG.classes, RULES) == voted).all()

@@ -88,7 +88,8 @@ def trails(
     """`voted` (one class per deposit) with the pixels `pixel_classes` (the network's own,
     before the vote) calls artefact and whose charge is `cfg.trail_min_sigma` x `noise_e` or more
     labelled artefact again, in each particle deposit where they hold under
-    `cfg.trail_max_share` of its positive charge."""
+    `cfg.trail_max_share` of its positive charge and leave the rest in one piece (a trail hangs
+    off the end of what it trails; artefact pixels across a track are the network's doubt)."""
     if artefact not in classes:
         return voted
     target = list(classes).index(artefact)
@@ -102,7 +103,17 @@ def trails(
     share = ndimage.sum(positive * tail, components, index) / np.maximum(
         ndimage.sum(positive, components, index), 1e-12
     )
-    keep = np.concatenate([[False], (share < cfg.trail_max_share) & (share > 0)])
+    keep = np.concatenate(
+        [[False], (share < cfg.trail_max_share) & (share > 0) & ~_split(components, n, tail)]
+    )
     out = voted.copy()
     out[tail & keep[components] & (voted != target)] = target
     return out
+
+
+def _split(components: np.ndarray, n: int, removed: np.ndarray) -> np.ndarray:
+    """(n,) bool: deposits 1..n that `removed` pixels would cut into more than one piece."""
+    pieces, _ = ndimage.label((components > 0) & ~removed, structure=EIGHT_CONNECTED)
+    inside = pieces > 0
+    pairs = np.unique(np.stack([components[inside], pieces[inside]]), axis=1)
+    return np.bincount(pairs[0], minlength=n + 1)[1:] > 1
