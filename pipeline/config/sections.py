@@ -339,6 +339,7 @@ class ArtefactShapesConfig(Section):
     sharp_objlim: float = Field(gt=0)
     sharp_iterations: int = Field(ge=1, le=10)
     sharp_axis_max_deg: float = Field(ge=0, le=45)
+    sharp_line_min_px: int = Field(ge=2)
 
 
 class ClassicalConfig(Section):

@@ -9,10 +9,11 @@ astroscrappy is its maintained implementation (astropy-affiliated, C, BSD).
 
 Owns `rescue`: of the pixels a network labels artefact, the sharp ones (astroscrappy's mask on the
 calibrated charge, in electrons, with the frame's measured noise) are given to the particle class of
-largest summed probability over each 8-connected group of them. Groups at least
-`artefact_shapes.streak_min_px` long and within `sharp_axis_max_deg` of a row or a column stay
-artefact: a serial-register hit, a trap column and the core of a narrow trace or sky line can be as
-sharp as a track, and few particle tracks follow a row or a column that closely.
+largest summed probability over each 8-connected group of them. Groups in one row or one column
+(`sharp_line_min_px` long or more), and groups `artefact_shapes.streak_min_px` long within
+`sharp_axis_max_deg` of a row or a column stay artefact: a serial-register hit, a pedestal jump, a
+trap column and the core of a narrow trace or sky line can be as sharp as a track, and few particle
+tracks follow a row or a column that closely.
 """
 
 from __future__ import annotations
@@ -78,8 +79,9 @@ def rescue(
 
 
 def _along_an_axis(groups: np.ndarray, n: int, cfg: ArtefactShapesConfig) -> np.ndarray:
-    """(n,) bool: groups 1..n at least `streak_min_px` long whose principal axis (of their
-    pixels' positions) lies within `sharp_axis_max_deg` of a row or a column."""
+    """(n,) bool: groups 1..n in one row or one column and `sharp_line_min_px` long or more,
+    or at least `streak_min_px` long with their principal axis (of their pixels' positions)
+    within `sharp_axis_max_deg` of a row or a column."""
     rows, cols = np.nonzero(groups)
     ids = groups[rows, cols] - 1
     count = np.bincount(ids, minlength=n).astype(float)
@@ -92,5 +94,8 @@ def _along_an_axis(groups: np.ndarray, n: int, cfg: ArtefactShapesConfig) -> np.
     angle = 0.5 * np.arctan2(2 * rc, cc - rr)  # from the rows' direction
     off_axis = np.degrees(np.arcsin(np.minimum(np.abs(np.sin(angle)), np.abs(np.cos(angle)))))
     boxes = ndimage.find_objects(groups)
-    extent = np.array([max(b[0].stop - b[0].start, b[1].stop - b[1].start) for b in boxes])
-    return (extent >= cfg.streak_min_px) & (off_axis <= cfg.sharp_axis_max_deg)
+    rows_spanned = np.array([b[0].stop - b[0].start for b in boxes])
+    cols_spanned = np.array([b[1].stop - b[1].start for b in boxes])
+    extent = np.maximum(rows_spanned, cols_spanned)
+    one_line = (np.minimum(rows_spanned, cols_spanned) == 1) & (extent >= cfg.sharp_line_min_px)
+    return one_line | ((extent >= cfg.streak_min_px) & (off_axis <= cfg.sharp_axis_max_deg))
