@@ -12,6 +12,7 @@ from pipeline.simulation import light
 CFG = load_config()
 RULES = CFG.artefact_shapes
 ARTEFACT = CFG.classes.index("artefact")
+TRAILS = RULES.model_copy(update={"trail_max_share": 0.1})  # the trails rule on (off by default)
 
 
 def features_of(image: np.ndarray):
@@ -72,7 +73,7 @@ def test_a_faint_trail_the_network_calls_artefact_stays_artefact_after_the_vote(
     charge[4, 5:20], charge[4, 20:30] = 1000.0, 30.0  # the trail: 300 of 15,300 e- (2 %)
     own = voted.copy()
     own[4, 20:30] = ARTEFACT  # the network's own pixel classes, before the vote
-    out = shapes.trails(voted, own, charge, 5.0, CFG.classes, RULES)
+    out = shapes.trails(voted, own, charge, 5.0, CFG.classes, TRAILS)
     assert (out[4, 20:30] == ARTEFACT).all() and (out[4, 5:20] == 1).all()
 
 
@@ -82,7 +83,7 @@ def test_a_large_share_called_artefact_is_left_to_the_vote():
     voted[4, 5:30], charge[4, 5:30] = 1, 1000.0
     own = voted.copy()
     own[4, 20:30] = ARTEFACT  # 40 % of the track's charge: a muon half-called artefact
-    out = shapes.trails(voted, own, charge, 5.0, CFG.classes, RULES)
+    out = shapes.trails(voted, own, charge, 5.0, CFG.classes, TRAILS)
     assert (out == voted).all()
 
 
@@ -92,4 +93,14 @@ def test_artefact_pixels_across_a_track_do_not_cut_it():
     voted[4, 5:30], charge[4, 5:30] = 1, 1000.0
     own = voted.copy()
     own[4, 15:17] = ARTEFACT  # 8 % of the charge, in the middle: the network's doubt, not a trail
-    assert (shapes.trails(voted, own, charge, 5.0, CFG.classes, RULES) == voted).all()
+    assert (shapes.trails(voted, own, charge, 5.0, CFG.classes, TRAILS) == voted).all()
+
+
+def test_trails_are_off_by_default():
+    voted = np.zeros((10, 40), np.uint8)
+    charge = np.zeros((10, 40))
+    voted[4, 5:30], charge[4, 5:20], charge[4, 20:30] = 1, 1000.0, 30.0
+    own = voted.copy()
+    own[4, 20:30] = ARTEFACT
+    assert RULES.trail_max_share == 0
+    assert shapes.trails(voted, own, charge, 5.0, CFG.classes, RULES) is voted

@@ -71,3 +71,11 @@ def test_without_an_artefact_class_the_labels_are_untouched():
     probs = np.zeros((len(classes), *charge.shape))
     out = sharpness.rescue(labels, probs, charge, NOISE_E, classes, RULES)
     assert out is labels
+
+
+def test_a_faint_sharp_group_stays_artefact():
+    charge, track, _ = sky_with_track()
+    charge[track] -= 1900.0  # 100 e- over the sky: sharp, but under sharp_min_peak_e
+    labels, probs = all_artefact(charge.shape)
+    out = sharpness.rescue(labels, probs, charge, NOISE_E, CLASSES, RULES)
+    assert (out[track] == ARTEFACT).all()

@@ -340,6 +340,7 @@ class ArtefactShapesConfig(Section):
     sharp_iterations: int = Field(ge=1, le=10)
     sharp_axis_max_deg: float = Field(ge=0, le=45)
     sharp_line_min_px: int = Field(ge=2)
+    sharp_min_peak_e: float = Field(ge=0)
 
 
 class ClassicalConfig(Section):

@@ -90,7 +90,7 @@ def trails(
     labelled artefact again, in each particle deposit where they hold under
     `cfg.trail_max_share` of its positive charge and leave the rest in one piece (a trail hangs
     off the end of what it trails; artefact pixels across a track are the network's doubt)."""
-    if artefact not in classes:
+    if artefact not in classes or cfg.trail_max_share <= 0:
         return voted
     target = list(classes).index(artefact)
     components, n = ndimage.label(voted > 0, structure=EIGHT_CONNECTED)

@@ -13,7 +13,9 @@ largest summed probability over each 8-connected group of them. Groups in one ro
 (`sharp_line_min_px` long or more), and groups `artefact_shapes.streak_min_px` long within
 `sharp_axis_max_deg` of a row or a column stay artefact: a serial-register hit, a pedestal jump, a
 trap column and the core of a narrow trace or sky line can be as sharp as a track, and few particle
-tracks follow a row or a column that closely.
+tracks follow a row or a column that closely. So do groups whose brightest pixel holds under
+`sharp_min_peak_e`: a particle that matters leaves more (1 keV is 270 e-), while spurious charge, a
+pedestal jump's edge or a crosstalk ghost are sharp and faint.
 """
 
 from __future__ import annotations
@@ -72,7 +74,8 @@ def rescue(
     index = np.arange(1, n + 1)
     sums = np.stack([ndimage.sum(probabilities[c], groups, index) for c in particle], axis=1)
     chosen = np.asarray(particle)[sums.argmax(axis=1)]
-    chosen = np.where(along_axis, target, chosen)
+    faint = ndimage.maximum(charge_e, groups, index) < cfg.sharp_min_peak_e
+    chosen = np.where(along_axis | faint, target, chosen)
     out = labels.copy()
     out[candidates] = chosen[groups[candidates] - 1].astype(labels.dtype)
     return out
