@@ -198,3 +198,12 @@ def test_yaml_1_1_words_are_strings_and_booleans_still_read():
     assert load_config(overrides=dict([_parse_set("infer.amp=off")])).infer.amp == "off"
     assert load_config(overrides={"simulate.root": "yes"}).simulate.root is True
     assert load_config(overrides=dict([_parse_set("simulate.root=true")])).simulate.root is True
+
+
+def test_the_parsed_default_is_reused_but_never_shared():
+    """The default file is parsed once per version; each load gets its own copy, so one load's
+    overrides never reach the next."""
+    first = load_config(overrides={"infer.overlap": 0.5, "simulate.datasets.train.frames": 3})
+    second = load_config()
+    assert first.infer.overlap == 0.5 and second.infer.overlap == 0.125
+    assert second.simulate.datasets["train"].frames == 8

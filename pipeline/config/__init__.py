@@ -227,9 +227,26 @@ def _validate_overrides(
         raise ConfigError(_format_error(exc.errors()[0], where)) from None
 
 
+_DEFAULT_PARSED: dict[tuple[int, int], dict[str, Any]] = {}
+
+
+def _default_data() -> dict[str, Any]:
+    """A fresh copy of `configs/default.yaml`'s mapping, parsed once per version of the file
+    (PyYAML's pure-Python parser is ~85 % of a load; a session loads the config often)."""
+    try:
+        stat = DEFAULT_CONFIG.stat()
+    except OSError:
+        return _read_yaml(DEFAULT_CONFIG)  # names the missing file
+    version = (stat.st_mtime_ns, stat.st_size)
+    if version not in _DEFAULT_PARSED:
+        _DEFAULT_PARSED.clear()
+        _DEFAULT_PARSED[version] = _read_yaml(DEFAULT_CONFIG)
+    return copy.deepcopy(_DEFAULT_PARSED[version])
+
+
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
     """Load `configs/default.yaml`, merge the user's file and dotted-key overrides, validate."""
-    data = _read_yaml(DEFAULT_CONFIG)
+    data = _default_data()
     source = str(DEFAULT_CONFIG)
     if path is not None and Path(path).resolve() != DEFAULT_CONFIG:
         data = deep_merge(data, _read_yaml(Path(path)))
