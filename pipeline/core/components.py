@@ -146,6 +146,14 @@ def cluster_features(
     )
 
 
+def orientation(components: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per component 1..n, of its pixels' positions (each alike): the major axis' angle from the
+    rows' direction (radians), and the rows and the columns it spans."""
+    m = moments(components, n, np.ones(components.shape))
+    angle = _eigen(m.xx, m.yy, m.xy)[2]
+    return angle, _span(m.rows, m.ids, n), _span(m.cols, m.ids, n)
+
+
 def _span(index: np.ndarray, ids: np.ndarray, n: int) -> np.ndarray:
     """Rows (or columns) each component 0..n-1 spans: max - min + 1."""
     high = np.full(n, -1)

@@ -27,7 +27,7 @@ import numpy as np
 from scipy import ndimage
 
 from pipeline.config.sections import ArtefactShapesConfig
-from pipeline.core.components import EIGHT_CONNECTED
+from pipeline.core.components import EIGHT_CONNECTED, orientation
 from pipeline.inference.shapes import ARTEFACT
 
 NO_SATURATION_E = 1e30  # the charge is calibrated; ADC saturation is the calibration's to handle
@@ -85,20 +85,8 @@ def _along_an_axis(groups: np.ndarray, n: int, cfg: ArtefactShapesConfig) -> np.
     """(n,) bool: groups 1..n in one row or one column and `sharp_line_min_px` long or more,
     or at least `streak_min_px` long with their principal axis (of their pixels' positions)
     within `sharp_axis_max_deg` of a row or a column."""
-    rows, cols = np.nonzero(groups)
-    ids = groups[rows, cols] - 1
-    count = np.bincount(ids, minlength=n).astype(float)
-
-    def mean(values: np.ndarray) -> np.ndarray:
-        return np.bincount(ids, weights=values.astype(float), minlength=n) / count
-
-    r, c = rows - mean(rows)[ids], cols - mean(cols)[ids]
-    rr, cc, rc = mean(r * r), mean(c * c), mean(r * c)
-    angle = 0.5 * np.arctan2(2 * rc, cc - rr)  # from the rows' direction
+    angle, rows_spanned, cols_spanned = orientation(groups, n)
     off_axis = np.degrees(np.arcsin(np.minimum(np.abs(np.sin(angle)), np.abs(np.cos(angle)))))
-    boxes = ndimage.find_objects(groups)
-    rows_spanned = np.array([b[0].stop - b[0].start for b in boxes])
-    cols_spanned = np.array([b[1].stop - b[1].start for b in boxes])
     extent = np.maximum(rows_spanned, cols_spanned)
     one_line = (np.minimum(rows_spanned, cols_spanned) == 1) & (extent >= cfg.sharp_line_min_px)
     return one_line | ((extent >= cfg.streak_min_px) & (off_axis <= cfg.sharp_axis_max_deg))
