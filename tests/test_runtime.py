@@ -10,7 +10,8 @@ import torch
 from pipeline.config import ConfigError
 from pipeline.core.hashing import file_sha256
 from pipeline.inference import runtime
-from pipeline.inference.infer import Predictor, infer_file
+from pipeline.inference.infer import infer_file
+from pipeline.inference.predictor import Predictor
 from pipeline.network.model import build_model, model_card, save_checkpoint
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")

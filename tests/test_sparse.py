@@ -11,7 +11,7 @@ from torch import nn
 from pipeline.calibration import calibrate
 from pipeline.config import NormaliseConfig, load_config
 from pipeline.inference import sparse
-from pipeline.inference.infer import Predictor
+from pipeline.inference.predictor import Predictor
 from pipeline.io import open_frames
 from pipeline.network.model import load_model
 from pipeline.network.shipped import resolve_model

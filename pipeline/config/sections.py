@@ -294,6 +294,7 @@ class PriorsConfig(Section):
 
 class InferConfig(Section):
     model: str
+    particles_from: dict[str, str | None] = Field(default_factory=dict)
     # windows cover each pixel ~1/(1-overlap)^2 times: 16x at 0.75 (nnU-Net uses 0.5)
     overlap: float = Field(ge=0, le=0.75)
     window: int | None = Field(default=None, gt=0, le=MAX_WINDOW)
@@ -304,6 +305,7 @@ class InferConfig(Section):
     component_vote: bool
     shape_rules: bool = True
     sharp_rescue: bool = True
+    point_rescue: bool = True
     probabilities: bool
     gaussian_sigma_scale: float = Field(gt=0)
     device: Literal["auto", "cpu", "cuda"]
@@ -341,6 +343,12 @@ class ArtefactShapesConfig(Section):
     sharp_axis_max_deg: float = Field(ge=0, le=45)
     sharp_line_min_px: int = Field(ge=2)
     sharp_min_peak_e: float = Field(ge=0)
+    point_max_sigma_ratio: float = Field(gt=0)
+    point_max_elongation: float = Field(ge=1)
+    point_min_pixels: int = Field(ge=1)
+    point_min_energy_kev: float = Field(ge=0)
+    point_max_energy_kev: float = Field(gt=0)
+    point_classes: list[str] = Field(min_length=1)
 
 
 class ClassicalConfig(Section):

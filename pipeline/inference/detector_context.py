@@ -18,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from scipy import ndimage
 
 from pipeline.calibration import conditioning
@@ -50,10 +51,18 @@ def compact_sigmas(charge_e: np.ndarray, noise_e: float, config: InferSections) 
     keep = (energy > ENERGY_KEV[0]) & (energy < ENERGY_KEV[1]) & (table["elongation"] < 1.6)
     keep &= table["pixels"].to_numpy() <= 150
     peak = np.asarray(ndimage.maximum(charge_e, components, np.arange(1, n + 1)), dtype=float)
-    share = kept_variance_share(peak, config.classical.neighbour_sigma * noise_e)
+    sigma = diffusion_sigma(table, peak, config.classical.neighbour_sigma * noise_e)
+    return sigma[keep]
+
+
+def diffusion_sigma(table: pd.DataFrame, peak_e: np.ndarray, threshold_e: float) -> np.ndarray:
+    """Each cluster's sigma (pixels) as a diffused point charge's: from the `cluster_features`
+    of its pixels above `threshold_e` and its brightest pixel `peak_e`, with one pixel's own
+    variance removed and the tails the threshold cut restored."""
+    share = kept_variance_share(peak_e, threshold_e)
     measured = ((table["sigma_x"] ** 2 + table["sigma_y"] ** 2) / 2).to_numpy()
     variance = measured / np.maximum(share, 0.3) - PIXEL_VARIANCE
-    return np.sqrt(np.clip(variance[keep], 0, None))
+    return np.sqrt(np.clip(variance, 0, None))
 
 
 def measured_back_sigma(path: str | Path, config: InferSections) -> tuple[float | None, int]:

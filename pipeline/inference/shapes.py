@@ -15,6 +15,8 @@ network itself calls artefact (and that stand out of the noise) stay artefact wh
 hold under `trail_max_share` of the deposit's charge: charge deferred by the readout (CTI trails)
 or spilled along the serial register is a small part of the deposit it trails, and the vote would
 give it the particle's class.
+And `leading_particle`: the particle class of largest summed probability over each group of
+pixels, the class the rescues (sharpness.py, points.py) give the artefact pixels they take back.
 """
 
 from __future__ import annotations
@@ -117,3 +119,23 @@ def _split(components: np.ndarray, n: int, removed: np.ndarray) -> np.ndarray:
     inside = pieces > 0
     pairs = np.unique(np.stack([components[inside], pieces[inside]]), axis=1)
     return np.bincount(pairs[0], minlength=n + 1)[1:] > 1
+
+
+def leading_particle(
+    probabilities: np.ndarray,
+    groups: np.ndarray,
+    n: int,
+    classes: Sequence[str],
+    artefact: str,
+    among: Sequence[str] | None = None,
+) -> np.ndarray:
+    """(n,) class index: for groups 1..n of `groups`, the class other than background and
+    `artefact` (and of `among` where given) of largest summed probability over its pixels."""
+    names = list(classes)
+    allowed = [c for c in names[1:] if c != artefact and (among is None or c in among)]
+    particle = [names.index(c) for c in allowed] or [
+        c for c in range(1, len(names)) if names[c] != artefact
+    ]
+    index = np.arange(1, n + 1)
+    sums = np.stack([ndimage.sum(probabilities[c], groups, index) for c in particle], axis=1)
+    return np.asarray(particle)[sums.argmax(axis=1)]

@@ -28,7 +28,7 @@ from scipy import ndimage
 
 from pipeline.config.sections import ArtefactShapesConfig
 from pipeline.core.components import EIGHT_CONNECTED, orientation
-from pipeline.inference.shapes import ARTEFACT
+from pipeline.inference.shapes import ARTEFACT, leading_particle
 
 NO_SATURATION_E = 1e30  # the charge is calibrated; ADC saturation is the calibration's to handle
 
@@ -70,11 +70,8 @@ def rescue(
     if n == 0:
         return labels
     along_axis = _along_an_axis(groups, n, cfg)
-    particle = [c for c in range(1, len(classes)) if c != target]
-    index = np.arange(1, n + 1)
-    sums = np.stack([ndimage.sum(probabilities[c], groups, index) for c in particle], axis=1)
-    chosen = np.asarray(particle)[sums.argmax(axis=1)]
-    faint = ndimage.maximum(charge_e, groups, index) < cfg.sharp_min_peak_e
+    chosen = leading_particle(probabilities, groups, n, classes, artefact)
+    faint = ndimage.maximum(charge_e, groups, np.arange(1, n + 1)) < cfg.sharp_min_peak_e
     chosen = np.where(along_axis | faint, target, chosen)
     out = labels.copy()
     out[candidates] = chosen[groups[candidates] - 1].astype(labels.dtype)

@@ -55,13 +55,14 @@ class MapResult:
     frames_sha256: str = ""  # of the frames the map was made from (pipeline/io/digest.py)
     clusters: dict[str, int] | None = None  # 8-connected clusters of each class, all frames
     warnings: tuple[str, ...] = ()  # values taken from a default rather than from the file
+    made_with: str = ""  # what labelled the frames, where more than the command names
 
     @property
     def megapixels_per_s(self) -> float:
         return self.pixels / 1e6 / self.seconds
 
     def __str__(self) -> str:
-        lines = [*self.warnings]
+        lines = [*self.warnings, *([self.made_with] if self.made_with else [])]
         if self.clusters is not None:
             found = ", ".join(f"{c} {n}" for c, n in list(self.clusters.items())[1:])
             lines.append(f"clusters in {self.frames} frames: {found}")
