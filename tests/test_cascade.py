@@ -26,7 +26,9 @@ def test_the_particle_probability_is_shared_as_the_second_network_shares_it():
     np.testing.assert_array_equal(out[[0, 6]], first[[0, 6]])  # background, artefact: the first's
     np.testing.assert_allclose(out.sum(axis=0), 1.0, rtol=1e-5)
     particle_mass = first[1:6].sum(axis=0)
-    np.testing.assert_allclose(out[1:6], particle_mass * second[1:6] / second[1:6].sum(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(
+        out[1:6], particle_mass * second[1:6] / second[1:6].sum(axis=0), rtol=1e-5
+    )
 
 
 def test_a_muon_the_first_calls_electron_is_a_muon_where_the_second_says_so():
@@ -58,3 +60,17 @@ def test_particles_from_pairs_v3_with_v2_by_name_or_file_and_nothing_else():
     for table in ({}, {"ccd-unet-v3": None}):
         unpaired = load_config(overrides={"infer.particles_from": table})
         assert particles_from(unpaired, v3) is None
+
+
+def test_a_deposit_the_first_votes_artefact_stays_artefact_though_the_shares_would_flip_it():
+    first = np.zeros((7, 4, 4), np.float32)
+    first[0] = 1.0
+    first[:, 1:3, 1:3] = np.array([0.04, 0.18, 0.18, 0.1, 0.1, 0.0, 0.4])[:, None, None]
+    second = np.zeros((6, 4, 4), np.float32)
+    second[1] = 1.0  # the second: a muon, sure
+    artefact = FIRST.index("artefact")
+    kept = cascade.first_artefacts(first, FIRST, "artefact")
+    assert kept is not None and kept[1:3, 1:3].all() and kept.sum() == 4
+    shared = cascade.share_particles(first, FIRST, second, SECOND)
+    assert (shared[:, 1:3, 1:3].argmax(axis=0) != artefact).all()  # why the first's vote is kept
+    assert cascade.first_artefacts(first, SECOND, "artefact") is None

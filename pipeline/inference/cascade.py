@@ -5,7 +5,10 @@ particle; one trained longer on particles alone can know better which particle i
 `share_particles`: each pixel keeps the first network's background and artefact probabilities,
 and the probability left to the particles (1 - background - artefact) is shared among the
 particle classes as the second network shares its own particle probability there. Where the
-second sees no particle at all (under `FLOOR` in total), the first's shares stay.
+second sees no particle at all (under `FLOOR` in total), the first's shares stay. And
+`first_artefacts`: the deposits the first network's own vote calls artefact, which stay artefact
+(a crosstalk ghost is as sharp as its source: the second network, which has no artefact class,
+would lend the particles the weight to outvote the first's doubt).
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+
+from pipeline.results import clusters
 
 FLOOR = 1e-6  # the second network's particle probability below which its shares are noise
 
@@ -40,3 +45,11 @@ def share_particles(
     out = first.copy()
     out[mine] = (mass * shares).astype(first.dtype)
     return out
+
+
+def first_artefacts(first: np.ndarray, classes: Sequence[str], artefact: str) -> np.ndarray | None:
+    """(H, W) bool: the pixels of the deposits the component vote on `first` gives `artefact`
+    (None where the classes have none)."""
+    if artefact not in classes:
+        return None
+    return clusters.component_vote(first) == list(classes).index(artefact)

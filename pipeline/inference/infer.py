@@ -95,12 +95,16 @@ def infer_file(
 
     def label(charge: np.ndarray, noise_e: float) -> tuple[np.ndarray, np.ndarray]:
         probs = _probabilities(predictor, charge, noise_e, checkpoint, input_path)
+        artefacts = None
         if second is not None and partner is not None:
             theirs = _probabilities(second[0], charge, noise_e, partner, input_path)
+            artefacts = cascade.first_artefacts(probs, config.classes, shapes.ARTEFACT)
             probs = cascade.share_particles(probs, config.classes, theirs, second[1])
         rules = config.artefact_shapes
         if cfg.component_vote:
             labels, probs = shift.label(probs)
+            if artefacts is not None:
+                labels[artefacts] = config.classes.index(shapes.ARTEFACT)
             if cfg.shape_rules:
                 own = probs.argmax(axis=0)
                 labels = shapes.trails(labels, own, charge, noise_e, config.classes, rules)
