@@ -22,7 +22,7 @@ import torch
 
 from pipeline.calibration import conditioning
 from pipeline.config import ConfigError, InferConfig, NormaliseConfig
-from pipeline.config.sections import MAX_BATCH_PIXELS
+from pipeline.config.limits import MAX_BATCH_PIXELS
 from pipeline.config.stages import InferSections, InferSettings
 from pipeline.core import geometry, hashing
 from pipeline.core.errors import CheckpointError, NonFiniteOutput

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
-from pipeline.config.sections import ArtefactShapesConfig
+from pipeline.config.reconstruction import ArtefactShapesConfig
 from pipeline.core.components import EIGHT_CONNECTED, cluster_features
 from pipeline.inference.detector_context import diffusion_sigma
 from pipeline.inference.shapes import ARTEFACT, leading_particle

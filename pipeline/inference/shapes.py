@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from pipeline.config.sections import ArtefactShapesConfig
+from pipeline.config.reconstruction import ArtefactShapesConfig
 from pipeline.core.components import EIGHT_CONNECTED, cluster_features
 
 ARTEFACT = "artefact"  # the class the rules label (the simulator's artefacts.label), by name

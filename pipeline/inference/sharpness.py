@@ -26,7 +26,7 @@ import astroscrappy
 import numpy as np
 from scipy import ndimage
 
-from pipeline.config.sections import ArtefactShapesConfig
+from pipeline.config.reconstruction import ArtefactShapesConfig
 from pipeline.core.components import EIGHT_CONNECTED, orientation
 from pipeline.inference.shapes import ARTEFACT, leading_particle
 

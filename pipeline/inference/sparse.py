@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from pipeline.config.sections import SparseConfig
+from pipeline.config.reconstruction import SparseConfig
 from pipeline.core.components import EIGHT_CONNECTED
 
 TRACK_BLOCKS = 4  # a group of owned blocks longer than this is a track: it gets the track margin
