@@ -18,7 +18,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from scipy import ndimage
 
 from pipeline.calibration import conditioning
@@ -51,18 +50,17 @@ def compact_sigmas(charge_e: np.ndarray, noise_e: float, config: InferSections) 
     keep = (energy > ENERGY_KEV[0]) & (energy < ENERGY_KEV[1]) & (table["elongation"] < 1.6)
     keep &= table["pixels"].to_numpy() <= 150
     peak = np.asarray(ndimage.maximum(charge_e, components, np.arange(1, n + 1)), dtype=float)
-    sigma = diffusion_sigma(table, peak, config.classical.neighbour_sigma * noise_e)
+    measured = ((table["sigma_x"] ** 2 + table["sigma_y"] ** 2) / 2).to_numpy()
+    sigma = diffusion_sigma(measured, peak, config.classical.neighbour_sigma * noise_e)
     return sigma[keep]
 
 
-def diffusion_sigma(table: pd.DataFrame, peak_e: np.ndarray, threshold_e: float) -> np.ndarray:
-    """Each cluster's sigma (pixels) as a diffused point charge's: from the `cluster_features`
-    of its pixels above `threshold_e` and its brightest pixel `peak_e`, with one pixel's own
-    variance removed and the tails the threshold cut restored."""
+def diffusion_sigma(variance: np.ndarray, peak_e: np.ndarray, threshold_e: float) -> np.ndarray:
+    """Each cluster's sigma (pixels) as a diffused point charge's, from the charge-weighted
+    `variance` (px^2) of its pixels above `threshold_e` and its brightest pixel `peak_e`: one
+    pixel's own variance removed and the tails the threshold cut restored."""
     share = kept_variance_share(peak_e, threshold_e)
-    measured = ((table["sigma_x"] ** 2 + table["sigma_y"] ** 2) / 2).to_numpy()
-    variance = measured / np.maximum(share, 0.3) - PIXEL_VARIANCE
-    return np.sqrt(np.clip(variance, 0, None))
+    return np.sqrt(np.clip(variance / np.maximum(share, 0.3) - PIXEL_VARIANCE, 0, None))
 
 
 def measured_back_sigma(path: str | Path, config: InferSections) -> tuple[float | None, int]:

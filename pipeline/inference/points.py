@@ -48,10 +48,13 @@ def point_like(
     table = cluster_features(measured, n, charge_e, pair_energy_ev)
     index = np.arange(1, n + 1)
     peak = np.asarray(ndimage.maximum(charge_e, groups, index), dtype=float)
-    sigma = diffusion_sigma(table, peak, threshold)
+    # across its axis: one point, or two that overlap, is as wide as diffusion makes a point
+    sigma = diffusion_sigma(table["sigma_minor"].to_numpy() ** 2, peak, threshold)
     energy = ndimage.sum(charge_e, groups, index) * pair_energy_ev / 1000.0
     return (
         (table["pixels"].to_numpy() >= cfg.point_min_pixels)
+        & (table["rows_spanned"].to_numpy() > 1)
+        & (table["cols_spanned"].to_numpy() > 1)
         & (table["elongation"].to_numpy() <= cfg.point_max_elongation)
         & (sigma <= cfg.point_max_sigma_ratio * back_sigma_px)
         & (energy >= cfg.point_min_energy_kev)
