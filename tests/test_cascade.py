@@ -2,12 +2,13 @@
 particle probability shared among the particle classes as the second shares its own; and which
 model `infer.particles_from` pairs with which."""
 
+import h5py
 import numpy as np
 import pytest
 
 from pipeline.config import load_config
 from pipeline.inference import cascade
-from pipeline.inference.infer import particles_from
+from pipeline.inference.infer import infer_file, particles_from
 from pipeline.network.shipped import resolve_checkpoint
 
 FIRST = ["background", "muon", "electron", "tritium", "xray", "alpha", "artefact"]
@@ -74,3 +75,20 @@ def test_a_deposit_the_first_votes_artefact_stays_artefact_though_the_shares_wou
     shared = cascade.share_particles(first, FIRST, second, SECOND)
     assert (shared[:, 1:3, 1:3].argmax(axis=0) != artefact).all()  # why the first's vote is kept
     assert cascade.first_artefacts(first, SECOND, "artefact") is None
+
+
+def test_infer_maps_with_v3_and_its_partner_and_says_so(tiny_files, tmp_path):
+    config = load_config(overrides={"tracking.enabled": False})
+    paired = infer_file(config, tiny_files["val"], tmp_path / "paired.h5", progress=False)
+    assert "shared as ccd-unet-v2 shares them (infer.particles_from)" in str(paired)
+    alone_config = load_config(overrides={"infer.particles_from.ccd-unet-v3": None})
+    alone = infer_file(alone_config, tiny_files["val"], tmp_path / "alone.h5", progress=False)
+    assert "particles_from" not in str(alone)
+    with h5py.File(paired.output) as both, h5py.File(alone.output) as one:
+        assert both.attrs["particles_from"] == "ccd-unet-v2"
+        assert both.attrs["particles_from_sha256"] == resolve_checkpoint("ccd-unet-v2").sha256
+        assert "particles_from" not in one.attrs
+        assert both.attrs["condition_back_sigma_px"] == one.attrs["condition_back_sigma_px"]
+        artefact = FIRST.index("artefact")
+        # what v3 alone calls artefact (votes, rescues aside) stays artefact with its partner
+        assert ((one["labels"][:] == artefact) <= (both["labels"][:] == artefact)).mean() > 0.999

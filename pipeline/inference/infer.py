@@ -195,6 +195,7 @@ class _Builder:
         self.config, self.cfg, self.input_path = config, cfg, input_path
         self.device, self.amp, self.engine = device, amp, engine
         self.cache = runtime.onnx_cache(cfg.onnx_cache)
+        self.contexts: dict[tuple[str, ...], tuple[dict[str, float], str]] = {}  # measured once
 
     def __call__(
         self, checkpoint: Checkpoint, classes: list[str]
@@ -211,7 +212,10 @@ class _Builder:
         network = runtime.runtime_network(
             network, self.engine, checkpoint.sha256, normalise.channels, self.cache
         )
-        context, source = detector_context(self.config, normalise, self.input_path)
+        told = tuple(normalise.condition)
+        if told not in self.contexts:
+            self.contexts[told] = detector_context(self.config, normalise, self.input_path)
+        context, source = self.contexts[told]
         temperature = float(card.get("calibration", {}).get("temperature", 1.0))
         multiple = 2 ** card["architecture"]["depth"]
         predictor = Predictor(
