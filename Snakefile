@@ -47,8 +47,8 @@ rule all:
         f"results/plots/{HELDOUT}.forecast.png",
 
 
-# only the user's files (workflow.inputs), with the model training starts from (train.init, the
-# shipped model): no training, no suite; see README "Your own frames"
+# only the user's files (workflow.inputs), with `pipeline infer`'s model (infer.model, paired
+# as infer.particles_from says): no training, no suite; see README "Your own frames"
 rule mine:
     input:
         mine_outputs,

@@ -72,6 +72,18 @@ def init_model():
 INIT = init_model()
 
 
+def shipped_model():
+    """The checkpoint infer.model names (what `pipeline infer` maps with, and `snakemake mine`),
+    or None where it names none that exists yet (mine then stops with the reason)."""
+    try:
+        return str(resolve_model(config["infer"]["model"], config["release"]["dir"]))
+    except CheckpointError:
+        return None
+
+
+SHIPPED = shipped_model()
+
+
 def compared_models():
     """workflow.compare_models: method (the model's name) -> its checkpoint, scored beside the
     fine-tuned model and its starting point (the starting point itself is not repeated).
@@ -188,23 +200,26 @@ def efficiency_flags(wildcards, input):
 
 
 def mine_outputs(wildcards):
-    """What `snakemake mine` makes of each of the user's files, with the model training starts
-    from (train.init, the shipped model) and nothing trained: the map and catalogue, the map
-    drawn, the activity and its fit drawn."""
+    """What `snakemake mine` makes of each of the user's files, with `pipeline infer`'s model
+    (infer.model, paired as infer.particles_from says) and nothing trained: the map and
+    catalogue, the map drawn, the activity and its fit drawn."""
     if not INPUTS:
         raise WorkflowError(
             "workflow.inputs is empty: name your frame files, e.g. "
             "--config 'workflow={inputs: [run42.fits]}' or a config file of your own"
         )
-    if not INIT:
-        raise WorkflowError("train.init is empty: mine maps with the model it names")
+    if not SHIPPED:
+        try:  # says why it is not there
+            resolve_model(config["infer"]["model"], config["release"]["dir"])
+        except CheckpointError as exc:
+            raise WorkflowError(f"infer.model: {exc}")
     return [
         path
         for name in INPUTS
         for path in (
-            f"results/maps/{name}.init.h5",
-            f"results/plots/{name}.init.map.png",
-            f"results/activity/{name}.init.json",
-            f"results/plots/{name}.init.fit.png",
+            f"results/maps/{name}.shipped.h5",
+            f"results/plots/{name}.shipped.map.png",
+            f"results/activity/{name}.shipped.json",
+            f"results/plots/{name}.shipped.fit.png",
         )
     ] + ["results/report/headline.mine.rst"]

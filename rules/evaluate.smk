@@ -77,9 +77,9 @@ rule activity:
         " --frames {input.frames:q} {params.efficiency} --out {output} > {log} 2>&1"
 
 
-# the activity measured with the model training started from (train.init, no fine-tuning:
-# `snakemake mine`, the user's files only) or with the classical reconstruction's catalogue,
-# beside the fine-tuned U-Net's
+# the activity measured with the model training started from (train.init, no fine-tuning), with
+# `pipeline infer`'s model (infer.model: `snakemake mine`, the user's files only) or with the
+# classical reconstruction's catalogue, beside the fine-tuned U-Net's
 use rule activity as activity_method with:
     input:
         unpack(efficiency_inputs),
@@ -94,7 +94,7 @@ use rule activity as activity_method with:
         "benchmarks/activity/{name}.{method}.tsv"
     wildcard_constraints:
         name="[^.]+",
-        method="init|classical",
+        method="init|shipped|classical",
 
 
 rule evaluate_detector:

@@ -9,6 +9,8 @@ NOT_A_WORD = r"\W"  # a rule's name is a Python identifier
 UNETS = {"unet": ("infer", "results/model/best.pt")}
 if INIT:
     UNETS["init"] = ("infer_init", INIT)
+if SHIPPED:  # `snakemake mine`: the user's files mapped as `pipeline infer` maps them
+    UNETS["shipped"] = ("infer_shipped", SHIPPED)
 for method, checkpoint in COMPARED.items():  # workflow.compare_models
     UNETS[method] = (f"infer_{re.sub(NOT_A_WORD, '_', method)}", checkpoint)
 

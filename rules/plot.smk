@@ -1,6 +1,6 @@
 # Results to look at (pipeline/reporting/view.py): a map over its frame (first frame) of the
-# held-out dataset and of each of the user's files (the fine-tuned U-Net's; with `mine`, the
-# starting model's), and the spectral fit of each activity; both in the report.
+# held-out dataset and of each of the user's files (the fine-tuned U-Net's; with `mine`,
+# infer.model's), and the spectral fit of each activity; both in the report.
 
 
 rule plot_map:
@@ -20,7 +20,7 @@ rule plot_map:
         "benchmarks/plot_map/{name}.{method}.tsv"
     wildcard_constraints:
         name="[^.]+",
-        method="unet|init|classical",
+        method="unet|init|shipped|classical",
     conda:
         "../envs/pipeline.yaml"
     threads: cpus("plot")
@@ -91,7 +91,7 @@ rule headline:
 rule headline_mine:
     input:
         config="results/config/headline.yaml",
-        activity=expand("results/activity/{name}.init.json", name=INPUTS),
+        activity=expand("results/activity/{name}.shipped.json", name=INPUTS),
     output:
         report(
             "results/report/headline.mine.rst",

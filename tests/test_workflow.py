@@ -5,8 +5,12 @@ stages a changed key feeds, and builds its HTML report."""
 
 import shutil
 
+import numpy as np
 import pytest
+from astropy.io import fits
 
+from pipeline.config import load_config
+from pipeline.network.shipped import resolve_model
 from tests.workflow_helpers import REPO, snakemake
 
 pytestmark = pytest.mark.skipif(shutil.which("snakemake") is None, reason="snakemake not installed")
@@ -202,3 +206,17 @@ def test_the_release_recipe_plans_training_suite_and_export(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "rule train" in result.stdout and "pipeline export" in result.stdout
     assert "--name ccd-unet-v3" in result.stdout
+
+
+def test_mine_maps_the_users_files_as_pipeline_infer_does(tmp_path):
+    frame = np.random.default_rng(0).normal(1000.0, 5.0, (64, 64)).astype(np.float32)
+    fits.PrimaryHDU(frame).writeto(tmp_path / "run7.fits")
+    inputs = f"workflow={{inputs: [{tmp_path / 'run7.fits'}]}}"
+    plan = snakemake(tmp_path / "wf", "-n", "-p", "mine", "--config", inputs)
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    shipped = resolve_model(load_config().infer.model)
+    assert "rule infer_shipped" in plan.stdout
+    assert f"--model {shipped.relative_to(REPO)}" in plan.stdout  # models/ccd-unet-v3.pt
+    for wanted in ("results/maps/run7.shipped.h5", "results/activity/run7.shipped.json"):
+        assert wanted in plan.stdout
+    assert "rule train" not in plan.stdout and "rule infer_init" not in plan.stdout
