@@ -118,3 +118,12 @@ def test_the_diffusion_sigma_of_a_point_is_measured_within_six_percent(sigma):
         variance = (table["sigma_x"] ** 2 + table["sigma_y"] ** 2).to_numpy() / 2
         measured.append(diffusion_sigma(variance, peak, 3 * NOISE_E)[0])
     assert np.median(measured) == pytest.approx(sigma, rel=0.06)
+
+
+def test_a_model_without_the_point_classes_keeps_its_artefacts():
+    charge = diffused_point(5.9, BACK_SIGMA_PX, BACK_SIGMA_PX)
+    classes = ["background", "neutron", "artefact"]
+    labels = np.where(the_deposit(charge), 2, 0).astype(np.uint8)
+    probs = np.full((3, *charge.shape), 1 / 3, np.float32)
+    out = points.rescue(labels, probs, charge, NOISE_E, BACK_SIGMA_PX, classes, RULES, PAIR_EV)
+    assert out is labels

@@ -79,27 +79,27 @@ def infer_file(
     if engine != "torch":  # ONNX Runtime picks its own layout
         cfg = cfg.model_copy(update={"channels_last": False})
     build = _Builder(config, cfg, input_path, device, amp, engine)
-    predictor, card, context, context_source = build(checkpoint, config.classes)
+    first, card, context_source = build(checkpoint, config.classes)
+    context = first.predictor.context or {}
     second = None
     if partner is not None:
-        partner_card = model_card_of(partner.path)
-        second = (build(partner, list(partner_card["classes"]))[0], partner_card["classes"])
+        second = build(partner, list(model_card_of(partner.path)["classes"]))[0]
     # the diffusion a point charge can show (points.py): the network's own, else the config's
     back_sigma = context.get("back_sigma_px") or conditioning.back_sigma_px(
         config.detector, config.physics
     )
     pair = config.physics.pair_energy_ev
-    temperature = predictor.temperature
+    temperature = first.predictor.temperature
 
     shift = LabelShift(cfg.priors, card, config.classes)
 
     def label(charge: np.ndarray, noise_e: float) -> tuple[np.ndarray, np.ndarray]:
-        probs = _probabilities(predictor, charge, noise_e, checkpoint, input_path)
+        probs = first.probabilities(charge, noise_e, input_path)
         artefacts = None
-        if second is not None and partner is not None:
-            theirs = _probabilities(second[0], charge, noise_e, partner, input_path)
+        if second is not None:
+            theirs = second.probabilities(charge, noise_e, input_path)
             artefacts = cascade.first_artefacts(probs, config.classes, shapes.ARTEFACT)
-            probs = cascade.share_particles(probs, config.classes, theirs, second[1])
+            probs = cascade.share_particles(probs, config.classes, theirs, second.classes)
         rules = config.artefact_shapes
         if cfg.component_vote:
             labels, probs = shift.label(probs)
@@ -166,22 +166,28 @@ def particles_from(config: InferSections, checkpoint: Checkpoint) -> Checkpoint 
     return None
 
 
-def _probabilities(
-    predictor: Predictor,
-    charge: np.ndarray,
-    noise_e: float,
-    checkpoint: Checkpoint,
-    input_path: str | Path,
-) -> np.ndarray:
-    try:
-        return predictor.frame_probabilities(charge, noise_e)
-    except NonFiniteOutput as exc:
-        raise CheckpointError(f"{checkpoint.reference}: on {input_path}: {exc}") from None
+@dataclasses.dataclass(frozen=True)
+class _Network:
+    """One network of a map: its checkpoint, its `Predictor` on this file and its classes."""
+
+    checkpoint: Checkpoint
+    predictor: Predictor
+    classes: list[str]
+
+    def probabilities(
+        self, charge: np.ndarray, noise_e: float, input_path: str | Path
+    ) -> np.ndarray:
+        try:
+            return self.predictor.frame_probabilities(charge, noise_e)
+        except NonFiniteOutput as exc:
+            reference = self.checkpoint.reference
+            raise CheckpointError(f"{reference}: on {input_path}: {exc}") from None
 
 
 class _Builder:
-    """A `Predictor` for a checkpoint, with what its card asks for on this file: its window,
-    input channels, detector context and temperature."""
+    """A checkpoint's `_Network`, with what its card asks for on this file: its window, input
+    channels, detector context (measured once for every network told the same) and temperature;
+    and its card and where the context came from."""
 
     def __init__(
         self,
@@ -197,9 +203,7 @@ class _Builder:
         self.cache = runtime.onnx_cache(cfg.onnx_cache)
         self.contexts: dict[tuple[str, ...], tuple[dict[str, float], str]] = {}  # measured once
 
-    def __call__(
-        self, checkpoint: Checkpoint, classes: list[str]
-    ) -> tuple[Predictor, dict, dict[str, float], str]:
+    def __call__(self, checkpoint: Checkpoint, classes: list[str]) -> tuple[_Network, dict, str]:
         cfg = self.cfg
         network, card = load_model(checkpoint.path, classes=classes)
         window = cfg.window if cfg.window is not None else card["tile_size"]
@@ -221,7 +225,7 @@ class _Builder:
         predictor = Predictor(
             network, window, normalise, cfg, self.device, self.amp, multiple, context, temperature
         )
-        return predictor, card, context, source
+        return _Network(checkpoint, predictor, classes), card, source
 
 
 def run(

@@ -74,8 +74,9 @@ def rescue(
     artefact: str = ARTEFACT,
 ) -> np.ndarray:
     """`labels` with each artefact group shaped like a diffused point deposit given to a particle
-    class (unchanged where the classes have no artefact, or nothing is labelled artefact)."""
-    if artefact not in classes:
+    class (unchanged where the classes have no artefact or none of `point_classes`, or nothing
+    is labelled artefact)."""
+    if artefact not in classes or not set(cfg.point_classes) & set(classes):
         return labels
     target = list(classes).index(artefact)
     groups, n = ndimage.label(labels == target, structure=EIGHT_CONNECTED)

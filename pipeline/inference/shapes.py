@@ -133,9 +133,7 @@ def leading_particle(
     `artefact` (and of `among` where given) of largest summed probability over its pixels."""
     names = list(classes)
     allowed = [c for c in names[1:] if c != artefact and (among is None or c in among)]
-    particle = [names.index(c) for c in allowed] or [
-        c for c in range(1, len(names)) if names[c] != artefact
-    ]
+    particle = [names.index(c) for c in allowed]
     index = np.arange(1, n + 1)
     sums = np.stack([ndimage.sum(probabilities[c], groups, index) for c in particle], axis=1)
     return np.asarray(particle)[sums.argmax(axis=1)]
