@@ -20,7 +20,7 @@ import h5py
 import numpy as np
 import torch
 
-from pipeline.calibration import conditioning
+from pipeline.calibration import conditioning, cti
 from pipeline.config import ConfigError, InferConfig, NormaliseConfig
 from pipeline.config.limits import MAX_BATCH_PIXELS
 from pipeline.config.stages import InferSections, InferSettings
@@ -92,8 +92,21 @@ def infer_file(
     temperature = first.predictor.temperature
 
     shift = LabelShift(cfg.priors, card, config.classes)
+    transfer = cti.measure_file(input_path, config, cfg.cti) if cfg.cti.enabled else None
+    with_artefact = shapes.ARTEFACT in config.classes
+    trail_label = config.classes.index(shapes.ARTEFACT) if with_artefact else None
 
-    def label(charge: np.ndarray, noise_e: float) -> tuple[np.ndarray, np.ndarray]:
+    def label(read: np.ndarray, noise_e: float) -> tuple[np.ndarray, np.ndarray]:
+        charge, moved = read, None
+        if transfer is not None and transfer.corrects:  # the network sees the charge restored
+            charge = cti.correct(read, transfer)
+            moved = cti.trails(read, charge, config.physics.label_noise_multiple * noise_e)
+        labels, probs = labelled(charge, noise_e)
+        if moved is not None and trail_label is not None:
+            labels[moved] = trail_label
+        return labels, probs
+
+    def labelled(charge: np.ndarray, noise_e: float) -> tuple[np.ndarray, np.ndarray]:
         probs = first.probabilities(charge, noise_e, input_path)
         artefacts = None
         if second is not None:
@@ -143,16 +156,16 @@ def infer_file(
                 "temperature": f"{temperature:g}",
                 **conditioning.provenance(context, context_source),
             },
-            closing=shift.attrs,
+            closing=lambda: {**shift.attrs(), **(transfer.attrs() if transfer else {})},
             uncertainty=True,
         )
-    if partner is None:
-        return result
-    note = (
-        f"mapped with {checkpoint.reference}, its particle classes shared as "
-        f"{partner.reference} shares them (infer.particles_from)"
-    )
-    return dataclasses.replace(result, made_with=note)
+    notes = [transfer.describe()] if transfer is not None else []
+    if partner is not None:
+        notes.append(
+            f"mapped with {checkpoint.reference}, its particle classes shared as "
+            f"{partner.reference} shares them (infer.particles_from)"
+        )
+    return dataclasses.replace(result, made_with="\n".join(notes)) if notes else result
 
 
 def particles_from(config: InferSections, checkpoint: Checkpoint) -> Checkpoint | None:

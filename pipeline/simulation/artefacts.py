@@ -22,9 +22,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import lfilter
 
 from pipeline.config.artefacts import ArtefactsConfig, ReadoutArtefacts
+from pipeline.core.transfer import transferred
 from pipeline.simulation import light
 from pipeline.simulation.charge import bloom
 
@@ -78,24 +78,14 @@ def serial_hits(shape: tuple[int, int], cfg: ReadoutArtefacts, rng: np.random.Ge
     return out
 
 
-def _trail(charge: np.ndarray, share: float, trail_px: float, axis: int) -> np.ndarray:
-    """The change CTI makes: each pixel loses `share` of its charge, released into the pixels read
-    after it along `axis` with an exponential profile of mean length `trail_px` (what leaves the
-    frame is lost)."""
-    deferred = share * charge
-    a = float(np.exp(-1.0 / trail_px))
-    released = lfilter([0.0, 1.0 - a], [1.0, -a], deferred, axis=axis)
-    return released - deferred
-
-
 def cti(charge: np.ndarray, cfg: ReadoutArtefacts) -> np.ndarray:
     """Charge after parallel (along columns, toward row 0) and serial (along rows, toward column
-    0) transfer with the configured inefficiencies."""
+    0) transfer with the configured inefficiencies (pipeline/core/transfer.py)."""
     out = charge
     if cfg.cti.parallel > 0:
-        out = out + _trail(out, cfg.cti.parallel, cfg.cti.trail_px, axis=0)
+        out = transferred(out, cfg.cti.parallel, cfg.cti.trail_px, axis=0)
     if cfg.cti.serial > 0:
-        out = out + _trail(out, cfg.cti.serial, cfg.cti.trail_px, axis=1)
+        out = transferred(out, cfg.cti.serial, cfg.cti.trail_px, axis=1)
     return out
 
 

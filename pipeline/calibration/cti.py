@@ -1,0 +1,204 @@
+"""Charge-transfer inefficiency measured on a file's own deposits, undone, and the charge it moved
+(the trails the truth calls artefact).
+
+Diffusion spreads a deposit's charge alike on both sides; CTI defers part of it into the pixels
+read after it (pipeline/core/transfer.py). Along an axis, a run of pixels above `seed_sigma` x
+noise has the same charge, on average, in the `lags` pixels past its end as in those before its
+start; CTI puts more past the end. The share measured on an axis is the one whose `restored`
+charge makes that excess zero over every run of the file's sampled frames, pooled and weighted
+by the runs' charge (the idea of the extended-pixel-edge test, Janesick, Scientific Charge-
+Coupled Devices, SPIE 2001, ch. 5, on the file's particles instead of a flat field). The runs
+are found again on the charge restored with the last estimate (`ITERATIONS` times): on the
+charge as read, trails lengthen a run's trailing end and bias the share low. Its error is the
+excess's spread over the runs, propagated through the slope. A share is undone (`CTI.counts`)
+where it is `significance` errors from zero and at least `min_share`: a clean detector's frames
+are left exactly as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import brentq
+
+from pipeline.calibration.frames import calibrated
+from pipeline.config.reconstruction import CtiCorrectionConfig
+from pipeline.config.stages import FrameSections
+from pipeline.core.transfer import restored
+
+AXES = {"parallel": 0, "serial": 1}  # along columns (toward row 0), along rows (toward column 0)
+SEARCH = 0.45  # |share| searched: the inverse is stable below 1/2
+ITERATIONS = 3  # runs found again on the restored charge (the estimate settles by the third)
+MAX_PIXELS = 2**24  # charge kept for the measurement: ~16 frames of 1024^2, 64 MiB as float32
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """The inefficiency measured along one axis: signed share (negative: trails toward lower
+    indices, a readout from the other end), its standard error, and the runs it rests on."""
+
+    share: float = 0.0
+    error: float = float("inf")
+    runs: int = 0
+
+
+@dataclass(frozen=True)
+class CTI:
+    """The file's CTI along both axes and the settings that judge it."""
+
+    parallel: Transfer
+    serial: Transfer
+    cfg: CtiCorrectionConfig
+
+    def counts(self, transfer: Transfer) -> bool:
+        return (
+            self.cfg.enabled
+            and transfer.runs >= self.cfg.min_runs
+            and abs(transfer.share) >= self.cfg.min_share
+            and abs(transfer.share) >= self.cfg.significance * transfer.error
+        )
+
+    @property
+    def corrects(self) -> bool:
+        return self.counts(self.parallel) or self.counts(self.serial)
+
+    def describe(self) -> str:
+        def one(name: str, t: Transfer) -> str:
+            verdict = "undone" if self.counts(t) else "left"
+            return f"{name} {t.share:.4f} +- {t.error:.4f} ({t.runs} runs, {verdict})"
+
+        return "CTI measured: " + ", ".join(
+            [one("serial", self.serial), one("parallel", self.parallel)]
+        )
+
+    def attrs(self) -> dict[str, str]:
+        """The map file's record of it."""
+        return {
+            f"cti_{name}": f"{t.share:.5f} +- {t.error:.5f} ({t.runs} runs)"
+            + (" undone" if self.counts(t) else "")
+            for name, t in (("serial", self.serial), ("parallel", self.parallel))
+        }
+
+
+def _runs(lines: np.ndarray, floor_e: float, lags: int) -> tuple[np.ndarray, ...]:
+    """(line, start, end) of each run of pixels >= `floor_e` along the rows of `lines` with
+    `lags` pixels on both sides inside the line and below the floor (an edge, not a gap between
+    two deposits or a masked pixel inside one)."""
+    above = np.pad(lines >= floor_e, ((0, 0), (1, 1))).astype(np.int8)
+    step = np.diff(above, axis=1)
+    line, start = np.nonzero(step == 1)
+    _, end = np.nonzero(step == -1)  # same order: row-major, one end per start
+    inside = (start >= lags) & (end + lags <= lines.shape[1])
+    line, start, end = line[inside], start[inside], end[inside]
+    count = np.cumsum(above[:, 1:-1], axis=1, dtype=np.int64)
+    count = np.pad(count, ((0, 0), (1, 0)))  # count[i, j]: pixels above before column j
+    before = count[line, start] - count[line, start - lags]
+    after = count[line, end + lags] - count[line, end]
+    alone = (before == 0) & (after == 0)
+    return line[alone], start[alone], end[alone]
+
+
+def _sums(lines: np.ndarray, runs: tuple[np.ndarray, ...], lags: int) -> np.ndarray:
+    """[sum of (after - before), sum of its squares, sum of the runs' charge] over `runs`."""
+    line, start, end = runs
+    total = np.cumsum(np.pad(lines, ((0, 0), (1, 0))), axis=1)
+    charge = total[line, end] - total[line, start]
+    excess = (total[line, end + lags] - total[line, end]) - (
+        total[line, start] - total[line, start - lags]
+    )
+    return np.array([excess.sum(), (excess**2).sum(), charge.sum()])
+
+
+class _Axis:
+    """The sampled frames' lines along one axis (rows of each array), and their noise floors."""
+
+    def __init__(self, lines: list[np.ndarray], floors: list[float], cfg: CtiCorrectionConfig):
+        self.lines, self.floors, self.cfg = lines, floors, cfg
+
+    def runs(self, share: float) -> list[tuple[np.ndarray, ...]]:
+        trail, lags = self.cfg.trail_px, self.cfg.lags
+        return [
+            _runs(restored(x, share, trail, axis=1) if share else x, floor, lags)
+            for x, floor in zip(self.lines, self.floors, strict=True)
+        ]
+
+    def excess(self, share: float, runs: list[tuple[np.ndarray, ...]]) -> np.ndarray:
+        trail, lags = self.cfg.trail_px, self.cfg.lags
+        pairs = zip(self.lines, runs, strict=True)
+        return sum((_sums(restored(x, share, trail, 1), r, lags) for x, r in pairs), np.zeros(3))
+
+    def measure(self) -> Transfer:
+        share = 0.0
+        for _ in range(ITERATIONS):
+            runs = self.runs(share)
+            count = sum(len(r[0]) for r in runs)
+            if count < self.cfg.min_runs:
+                return Transfer(runs=count)
+
+            def asymmetry(s: float, runs: list[tuple[np.ndarray, ...]] = runs) -> float:
+                excess, _, charge = self.excess(s, runs)
+                return float(excess / charge)
+
+            if not asymmetry(-SEARCH) > 0 > asymmetry(SEARCH):
+                return Transfer(runs=count)  # no share makes the runs symmetric
+            share = float(brentq(asymmetry, -SEARCH, SEARCH, xtol=1e-6))
+        _, squares, charge = self.excess(share, runs)
+        step = -1e-3 if share > 0 else 1e-3
+        slope = (asymmetry(share + step) - asymmetry(share)) / step
+        error = float(np.sqrt(squares) / charge / abs(slope)) if slope else float("inf")
+        return Transfer(share, error, count)
+
+
+def measure(charges: Iterable[tuple[np.ndarray, float]], cfg: CtiCorrectionConfig) -> CTI:
+    """The CTI of frames given as (charge in e-, noise in e-), pooled, up to `MAX_PIXELS`."""
+    kept: list[np.ndarray] = []
+    floors: list[float] = []
+    for charge, noise_e in charges:
+        if kept and sum(k.size for k in kept) + charge.size > MAX_PIXELS:
+            break
+        kept.append(np.asarray(charge, dtype=np.float64))
+        floors.append(cfg.seed_sigma * max(noise_e, 1e-6))
+    found = {
+        name: _Axis([k if axis == 1 else k.T for k in kept], floors, cfg).measure()
+        for name, axis in AXES.items()
+    }
+    return CTI(found["parallel"], found["serial"], cfg)
+
+
+def measure_file(path: str | Path, config: FrameSections, cfg: CtiCorrectionConfig) -> CTI:
+    """The CTI of the file `path`, on its frames evenly spread, calibrated with `config`."""
+    with calibrated(path, config) as frames:
+        frames.calibrate()
+        total, height, width = frames.file.shape
+        wanted = max(1, min(total, MAX_PIXELS // max(height * width, 1)))
+        chosen = set(np.linspace(0, total - 1, wanted).round().astype(int))
+        return measure(
+            (
+                (charge, frames.noise_e(i))
+                for i, charge in enumerate(frames.charges())
+                if i in chosen
+            ),
+            cfg,
+        )
+
+
+def correct(charge: np.ndarray, cti: CTI) -> np.ndarray:
+    """The charge before transfer: serial trails undone, then parallel (the reverse of the
+    readout's order), each where its share counts."""
+    out = charge
+    if cti.counts(cti.serial):
+        out = restored(out, cti.serial.share, cti.cfg.trail_px, axis=1)
+    if cti.counts(cti.parallel):
+        out = restored(out, cti.parallel.share, cti.cfg.trail_px, axis=0)
+    return out
+
+
+def trails(charge: np.ndarray, before: np.ndarray, threshold_e: float) -> np.ndarray:
+    """(H, W) bool: pixels whose charge is mostly what transfer moved into them, at least
+    `threshold_e` of it: the simulator's truth convention for artefacts (pipeline/simulation/
+    artefacts.py `relabel`) applied to the charge as read and as `restored`."""
+    moved = np.clip(charge - before, 0.0, None)
+    return (moved >= threshold_e) & (moved > before)
