@@ -45,6 +45,16 @@ class Transfer:
     runs: int = 0
 
 
+def _counts(transfer: Transfer, cfg: CtiCorrectionConfig) -> bool:
+    """Whether a measured share is undone: enough runs, large enough, significant."""
+    return (
+        cfg.enabled
+        and transfer.runs >= cfg.min_runs
+        and abs(transfer.share) >= cfg.min_share
+        and abs(transfer.share) >= cfg.significance * transfer.error
+    )
+
+
 @dataclass(frozen=True)
 class CTI:
     """The file's CTI along both axes and the settings that judge it."""
@@ -54,12 +64,7 @@ class CTI:
     cfg: CtiCorrectionConfig
 
     def counts(self, transfer: Transfer) -> bool:
-        return (
-            self.cfg.enabled
-            and transfer.runs >= self.cfg.min_runs
-            and abs(transfer.share) >= self.cfg.min_share
-            and abs(transfer.share) >= self.cfg.significance * transfer.error
-        )
+        return _counts(transfer, self.cfg)
 
     @property
     def corrects(self) -> bool:
@@ -153,7 +158,8 @@ class _Axis:
 
 
 def measure(charges: Iterable[tuple[np.ndarray, float]], cfg: CtiCorrectionConfig) -> CTI:
-    """The CTI of frames given as (charge in e-, noise in e-), pooled, up to `MAX_PIXELS`."""
+    """The CTI of frames given as (charge in e-, noise in e-), pooled, up to `MAX_PIXELS`: serial
+    first, then parallel on the charge with the serial trails undone (the readout's reverse)."""
     kept: list[np.ndarray] = []
     floors: list[float] = []
     for charge, noise_e in charges:
@@ -161,11 +167,11 @@ def measure(charges: Iterable[tuple[np.ndarray, float]], cfg: CtiCorrectionConfi
             break
         kept.append(np.asarray(charge, dtype=np.float64))
         floors.append(cfg.seed_sigma * max(noise_e, 1e-6))
-    found = {
-        name: _Axis([k if axis == 1 else k.T for k in kept], floors, cfg).measure()
-        for name, axis in AXES.items()
-    }
-    return CTI(found["parallel"], found["serial"], cfg)
+    serial = _Axis(kept, floors, cfg).measure()
+    if _counts(serial, cfg):  # the parallel trails as they were before the serial transfer
+        kept = [restored(k, serial.share, cfg.trail_px, axis=1) for k in kept]
+    parallel = _Axis([k.T for k in kept], floors, cfg).measure()
+    return CTI(parallel, serial, cfg)
 
 
 def measure_file(path: str | Path, config: FrameSections, cfg: CtiCorrectionConfig) -> CTI:
