@@ -27,7 +27,7 @@ from pipeline.config.stages import InferSections, InferSettings
 from pipeline.core import geometry, hashing
 from pipeline.core.errors import CheckpointError, NonFiniteOutput
 from pipeline.core.stage import INPUT, Stage, key_flag
-from pipeline.inference import cascade, points, runtime, shapes, sharpness
+from pipeline.inference import bleed, cascade, points, runtime, shapes, sharpness
 from pipeline.inference.detector_context import detector_context
 from pipeline.inference.label_shift import LabelShift
 from pipeline.inference.predictor import Predictor
@@ -131,6 +131,8 @@ def infer_file(
             labels = points.rescue(
                 labels, probs, charge, noise_e, back_sigma, config.classes, rules, pair
             )
+        if cfg.shape_rules:  # last: a plateau's edge is as sharp as a track's
+            labels = bleed.relabel(labels, charge, noise_e, config.classes, rules)
         return labels, probs
 
     # ONNX Runtime owns the cores; torch's thread pool, left awake beside it, turns the small
