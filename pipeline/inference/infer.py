@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 from pathlib import Path
 
 import h5py
@@ -93,13 +94,14 @@ def infer_file(
 
     shift = LabelShift(cfg.priors, card, config.classes)
     transfer = cti.measure_file(input_path, config, cfg.cti) if cfg.cti.enabled else None
+    undone = transfer if transfer is not None and transfer.corrects else None
     with_artefact = shapes.ARTEFACT in config.classes
     trail_label = config.classes.index(shapes.ARTEFACT) if with_artefact else None
 
     def label(read: np.ndarray, noise_e: float) -> tuple[np.ndarray, np.ndarray]:
         charge, moved = read, None
-        if transfer is not None and transfer.corrects:  # the network sees the charge restored
-            charge = cti.correct(read, transfer)
+        if undone is not None:  # the networks, rules and catalogue see the charge restored
+            charge = cti.correct(read, undone)
             moved = cti.trails(read, charge, config.physics.label_noise_multiple * noise_e)
         labels, probs = labelled(charge, noise_e)
         if moved is not None and trail_label is not None:
@@ -160,6 +162,7 @@ def infer_file(
             },
             closing=lambda: {**shift.attrs(), **(transfer.attrs() if transfer else {})},
             uncertainty=True,
+            summed=None if undone is None else functools.partial(cti.correct, cti=undone),
         )
     notes = [transfer.describe()] if transfer is not None else []
     if partner is not None:

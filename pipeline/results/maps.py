@@ -106,12 +106,14 @@ def write_maps(
     provenance: Mapping[str, str] | None = None,
     closing: Callable[[], Mapping[str, str]] | None = None,
     uncertainty: bool = False,
+    summed: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> MapResult:
     """Label every frame of `input_path` into the map file `output_path` (and the catalogue),
     recording in both what they were made from: the input's name and the digest of its frames
     (taken as they are labelled: one pass), and `provenance` (the model's, for a network);
     `closing` gives attributes known once every frame is labelled (the priors voted under);
-    with `uncertainty`, the labeller's probabilities give the map's per-pixel uncertainty.
+    with `uncertainty`, the labeller's probabilities give the map's per-pixel uncertainty;
+    `summed` gives the charge the catalogue sums from the charge as read (CTI undone).
     Every frame passes the plausibility check first (`calibrate.plausibility`)."""
     start, name = time.perf_counter(), Path(input_path).name
     with calibrated(input_path, config) as frames:
@@ -147,7 +149,7 @@ def write_maps(
                     tables.append(
                         clusters.frame_clusters(
                             labels,
-                            charge,
+                            summed(charge) if summed else charge,
                             config.classes,
                             config.physics.pair_energy_ev,
                             i,
