@@ -7,8 +7,9 @@ well, wider along the row than the deposit was (Janesick, Scientific Charge-Coup
 spilled charge outweighs the particle's (pipeline/simulation/artefacts.py). Found here:
 - a plateau: 4-connected pixels above `bleed_min_e` whose row neighbour holds the same charge
   within `bleed_flat_sigma` x its shot and read noise, in row runs of at least `bleed_min_px`;
-  wider than tall (blooming past a pixel's own well runs along the column, and is the particle's
-  charge) and not all one value (an ADC's saturation reads as exactly one number);
+  wider than tall with every pixel at its level around it (blooming past a pixel's own well runs
+  along the column, and is the particle's charge) and not all one value (an ADC's saturation
+  reads as exactly one number);
 - in each of its rows, the particle's own charge estimated as a Gaussian across the row holding
   the row's charge (spilling keeps it in the row), centred on the run, as wide as the deposit is
   tall (a diffused charge cloud is round; the row profile is what the bleed hid). A plateau pixel
@@ -76,6 +77,18 @@ def _spilled(
     return out
 
 
+def _bloomed(
+    charge: np.ndarray, plateau: np.ndarray, noise_e: float, cfg: ArtefactShapesConfig
+) -> bool:
+    """Whether every pixel at the plateau's level around it (short runs too) spans at least as
+    many rows as columns: a pixel's well spilling along its column."""
+    level = float(np.median(charge[plateau]))
+    tolerance = cfg.bleed_flat_sigma * np.sqrt(2 * (noise_e**2 + max(level, 0.0)))
+    at_level, _ = ndimage.label(np.abs(charge - level) <= tolerance, structure=np.ones((3, 3)))
+    rows, columns = np.nonzero(np.isin(at_level, np.unique(at_level[plateau])))
+    return bool(np.ptp(rows) >= np.ptp(columns))
+
+
 def relabel(
     labels: np.ndarray,
     charge: np.ndarray,
@@ -92,11 +105,10 @@ def relabel(
     out = labels.copy()
     plateaus, _ = ndimage.label(flat)
     deposits, _ = ndimage.label(charge > 3 * noise_e, structure=np.ones((3, 3)))
-    for index, box in enumerate(ndimage.find_objects(plateaus), start=1):
+    for index in range(1, int(plateaus.max()) + 1):
         plateau = plateaus == index
-        height, width = box[0].stop - box[0].start, box[1].stop - box[1].start
         values = charge[plateau]
-        if width <= height or np.ptp(values) == 0:  # blooming, or the ADC's saturation
+        if np.ptp(values) == 0 or _bloomed(charge, plateau, noise_e, cfg):  # the ADC, a pixel
             continue
         deposit = np.isin(deposits, np.unique(deposits[plateau]))
         row = [[0, 0, 0], [1, 1, 1], [0, 0, 0]]  # the spill's last, partly filled pixels
