@@ -42,6 +42,15 @@ class CtiCorrectionConfig(Section):
     min_runs: int = Field(ge=1)
 
 
+class JumpsConfig(Section):
+    """Pedestal jumps found in each frame and undone: pipeline/calibration/jumps.py."""
+
+    enabled: bool
+    window_px: int = Field(ge=8, le=512)
+    min_sigma: float = Field(gt=0)
+    max_per_row: int = Field(ge=1, le=10)
+
+
 class InferConfig(Section):
     model: str
     particles_from: dict[str, str | None] = Field(default_factory=dict)
@@ -67,6 +76,7 @@ class InferConfig(Section):
     priors: PriorsConfig
     sparse: SparseConfig
     cti: CtiCorrectionConfig
+    jumps: JumpsConfig
 
 
 class CeilingConfig(Section):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 from pathlib import Path
 
 import h5py
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 
 from pipeline.calibration import conditioning, cti
+from pipeline.calibration.restore import Restorer
 from pipeline.config import ConfigError, InferConfig, NormaliseConfig
 from pipeline.config.limits import MAX_BATCH_PIXELS
 from pipeline.config.stages import InferSections, InferSettings
@@ -95,17 +95,17 @@ def infer_file(
     shift = LabelShift(cfg.priors, card, config.classes)
     transfer = cti.measure_file(input_path, config, cfg.cti) if cfg.cti.enabled else None
     undone = transfer if transfer is not None and transfer.corrects else None
+    restorer = Restorer(cfg.jumps, undone, config.physics.label_noise_multiple)
     with_artefact = shapes.ARTEFACT in config.classes
     trail_label = config.classes.index(shapes.ARTEFACT) if with_artefact else None
 
     def label(read: np.ndarray, noise_e: float) -> tuple[np.ndarray, np.ndarray]:
-        charge, moved = read, None
-        if undone is not None:  # the networks, rules and catalogue see the charge restored
-            charge = cti.correct(read, undone)
-            moved = cti.trails(read, charge, config.physics.label_noise_multiple * noise_e)
+        if not restorer.active:
+            return labelled(read, noise_e)
+        charge, made = restorer(read, noise_e)  # the networks, rules and catalogue see it
         labels, probs = labelled(charge, noise_e)
-        if moved is not None and trail_label is not None:
-            labels[moved] = trail_label
+        if trail_label is not None:
+            labels[made] = trail_label
         return labels, probs
 
     def labelled(charge: np.ndarray, noise_e: float) -> tuple[np.ndarray, np.ndarray]:
@@ -162,7 +162,7 @@ def infer_file(
             },
             closing=lambda: {**shift.attrs(), **(transfer.attrs() if transfer else {})},
             uncertainty=True,
-            summed=None if undone is None else functools.partial(cti.correct, cti=undone),
+            summed=restorer.summed if restorer.active else None,
         )
     notes = [transfer.describe()] if transfer is not None else []
     if partner is not None:
