@@ -71,3 +71,18 @@ def test_infer_calls_the_raised_pixels_artefact(tmp_path):
     true, called = labels == artefact, predicted == artefact
     assert (true & called).sum() / true.sum() > 0.9  # 0.996 with 2 frames (bench_artefacts)
     assert (true & called).sum() / called.sum() > 0.9
+
+
+def test_a_bad_column_from_a_trap_is_found_bright_only_and_its_charge_taken_out():
+    charge = noise((256, 64))
+    charge[100:, 20] += 8.0  # bright from the trap's row to the far end
+    charge[:, 40] += 3.0  # a hot column: bright all along, no step
+    found, restored = jumps.trap_columns(charge, NOISE_E, CFG)
+    assert [(j.row, abs(j.column - 100) <= 1) for j in found] == [(20, True)]
+    assert found[0].size_e == pytest.approx(8.0, abs=1.0)
+    assert abs(np.median(restored[101:, 20])) < 1.0
+    made = jumps.raised(found, restored, 2 * NOISE_E, along_columns=True)
+    assert made[101:, 20].all() and made.sum() == made[:, 20].sum()
+    dark = noise((256, 64))
+    dark[100:, 20] -= 8.0  # a column darker from a row on is no trap's charge
+    assert jumps.trap_columns(dark, NOISE_E, CFG)[0] == []

@@ -1,7 +1,8 @@
-"""Pedestal jumps: a row's baseline stepping to a new level part-way along it and holding it to
-the row's end (the simulator's `baseline` jumps; SENSEI, PRL 125, 171802 (2020) and DAMIC-M,
-PRL 130, 171003 (2023) remove rows with baseline shifts). Found in each frame, undone before the
-network, and the pixels a step raised labelled artefact where it outweighs their charge.
+"""Pedestal jumps and trap columns: a row's baseline stepping to a new level part-way along it
+and holding it to the row's end (the simulator's `baseline` jumps; SENSEI, PRL 125, 171802
+(2020) and DAMIC-M, PRL 130, 171003 (2023) remove rows with baseline shifts). Found in each
+frame, undone before the network, and the pixels a step raised labelled artefact where it
+outweighs their charge.
 
 A step at column c: the median of the `window_px` pixels after c minus that of those before it,
 `min_sigma` of its noise (each median's is 1.2533 sigma / sqrt(n)) from zero, at the column of
@@ -10,7 +11,9 @@ differ by it, within a quarter of it or 3 errors) and both sides must be flat (e
 side within the same bound: glow falls off smoothly and is not a step); and the rows beside it
 must not step there by half as much (a baseline jumps while one row is read; a deposit at the
 frame's edge, glow or a bleed spans rows). Up to `max_per_row` steps a row, the largest first.
-Near a row's ends a side shorter than the window is taken whole, down to `MIN_SIDE_PX`.
+Near a row's ends a side shorter than the window is taken whole, down to `MIN_SIDE_PX`. A bad
+column starting at a trap (bright from the trap's row to the column's far end, away from the
+readout) is the same step along a column, bright only (`trap_columns`).
 """
 
 from __future__ import annotations
@@ -110,6 +113,23 @@ def find(charge: np.ndarray, noise_e: float, cfg: JumpsConfig) -> tuple[list[Jum
     """The frame's jumps, and its charge with them undone: each row whose baseline stepped set
     to its level before the step (the calibration's row median counted the step), the masked
     pixels left at 0."""
+    return _steps(charge, noise_e, cfg, baseline=True)
+
+
+def trap_columns(
+    charge: np.ndarray, noise_e: float, cfg: JumpsConfig
+) -> tuple[list[Jump], np.ndarray]:
+    """Bad columns starting at a trap: the same steps along the columns (`Jump.row` is the
+    column, `Jump.column` the trap's row), bright ones only, their charge taken out."""
+    found, restored = _steps(charge.T, noise_e, cfg, baseline=False)
+    return found, restored.T
+
+
+def _steps(
+    charge: np.ndarray, noise_e: float, cfg: JumpsConfig, baseline: bool
+) -> tuple[list[Jump], np.ndarray]:
+    """Steps along the rows of `charge` (see the module docstring): of the baseline (either
+    sign; the row re-levelled) or of charge (bright only)."""
     restored = np.array(charge, dtype=np.float64, copy=True)
     masked = charge == 0  # what the calibration masked reads 0 and carries no baseline
     jumps: list[Jump] = []
@@ -118,6 +138,8 @@ def find(charge: np.ndarray, noise_e: float, cfg: JumpsConfig) -> tuple[list[Jum
     candidates = np.arange(charge.shape[0])
     for _ in range(cfg.max_per_row):
         scores = _scores(restored[candidates], noise_e, cfg)
+        if not baseline:
+            scores = np.clip(scores, 0, None)
         best = np.argmax(np.abs(scores), axis=1)
         strong = np.abs(scores[np.arange(len(candidates)), best]) >= cfg.min_sigma
         found = []
@@ -128,7 +150,8 @@ def find(charge: np.ndarray, noise_e: float, cfg: JumpsConfig) -> tuple[list[Jum
             size = _holds(row, column, local, noise_e)
             if size is None or not _alone(restored, r, column, size, cfg.window_px):
                 continue
-            restored[r] -= np.median(row[:column])  # the level before: the row's baseline
+            if baseline:
+                restored[r] -= np.median(row[:column])  # the level before: the row's baseline
             restored[r, column:] -= size
             restored[r, masked[r]] = 0.0
             jumps.append(Jump(int(r), column, size))
@@ -139,10 +162,14 @@ def find(charge: np.ndarray, noise_e: float, cfg: JumpsConfig) -> tuple[list[Jum
     return jumps, restored
 
 
-def raised(jumps: list[Jump], restored: np.ndarray, threshold_e: float) -> np.ndarray:
+def raised(
+    jumps: list[Jump], restored: np.ndarray, threshold_e: float, along_columns: bool = False
+) -> np.ndarray:
     """(H, W) bool: the pixels a step raised by at least `threshold_e` and by more than their own
-    charge (the simulator's truth convention for artefacts)."""
-    lift = np.zeros_like(restored)
+    charge (the simulator's truth convention for artefacts); `along_columns` for
+    `trap_columns`' steps."""
+    lift = np.zeros_like(restored.T if along_columns else restored)
     for jump in jumps:
         lift[jump.row, jump.column :] += jump.size_e
+    lift = lift.T if along_columns else lift
     return (lift >= threshold_e) & (lift > restored)

@@ -1,6 +1,7 @@
 """A frame's charge with the readout's own artefacts undone, in the reverse of the order the
 readout made them: pedestal jumps (the baseline, last: pipeline/calibration/jumps.py), then
-charge-transfer inefficiency (pipeline/calibration/cti.py); and the pixels whose charge is
+charge-transfer inefficiency (pipeline/calibration/cti.py), then the charge of bad columns
+starting at a trap (jumps.trap_columns); and the pixels whose charge is
 mostly what they put there, which the truth calls artefact. `infer` labels the restored charge
 and its catalogue sums it.
 """
@@ -39,6 +40,9 @@ class Restorer:
             before = cti.correct(charge, self.transfer)
             made |= cti.trails(charge, before, threshold)
             charge = before
+        if self.jumps_cfg.enabled and self.jumps_cfg.columns:
+            columns, charge = jumps.trap_columns(charge, noise_e, self.jumps_cfg)
+            made |= jumps.raised(columns, charge, threshold, along_columns=True)
         self._last = (read, charge)
         return charge, made
 

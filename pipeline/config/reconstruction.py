@@ -49,6 +49,7 @@ class JumpsConfig(Section):
     window_px: int = Field(ge=8, le=512)
     min_sigma: float = Field(gt=0)
     max_per_row: int = Field(ge=1, le=10)
+    columns: bool
 
 
 class InferConfig(Section):
