@@ -86,3 +86,9 @@ def test_a_bad_column_from_a_trap_is_found_bright_only_and_its_charge_taken_out(
     dark = noise((256, 64))
     dark[100:, 20] -= 8.0  # a column darker from a row on is no trap's charge
     assert jumps.trap_columns(dark, NOISE_E, CFG)[0] == []
+
+
+def test_a_steep_track_reaching_the_frames_edge_is_no_trap_column():
+    charge = noise((256, 64))
+    charge[200:, 20] += np.random.default_rng(4).lognormal(np.log(300.0), 0.5, 56)
+    assert jumps.trap_columns(charge, NOISE_E, CFG)[0] == []

@@ -13,7 +13,8 @@ must not step there by half as much (a baseline jumps while one row is read; a d
 frame's edge, glow or a bleed spans rows). Up to `max_per_row` steps a row, the largest first.
 Near a row's ends a side shorter than the window is taken whole, down to `MIN_SIDE_PX`. A bad
 column starting at a trap (bright from the trap's row to the column's far end, away from the
-readout) is the same step along a column, bright only (`trap_columns`).
+readout) is the same step along a column, bright only, scattering no more than its shot noise
+allows (a steep cosmic ray reaching the frame's edge does): `trap_columns`.
 """
 
 from __future__ import annotations
@@ -98,6 +99,13 @@ def _alone(charge: np.ndarray, row: int, column: int, size: float, width: int) -
     return all(abs(_windowed(charge[r], column, width)) < 0.5 * abs(size) for r in beside)
 
 
+def _uniform(side: np.ndarray, level: float, noise_e: float) -> bool:
+    """Whether `side` scatters no more than shot and read noise about `level` allow (robust
+    sigma within 3 times): a trap's column is; a steep track reaching the frame's edge is not."""
+    spread = 1.4826 * float(np.median(np.abs(side - np.median(side))))
+    return spread <= 3 * np.sqrt(noise_e**2 + max(level, 0.0))
+
+
 def _holds(row: np.ndarray, column: int, local: float, noise_e: float) -> float | None:
     """The step's size where it holds to the row's ends and both sides are flat, else None."""
     before, after = row[:column], row[column:]
@@ -149,6 +157,8 @@ def _steps(
             column = _refined(row, int(best[i]), local, cfg.window_px // 2)
             size = _holds(row, column, local, noise_e)
             if size is None or not _alone(restored, r, column, size, cfg.window_px):
+                continue
+            if not baseline and not _uniform(row[column:], size, noise_e):
                 continue
             if baseline:
                 restored[r] -= np.median(row[:column])  # the level before: the row's baseline
