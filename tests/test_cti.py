@@ -38,19 +38,19 @@ def with_cti(tmp_path_factory):
 
 def test_the_share_a_detector_was_given_is_measured_and_undone(with_cti):
     config, path = with_cti
-    found = cti.measure_file(path, config, config.infer.cti)
+    found = cti.measure_file(path, config, config.calibrate.cti)
     # within 0.005 (the estimator's scatter over seeds is larger than its stated error)
     assert found.serial.share == pytest.approx(0.03, abs=0.005)
     assert found.parallel.share == pytest.approx(0.02, abs=0.005)
     assert found.counts(found.serial) and found.counts(found.parallel)
-    assert found.serial.runs >= config.infer.cti.min_runs
+    assert found.serial.runs >= config.calibrate.cti.min_runs
     assert "serial 0.0" in found.describe() and "undone" in found.attrs()["cti_serial"]
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_a_clean_detector_is_left_as_it_is(tmp_path, seed):
     config, path = simulated(tmp_path, {}, "clean", seed)
-    found = cti.measure_file(path, config, config.infer.cti)
+    found = cti.measure_file(path, config, config.calibrate.cti)
     assert abs(found.serial.share) < 3 * found.serial.error
     assert abs(found.parallel.share) < 3 * found.parallel.error
     assert not found.corrects

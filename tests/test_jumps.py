@@ -12,7 +12,7 @@ from pipeline.evaluation.artefact_families import family_config
 from pipeline.inference.infer import infer_file
 from pipeline.simulation.simulate import simulate_file
 
-CFG = load_config().infer.jumps
+CFG = load_config().calibrate.jumps
 NOISE_E = 2.0
 
 

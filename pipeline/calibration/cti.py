@@ -25,7 +25,7 @@ import numpy as np
 from scipy.optimize import brentq
 
 from pipeline.calibration.frames import calibrated
-from pipeline.config.reconstruction import CtiCorrectionConfig
+from pipeline.config.readout import CtiCorrectionConfig
 from pipeline.config.stages import FrameSections
 from pipeline.core.transfer import restored
 

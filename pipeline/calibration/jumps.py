@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from pipeline.config.reconstruction import JumpsConfig
+from pipeline.config.readout import JumpsConfig
 
 MEDIAN_NOISE = 1.2533  # the standard error of a Gaussian sample's median, in sigma / sqrt(n)
 MIN_SIDE_PX = 8  # the shortest side of a step near a row's end that is looked at

@@ -8,22 +8,62 @@ and its catalogue sums it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import numpy as np
 
 from pipeline.calibration import cti, jumps
-from pipeline.config.reconstruction import JumpsConfig
+from pipeline.config.readout import JumpsConfig
+from pipeline.config.stages import FrameSections
+
+# charge (e-) and noise (e-) -> labels (H, W), probabilities (C, H, W) or None
+Label = Callable[[np.ndarray, float], tuple[np.ndarray, np.ndarray | None]]
 
 
 class Restorer:
-    """Undoes the jumps `jumps_cfg` finds in each frame and the file's measured CTI `transfer`
-    (None: none undone); keeps the last frame's result for its catalogue."""
+    """Undoes the jumps `jumps_cfg` finds in each frame and the file's CTI `measured` where it
+    counts (None: not measured); keeps the last frame's result for its catalogue."""
 
     def __init__(
-        self, jumps_cfg: JumpsConfig, transfer: cti.CTI | None, label_noise_multiple: float
+        self, jumps_cfg: JumpsConfig, measured: cti.CTI | None, label_noise_multiple: float
     ) -> None:
-        self.jumps_cfg, self.transfer = jumps_cfg, transfer
+        self.jumps_cfg, self.measured = jumps_cfg, measured
+        self.transfer = measured if measured is not None and measured.corrects else None
         self.label_noise_multiple = label_noise_multiple
         self._last: tuple[np.ndarray, np.ndarray] | None = None
+
+    @classmethod
+    def for_file(cls, path: str | Path, config: FrameSections) -> Restorer:
+        """The restorer of `path` with `config.calibrate`: its CTI measured here."""
+        cal = config.calibrate
+        measured = cti.measure_file(path, config, cal.cti) if cal.cti.enabled else None
+        return cls(cal.jumps, measured, config.physics.label_noise_multiple)
+
+    def notes(self) -> list[str]:
+        """What was measured, for the command's report."""
+        return [self.measured.describe()] if self.measured is not None else []
+
+    def attrs(self) -> dict[str, str]:
+        """The map file's record of it."""
+        return self.measured.attrs() if self.measured is not None else {}
+
+    def labeller(self, label: Label, artefact: int | None) -> Label:
+        """`label` (charge, noise -> labels, probabilities) on the restored charge, the pixels
+        the artefacts made set to `artefact` (None: the labels as they are)."""
+
+        def restored_label(
+            read: np.ndarray, noise_e: float
+        ) -> tuple[np.ndarray, np.ndarray | None]:
+            if not self.active:
+                return label(read, noise_e)
+            charge, made = self(read, noise_e)
+            labels, probs = label(charge, noise_e)
+            if artefact is not None:
+                labels[made] = artefact
+            return labels, probs
+
+        return restored_label
 
     @property
     def active(self) -> bool:

@@ -30,28 +30,6 @@ class PriorsConfig(Section):
     pseudo_count: float = Field(ge=0, le=1e6)
 
 
-class CtiCorrectionConfig(Section):
-    """CTI measured on each frame and undone before the network: pipeline/calibration/cti.py."""
-
-    enabled: bool
-    seed_sigma: float = Field(gt=0)
-    lags: int = Field(ge=1, le=20)
-    trail_px: float = Field(gt=0, le=100)
-    min_share: float = Field(ge=0, lt=0.5)
-    significance: float = Field(ge=0)
-    min_runs: int = Field(ge=1)
-
-
-class JumpsConfig(Section):
-    """Pedestal jumps found in each frame and undone: pipeline/calibration/jumps.py."""
-
-    enabled: bool
-    window_px: int = Field(ge=8, le=512)
-    min_sigma: float = Field(gt=0)
-    max_per_row: int = Field(ge=1, le=10)
-    columns: bool
-
-
 class InferConfig(Section):
     model: str
     particles_from: dict[str, str | None] = Field(default_factory=dict)
@@ -76,8 +54,6 @@ class InferConfig(Section):
     back_sigma_from: Literal["config", "measured"] = "measured"
     priors: PriorsConfig
     sparse: SparseConfig
-    cti: CtiCorrectionConfig
-    jumps: JumpsConfig
 
 
 class CeilingConfig(Section):

@@ -19,6 +19,7 @@ from pipeline.config.limits import (
     MAX_PIXEL_CHARGE_E,
     MAX_WINDOW,
 )
+from pipeline.config.readout import CtiCorrectionConfig, JumpsConfig
 from pipeline.config.reconstruction import (
     ArtefactShapesConfig,
     CeilingConfig,
@@ -156,6 +157,8 @@ class CalibrateConfig(Section):
     hot_column_sigma: float = Field(gt=0)
     hot_mask_frames: int = Field(ge=3, le=1024)
     plausibility: PlausibilityConfig = Field(default_factory=lambda: PlausibilityConfig())
+    cti: CtiCorrectionConfig
+    jumps: JumpsConfig
 
 
 NORMALISE_CHANNELS = {"asinh_noise": 1, "charge_significance": 2}

@@ -10,12 +10,14 @@ and streaming a frame file into the same map file and cluster catalogue as
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from pipeline.calibration.restore import Restorer
 from pipeline.config import ArtefactShapesConfig, ClassicalConfig, Config
 from pipeline.config.stages import ClassicalSettings
 from pipeline.core.components import cluster_features, seeded_components
@@ -112,16 +114,30 @@ def classical_file(
     catalogue_path: str | Path | None = None,
     progress: bool = True,
 ) -> MapResult:
-    """Stream a frame file (any readable format) through calibration and `classical_labels`
-    into a map file (labels only) and, with `catalogue_path`, the cluster catalogue (probability
-    NaN). Both appear only if every frame succeeds."""
+    """Stream a frame file (any readable format) through calibration (the readout's artefacts
+    undone: pipeline/calibration/restore.py) and `classical_labels` into a map file (labels
+    only) and, with `catalogue_path`, the cluster catalogue (probability NaN). Both appear only
+    if every frame succeeds."""
 
-    def label(charge: np.ndarray, noise_e: float) -> tuple[np.ndarray, None]:
+    def label(charge: np.ndarray, noise_e: float) -> tuple[np.ndarray, np.ndarray | None]:
         return classical_labels(charge, noise_e, config), None
 
-    return write_maps(
-        config, label, input_path, output_path, catalogue_path, progress=progress, desc="classical"
+    restorer = Restorer.for_file(input_path, config)
+    known = shapes.ARTEFACT in config.classes
+    artefact = config.classes.index(shapes.ARTEFACT) if known else None
+    result = write_maps(
+        config,
+        restorer.labeller(label, artefact),
+        input_path,
+        output_path,
+        catalogue_path,
+        progress=progress,
+        desc="classical",
+        closing=restorer.attrs,
+        summed=restorer.summed if restorer.active else None,
     )
+    notes = "\n".join(restorer.notes())
+    return dataclasses.replace(result, made_with=notes) if notes else result
 
 
 def run(

@@ -20,7 +20,7 @@ import h5py
 import numpy as np
 import torch
 
-from pipeline.calibration import conditioning, cti
+from pipeline.calibration import conditioning
 from pipeline.calibration.restore import Restorer
 from pipeline.config import ConfigError, InferConfig, NormaliseConfig
 from pipeline.config.limits import MAX_BATCH_PIXELS
@@ -93,22 +93,11 @@ def infer_file(
     temperature = first.predictor.temperature
 
     shift = LabelShift(cfg.priors, card, config.classes)
-    transfer = cti.measure_file(input_path, config, cfg.cti) if cfg.cti.enabled else None
-    undone = transfer if transfer is not None and transfer.corrects else None
-    restorer = Restorer(cfg.jumps, undone, config.physics.label_noise_multiple)
+    restorer = Restorer.for_file(input_path, config)  # the readout's artefacts undone
     with_artefact = shapes.ARTEFACT in config.classes
-    trail_label = config.classes.index(shapes.ARTEFACT) if with_artefact else None
+    artefact = config.classes.index(shapes.ARTEFACT) if with_artefact else None
 
-    def label(read: np.ndarray, noise_e: float) -> tuple[np.ndarray, np.ndarray]:
-        if not restorer.active:
-            return labelled(read, noise_e)
-        charge, made = restorer(read, noise_e)  # the networks, rules and catalogue see it
-        labels, probs = labelled(charge, noise_e)
-        if trail_label is not None:
-            labels[made] = trail_label
-        return labels, probs
-
-    def labelled(charge: np.ndarray, noise_e: float) -> tuple[np.ndarray, np.ndarray]:
+    def label(charge: np.ndarray, noise_e: float) -> tuple[np.ndarray, np.ndarray | None]:
         probs = first.probabilities(charge, noise_e, input_path)
         artefacts = None
         if second is not None:
@@ -142,7 +131,7 @@ def infer_file(
     with runtime.torch_threads(1) if engine == "onnxruntime" else contextlib.nullcontext():
         result = write_maps(
             config,
-            label,
+            restorer.labeller(label, artefact),
             input_path,
             output_path,
             catalogue_path,
@@ -160,11 +149,11 @@ def infer_file(
                 "temperature": f"{temperature:g}",
                 **conditioning.provenance(context, context_source),
             },
-            closing=lambda: {**shift.attrs(), **(transfer.attrs() if transfer else {})},
+            closing=lambda: {**shift.attrs(), **restorer.attrs()},
             uncertainty=True,
             summed=restorer.summed if restorer.active else None,
         )
-    notes = [transfer.describe()] if transfer is not None else []
+    notes = restorer.notes()
     if partner is not None:
         notes.append(
             f"mapped with {checkpoint.reference}, its particle classes shared as "
