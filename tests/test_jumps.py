@@ -9,6 +9,7 @@ import pytest
 from pipeline.calibration import jumps
 from pipeline.config import load_config
 from pipeline.evaluation.artefact_families import family_config
+from pipeline.inference.classical import classical_file
 from pipeline.inference.infer import infer_file
 from pipeline.simulation.simulate import simulate_file
 
@@ -61,10 +62,12 @@ def test_masked_pixels_read_zero_and_make_no_second_jump():
     assert jumps.raised(found, restored, 2 * NOISE_E)[30, 151:].all()
 
 
-def test_infer_calls_the_raised_pixels_artefact(tmp_path):
+@pytest.mark.parametrize("method", ["infer", "classical"])
+def test_both_reconstructions_call_the_raised_pixels_artefact(tmp_path, method):
     config = family_config("pedestal_jumps", 256)
     path = simulate_file(config, tmp_path / "jumps.h5", 1, 7, progress=False)[0]
-    result = infer_file(config, path, tmp_path / "map.h5", progress=False)
+    mapped_by = infer_file if method == "infer" else classical_file
+    result = mapped_by(config, path, tmp_path / "map.h5", progress=False)
     with h5py.File(path) as truth, h5py.File(result.output) as mapped:
         labels, predicted = truth["labels"][()], mapped["labels"][()]
     artefact = config.classes.index("artefact")

@@ -22,7 +22,7 @@ from pipeline.config import ArtefactShapesConfig, ClassicalConfig, Config
 from pipeline.config.stages import ClassicalSettings
 from pipeline.core.components import cluster_features, seeded_components
 from pipeline.core.stage import Stage
-from pipeline.inference import shapes
+from pipeline.inference import bleed, shapes
 from pipeline.results.maps import FRAMES_READ, MAPPING, MapResult, write_maps
 
 
@@ -97,14 +97,15 @@ def classical_labels(
     charge_e: np.ndarray, noise_e: float, config: ClassicalSettings | Config
 ) -> np.ndarray:
     """(H, W) uint8 class map of one calibrated frame: each kept cluster's pixels carry its
-    class, all other pixels are background (0)."""
+    class, all other pixels are background (0); a bleed plateau's spill artefact (bleed.py)."""
     components, n = seeded_clusters(charge_e, noise_e, config.classical)
     lut = np.zeros(n + 1, dtype=np.uint8)
     if n:
         features = cluster_features(components, n, charge_e, config.physics.pair_energy_ev)
         pair = config.physics.pair_energy_ev
         lut[1:] = classify(features, config.classes, config.classical, config.artefact_shapes, pair)
-    return lut[components]
+    labels = lut[components]
+    return bleed.relabel(labels, charge_e, noise_e, config.classes, config.artefact_shapes)
 
 
 def classical_file(
