@@ -55,10 +55,12 @@ def test_masked_pixels_read_zero_and_make_no_second_jump():
     charge = noise()
     charge[30, 150:] += 40.0
     calibrated = as_calibrated(charge)
-    calibrated[30, :10] = 0.0  # masked by the calibration: 0, not the row's level
+    calibrated[:, :10] = 0.0  # masked by the calibration (an edge): 0, not the rows' level ...
+    calibrated[:, 11] = 0.0
+    calibrated[:, 10] = 9.0  # ... but for one bright pixel among them, in every row
     found, restored = jumps.find(calibrated, NOISE_E, CFG)
     assert [(j.row, abs(j.column - 150) <= 1) for j in found] == [(30, True)]
-    assert (restored[30, :10] == 0).all()
+    assert (restored[:, :10] == 0).all()
     assert jumps.raised(found, restored, 2 * NOISE_E)[30, 151:].all()
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 from pipeline.config.readout import JumpsConfig
 
@@ -52,17 +51,40 @@ def _flat(side: np.ndarray, step: float, noise_e: float) -> bool:
     return _agrees(np.median(side[:half]), np.median(side[half:]), step, noise_e, half)
 
 
+def _filled(rows: np.ndarray, masked: np.ndarray) -> np.ndarray:
+    """`rows` with each masked pixel given its nearest unmasked neighbour's value before it, and
+    a masked run at either end of a row the median of the `MIN_SIDE_PX` unmasked pixels nearest
+    that end (an edge the calibration masked holds no step of its own)."""
+    columns = np.arange(rows.shape[1])
+    last = np.maximum.accumulate(np.where(masked, 0, columns), axis=1)
+    out = np.take_along_axis(rows, last, axis=1)
+    _fill_start(rows, masked, out)
+    _fill_start(rows[:, ::-1], masked[:, ::-1], out[:, ::-1])  # a view: the rows' ends
+    return out
+
+
+def _fill_start(rows: np.ndarray, masked: np.ndarray, out: np.ndarray) -> None:
+    """In `out`: each row's leading masked run, the median of its first unmasked pixels."""
+    order = np.argsort(masked, axis=1, kind="stable")[:, :MIN_SIDE_PX]  # unmasked first
+    level = np.median(np.take_along_axis(rows, order, axis=1), axis=1)
+    leading = np.cumsum(~masked, axis=1) == 0
+    out[leading] = np.repeat(level, leading.sum(axis=1))
+
+
 def _scores(rows: np.ndarray, noise_e: float, cfg: JumpsConfig) -> np.ndarray:
-    """(n, W) the step at each column of each row over its error: windowed medians after minus
-    before; near a row's ends, where a side is shorter than the window, the whole short side
-    (down to `MIN_SIDE_PX`); 0 where no step is measured."""
+    """(n, W) the step at columns of each row over its error: at every boundary of blocks of
+    half a window, the mean median of the two blocks after minus that of the two before (a
+    window's median has the same noise, at a tenth of a rolling median's cost; `_refined` finds
+    the column); near a row's ends, where a side is shorter than the window, the whole short side
+    (down to `MIN_SIDE_PX`) at every column; 0 where no step is measured."""
     n, width = rows.shape
-    w, h = cfg.window_px, cfg.window_px // 2
+    w, b = cfg.window_px, cfg.window_px // 2
     scores = np.zeros((n, width))
-    medians = ndimage.median_filter(rows, size=(1, w))  # medians[x]: of columns x - h .. x + h - 1
-    error = np.sqrt(2) * _median_error(noise_e, w)
-    columns = np.arange(w, width - w + 1)
-    scores[:, columns] = (medians[:, columns + h] - medians[:, columns - h]) / error
+    count = width // b
+    blocks = np.median(rows[:, : count * b].reshape(n, count, b), axis=2)
+    k = np.arange(2, count - 1)
+    step = (blocks[:, k] + blocks[:, k + 1] - blocks[:, k - 2] - blocks[:, k - 1]) / 2
+    scores[:, k * b] = step / _median_error(noise_e, b)
     for c in range(MIN_SIDE_PX, min(w, width - w)):  # a short side before the step ...
         short = np.hypot(_median_error(noise_e, c), _median_error(noise_e, w))
         scores[:, c] = (np.median(rows[:, c : c + w], 1) - np.median(rows[:, :c], 1)) / short
@@ -145,18 +167,24 @@ def _steps(
         return jumps, restored
     candidates = np.arange(charge.shape[0])
     for _ in range(cfg.max_per_row):
-        scores = _scores(restored[candidates], noise_e, cfg)
+        whole = _filled(restored, masked)
+        filled = whole[candidates]
+        scores = _scores(filled, noise_e, cfg)
         if not baseline:
             scores = np.clip(scores, 0, None)
         best = np.argmax(np.abs(scores), axis=1)
         strong = np.abs(scores[np.arange(len(candidates)), best]) >= cfg.min_sigma
         found = []
         for i in np.nonzero(strong)[0]:
-            r, row = candidates[i], restored[candidates[i]]
-            local = _windowed(row, int(best[i]), cfg.window_px)
-            column = _refined(row, int(best[i]), local, cfg.window_px // 2)
+            r, row = candidates[i], filled[i]
+            coarse = _windowed(row, int(best[i]), cfg.window_px)
+            column = _refined(row, int(best[i]), coarse, cfg.window_px)
+            local = _windowed(row, column, cfg.window_px)
+            shortest = min(column, len(row) - column, cfg.window_px)
+            if abs(local) < cfg.min_sigma * np.sqrt(2) * _median_error(noise_e, shortest):
+                continue
             size = _holds(row, column, local, noise_e)
-            if size is None or not _alone(restored, r, column, size, cfg.window_px):
+            if size is None or not _alone(whole, r, column, size, cfg.window_px):
                 continue
             if not baseline and not _uniform(row[column:], size, noise_e):
                 continue
