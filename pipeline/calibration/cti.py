@@ -17,7 +17,7 @@ are left exactly as they are.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,15 +106,30 @@ def _runs(lines: np.ndarray, floor_e: float, lags: int) -> tuple[np.ndarray, ...
     return line[alone], start[alone], end[alone]
 
 
-def _sums(lines: np.ndarray, runs: tuple[np.ndarray, ...], lags: int) -> np.ndarray:
-    """[sum of (after - before), sum of its squares, sum of the runs' charge] over `runs`."""
-    line, start, end = runs
-    total = np.cumsum(np.pad(lines, ((0, 0), (1, 0))), axis=1)
-    charge = total[line, end] - total[line, start]
-    excess = (total[line, end + lags] - total[line, end]) - (
-        total[line, start] - total[line, start - lags]
-    )
+def _sums(line: np.ndarray, starts: np.ndarray, ends: np.ndarray, lags: int) -> np.ndarray:
+    """[sum of (after - before), sum of its squares, sum of the runs' charge] over the runs
+    [start, end) of the 1-D `line`."""
+    total = np.concatenate([[0.0], np.cumsum(line)])
+    charge = total[ends] - total[starts]
+    excess = (total[ends + lags] - total[ends]) - (total[starts] - total[starts - lags])
     return np.array([excess.sum(), (excess**2).sum(), charge.sum()])
+
+
+def _segments(lines: np.ndarray, runs: tuple[np.ndarray, ...], lags: int, history: int):
+    """The runs of `lines` cut out with `history` pixels before them (what a trail there can
+    come from: the release falls to exp(-10) within it) and `lags` after, one after another in
+    one line, `history` zeros apart (no trail crosses from one to the next); and where each run
+    starts and ends in it. Restoring this line is restoring the runs' neighbourhoods, at a
+    fraction of the frames' size."""
+    line, start, end = runs
+    first = np.maximum(start - lags - history, 0)
+    lengths = end + lags - first
+    offsets = history + np.concatenate([[0], np.cumsum(lengths + history)[:-1]])
+    which = np.repeat(np.arange(len(line)), lengths)
+    within = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    out = np.zeros(int(offsets[-1] + lengths[-1] + history) if len(line) else history)
+    out[offsets[which] + within] = lines[line[which], first[which] + within]
+    return out, offsets + (start - first), offsets + (end - first)
 
 
 class _Axis:
@@ -122,39 +137,44 @@ class _Axis:
 
     def __init__(self, lines: list[np.ndarray], floors: list[float], cfg: CtiCorrectionConfig):
         self.lines, self.floors, self.cfg = lines, floors, cfg
+        self.history = int(np.ceil(10 * cfg.trail_px))
 
-    def runs(self, share: float) -> list[tuple[np.ndarray, ...]]:
-        trail, lags = self.cfg.trail_px, self.cfg.lags
-        return [
-            _runs(restored(x, share, trail, axis=1) if share else x, floor, lags)
+    def segments(self, share: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The runs of every frame, found on the charge restored with `share`, as one line."""
+        trail, lags, h = self.cfg.trail_px, self.cfg.lags, self.history
+        parts = [
+            _segments(x, _runs(restored(x, share, trail, 1) if share else x, floor, lags), lags, h)
             for x, floor in zip(self.lines, self.floors, strict=True)
         ]
-
-    def excess(self, share: float, runs: list[tuple[np.ndarray, ...]]) -> np.ndarray:
-        trail, lags = self.cfg.trail_px, self.cfg.lags
-        pairs = zip(self.lines, runs, strict=True)
-        return sum((_sums(restored(x, share, trail, 1), r, lags) for x, r in pairs), np.zeros(3))
+        shift = np.concatenate([[0], np.cumsum([len(p[0]) for p in parts])[:-1]])
+        return (
+            np.concatenate([p[0] for p in parts]),
+            np.concatenate([p[1] + o for p, o in zip(parts, shift, strict=True)]),
+            np.concatenate([p[2] + o for p, o in zip(parts, shift, strict=True)]),
+        )
 
     def measure(self) -> Transfer:
-        share = 0.0
+        share, trail, lags = 0.0, self.cfg.trail_px, self.cfg.lags
         for _ in range(ITERATIONS):
-            runs = self.runs(share)
-            count = sum(len(r[0]) for r in runs)
-            if count < self.cfg.min_runs:
-                return Transfer(runs=count)
+            line, starts, ends = self.segments(share)
+            if len(starts) < self.cfg.min_runs:
+                return Transfer(runs=len(starts))
 
-            def asymmetry(s: float, runs: list[tuple[np.ndarray, ...]] = runs) -> float:
-                excess, _, charge = self.excess(s, runs)
+            def sums(s: float, cut: tuple[np.ndarray, ...] = (line, starts, ends)) -> np.ndarray:
+                return _sums(restored(cut[0], s, trail, 0), cut[1], cut[2], lags)
+
+            def asymmetry(s: float, sums: Callable[[float], np.ndarray] = sums) -> float:
+                excess, _, charge = sums(s)
                 return float(excess / charge)
 
             if not asymmetry(-SEARCH) > 0 > asymmetry(SEARCH):
-                return Transfer(runs=count)  # no share makes the runs symmetric
+                return Transfer(runs=len(starts))  # no share makes the runs symmetric
             share = float(brentq(asymmetry, -SEARCH, SEARCH, xtol=1e-6))
-        _, squares, charge = self.excess(share, runs)
+        _, squares, charge = sums(share)
         step = -1e-3 if share > 0 else 1e-3
         slope = (asymmetry(share + step) - asymmetry(share)) / step
         error = float(np.sqrt(squares) / charge / abs(slope)) if slope else float("inf")
-        return Transfer(share, error, count)
+        return Transfer(share, error, len(starts))
 
 
 def measure(charges: Iterable[tuple[np.ndarray, float]], cfg: CtiCorrectionConfig) -> CTI:
