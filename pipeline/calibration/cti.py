@@ -12,7 +12,7 @@ weighted mean was ruled by the brightest deposits, whose blooming and bleed are 
 and measured -0.14 for the artefact-rich suite detector's parallel 0.005 (the median: 0.0043 +-
 0.0011). The runs are found again on the charge restored with the last estimate (`ITERATIONS`
 times): on the charge as read, trails lengthen a run's trailing end and bias the share low. Its
-error is the median's (1.2533 x the runs' robust spread / sqrt(runs)), through the slope. A
+error is the median's (sqrt(pi/2) x the runs' robust spread / sqrt(runs)), through the slope. A
 share is undone (`CTI.counts`) where it is `significance` errors from zero and at least
 `min_share`: a clean detector's frames are left exactly as they are.
 """
@@ -27,13 +27,12 @@ import numpy as np
 from scipy.optimize import brentq
 
 from pipeline.calibration.frames import calibrated
+from pipeline.calibration.hot_pixels import MAD_TO_SIGMA, MEDIAN_SPREAD
 from pipeline.config.readout import CtiCorrectionConfig
 from pipeline.config.stages import FrameSections
 from pipeline.core.transfer import restored
 
 AXES = {"parallel": 0, "serial": 1}  # along columns (toward row 0), along rows (toward column 0)
-MEDIAN_NOISE = 1.2533  # a median's standard error, in standard deviations / sqrt(n)
-MAD_TO_SIGMA = 1.4826  # a Gaussian's standard deviation in median absolute deviations
 SEARCH = 0.45  # |share| searched: the inverse is stable below 1/2
 ITERATIONS = 3  # runs found again on the restored charge (the estimate settles by the third)
 MAX_PIXELS = 2**24  # charge kept for the measurement: ~16 frames of 1024^2, 64 MiB as float32
@@ -173,7 +172,7 @@ class _Axis:
                 return Transfer(runs=len(starts))  # no share makes the runs symmetric
             share = float(brentq(asymmetry, -SEARCH, SEARCH, xtol=1e-6))
         each = ratios(share)
-        spread = MEDIAN_NOISE * MAD_TO_SIGMA * float(np.median(np.abs(each - np.median(each))))
+        spread = MEDIAN_SPREAD * MAD_TO_SIGMA * float(np.median(np.abs(each - np.median(each))))
         step = -1e-3 if share > 0 else 1e-3
         slope = (asymmetry(share + step) - asymmetry(share)) / step
         error = spread / np.sqrt(len(each)) / abs(slope) if slope else float("inf")

@@ -5,7 +5,7 @@ frame, undone before the network, and the pixels a step raised labelled artefact
 outweighs their charge.
 
 A step at column c: the median of the `window_px` pixels after c minus that of those before it,
-`min_sigma` of its noise (each median's is 1.2533 sigma / sqrt(n)) from zero, at the column of
+`min_sigma` of its noise (each median's is sqrt(pi/2) sigma / sqrt(n)) from zero, at the column of
 the row's largest such difference; it must hold (the medians of everything after and before c
 differ by it, within a quarter of it or 3 errors) and both sides must be flat (each half of a
 side within the same bound: glow falls off smoothly and is not a step); and the rows beside it
@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.calibration.hot_pixels import MAD_TO_SIGMA, MEDIAN_SPREAD
 from pipeline.config.readout import JumpsConfig
 
-MEDIAN_NOISE = 1.2533  # the standard error of a Gaussian sample's median, in sigma / sqrt(n)
 MIN_SIDE_PX = 8  # the shortest side of a step near a row's end that is looked at
 
 
@@ -37,7 +37,7 @@ class Jump:
 
 
 def _median_error(noise_e: float, n: int) -> float:
-    return MEDIAN_NOISE * noise_e / np.sqrt(max(n, 1))
+    return MEDIAN_SPREAD * noise_e / np.sqrt(max(n, 1))
 
 
 def _agrees(a: float, b: float, step: float, noise_e: float, n: int) -> bool:
@@ -124,7 +124,7 @@ def _alone(charge: np.ndarray, row: int, column: int, size: float, width: int) -
 def _uniform(side: np.ndarray, level: float, noise_e: float) -> bool:
     """Whether `side` scatters no more than shot and read noise about `level` allow (robust
     sigma within 3 times): a trap's column is; a steep track reaching the frame's edge is not."""
-    spread = 1.4826 * float(np.median(np.abs(side - np.median(side))))
+    spread = MAD_TO_SIGMA * float(np.median(np.abs(side - np.median(side))))
     return spread <= 3 * np.sqrt(noise_e**2 + max(level, 0.0))
 
 

@@ -1,14 +1,14 @@
 """A frame's charge with the readout's own artefacts undone, in the reverse of the order the
 readout made them: pedestal jumps (the baseline, last: pipeline/calibration/jumps.py), then
 charge-transfer inefficiency (pipeline/calibration/cti.py), then the charge of bad columns
-starting at a trap (jumps.trap_columns); and the pixels whose charge is
-mostly what they put there, which the truth calls artefact. `infer` labels the restored charge
-and its catalogue sums it.
+starting at a trap (jumps.trap_columns); and the pixels whose charge is mostly what they put
+there, which the truth calls artefact. `infer` and `classical` label the restored charge and
+their catalogues sum it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -48,9 +48,11 @@ class Restorer:
         """The map file's record of it."""
         return self.measured.attrs() if self.measured is not None else {}
 
-    def labeller(self, label: Label, artefact: int | None) -> Label:
+    def labeller(self, label: Label, classes: Sequence[str], artefact_class: str) -> Label:
         """`label` (charge, noise -> labels, probabilities) on the restored charge, the pixels
-        the artefacts made set to `artefact` (None: the labels as they are)."""
+        the artefacts made set to `artefact_class` (the labels as they are where `classes`
+        lacks it)."""
+        artefact = classes.index(artefact_class) if artefact_class in classes else None
 
         def restored_label(
             read: np.ndarray, noise_e: float
@@ -87,7 +89,8 @@ class Restorer:
         return charge, made
 
     def summed(self, read: np.ndarray) -> np.ndarray:
-        """The restored charge of the frame just restored (`read` itself, else as read)."""
+        """The charge a catalogue sums: the restored charge of the frame just restored (`read`
+        itself), else the charge as read (nothing restored)."""
         if self._last is not None and self._last[0] is read:
             return self._last[1]
         return read

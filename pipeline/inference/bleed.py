@@ -28,8 +28,7 @@ import numpy as np
 from scipy import ndimage
 
 from pipeline.config.reconstruction import ArtefactShapesConfig
-
-ARTEFACT = "artefact"
+from pipeline.inference.shapes import ARTEFACT
 
 
 def _flat(charge: np.ndarray, noise_e: float, cfg: ArtefactShapesConfig) -> np.ndarray:

@@ -124,18 +124,16 @@ def classical_file(
         return classical_labels(charge, noise_e, config), None
 
     restorer = Restorer.for_file(input_path, config)
-    known = shapes.ARTEFACT in config.classes
-    artefact = config.classes.index(shapes.ARTEFACT) if known else None
     result = write_maps(
         config,
-        restorer.labeller(label, artefact),
+        restorer.labeller(label, config.classes, shapes.ARTEFACT),
         input_path,
         output_path,
         catalogue_path,
         progress=progress,
         desc="classical",
         closing=restorer.attrs,
-        summed=restorer.summed if restorer.active else None,
+        summed=restorer.summed,
     )
     notes = "\n".join(restorer.notes())
     return dataclasses.replace(result, made_with=notes) if notes else result

@@ -94,8 +94,6 @@ def infer_file(
 
     shift = LabelShift(cfg.priors, card, config.classes)
     restorer = Restorer.for_file(input_path, config)  # the readout's artefacts undone
-    with_artefact = shapes.ARTEFACT in config.classes
-    artefact = config.classes.index(shapes.ARTEFACT) if with_artefact else None
 
     def label(charge: np.ndarray, noise_e: float) -> tuple[np.ndarray, np.ndarray | None]:
         probs = first.probabilities(charge, noise_e, input_path)
@@ -131,7 +129,7 @@ def infer_file(
     with runtime.torch_threads(1) if engine == "onnxruntime" else contextlib.nullcontext():
         result = write_maps(
             config,
-            restorer.labeller(label, artefact),
+            restorer.labeller(label, config.classes, shapes.ARTEFACT),
             input_path,
             output_path,
             catalogue_path,
@@ -151,7 +149,7 @@ def infer_file(
             },
             closing=lambda: {**shift.attrs(), **restorer.attrs()},
             uncertainty=True,
-            summed=restorer.summed if restorer.active else None,
+            summed=restorer.summed,
         )
     notes = restorer.notes()
     if partner is not None:

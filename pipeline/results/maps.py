@@ -113,7 +113,8 @@ def write_maps(
     (taken as they are labelled: one pass), and `provenance` (the model's, for a network);
     `closing` gives attributes known once every frame is labelled (the priors voted under);
     with `uncertainty`, the labeller's probabilities give the map's per-pixel uncertainty;
-    `summed` gives the charge the catalogue sums from the charge as read (CTI undone).
+    `summed` gives the charge the catalogue sums from the charge as read (the readout's artefacts
+    undone: pipeline/calibration/restore.py).
     Every frame passes the plausibility check first (`calibrate.plausibility`)."""
     start, name = time.perf_counter(), Path(input_path).name
     with calibrated(input_path, config) as frames:
